@@ -1,0 +1,120 @@
+# Shared by the scripts in deploy/: sourced, never run. Defines helpers and the
+# suite's layout and settings; it runs nothing by itself.
+# shellcheck shell=bash disable=SC2034
+
+deploy_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(cd "$deploy_dir/.." && pwd)
+run_dir="$repo_root/.local/run"
+log_dir="$repo_root/.local/logs"
+
+# the four services, in start order
+services=(intake routing dispatch survey)
+
+# every script names itself in its messages so a long `make` output stays readable
+log_tag=$(basename "${0%.sh}")
+say() { printf '%s: %s\n' "$log_tag" "$*"; }
+die() {
+    printf '%s: error: %s\n' "$log_tag" "$*" >&2
+    exit 1
+}
+
+# runs a command as root: directly when we are root, else through sudo
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "'$*' needs root and sudo is not installed"
+    fi
+}
+
+# installs Debian packages without questions (CI has no stdin)
+apt_install() {
+    command -v apt-get >/dev/null || die "apt-get not found: install $* with your package manager and run again"
+    say "installing $* (apt-get)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+# wait_until SECONDS COMMAND...: polls COMMAND until it succeeds; fails after SECONDS
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+# true when something accepts TCP connections on HOST PORT
+port_open() {
+    # shellcheck disable=SC2016 # $1 and $2 expand in the inner shell
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+# true when PID is a live process; a zombie (exited, not yet reaped) counts as dead
+pid_alive() {
+    local pid=$1 state
+    kill -0 "$pid" 2>/dev/null || return 1
+    [[ -r /proc/$pid/stat ]] || return 0
+    read -r _ _ state _ <"/proc/$pid/stat" || return 1
+    [[ $state != Z ]]
+}
+
+# the pid recorded for SERVICE if that process is still this service, else nothing;
+# checking the command line guards against a pid reused after a reboot
+service_pid() {
+    local pid_file="$run_dir/$1.pid" pid
+    [[ -f $pid_file ]] || return 1
+    pid=$(<"$pid_file")
+    [[ $pid =~ ^[0-9]+$ ]] && pid_alive "$pid" || return 1
+    if [[ -r /proc/$pid/cmdline ]]; then
+        tr '\0' '\n' <"/proc/$pid/cmdline" | head -n 1 | grep -q "dispatch311-$1\$" || return 1
+    fi
+    echo "$pid"
+}
+
+# Exports the suite's settings. Listen addresses can be overridden from the
+# environment; the database and Redis are the local servers the ensure-*
+# scripts provide, so an unrelated DATABASE_URL in the caller's shell does not leak in.
+suite_env() {
+    export DISPATCH311_DB_NAME="${DISPATCH311_DB_NAME:-dispatch311}"
+    export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DISPATCH311_DB_NAME"
+    export REDIS_URL="redis://127.0.0.1:6379"
+    export RUST_LOG="${RUST_LOG:-info}"
+    export DISPATCH311_INTAKE_ADDR="${DISPATCH311_INTAKE_ADDR:-127.0.0.1:50051}"
+    export DISPATCH311_ROUTING_ADDR="${DISPATCH311_ROUTING_ADDR:-127.0.0.1:50052}"
+    export DISPATCH311_DISPATCH_ADDR="${DISPATCH311_DISPATCH_ADDR:-127.0.0.1:50053}"
+    export DISPATCH311_SURVEY_ADDR="${DISPATCH311_SURVEY_ADDR:-127.0.0.1:50054}"
+    local svc addr_var url_var
+    for svc in "${services[@]}"; do
+        addr_var="DISPATCH311_${svc^^}_ADDR"
+        url_var="DISPATCH311_${svc^^}_URL"
+        export "$url_var=${!url_var:-http://$(connect_addr "${!addr_var}")}"
+    done
+}
+
+# the listen address of SERVICE (after suite_env)
+service_addr() {
+    local var="DISPATCH311_${1^^}_ADDR"
+    echo "${!var}"
+}
+
+# a listen address turned into one a client can connect to (0.0.0.0 → 127.0.0.1)
+connect_addr() {
+    local host=${1%:*} port=${1##*:}
+    case $host in
+    0.0.0.0 | "" | "[::]") host=127.0.0.1 ;;
+    esac
+    echo "$host:$port"
+}
+
+# true when SERVICE's address accepts connections
+service_answers() {
+    local addr
+    addr=$(connect_addr "$(service_addr "$1")")
+    local host=${addr%:*}
+    host=${host#[}
+    port_open "${host%]}" "${addr##*:}"
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds the four services and starts them in the background, each with its log
+# in .local/logs/<service>.log and its pid in .local/run/<service>.pid. Stops a
+# suite already running first, so running it again restarts everything.
+# Expects Redis and PostgreSQL up (deploy/ensure-deps.sh).
+set -euo pipefail
+# shellcheck source=deploy/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+start_timeout="${DISPATCH311_START_TIMEOUT:-60}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dispatch311-target}"
+
+cd "$repo_root"
+"$deploy_dir/stop-suite.sh"
+
+say "building the services (cargo build --bins, target dir $CARGO_TARGET_DIR)"
+cargo build --bins
+
+# settings are exported after the build: cargo never sees DATABASE_URL
+suite_env
+mkdir -p "$run_dir" "$log_dir"
+
+for svc in "${services[@]}"; do
+    [[ -x $CARGO_TARGET_DIR/debug/dispatch311-$svc ]] || die "the build made no binary dispatch311-$svc"
+    if service_answers "$svc"; then
+        die "$(service_addr "$svc") is already in use by another program: stop it or set DISPATCH311_${svc^^}_ADDR"
+    fi
+done
+
+start_service() {
+    local svc=$1
+    # a subshell starts the service so it is not this script's child and outlives it
+    (
+        export OTEL_SERVICE_NAME="dispatch311-$svc"
+        nohup "$CARGO_TARGET_DIR/debug/dispatch311-$svc" </dev/null >"$log_dir/$svc.log" 2>&1 &
+        echo $! >"$run_dir/$svc.pid"
+    )
+}
+
+# prints why SERVICE stopped, stops the rest, and fails
+fail_start() {
+    local svc=$1 reason=$2
+    printf '%s: error: dispatch311-%s %s; last lines of %s:\n' "$log_tag" "$svc" "$reason" ".local/logs/$svc.log" >&2
+    tail -n 30 "$log_dir/$svc.log" >&2 || true
+    "$deploy_dir/stop-suite.sh" >&2
+    exit 1
+}
+
+for svc in "${services[@]}"; do
+    start_service "$svc"
+done
+
+deadline=$((SECONDS + start_timeout))
+for svc in "${services[@]}"; do
+    pid=$(<"$run_dir/$svc.pid")
+    until service_answers "$svc"; do
+        pid_alive "$pid" || fail_start "$svc" "exited during start-up"
+        ((SECONDS < deadline)) || fail_start "$svc" "did not listen on $(service_addr "$svc") within $start_timeout s"
+        sleep 0.2
+    done
+done
+
+echo
+echo "dispatch311 is running:"
+for svc in "${services[@]}"; do
+    printf '  %-9s %-17s pid %-7s log .local/logs/%s.log\n' "$svc" "$(service_addr "$svc")" "$(<"$run_dir/$svc.pid")" "$svc"
+done
+echo
+if [[ -n ${OTEL_EXPORTER_OTLP_ENDPOINT:-} ]]; then
+    echo "traces:  sent to $OTEL_EXPORTER_OTLP_ENDPOINT (see deploy/README.md)"
+else
+    echo "traces:  not exported; to see them in Jaeger: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 make run (deploy/README.md)"
+fi
+echo "try it:  make tour     (the two-minute tour)"
+echo "logs:    make logs     (or .local/logs/<service>.log)"
+echo "status:  make status"
+echo "stop:    make stop"

@@ -1,0 +1,125 @@
+//! PostgreSQL access shared by the services: one pool per service, bound to
+//! the service's own schema, and that schema's migrations applied at start.
+//!
+//! Each service owns one schema (`intake`, `routing`, `dispatch`, `survey`)
+//! and sets `search_path` to it on every connection, so its queries name
+//! tables unqualified and cannot reach another service's tables by accident.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::{
+    ConnectOptions, Connection, PgConnection, PgPool,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// Database settings of one service.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// e.g. `postgres://postgres@127.0.0.1:5432/dispatch311`
+    pub url: String,
+    /// The service's schema; a plain lowercase identifier.
+    pub schema: &'static str,
+    pub max_connections: u32,
+}
+
+impl DbConfig {
+    /// From `DATABASE_URL` (default: the local development database) and
+    /// `DISPATCH311_DB_MAX_CONNECTIONS` (default 16).
+    pub fn from_env(schema: &'static str) -> anyhow::Result<Self> {
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
+        let max_connections = match std::env::var("DISPATCH311_DB_MAX_CONNECTIONS") {
+            Ok(v) => v.parse().context("DISPATCH311_DB_MAX_CONNECTIONS must be a positive integer")?,
+            Err(_) => 16,
+        };
+        Ok(Self { url, schema, max_connections })
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/dispatch311";
+
+/// Creates the schema if needed and returns a pool whose connections use it.
+pub async fn connect(config: &DbConfig) -> anyhow::Result<PgPool> {
+    anyhow::ensure!(
+        !config.schema.is_empty() && config.schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "schema name must be a lowercase identifier: {}",
+        config.schema
+    );
+    let options: PgConnectOptions = config.url.parse().context("DATABASE_URL is not a PostgreSQL url")?;
+    let options = options.options([("search_path", config.schema)]).log_statements(tracing::log::LevelFilter::Trace);
+
+    // the schema must exist before a connection can use it as search_path
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(&config.url)))?;
+    let create = format!("CREATE SCHEMA IF NOT EXISTS {}", config.schema);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut conn).await?;
+    conn.close().await?;
+
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Applies the service's migrations (sqlx keeps its bookkeeping table in the
+/// service schema; an advisory lock makes concurrent replicas safe).
+pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
+    migrator.run(pool).await.context("database migration failed")?;
+    Ok(())
+}
+
+/// True when the error means the database could not be reached (the caller
+/// answers UNAVAILABLE rather than INTERNAL).
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+}
+
+/// The url without its password, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match url.parse::<PgConnectOptions>() {
+        Ok(o) => format!("{}:{}/{}", o.get_host(), o.get_port(), o.get_database().unwrap_or("")),
+        Err(_) => "<invalid url>".to_string(),
+    }
+}
+
+/// Fresh databases for tests: each test gets its own, so tests run in parallel.
+pub mod testing {
+    use super::*;
+
+    /// The server tests use: `DISPATCH311_TEST_DATABASE_URL`, else `DATABASE_URL`,
+    /// else the local development server (any database on it).
+    pub fn admin_url() -> String {
+        std::env::var("DISPATCH311_TEST_DATABASE_URL")
+            .or_else(|_| std::env::var("DATABASE_URL"))
+            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string())
+    }
+
+    /// Creates an empty database named `d311_test_<random>` and returns its url.
+    pub async fn create_database() -> anyhow::Result<String> {
+        let admin: PgConnectOptions = admin_url().parse()?;
+        let admin = admin.database("postgres");
+        let mut conn = PgConnection::connect_with(&admin).await.context("test PostgreSQL is not reachable")?;
+        let name = format!("d311_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+        conn.close().await?;
+        let url = admin.database(&name).to_url_lossy();
+        Ok(url.to_string())
+    }
+
+    /// Drops a database made by `create_database`, disconnecting its clients.
+    pub async fn drop_database(url: &str) -> anyhow::Result<()> {
+        let options: PgConnectOptions = url.parse()?;
+        let name = options.get_database().unwrap_or_default().to_string();
+        anyhow::ensure!(name.starts_with("d311_test_"), "refusing to drop {name}");
+        let mut conn = PgConnection::connect_with(&options.database("postgres")).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(())
+    }
+}

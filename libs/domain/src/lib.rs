@@ -1,0 +1,13 @@
+//! Domain types shared by the dispatch311 services: service request numbers,
+//! the complaint taxonomy, the city's bounds, status names and time
+//! conversions. No I/O lives here.
+
+pub mod bounds;
+pub mod sr_number;
+pub mod status;
+pub mod taxonomy;
+pub mod time;
+
+pub use bounds::CityBounds;
+pub use sr_number::SrNumber;
+pub mod jobs;

@@ -1,0 +1,5 @@
+//! Telemetry for every dispatch311 binary: tracing subscriber with JSON logs,
+//! OpenTelemetry export, and trace-context propagation.
+
+pub mod attributes;
+pub mod propagation;

@@ -1,0 +1,337 @@
+//! Turns a `CreateServiceRequestRequest` into a `NewServiceRequest`, or into
+//! INVALID_ARGUMENT listing every field that is wrong. Nothing is stored
+//! unless the whole request is valid.
+
+use chrono::{DateTime, Duration, Utc};
+use dispatch311_domain::{CityBounds, taxonomy, time::from_timestamp};
+use dispatch311_grpc::status::FieldViolations;
+use dispatch311_proto::{
+    common::v1::{Address, Channel},
+    intake::v1::{Complainant, CreateServiceRequestRequest, PhotoReference},
+};
+
+pub const MAX_REQUEST_ID: usize = 128;
+pub const MAX_DESCRIPTOR: usize = 100;
+pub const MAX_ADDRESS_FIELD: usize = 200;
+pub const MAX_DESCRIPTION: usize = 4_000;
+pub const MAX_PHOTOS: usize = 10;
+pub const MAX_PHOTO_URI: usize = 2_048;
+pub const MAX_NAME: usize = 100;
+pub const MAX_EMAIL: usize = 254;
+/// Clocks of phones and call-center desks drift; a little future is tolerated.
+pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+/// Older observations are history, not a condition to dispatch to.
+pub const MAX_OBSERVATION_AGE: Duration = Duration::days(30);
+
+/// A request that passed validation, in domain terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewServiceRequest {
+    pub request_id: String,
+    /// The taxonomy's spelling, whatever the caller's case.
+    pub complaint_type: &'static str,
+    pub descriptor: String,
+    pub location: Option<(f64, f64)>,
+    pub address: Address,
+    pub description: String,
+    pub photos: Vec<PhotoReference>,
+    pub channel: Channel,
+    pub complainant: Option<Complainant>,
+    pub observed_at: DateTime<Utc>,
+}
+
+pub fn validate(
+    request: CreateServiceRequestRequest,
+    bounds: &CityBounds,
+    now: DateTime<Utc>,
+) -> Result<NewServiceRequest, tonic::Status> {
+    let mut v = FieldViolations::new();
+
+    let request_id = request.request_id.trim().to_string();
+    if request_id.is_empty() {
+        v.add("request_id", "required: a client-chosen idempotency key such as a UUID");
+    } else if request_id.len() > MAX_REQUEST_ID
+        || !request_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        v.add("request_id", "must be 1-128 characters of letters, digits, '-', '_', '.' or ':'");
+    }
+
+    let complaint_type = match request.complaint_type.trim() {
+        "" => {
+            v.add("complaint_type", "required");
+            None
+        }
+        name => match taxonomy::lookup(name) {
+            Some(known) => Some(known.name),
+            None => {
+                v.add("complaint_type", format!("unknown complaint type '{}'", clip(name, 60)));
+                None
+            }
+        },
+    };
+
+    let descriptor = request.descriptor.trim().to_string();
+    check_text(&mut v, "descriptor", &descriptor, MAX_DESCRIPTOR);
+
+    let address = request.address.unwrap_or_default();
+    check_text(&mut v, "address.street_address", &address.street_address, MAX_ADDRESS_FIELD);
+    check_text(&mut v, "address.cross_street", &address.cross_street, MAX_ADDRESS_FIELD);
+    check_text(&mut v, "address.borough", &address.borough, MAX_ADDRESS_FIELD);
+    let postal_code = address.postal_code.trim();
+    if !postal_code.is_empty() && !(postal_code.len() == 5 && postal_code.bytes().all(|b| b.is_ascii_digit())) {
+        v.add("address.postal_code", "must be a five-digit ZIP code");
+    }
+
+    let location = match request.location {
+        None => {
+            if address.street_address.trim().is_empty() {
+                v.add("location", "required unless address.street_address is given");
+            }
+            None
+        }
+        Some(point) => check_location(&mut v, point.latitude, point.longitude, bounds),
+    };
+
+    let description = request.description;
+    check_text(&mut v, "description", &description, MAX_DESCRIPTION);
+
+    if request.photos.len() > MAX_PHOTOS {
+        v.add("photos", format!("at most {MAX_PHOTOS} photos"));
+    }
+    for (i, photo) in request.photos.iter().enumerate() {
+        check_photo(&mut v, i, photo);
+    }
+
+    let channel = match Channel::try_from(request.channel) {
+        Ok(Channel::Unspecified) => {
+            v.add("channel", "required");
+            Channel::Unspecified
+        }
+        Ok(channel) => channel,
+        Err(_) => {
+            v.add("channel", format!("unknown channel {}", request.channel));
+            Channel::Unspecified
+        }
+    };
+
+    let complainant = request.complainant.map(|c| normalize_complainant(&mut v, c));
+
+    let observed_at = match request.observed_at {
+        None => now,
+        Some(ts) => match from_timestamp(&ts) {
+            None => {
+                v.add("observed_at", "not a valid timestamp");
+                now
+            }
+            Some(at) if at > now + MAX_CLOCK_SKEW => {
+                v.add("observed_at", "is in the future");
+                now
+            }
+            Some(at) if at < now - MAX_OBSERVATION_AGE => {
+                v.add("observed_at", "is more than 30 days ago");
+                now
+            }
+            Some(at) => at,
+        },
+    };
+
+    v.into_result()?;
+    Ok(NewServiceRequest {
+        request_id,
+        complaint_type: complaint_type.expect("a missing type is a violation"),
+        descriptor,
+        location,
+        address: Address {
+            street_address: address.street_address.trim().to_string(),
+            cross_street: address.cross_street.trim().to_string(),
+            borough: address.borough.trim().to_uppercase(),
+            postal_code: postal_code.to_string(),
+        },
+        description,
+        photos: request.photos,
+        channel,
+        complainant,
+        observed_at,
+    })
+}
+
+fn check_location(v: &mut FieldViolations, latitude: f64, longitude: f64, bounds: &CityBounds) -> Option<(f64, f64)> {
+    let before = v.len();
+    if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
+        v.add("location.latitude", "must be between -90 and 90");
+    }
+    if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
+        v.add("location.longitude", "must be between -180 and 180");
+    }
+    if v.len() > before {
+        return None;
+    }
+    if latitude == 0.0 && longitude == 0.0 {
+        // an unset location from a client that filled the message anyway
+        v.add("location", "0,0 is not a place in the city; omit location and give an address instead");
+        return None;
+    }
+    if !bounds.contains(latitude, longitude) {
+        v.add("location", format!("{latitude:.5},{longitude:.5} is outside the city's bounds"));
+        return None;
+    }
+    Some((latitude, longitude))
+}
+
+fn check_photo(v: &mut FieldViolations, i: usize, photo: &PhotoReference) {
+    let uri = photo.uri.trim();
+    let allowed_scheme = ["https://", "http://", "s3://"].iter().any(|s| uri.starts_with(s));
+    if uri.is_empty() || uri.len() > MAX_PHOTO_URI || !allowed_scheme || uri.chars().any(char::is_whitespace) {
+        v.add(format!("photos[{i}].uri"), "must be an http(s) or s3 URI of at most 2,048 characters");
+    }
+    if !matches!(photo.content_type.as_str(), "image/jpeg" | "image/png") {
+        v.add(format!("photos[{i}].content_type"), "must be image/jpeg or image/png");
+    }
+}
+
+fn normalize_complainant(v: &mut FieldViolations, c: Complainant) -> Complainant {
+    // messages name the field, never echo its value: contact details stay out of errors and logs
+    let name = c.name.trim().to_string();
+    check_text(v, "complainant.name", &name, MAX_NAME);
+    let phone = c.phone.trim().to_string();
+    if !phone.is_empty() {
+        let digits = phone.bytes().filter(u8::is_ascii_digit).count();
+        let allowed = phone.bytes().all(|b| b.is_ascii_digit() || b" +-().".contains(&b));
+        if !allowed || !(7..=15).contains(&digits) {
+            v.add("complainant.phone", "must be 7 to 15 digits, optionally with spaces, '+', '-', '(', ')' or '.'");
+        }
+    }
+    let email = c.email.trim().to_string();
+    if !email.is_empty() && !looks_like_email(&email) {
+        v.add("complainant.email", "must be an e-mail address of at most 254 characters");
+    }
+    if c.consent_to_contact && phone.is_empty() && email.is_empty() {
+        v.add("complainant.consent_to_contact", "consent needs a phone number or an e-mail address to contact");
+    }
+    Complainant { name, phone, email, consent_to_contact: c.consent_to_contact }
+}
+
+fn looks_like_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= MAX_EMAIL
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}
+
+fn check_text(v: &mut FieldViolations, field: &str, value: &str, max_chars: usize) {
+    if value.chars().count() > max_chars {
+        v.add(field, format!("at most {max_chars} characters"));
+    } else if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+        v.add(field, "must not contain control characters");
+    }
+}
+
+fn clip(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use dispatch311_proto::common::v1::GeoPoint;
+
+    use super::*;
+
+    fn valid() -> CreateServiceRequestRequest {
+        CreateServiceRequestRequest {
+            request_id: "req-1".into(),
+            complaint_type: "illegal parking".into(),
+            descriptor: "Blocked Hydrant".into(),
+            location: Some(GeoPoint { latitude: 40.7484, longitude: -73.9857 }),
+            channel: Channel::MobileApp as i32,
+            ..Default::default()
+        }
+    }
+
+    fn violations(request: CreateServiceRequestRequest) -> Vec<String> {
+        use tonic_types::StatusExt;
+        let status = validate(request, &CityBounds::NEW_YORK_CITY, Utc::now()).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let bad = status.get_details_bad_request().expect("field violations attached");
+        bad.field_violations.into_iter().map(|f| f.field).collect()
+    }
+
+    #[test]
+    fn accepts_a_valid_request_and_uses_the_taxonomy_spelling() {
+        let new = validate(valid(), &CityBounds::NEW_YORK_CITY, Utc::now()).unwrap();
+        assert_eq!(new.complaint_type, "Illegal Parking");
+        assert_eq!(new.location, Some((40.7484, -73.9857)));
+    }
+
+    #[test]
+    fn names_every_bad_field_at_once() {
+        let request = CreateServiceRequestRequest {
+            request_id: String::new(),
+            complaint_type: "Dragons".into(),
+            location: Some(GeoPoint { latitude: 95.0, longitude: -73.9 }),
+            channel: 0,
+            ..Default::default()
+        };
+        let fields = violations(request);
+        for f in ["request_id", "complaint_type", "location.latitude", "channel"] {
+            assert!(fields.contains(&f.to_string()), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_places_outside_the_city_and_null_island() {
+        let mut far = valid();
+        far.location = Some(GeoPoint { latitude: 39.95, longitude: -75.16 });
+        assert_eq!(violations(far), ["location"]);
+        let mut zero = valid();
+        zero.location = Some(GeoPoint { latitude: 0.0, longitude: 0.0 });
+        assert_eq!(violations(zero), ["location"]);
+    }
+
+    #[test]
+    fn an_address_can_stand_in_for_coordinates() {
+        let mut request = valid();
+        request.location = None;
+        assert_eq!(violations(request.clone()), ["location"]);
+        request.address = Some(Address { street_address: "350 5th Avenue".into(), ..Default::default() });
+        assert!(validate(request, &CityBounds::NEW_YORK_CITY, Utc::now()).is_ok());
+    }
+
+    #[test]
+    fn rejects_observations_in_the_future_or_long_past() {
+        let now = Utc::now();
+        let mut future = valid();
+        future.observed_at = Some(dispatch311_domain::time::to_timestamp(now + Duration::hours(1)));
+        assert_eq!(violations(future), ["observed_at"]);
+        let mut old = valid();
+        old.observed_at = Some(dispatch311_domain::time::to_timestamp(now - Duration::days(31)));
+        assert_eq!(violations(old), ["observed_at"]);
+    }
+
+    #[test]
+    fn checks_contact_details_without_echoing_them() {
+        use tonic_types::StatusExt;
+        let mut request = valid();
+        request.complainant = Some(Complainant {
+            name: "Pat".into(),
+            phone: "call me 555".into(),
+            email: "not-an-email".into(),
+            consent_to_contact: true,
+        });
+        let status = validate(request, &CityBounds::NEW_YORK_CITY, Utc::now()).unwrap_err();
+        let text = format!("{status:?} {:?}", status.get_details_bad_request());
+        assert!(text.contains("complainant.phone") && text.contains("complainant.email"));
+        assert!(!text.contains("call me 555") && !text.contains("not-an-email"));
+    }
+
+    #[test]
+    fn bounds_photo_count_and_types() {
+        let mut request = valid();
+        request.photos = vec![PhotoReference { uri: "ftp://x".into(), content_type: "image/gif".into() }];
+        assert_eq!(violations(request), ["photos[0].uri", "photos[0].content_type"]);
+    }
+}
