@@ -70,7 +70,7 @@ service_pid() {
     pid=$(<"$pid_file")
     [[ $pid =~ ^[0-9]+$ ]] && pid_alive "$pid" || return 1
     if [[ -r /proc/$pid/cmdline ]]; then
-        tr '\0' '\n' <"/proc/$pid/cmdline" | head -n 1 | grep -q "dispatch311-$1\$" || return 1
+        tr '\0' '\n' <"/proc/$pid/cmdline" | grep -q "dispatch311-$1\$" || return 1
     fi
     echo "$pid"
 }

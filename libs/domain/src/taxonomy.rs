@@ -3,6 +3,9 @@
 //! Names follow the city's published 311 data. Police types are the ones the
 //! police department handles; dispatch's jurisdiction guard builds on that
 //! flag. Which agency gets a request is decided by routing's rule table.
+//! Names are matched without regard to case, so the city's two spellings of
+//! "Plumbing" and "Elevator" (buildings and housing departments) are one type
+//! here; routing sends them to one agency.
 
 /// A complaint type and whether it is police work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +73,6 @@ pub const COMPLAINT_TYPES: &[ComplaintType] = &[
     other("Derelict Vehicles"),
     other("Dirty Condition"),
     other("ELECTRIC"),
-    other("ELEVATOR"),
     other("Electrical"),
     other("Electronics Waste Appointment"),
     other("Elevator"),
@@ -109,7 +111,6 @@ pub const COMPLAINT_TYPES: &[ComplaintType] = &[
     other("Outdoor Dining"),
     other("Overgrown Tree/Branches"),
     other("PAINT/PLASTER"),
-    other("PLUMBING"),
     other("Plumbing"),
     other("Real Time Enforcement"),
     other("Residential Disposal Complaint"),

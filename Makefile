@@ -1,0 +1,74 @@
+# dispatch311 — build, run and test. `make` alone lists the targets.
+#
+# On a fresh Debian machine `make run` and `make test` install and start what
+# they need (Redis, PostgreSQL) through deploy/ensure-deps.sh; only the Rust
+# toolchain is expected to be there.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# one shared build directory, outside the checkout
+CARGO_TARGET_DIR ?= $(HOME)/.cache/dispatch311-target
+export CARGO_TARGET_DIR
+# real NYC open data for tests and benchmarks, kept outside the repository
+DISPATCH311_DATA_DIR ?= $(CURDIR)/../shared/data
+export DISPATCH311_DATA_DIR
+# the server tests create their throwaway databases on: the one deploy/ensure-postgres.sh provides
+DISPATCH311_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+export DISPATCH311_TEST_DATABASE_URL
+# rustup installs cargo here; a non-login shell may not have it on PATH
+export PATH := $(PATH):$(HOME)/.cargo/bin
+# apt-get never asks questions (CI has no stdin)
+export DEBIAN_FRONTEND := noninteractive
+
+CARGO ?= cargo
+
+.PHONY: help deps run stop status logs tour test build lint fmt bench clean-db
+
+help: ## list the targets
+	@echo "dispatch311 — make <target>:"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## install and start what the suite needs (Redis, PostgreSQL), check the Rust toolchain
+	@deploy/ensure-deps.sh
+
+run: deps ## build and start the four services in the background (restarts a running suite)
+	@deploy/run-suite.sh
+
+stop: ## stop the services started by `make run`
+	@deploy/stop-suite.sh
+
+status: ## show which services run
+	@deploy/status.sh || true
+
+logs: ## follow the services' logs (Ctrl-C to quit)
+	@compgen -G '.local/logs/*.log' >/dev/null || { echo "no logs yet: start the suite with 'make run'"; exit 1; }
+	@tail -n 20 -F .local/logs/*.log
+
+tour: ## the two-minute tour: file a request and follow it through the running suite
+	@deploy/status.sh --quiet || { echo "the suite is not running: start it with 'make run'"; exit 1; }
+	@source deploy/common.sh && suite_env && $(CARGO) run -q --bin dispatch311-cli -- tour
+
+test: deps ## run every test (against local Redis and PostgreSQL)
+	$(CARGO) test --workspace --all-targets
+
+build: ## build every crate and binary
+	$(CARGO) build --workspace --bins
+
+lint: ## check formatting, clippy warnings and the protos (buf lint)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@deploy/ensure-node.sh
+	npx -y @bufbuild/buf lint
+
+fmt: ## format all Rust code
+	$(CARGO) fmt --all
+
+bench: deps ## run the throughput benchmark (release build; prints figures)
+	$(CARGO) run --release -p dispatch311-tests --bin dispatch311-bench
+
+clean-db: ## drop test databases (d311_test_*) left behind by crashed tests
+	@deploy/ensure-postgres.sh
+	@deploy/clean-test-dbs.sh

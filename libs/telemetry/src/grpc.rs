@@ -1,0 +1,149 @@
+//! Trace context across gRPC calls.
+//!
+//! Servers create their request span in `Server::builder().trace_fn(server_span)`,
+//! which sets the caller's context as parent *before* the span is entered (set
+//! later, inside an instrumented handler, it would silently start a new trace).
+//! `GrpcStatusLayer` then records the gRPC status on that span. Clients wrap their
+//! channel in `TraceContextInterceptor`, which sends the current span's context
+//! as `traceparent` metadata.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use http_body_util::BodyExt;
+use opentelemetry::trace::TraceContextExt;
+use tonic::{
+    Code, Status,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::propagation;
+
+/// A channel that sends the current span's trace context with every call:
+/// `IntakeServiceClient<TracedChannel>`.
+pub type TracedChannel = InterceptedService<Channel, TraceContextInterceptor>;
+
+/// The span of one incoming gRPC call, child of the caller's span when the
+/// request carries a `traceparent`. For `Server::builder().trace_fn(server_span)`.
+pub fn server_span(request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path().trim_start_matches('/');
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %path,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.grpc.status_code = tracing::field::Empty,
+    );
+    let parent = propagation::extract_headers(request.headers());
+    if parent.span().span_context().is_valid() {
+        // Fails only when the span is disabled by the log filter: nothing to trace then.
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// Sends the current span's trace context as gRPC metadata. Interceptors run
+/// synchronously inside the client call, so the context is that of the span
+/// the call is made in (an `#[instrument]`ed handler, or `.instrument(span)`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceContextInterceptor;
+
+impl Interceptor for TraceContextInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let cx = tracing::Span::current().context();
+        propagation::inject_metadata(&cx, request.metadata_mut());
+        Ok(request)
+    }
+}
+
+/// Records `rpc.grpc.status_code` on the server span (and marks it as an
+/// error for the codes that mean the server failed). Add it with
+/// `Server::builder().trace_fn(server_span).layer(GrpcStatusLayer)`.
+///
+/// Error statuses of unary calls arrive in the response headers; every other
+/// status arrives in the trailers at the end of the body, so the body is
+/// watched too, which keeps the span open until a stream is finished.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GrpcStatusLayer;
+
+impl<S> tower::Layer<S> for GrpcStatusLayer {
+    type Service = GrpcStatusService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcStatusService { inner }
+    }
+}
+
+/// The service built by [`GrpcStatusLayer`].
+#[derive(Clone, Debug)]
+pub struct GrpcStatusService<S> {
+    inner: S,
+}
+
+impl<S, RequestBody> tower::Service<http::Request<RequestBody>> for GrpcStatusService<S>
+where
+    S: tower::Service<http::Request<RequestBody>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            // tonic polls this future inside the span `trace_fn` created.
+            let span = tracing::Span::current();
+            if let Some(code) = grpc_status(response.headers()) {
+                record_status(&span, code);
+                return Ok(response);
+            }
+            Ok(response.map(|body| {
+                tonic::body::Body::new(body.map_frame(move |frame| {
+                    if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                        record_status(&span, code);
+                    }
+                    frame
+                }))
+            }))
+        })
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
+    let value = headers.get("grpc-status")?.to_str().ok()?;
+    value.parse::<i32>().ok().map(Code::from_i32)
+}
+
+fn record_status(span: &tracing::Span, code: Code) {
+    span.record("rpc.grpc.status_code", code as i64);
+    // The codes OpenTelemetry's RPC conventions count as server errors; the
+    // others (NOT_FOUND, INVALID_ARGUMENT…) are the caller's mistake.
+    let server_error = matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    );
+    if server_error {
+        span.record("otel.status_code", "error");
+    }
+}
