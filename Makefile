@@ -52,6 +52,8 @@ tour: ## the two-minute tour: file a request and follow it through the running s
 	@source deploy/common.sh && suite_env && $(CARGO) run -q --bin dispatch311-cli -- tour
 
 test: deps ## run every test (against local Redis and PostgreSQL)
+	@# the end-to-end tests start the real service binaries: build them first
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 
 build: ## build every crate and binary

@@ -5,15 +5,14 @@ set -euo pipefail
 # shellcheck source=deploy/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-sql() { PGCONNECT_TIMEOUT=5 psql -X -w -q -t -A -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres -d postgres "$@"; }
-
-mapfile -t names < <(sql -c "select datname from pg_database where datname like 'd311\_test\_%'")
-if ((${#names[@]} == 0)); then
+listed=$(pg_sql -d postgres -c "select datname from pg_database where datname like 'd311\_test\_%'")
+if [[ -z $listed ]]; then
     say "no test databases left"
     exit 0
 fi
+mapfile -t names <<<"$listed"
 for name in "${names[@]}"; do
     # the names come from the catalogue but are quoted anyway
-    sql -c "drop database if exists \"$name\" with (force)"
+    pg_sql -d postgres -c "drop database if exists \"$name\" with (force)"
 done
 say "dropped ${#names[@]} test databases"

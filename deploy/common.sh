@@ -37,6 +37,10 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 
+# runs psql against the local server as user postgres, unaligned output without
+# headers; -w: never prompt for a password (CI has no stdin)
+pg_sql() { PGCONNECT_TIMEOUT=5 psql -X -w -q -t -A -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres "$@"; }
+
 # wait_until SECONDS COMMAND...: polls COMMAND until it succeeds; fails after SECONDS
 wait_until() {
     local deadline=$((SECONDS + $1))

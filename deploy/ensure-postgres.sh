@@ -16,9 +16,7 @@ hba_marker="# dispatch311: trust user postgres on loopback"
 [[ $db_name =~ ^[a-z_][a-z0-9_]*$ ]] || die "DISPATCH311_DB_NAME must be a lowercase identifier, got '$db_name'"
 
 accepting() { pg_isready -q -h "$host" -p "$port"; }
-# -w: never prompt for a password (CI has no stdin)
-sql() { PGCONNECT_TIMEOUT=5 psql -X -w -q -t -A -v ON_ERROR_STOP=1 -h "$host" -p "$port" -U postgres "$@"; }
-query_works() { sql -d postgres -c 'select 1' >/dev/null 2>&1; }
+query_works() { pg_sql -d postgres -c 'select 1' >/dev/null 2>&1; }
 
 # the Debian cluster this script manages: the first version under /etc/postgresql with a "main" cluster
 cluster_version() {
@@ -105,15 +103,15 @@ else
         cluster "$version" reload
     fi
     if ! wait_until 10 query_works; then
-        sql -d postgres -c 'select 1' >&2 || true
+        pg_sql -d postgres -c 'select 1' >&2 || true
         die "postgresql on $host:$port does not let user postgres in without a password (error above)"
     fi
     say "ok: postgresql started and answers on $host:$port"
 fi
 
-if [[ -z $(sql -d postgres -c "select 1 from pg_database where datname = '$db_name'") ]]; then
+if [[ -z $(pg_sql -d postgres -c "select 1 from pg_database where datname = '$db_name'") ]]; then
     say "creating database $db_name"
-    sql -d postgres -c "create database $db_name"
+    pg_sql -d postgres -c "create database $db_name"
 else
     say "ok: database $db_name exists"
 fi

@@ -66,8 +66,9 @@ for svc in "${services[@]}"; do
     printf '  %-9s %-17s pid %-7s log .local/logs/%s.log\n' "$svc" "$(service_addr "$svc")" "$(<"$run_dir/$svc.pid")" "$svc"
 done
 echo
-if [[ -n ${OTEL_EXPORTER_OTLP_ENDPOINT:-} ]]; then
-    echo "traces:  sent to $OTEL_EXPORTER_OTLP_ENDPOINT (see deploy/README.md)"
+traces_endpoint=${OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:-${OTEL_EXPORTER_OTLP_ENDPOINT:-}}
+if [[ -n $traces_endpoint ]]; then
+    echo "traces:  sent to $traces_endpoint (see deploy/README.md)"
 else
     echo "traces:  not exported; to see them in Jaeger: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 make run (deploy/README.md)"
 fi

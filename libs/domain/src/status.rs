@@ -2,7 +2,7 @@
 //! shown in public timelines (`ROUTED` rather than
 //! `SERVICE_REQUEST_STATUS_ROUTED`).
 
-use dispatch311_proto::common::v1::{Priority, ServiceRequestStatus};
+use dispatch311_proto::common::v1::{Channel, Priority, ResolutionCode, ServiceRequestStatus};
 
 pub fn status_name(status: ServiceRequestStatus) -> &'static str {
     strip(status.as_str_name(), "SERVICE_REQUEST_STATUS_")
@@ -19,6 +19,24 @@ pub fn priority_name(priority: Priority) -> &'static str {
 
 pub fn priority_from_name(name: &str) -> Option<Priority> {
     Priority::from_str_name(&format!("PRIORITY_{name}")).filter(|p| *p != Priority::Unspecified)
+}
+
+pub fn channel_name(channel: Channel) -> &'static str {
+    strip(channel.as_str_name(), "CHANNEL_")
+}
+
+/// `Unspecified` for names that are not a channel.
+pub fn channel_from_name(name: &str) -> Channel {
+    Channel::from_str_name(&format!("CHANNEL_{name}")).unwrap_or_default()
+}
+
+pub fn resolution_name(code: ResolutionCode) -> &'static str {
+    strip(code.as_str_name(), "RESOLUTION_CODE_")
+}
+
+/// `None` for an empty name (not resolved yet) or an unknown one.
+pub fn resolution_from_name(name: &str) -> Option<ResolutionCode> {
+    ResolutionCode::from_str_name(&format!("RESOLUTION_CODE_{name}")).filter(|c| *c != ResolutionCode::Unspecified)
 }
 
 fn strip(full: &'static str, prefix: &str) -> &'static str {

@@ -33,7 +33,7 @@ pub const COMPLAINT_TYPES: &[ComplaintType] = &[
     police("Drinking"),
     police("Drug Activity"),
     police("Encampment"),
-    police("Graffiti"),
+    other("Graffiti"),
     police("Homeless Street Condition"),
     police("Illegal Fireworks"),
     police("Illegal Parking"),

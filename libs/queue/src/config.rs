@@ -44,8 +44,9 @@ impl Default for QueueConfig {
 }
 
 impl QueueConfig {
-    /// Defaults, with `REDIS_URL` and `DISPATCH311_REDIS_PREFIX` taken from the
-    /// environment when set.
+    /// Defaults, overridden by the environment where set: `REDIS_URL`,
+    /// `DISPATCH311_REDIS_PREFIX`, `DISPATCH311_QUEUE_MAX_ATTEMPTS`,
+    /// `DISPATCH311_QUEUE_CLAIM_IDLE_MS` and `DISPATCH311_QUEUE_CONCURRENCY`.
     pub fn from_env() -> Result<Self> {
         let mut config = Self::default();
         if let Ok(url) = std::env::var("REDIS_URL") {
@@ -53,6 +54,15 @@ impl QueueConfig {
         }
         if let Ok(prefix) = std::env::var("DISPATCH311_REDIS_PREFIX") {
             config.key_prefix = prefix;
+        }
+        if let Some(attempts) = env_number("DISPATCH311_QUEUE_MAX_ATTEMPTS")? {
+            config.max_attempts = attempts as u32;
+        }
+        if let Some(ms) = env_number("DISPATCH311_QUEUE_CLAIM_IDLE_MS")? {
+            config.claim_idle = Duration::from_millis(ms);
+        }
+        if let Some(n) = env_number("DISPATCH311_QUEUE_CONCURRENCY")? {
+            config.concurrency = n as usize;
         }
         config.validate()?;
         Ok(config)
@@ -67,10 +77,14 @@ impl QueueConfig {
             )));
         }
         if self.max_attempts == 0 {
-            return Err(QueueError::Config("max_attempts must be at least 1".to_owned()));
+            return Err(QueueError::Config(
+                "max_attempts must be at least 1".to_owned(),
+            ));
         }
         if self.concurrency == 0 {
-            return Err(QueueError::Config("concurrency must be at least 1".to_owned()));
+            return Err(QueueError::Config(
+                "concurrency must be at least 1".to_owned(),
+            ));
         }
         if self.claim_idle.is_zero() {
             return Err(QueueError::Config("claim_idle must be positive".to_owned()));
@@ -95,5 +109,16 @@ mod tests {
         };
         assert!(config.validate().is_err());
         assert!(QueueConfig::default().validate().is_ok());
+    }
+}
+
+fn env_number(name: &str) -> Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| QueueError::Config(format!("{name} must be a whole number, not {value:?}"))),
+        Err(_) => Ok(None),
     }
 }

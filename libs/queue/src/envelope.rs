@@ -70,13 +70,16 @@ pub fn new_traced_envelope(
 /// Milliseconds since the epoch, rounded up so a job is never due before its time.
 pub(crate) fn due_millis(at: SystemTime) -> i64 {
     let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let millis = since_epoch.as_millis() + u128::from(since_epoch.subsec_nanos() % 1_000_000 != 0);
+    let millis =
+        since_epoch.as_millis() + u128::from(!since_epoch.subsec_nanos().is_multiple_of(1_000_000));
     i64::try_from(millis).unwrap_or(i64::MAX)
 }
 
 /// Milliseconds since the epoch, rounded down: what is due "now".
 pub(crate) fn now_millis() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -101,7 +104,8 @@ pub(crate) fn queue_wait(envelope: &JobEnvelope, now: SystemTime) -> Duration {
 /// unique per attempt.
 pub(crate) fn delayed_member(envelope: &JobEnvelope) -> Vec<u8> {
     let body = envelope.encode_to_vec();
-    let mut member = Vec::with_capacity(envelope.job_id.len() + envelope.kind.len() + 2 + body.len());
+    let mut member =
+        Vec::with_capacity(envelope.job_id.len() + envelope.kind.len() + 2 + body.len());
     member.extend_from_slice(envelope.job_id.as_bytes());
     member.push(b'\n');
     member.extend_from_slice(envelope.kind.as_bytes());
@@ -116,12 +120,18 @@ mod tests {
 
     #[test]
     fn new_envelope_is_a_first_attempt_with_a_time_ordered_id() {
-        let payload = Timestamp { seconds: 7, nanos: 0 };
+        let payload = Timestamp {
+            seconds: 7,
+            nanos: 0,
+        };
         let envelope = new_envelope("route", "sr-1", &payload, HashMap::new());
         assert_eq!(envelope.attempt, 1);
         assert_eq!(envelope.kind, "route");
         assert_eq!(envelope.sr_id, "sr-1");
-        assert_eq!(Timestamp::decode(envelope.payload.as_slice()).unwrap(), payload);
+        assert_eq!(
+            Timestamp::decode(envelope.payload.as_slice()).unwrap(),
+            payload
+        );
         let id = uuid::Uuid::parse_str(&envelope.job_id).unwrap();
         assert_eq!(id.get_version_num(), 7);
         assert!(envelope.enqueued_at.is_some());

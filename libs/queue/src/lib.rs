@@ -34,7 +34,10 @@
 //! - a live consumer refreshes the idle time of the jobs it is still working on, so a
 //!   slow handler is not mistaken for a dead one;
 //! - retries wait in the delayed set with exponential backoff and keep the original
-//!   job id, `enqueued_at` and trace context.
+//!   job id, `enqueued_at` and trace context; their `deliver_at` is set to the time the
+//!   retry becomes due, like a scheduled job's.
+//!
+//! Redis 6.2 or later is required (`XPENDING … IDLE`).
 //!
 //! # Why entries are deleted after acknowledgement
 //!
@@ -67,6 +70,7 @@
 //! relay publish them after commit, so an accepted request survives a Redis outage
 //! (DESIGN invariant 1).
 
+mod backoff;
 mod config;
 mod consumer;
 mod envelope;

@@ -1,5 +1,221 @@
-//! Telemetry for every dispatch311 binary: tracing subscriber with JSON logs,
-//! OpenTelemetry export, and trace-context propagation.
+//! Telemetry for every dispatch311 binary: one call to [`init`] at start-up
+//! gives JSON logs that carry trace ids, OpenTelemetry traces exported over
+//! OTLP/gRPC when a collector is configured, and W3C trace-context
+//! propagation through gRPC calls ([`grpc`]) and job envelopes
+//! ([`propagation`]), so one request is one trace across every service.
+//!
+//! Configuration is the standard environment:
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | resource; the service name defaults to the binary's own |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | export spans over OTLP/gRPC; without either, nothing is exported (spans still get real trace ids) |
+//! | `OTEL_EXPORTER_OTLP_*` (headers, timeout, compression) | read by the exporter |
+//! | `OTEL_TRACES_EXPORTER=none` | no export even with an endpoint |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | sampler; default parent-based always-on |
+//! | `OTEL_BSP_*` (e.g. `OTEL_BSP_SCHEDULE_DELAY=100`) | batch span processor |
+//! | `RUST_LOG` | log and span filter; default `info,h2=warn,tower=warn,hyper=warn,sqlx=warn` |
+//! | `LOG_FORMAT` | `json` (default) or `text` for people reading a terminal |
+//!
+//! `RUST_LOG` filters spans as well as log lines: a span below the filter
+//! level is never created, so it is neither exported nor propagated.
 
 pub mod attributes;
+pub mod grpc;
+mod logs;
 pub mod propagation;
+
+use std::{io::IsTerminal, time::Duration};
+
+use anyhow::Context as _;
+use opentelemetry::{Key, global, trace::TracerProvider as _};
+use opentelemetry_otlp::SpanExporter;
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    resource::{EnvResourceDetector, ResourceDetector},
+    trace::SdkTracerProvider,
+};
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+
+/// Log filter when `RUST_LOG` is unset: our own code at info, chatty
+/// transport and database crates only when something is wrong.
+pub const DEFAULT_LOG_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,sqlx=warn";
+
+/// How long dropping [`TelemetryGuard`] may wait for the last spans to leave.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Installs logging and tracing for the whole process. Call it once, first
+/// thing inside the Tokio runtime (the OTLP exporter needs the runtime), and
+/// keep the guard until the end of `main`.
+///
+/// A second call in the same process (tests) installs nothing and returns a
+/// guard that does nothing.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> anyhow::Result<()> {
+///     let _telemetry = dispatch311_telemetry::init("intake")?;
+///     tracing::info!("started");
+///     Ok(())
+/// }
+/// ```
+pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => {
+            EnvFilter::try_new(&directives).context("invalid RUST_LOG")?
+        }
+        _ => EnvFilter::new(DEFAULT_LOG_FILTER),
+    };
+    let text_logs = match std::env::var("LOG_FORMAT").as_deref() {
+        Err(_) | Ok("" | "json") => false,
+        Ok("text") => true,
+        Ok(other) => anyhow::bail!("LOG_FORMAT must be json or text, not {other:?}"),
+    };
+
+    let provider = tracer_provider(service_name)?;
+    let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("dispatch311"));
+    let json_logs = (!text_logs).then(|| logs::json_layer(std::io::stderr));
+    let text_logs = text_logs.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+    });
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(otel_layer)
+        .with(logs::OtelIdsLayer::default())
+        .with(json_logs)
+        .with(text_logs)
+        .try_init();
+    if installed.is_err() {
+        // Someone (an earlier call, a test harness) owns the global subscriber.
+        let _ = provider.shutdown();
+        return Ok(TelemetryGuard { provider: None });
+    }
+    global::set_tracer_provider(provider.clone());
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
+}
+
+/// Exports the spans still queued and shuts the tracer provider down when
+/// dropped. Drop it at the end of `main`, while the runtime still runs.
+#[must_use = "dropping the guard stops span export"]
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let Some(provider) = self.provider.take() else {
+            return;
+        };
+        // An unreachable collector is not worth failing shutdown over.
+        if let Err(error) = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+            tracing::debug!(%error, "exporting the last spans failed");
+        }
+    }
+}
+
+fn tracer_provider(default_service_name: &str) -> anyhow::Result<SdkTracerProvider> {
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    let resource_attributes = EnvResourceDetector::new().detect();
+    let service_name = service_name(
+        env("OTEL_SERVICE_NAME"),
+        resource_attributes
+            .get(&Key::new("service.name"))
+            .map(|name| name.to_string()),
+        default_service_name,
+    );
+    let resource = Resource::builder().with_service_name(service_name).build();
+    // The builder reads OTEL_TRACES_SAMPLER; its default is parent-based always-on.
+    let builder = SdkTracerProvider::builder().with_resource(resource);
+    if !exports_spans(env) {
+        return Ok(builder.build());
+    }
+    anyhow::ensure!(
+        tokio::runtime::Handle::try_current().is_ok(),
+        "telemetry must be initialised inside the tokio runtime to export spans"
+    );
+    // Endpoint, headers, timeout and compression come from OTEL_EXPORTER_OTLP_*.
+    let exporter = SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .context("building the otlp span exporter")?;
+    // The batch processor reads OTEL_BSP_* (schedule delay, queue and batch sizes).
+    Ok(builder.with_batch_exporter(exporter).build())
+}
+
+/// OTEL_SERVICE_NAME wins over a `service.name` in OTEL_RESOURCE_ATTRIBUTES,
+/// which wins over the name the binary passes.
+fn service_name(
+    from_service_name_env: Option<String>,
+    from_resource_attributes: Option<String>,
+    default: &str,
+) -> String {
+    from_service_name_env
+        .or(from_resource_attributes)
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Spans are exported when an OTLP endpoint is configured and export is not
+/// switched off.
+fn exports_spans(env: impl Fn(&str) -> Option<String>) -> bool {
+    let has_endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
+        || env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
+    let switched_off = env("OTEL_TRACES_EXPORTER").is_some_and(|exporter| exporter == "none");
+    has_endpoint && !switched_off
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn spans_are_exported_only_when_an_endpoint_is_configured() {
+        assert!(!exports_spans(env_of(&[])));
+        assert!(exports_spans(env_of(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://collector:4317"
+        )])));
+        assert!(exports_spans(env_of(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://collector:4317"
+        )])));
+        assert!(!exports_spans(env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ])));
+    }
+
+    #[test]
+    fn the_service_name_from_the_environment_wins_over_the_binarys() {
+        assert_eq!(service_name(None, None, "intake"), "intake");
+        assert_eq!(
+            service_name(None, Some("from-attrs".into()), "intake"),
+            "from-attrs"
+        );
+        assert_eq!(
+            service_name(Some("from-env".into()), Some("from-attrs".into()), "intake"),
+            "from-env"
+        );
+    }
+}

@@ -39,7 +39,9 @@ pub fn extract_context(carrier: &HashMap<String, String>) -> Context {
 pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
     let cx = span.context();
     let span_context = cx.span().span_context().clone();
-    span_context.is_valid().then(|| span_context.trace_id().to_string())
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }
 
 /// `cx` written into outgoing gRPC metadata (`traceparent`, `tracestate`).
@@ -129,7 +131,10 @@ mod tests {
             span_context.trace_id(),
             TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
         );
-        assert_eq!(span_context.span_id(), SpanId::from_hex("00f067aa0ba902b7").unwrap());
+        assert_eq!(
+            span_context.span_id(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap()
+        );
     }
 
     #[test]
@@ -138,7 +143,10 @@ mod tests {
         assert_is_known_remote_parent(&cx);
 
         let carrier = inject_context(&cx);
-        assert_eq!(carrier.get("traceparent").map(String::as_str), Some(TRACEPARENT));
+        assert_eq!(
+            carrier.get("traceparent").map(String::as_str),
+            Some(TRACEPARENT)
+        );
     }
 
     #[test]
@@ -147,7 +155,10 @@ mod tests {
 
         let mut metadata = tonic::metadata::MetadataMap::new();
         inject_metadata(&cx, &mut metadata);
-        assert_eq!(metadata.get("traceparent").unwrap().to_str().unwrap(), TRACEPARENT);
+        assert_eq!(
+            metadata.get("traceparent").unwrap().to_str().unwrap(),
+            TRACEPARENT
+        );
         assert_is_known_remote_parent(&extract_metadata(&metadata));
 
         // A server sees the same metadata as plain HTTP/2 headers.

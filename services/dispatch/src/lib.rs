@@ -1,1 +1,14 @@
+//! The dispatch service: police 311 jobs in per-precinct queues. It never
+//! holds complainant contact details.
 
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod dispatch_jobs;
+pub mod store;
+
+pub use app::Application;
+pub use config::DispatchConfig;
+
+/// Dispatch's PostgreSQL schema; no other service touches it.
+pub const SCHEMA: &str = "dispatch";

@@ -1,1 +1,15 @@
+//! The intake service: files 311 service requests, owns their public record
+//! and the complainant's contact details, and publishes route jobs.
 
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod status_updates;
+pub mod store;
+pub mod validate;
+
+pub use app::Application;
+pub use config::IntakeConfig;
+
+/// Intake's PostgreSQL schema; no other service touches it.
+pub const SCHEMA: &str = "intake";

@@ -1,0 +1,206 @@
+//! Serving a service's gRPC API with what every dispatch311 server needs,
+//! wired once: grpc.health.v1 (for Kubernetes' native gRPC probes), server
+//! reflection (for grpcurl and the like), a server span per call that joins
+//! the caller's trace, and a graceful shutdown that reports NOT_SERVING and
+//! lets in-flight calls finish.
+
+use std::{convert::Infallible, future::Future, time::Duration};
+
+use anyhow::Context as _;
+use dispatch311_telemetry::grpc::{GrpcStatusLayer, server_span};
+use tokio::{net::TcpListener, sync::oneshot};
+use tonic::{
+    body::Body,
+    server::NamedService,
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
+
+/// How long in-flight calls may run after shutdown starts before their
+/// connections are closed. Long-lived streams (a health `Watch`, a dispatch
+/// feed) would otherwise hold shutdown forever; this stays below Kubernetes'
+/// default 30 s termination grace period.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The gRPC services of one binary, served with health, reflection, tracing
+/// and graceful shutdown. Health reports each added service (and the server
+/// as a whole, `""`) SERVING until shutdown starts.
+///
+/// ```no_run
+/// # use dispatch311_proto::intake::v1::intake_service_server::{IntakeService, IntakeServiceServer};
+/// # async fn run(api: impl IntakeService) -> anyhow::Result<()> {
+/// use dispatch311_grpc::{GrpcServer, shutdown_signal};
+///
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:50051").await?;
+/// GrpcServer::new()
+///     .add_service(IntakeServiceServer::new(api))
+///     .serve(listener, shutdown_signal())
+///     .await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct GrpcServer {
+    routes: Routes,
+    served: Vec<&'static str>,
+    drain_timeout: Duration,
+}
+
+impl Default for GrpcServer {
+    fn default() -> Self {
+        Self {
+            routes: Routes::default(),
+            served: Vec::new(),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+impl GrpcServer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a generated tonic server (`XxxServiceServer::new(api)`).
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tonic::codegen::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.served.push(S::NAME);
+        self.routes = self.routes.add_service(service);
+        self
+    }
+
+    /// Replaces [`DEFAULT_DRAIN_TIMEOUT`].
+    pub fn with_drain_timeout(mut self, drain_timeout: Duration) -> Self {
+        self.drain_timeout = drain_timeout;
+        self
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting
+    /// connections, reports NOT_SERVING, and returns once in-flight calls have
+    /// finished (or the drain timeout has passed).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let address = listener
+            .local_addr()
+            .context("reading the listener's address")?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in self.served.iter().copied().chain([""]) {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+
+        let routes = self
+            .routes
+            .add_service(health_service)
+            .add_service(reflection().build_v1().context("building reflection v1")?)
+            .add_service(
+                reflection()
+                    .build_v1alpha()
+                    .context("building reflection v1alpha")?,
+            );
+
+        let (drain_started, drain_started_rx) = oneshot::channel();
+        let served = self.served.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight calls");
+            for name in served.iter().copied().chain([""]) {
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+            }
+            let _ = drain_started.send(());
+        };
+        let drain_deadline = async move {
+            if drain_started_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(self.drain_timeout).await;
+        };
+
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let server = Server::builder()
+            .trace_fn(server_span)
+            .layer(GrpcStatusLayer)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, signal);
+
+        tracing::info!(%address, services = ?self.served, "serving grpc");
+        tokio::select! {
+            served = server => served.context("grpc server failed")?,
+            () = drain_deadline => tracing::warn!(
+                drain_timeout_ms = self.drain_timeout.as_millis() as u64,
+                "calls still open after the drain timeout, closing them"
+            ),
+        }
+        tracing::info!("grpc server stopped");
+        Ok(())
+    }
+}
+
+/// Serves `routes` as [`GrpcServer::serve`] does, for callers that build
+/// [`Routes`] themselves; `served` names the services health reports
+/// (`IntakeServiceServer::<Api>::NAME`).
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    served: &[&'static str],
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let server = GrpcServer {
+        routes,
+        served: served.to_vec(),
+        drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+    };
+    server.serve(listener, shutdown).await
+}
+
+/// Reflection over every dispatch311 API and the health API.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(dispatch311_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Resolves when the process is asked to stop: SIGTERM (Kubernetes, docker
+/// stop) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+        "SIGINT"
+    };
+    let terminate = async {
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+                return "SIGTERM";
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for SIGTERM"),
+        }
+        std::future::pending::<&str>().await
+    };
+    let signal = tokio::select! {
+        signal = interrupt => signal,
+        signal = terminate => signal,
+    };
+    tracing::info!(signal, "shutdown requested");
+}

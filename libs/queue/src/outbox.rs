@@ -1,0 +1,183 @@
+//! The transactional outbox (DESIGN invariant 1): a job is recorded in the service's
+//! own PostgreSQL transaction, next to the state change that caused it, and a relay
+//! publishes it to Redis after commit.
+//!
+//! - a rolled-back transaction publishes nothing;
+//! - a committed one is published even if Redis is down at the time: the rows stay
+//!   until a relay manages to publish them;
+//! - a row is deleted in the same transaction that selected it, after its job was
+//!   published, so a crash in between publishes the job again (at-least-once, like
+//!   every delivery on the queue) and never loses it;
+//! - several relays can run at once (one per replica): `FOR UPDATE SKIP LOCKED` gives
+//!   each its own rows.
+//!
+//! Each service schema has an `outbox` table ([`OUTBOX_TABLE_DDL`]), created by the
+//! service's migrations. Queries use the unqualified name: the service's pool sets
+//! `search_path` to its schema.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use dispatch311_proto::jobs::v1::JobEnvelope;
+use prost::Message;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::backoff::Backoff;
+use crate::envelope::new_traced_envelope;
+use crate::error::Result;
+use crate::keys::validate_name;
+use crate::queue::JobQueue;
+
+/// The outbox table every service schema has.
+pub const OUTBOX_TABLE_DDL: &str = "CREATE TABLE outbox (
+    id BIGSERIAL PRIMARY KEY,
+    queue TEXT NOT NULL,
+    envelope BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+
+/// Rows published per relay transaction.
+const RELAY_BATCH: i64 = 500;
+/// Longest wait between two looks at the table when nobody notifies the relay.
+const RELAY_INTERVAL: Duration = Duration::from_millis(500);
+const RELAY_BACKOFF_MIN: Duration = Duration::from_millis(200);
+const RELAY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Records a job in the caller's transaction (`conn` is usually `&mut *tx`) and
+/// returns its job id. The job gets the same envelope and PRODUCER span as
+/// [`JobQueue::publish`]; the span is a child of the current span, and the consumer
+/// of the job will be its child. Notify the relay after commit for low latency.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    queue: &str,
+    kind: &str,
+    sr_id: &str,
+    payload: &impl Message,
+) -> Result<String> {
+    let (envelope, span) = new_traced_envelope(queue, kind, sr_id, payload)?;
+    insert(conn, queue, &envelope).instrument(span).await?;
+    Ok(envelope.job_id)
+}
+
+/// Records an envelope that is already built, e.g. one with `deliver_at` set for a
+/// timer (the relay puts such jobs in the delayed set).
+pub async fn enqueue_envelope(
+    conn: &mut PgConnection,
+    queue: &str,
+    envelope: &JobEnvelope,
+) -> Result<()> {
+    validate_name("queue name", queue)?;
+    validate_name("job kind", &envelope.kind)?;
+    insert(conn, queue, envelope).await
+}
+
+async fn insert(conn: &mut PgConnection, queue: &str, envelope: &JobEnvelope) -> Result<()> {
+    sqlx::query("INSERT INTO outbox (queue, envelope) VALUES ($1, $2)")
+        .bind(queue)
+        .bind(envelope.encode_to_vec())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Publishes committed outbox rows to the queue; see the module docs.
+#[derive(Debug)]
+pub struct OutboxRelay {
+    pool: PgPool,
+    queue: JobQueue,
+    notify: Arc<Notify>,
+}
+
+impl OutboxRelay {
+    pub fn new(pool: PgPool, queue: JobQueue) -> Self {
+        Self {
+            pool,
+            queue,
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Call `notify_one()` on this after committing a transaction that enqueued jobs,
+    /// so the relay publishes them now rather than at its next poll.
+    pub fn notifier(&self) -> Arc<Notify> {
+        Arc::clone(&self.notify)
+    }
+
+    /// Publishes rows until `shutdown` is cancelled. Database and Redis errors are
+    /// logged and retried with backoff; the rows stay until they are published.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(RELAY_BACKOFF_MIN, RELAY_BACKOFF_MAX);
+        while !shutdown.is_cancelled() {
+            let wait = match self.relay_once().await {
+                // a full batch means there are probably more rows: go again at once
+                Ok(published) if published as i64 == RELAY_BATCH => {
+                    backoff.reset();
+                    continue;
+                }
+                Ok(_) => {
+                    backoff.reset();
+                    RELAY_INTERVAL
+                }
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "outbox relay failed, rows kept");
+                    delay
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.notify.notified() => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// Publishes one batch of rows (oldest first) and deletes them; returns how many
+    /// rows were handled. On error nothing is deleted.
+    pub async fn relay_once(&self) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, queue, envelope FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(RELAY_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut pipe = redis::pipe();
+        let now = SystemTime::now();
+        for (id, queue, bytes) in &rows {
+            ids.push(*id);
+            if let Err(error) = validate_name("queue name", queue) {
+                // no key can be built for it, so it can never be published; keeping it
+                // would only make every batch trip over it
+                tracing::error!(outbox_id = id, error = %error, "dropping outbox row with an unusable queue name");
+                continue;
+            }
+            let envelope = JobEnvelope::decode(bytes.as_slice())
+                .ok()
+                .filter(|envelope| validate_name("job kind", &envelope.kind).is_ok());
+            match envelope {
+                Some(envelope) => self.queue.pipe_envelope(&mut pipe, queue, &envelope, now)?,
+                // published as it is: the consumer dead-letters it where people look
+                // for failed jobs, instead of it blocking the outbox
+                None => self.queue.pipe_raw(&mut pipe, queue, bytes)?,
+            }
+        }
+        self.queue.send_pipeline(&pipe).await?;
+
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::debug!(published = rows.len(), "outbox rows published");
+        Ok(rows.len())
+    }
+}

@@ -1,0 +1,262 @@
+//! Dispatch's storage: jobs, their event log and the outbox, all in the
+//! `dispatch` schema.
+
+use chrono::{DateTime, Utc};
+use dispatch311_domain::{
+    jobs::{kinds, queues},
+    status::{priority_from_name, priority_name},
+    time::{from_timestamp, to_timestamp},
+};
+use dispatch311_proto::{
+    common::v1::{Address, GeoPoint, Priority, ServiceRequestStatus},
+    dispatch::v1::{Job, JobState},
+    jobs::v1::{DispatchJob, StatusUpdate},
+};
+use dispatch311_queue::outbox;
+use sqlx::{PgPool, Row, postgres::PgRow};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Queue(#[from] dispatch311_queue::QueueError),
+    #[error("invalid dispatch job: {0}")]
+    InvalidJob(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What enqueueing a dispatch job did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    New { job_id: Uuid },
+    /// The request already has a job: a redelivery or a reconciler repeat.
+    AlreadyQueued { job_id: Uuid },
+}
+
+pub enum JobKey {
+    Id(Uuid),
+    SrNumber(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+const JOB_COLUMNS: &str = "job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
+    cross_street, borough, postal_code, agency, precinct, priority, state, sla_due_at, created_at, queued_at, photo_count";
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Puts a routed request in its precinct's queue, records the event and
+    /// tells intake, in one transaction. A request that already has a job is
+    /// not queued twice; intake is told again, in case that message was lost.
+    pub async fn enqueue(&self, job: &DispatchJob) -> StoreResult<Enqueued> {
+        let sr_id = Uuid::parse_str(&job.sr_id).map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
+        if job.precinct.trim().is_empty() {
+            return Err(StoreError::InvalidJob(format!("{} has no precinct", job.sr_number)));
+        }
+        let priority = Priority::try_from(job.priority).unwrap_or(Priority::Normal);
+        let priority = if priority == Priority::Unspecified { Priority::Normal } else { priority };
+        let now = Utc::now();
+        let created_at = job.created_at.as_ref().and_then(from_timestamp).unwrap_or(now);
+        let location = job.location.as_ref();
+        let address = job.address.clone().unwrap_or_default();
+
+        let mut tx = self.pool.begin().await?;
+        let inserted: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
+                cross_street, borough, postal_code, agency, precinct, priority, priority_rank, state, sla_due_at, \
+                created_at, routed_at, queued_at, photo_count, complainant_consented) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'QUEUED', $16, $17, $18, $19, $20, $21) \
+             ON CONFLICT (sr_id) DO NOTHING RETURNING job_id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(sr_id)
+        .bind(&job.sr_number)
+        .bind(&job.complaint_type)
+        .bind(&job.descriptor)
+        .bind(location.map(|l| l.latitude))
+        .bind(location.map(|l| l.longitude))
+        .bind(&address.street_address)
+        .bind(&address.cross_street)
+        .bind(&address.borough)
+        .bind(&address.postal_code)
+        .bind(&job.agency)
+        .bind(job.precinct.trim())
+        .bind(priority_name(priority))
+        .bind(priority as i16)
+        .bind(job.sla_due_at.as_ref().and_then(from_timestamp))
+        .bind(created_at)
+        .bind(job.routed_at.as_ref().and_then(from_timestamp))
+        .bind(now)
+        .bind(job.photo_count as i32)
+        .bind(job.complainant_consented)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let outcome = match inserted {
+            Some(job_id) => {
+                sqlx::query(
+                    "INSERT INTO job_events (job_id, event_type, occurred_at, actor, reason) VALUES ($1, 'QUEUED', $2, 'dispatch', $3)",
+                )
+                .bind(job_id)
+                .bind(now)
+                .bind(format!("queued for precinct {}", job.precinct.trim()))
+                .execute(&mut *tx)
+                .await?;
+                Enqueued::New { job_id }
+            }
+            None => {
+                let job_id = sqlx::query_scalar("SELECT job_id FROM jobs WHERE sr_id = $1")
+                    .bind(sr_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Enqueued::AlreadyQueued { job_id }
+            }
+        };
+
+        let update = StatusUpdate {
+            sr_id: job.sr_id.clone(),
+            status: ServiceRequestStatus::Queued as i32,
+            occurred_at: Some(to_timestamp(now)),
+            source: "dispatch".into(),
+            message: format!("waiting in the dispatch queue of precinct {}", job.precinct.trim()),
+            transition_key: "dispatch:queued".into(),
+            ..Default::default()
+        };
+        outbox::enqueue(&mut tx, queues::STATUS, kinds::STATUS_UPDATE, &update.sr_id, &update).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    pub async fn get(&self, key: &JobKey) -> StoreResult<Option<Job>> {
+        let row = match key {
+            JobKey::Id(id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1")))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            JobKey::SrNumber(number) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE sr_number = $1")))
+                    .bind(number)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        Ok(row.as_ref().map(job_from_row))
+    }
+
+    /// A page of a precinct's queue after `after` (the queue position of the
+    /// last job of the previous page), and how many jobs are queued in all.
+    pub async fn queue(&self, precinct: &str, after: Option<QueuePosition>, limit: usize) -> StoreResult<(Vec<Job>, i64)> {
+        let (rank, queued_at, job_id) = match after {
+            Some(p) => (Some(p.priority_rank), Some(p.queued_at), Some(p.job_id)),
+            None => (None, None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE precinct = $1 AND state = 'QUEUED' \
+               AND ($2::smallint IS NULL OR (-priority_rank, queued_at, job_id) > (-$2::smallint, $3, $4)) \
+             ORDER BY priority_rank DESC, queued_at, job_id LIMIT $5"
+        )))
+        .bind(precinct)
+        .bind(rank)
+        .bind(queued_at)
+        .bind(job_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE precinct = $1 AND state = 'QUEUED'")
+            .bind(precinct)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((rows.iter().map(job_from_row).collect(), total))
+    }
+}
+
+/// Where a job sits in its precinct queue; the page token of `ListQueue`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuePosition {
+    pub priority_rank: i16,
+    pub queued_at: DateTime<Utc>,
+    pub job_id: Uuid,
+}
+
+impl QueuePosition {
+    pub fn of(job: &Job) -> Option<Self> {
+        Some(Self {
+            priority_rank: Priority::try_from(job.priority).ok()? as i16,
+            queued_at: job.queued_at.as_ref().and_then(from_timestamp)?,
+            job_id: Uuid::parse_str(&job.job_id).ok()?,
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}|{}|{}", self.priority_rank, self.queued_at.timestamp_micros(), self.job_id)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut parts = s.split('|');
+        let priority_rank = parts.next()?.parse().ok()?;
+        let queued_at = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
+        let job_id = Uuid::parse_str(parts.next()?).ok()?;
+        parts.next().is_none().then_some(Self { priority_rank, queued_at, job_id })
+    }
+}
+
+fn job_from_row(row: &PgRow) -> Job {
+    let job_id: Uuid = row.get("job_id");
+    let sr_id: Uuid = row.get("sr_id");
+    let latitude: Option<f64> = row.get("latitude");
+    let longitude: Option<f64> = row.get("longitude");
+    let sla_due_at: Option<DateTime<Utc>> = row.get("sla_due_at");
+    let state: String = row.get("state");
+    Job {
+        job_id: job_id.to_string(),
+        sr_id: sr_id.to_string(),
+        sr_number: row.get("sr_number"),
+        complaint_type: row.get("complaint_type"),
+        descriptor: row.get("descriptor"),
+        location: latitude.zip(longitude).map(|(latitude, longitude)| GeoPoint { latitude, longitude }),
+        address: Some(Address {
+            street_address: row.get("street_address"),
+            cross_street: row.get("cross_street"),
+            borough: row.get("borough"),
+            postal_code: row.get("postal_code"),
+        }),
+        agency: row.get("agency"),
+        precinct: row.get("precinct"),
+        priority: priority_from_name(row.get("priority")).unwrap_or_default() as i32,
+        state: JobState::from_str_name(&format!("JOB_STATE_{state}")).unwrap_or_default() as i32,
+        sla_due_at: sla_due_at.map(to_timestamp),
+        created_at: Some(to_timestamp(row.get("created_at"))),
+        queued_at: Some(to_timestamp(row.get("queued_at"))),
+        photo_count: row.get::<i32, _>("photo_count") as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_positions_round_trip_and_reject_garbage() {
+        let position = QueuePosition { priority_rank: 3, queued_at: Utc::now(), job_id: Uuid::now_v7() };
+        let decoded = QueuePosition::decode(&position.encode()).unwrap();
+        assert_eq!(decoded.job_id, position.job_id);
+        assert_eq!(decoded.queued_at.timestamp_micros(), position.queued_at.timestamp_micros());
+        assert_eq!(QueuePosition::decode("3|x|y"), None);
+        assert_eq!(QueuePosition::decode(&format!("{}|extra", position.encode())), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! The gRPC adapter: unpacks requests, validates them into domain types,
+//! calls the store, and maps results and errors to gRPC.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use dispatch311_domain::{CityBounds, SrNumber, status::status_name, time::from_timestamp};
+use dispatch311_grpc::{
+    pagination,
+    status::{self as grpc_status, FieldViolations},
+};
+use dispatch311_proto::{
+    common::v1::ServiceRequestStatus,
+    intake::v1::{
+        CreateServiceRequestRequest, CreateServiceRequestResponse, GetServiceRequestRequest, GetServiceRequestResponse,
+        ListServiceRequestsRequest, ListServiceRequestsResponse, get_service_request_request::Key,
+        intake_service_server::IntakeService,
+    },
+};
+use dispatch311_telemetry::propagation::trace_id_of;
+use tokio::sync::Notify;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    store::{Created, ListFilter, SrKey, Store, StoreError},
+    validate::validate,
+};
+
+pub struct IntakeApi {
+    store: Store,
+    bounds: CityBounds,
+    /// Wakes the outbox relay as soon as a request commits.
+    relay_wakeup: Arc<Notify>,
+}
+
+impl IntakeApi {
+    pub fn new(store: Store, bounds: CityBounds, relay_wakeup: Arc<Notify>) -> Self {
+        Self { store, bounds, relay_wakeup }
+    }
+}
+
+#[tonic::async_trait]
+impl IntakeService for IntakeApi {
+    async fn create_service_request(
+        &self,
+        request: Request<CreateServiceRequestRequest>,
+    ) -> Result<Response<CreateServiceRequestResponse>, Status> {
+        let new = validate(request.into_inner(), &self.bounds, Utc::now())?;
+        let span = tracing::Span::current();
+        let trace_id = trace_id_of(&span).unwrap_or_default();
+        let created = self.store.create(&new, &trace_id).await.map_err(store_status)?;
+        let service_request = match created {
+            Created::New(sr) => {
+                self.relay_wakeup.notify_one();
+                span.record("dispatch311.sr.number", sr.sr_number.as_str());
+                tracing::info!(
+                    sr_number = %sr.sr_number,
+                    complaint_type = %sr.complaint_type,
+                    "service request received"
+                );
+                sr
+            }
+            Created::Existing(sr) => {
+                tracing::info!(sr_number = %sr.sr_number, "repeated request id returns the first request");
+                sr
+            }
+        };
+        Ok(Response::new(CreateServiceRequestResponse { service_request: Some(service_request) }))
+    }
+
+    async fn get_service_request(
+        &self,
+        request: Request<GetServiceRequestRequest>,
+    ) -> Result<Response<GetServiceRequestResponse>, Status> {
+        let (key, shown) = match request.into_inner().key {
+            Some(Key::SrNumber(number)) => match number.parse::<SrNumber>() {
+                Ok(parsed) => (SrKey::Number(parsed.to_string()), number),
+                Err(e) => return Err(grpc_status::invalid_argument("sr_number", &e.to_string())),
+            },
+            Some(Key::SrId(id)) => match Uuid::parse_str(id.trim()) {
+                Ok(parsed) => (SrKey::Id(parsed), id),
+                Err(_) => return Err(grpc_status::invalid_argument("sr_id", "must be a UUID")),
+            },
+            None => return Err(grpc_status::invalid_argument("key", "give sr_number or sr_id")),
+        };
+        match self.store.get(&key).await.map_err(store_status)? {
+            Some(sr) => Ok(Response::new(GetServiceRequestResponse { service_request: Some(sr) })),
+            None => Err(grpc_status::not_found("service request", &shown)),
+        }
+    }
+
+    async fn list_service_requests(
+        &self,
+        request: Request<ListServiceRequestsRequest>,
+    ) -> Result<Response<ListServiceRequestsResponse>, Status> {
+        let request = request.into_inner();
+        let mut v = FieldViolations::new();
+        let limit = pagination::page_size(request.page_size, "page_size", &mut v);
+        let status = match ServiceRequestStatus::try_from(request.status) {
+            Ok(ServiceRequestStatus::Unspecified) => None,
+            Ok(status) => Some(status),
+            Err(_) => {
+                v.add("status", "unknown status");
+                None
+            }
+        };
+        let mut timestamp = |field: &str, ts: Option<prost_types::Timestamp>| {
+            let ts = ts?;
+            let at = from_timestamp(&ts);
+            if at.is_none() {
+                v.add(field, "not a valid timestamp");
+            }
+            at
+        };
+        let created_after = timestamp("created_after", request.created_after);
+        let created_before = timestamp("created_before", request.created_before);
+        let after = pagination::decode_token(&request.page_token, "page_token", &mut v).and_then(|cursor| {
+            let parsed = parse_cursor(&cursor);
+            if parsed.is_none() {
+                v.add("page_token", "not a token from this list");
+            }
+            parsed
+        });
+        v.into_result()?;
+
+        let filter = ListFilter {
+            status,
+            complaint_type: Some(request.complaint_type.trim().to_string()).filter(|t| !t.is_empty()),
+            created_after,
+            created_before,
+            after,
+            limit: limit + 1,
+        };
+        let mut rows = self.store.list(&filter).await.map_err(store_status)?;
+        let next_page_token = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|last| pagination::encode_token(&cursor_of(last))).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        tracing::debug!(status = status.map(status_name), returned = rows.len(), "listed service requests");
+        Ok(Response::new(ListServiceRequestsResponse { service_requests: rows, next_page_token }))
+    }
+}
+
+/// Keyset cursor of a listed request: its creation time and id.
+fn cursor_of(sr: &dispatch311_proto::intake::v1::ServiceRequest) -> String {
+    let created = sr.created_at.as_ref().and_then(from_timestamp).unwrap_or_default();
+    format!("{}|{}", created.timestamp_micros(), sr.sr_id)
+}
+
+fn parse_cursor(cursor: &str) -> Option<(chrono::DateTime<Utc>, Uuid)> {
+    let (micros, id) = cursor.split_once('|')?;
+    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((at, Uuid::parse_str(id).ok()?))
+}
+
+fn store_status(err: StoreError) -> Status {
+    match err {
+        StoreError::Database(e) if dispatch311_db::is_unavailable(&e) => grpc_status::unavailable("postgresql", &e),
+        StoreError::Database(e) => grpc_status::internal(&e),
+        StoreError::Queue(e) => grpc_status::internal(&e),
+    }
+}

@@ -1,0 +1,75 @@
+//! Wires intake together: database, queue, outbox relay, status-update
+//! consumer, reconciler and the gRPC server; runs until told to stop.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use dispatch311_domain::jobs::{groups, queues};
+use dispatch311_proto::intake::v1::intake_service_server::IntakeServiceServer;
+use dispatch311_queue::{JobQueue, outbox::OutboxRelay};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{server::NamedService, service::Routes};
+
+use crate::{api::IntakeApi, config::IntakeConfig, status_updates::StatusUpdateHandler, store::Store};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct Application {
+    listener: TcpListener,
+    store: Store,
+    queue: JobQueue,
+    config: IntakeConfig,
+}
+
+impl Application {
+    /// Connects to PostgreSQL (applying migrations) and Redis, and binds the
+    /// listener, so `port()` is known before serving.
+    pub async fn build(config: IntakeConfig) -> anyhow::Result<Self> {
+        let pool = dispatch311_db::connect(&config.db).await?;
+        dispatch311_db::migrate(&pool, &MIGRATOR).await?;
+        let queue = JobQueue::connect(config.queue.clone()).await?;
+        let listener = TcpListener::bind(config.listen_addr).await?;
+        Ok(Self { listener, store: Store::new(pool), queue, config })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking requests, lets
+    /// in-flight RPCs and jobs finish, and returns.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let mut workers = dispatch311_grpc::Workers::new();
+        let relay = OutboxRelay::new(self.store.pool().clone(), self.queue.clone());
+        let relay_wakeup = relay.notifier();
+        workers.spawn("outbox relay", relay.run(workers.stop_token()));
+        let consumer = self.queue.consumer(queues::STATUS, groups::INTAKE)?;
+        let handler = Arc::new(StatusUpdateHandler::new(self.store.clone()));
+        workers.spawn("status update consumer", consumer.run(handler, workers.stop_token()));
+        workers.spawn("reconciler", reconcile(self.store.clone(), self.config.reconcile_after, workers.stop_token()));
+
+        let api = IntakeApi::new(self.store.clone(), self.config.city_bounds, relay_wakeup);
+        let routes = Routes::new(IntakeServiceServer::new(api));
+        tracing::info!(port = self.port(), "intake serving");
+        let names = [<IntakeServiceServer<IntakeApi> as NamedService>::NAME];
+        dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await
+    }
+}
+
+/// Re-publishes route jobs of requests stuck before routing or queueing,
+/// which is how requests survive the loss of every key in Redis.
+async fn reconcile(store: Store, after: Duration, stop: CancellationToken) -> anyhow::Result<()> {
+    let period = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(period) => {}
+        }
+        let older_than = chrono::Utc::now() - after;
+        match store.republish_stuck(older_than, 500).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "re-published route jobs of requests stuck before dispatch"),
+            Err(e) => tracing::warn!(error = %e, "reconciler pass failed"),
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Intake's storage: service requests, their timelines, complainant contacts
+//! and the outbox, all in the `intake` schema.
+
+use chrono::{DateTime, Utc};
+use dispatch311_domain::{
+    jobs::{kinds, queues},
+    status::{
+        channel_from_name, channel_name, lifecycle_rank, priority_from_name, priority_name, resolution_from_name,
+        resolution_name, status_from_name, status_name,
+    },
+    time::{from_timestamp, to_timestamp},
+};
+use dispatch311_proto::{
+    common::v1::{Address, GeoPoint, Priority, ResolutionCode, ServiceRequestStatus},
+    intake::v1::{Resolution, ServiceRequest, TimelineEntry},
+    jobs::v1::{RouteJob, StatusUpdate},
+};
+use dispatch311_queue::outbox;
+use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
+use uuid::Uuid;
+
+use crate::validate::NewServiceRequest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Queue(#[from] dispatch311_queue::QueueError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What `create` did: a new request, or the one first filed with this key.
+pub enum Created {
+    New(ServiceRequest),
+    Existing(ServiceRequest),
+}
+
+/// A key to look a request up by.
+pub enum SrKey {
+    Number(String),
+    Id(Uuid),
+}
+
+/// Filters and keyset position of a list call.
+pub struct ListFilter {
+    pub status: Option<ServiceRequestStatus>,
+    pub complaint_type: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// (created_at, sr_id) of the last row of the previous page.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: usize,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+const SR_COLUMNS: &str = "sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
+    cross_street, borough, postal_code, photos, channel, status, agency, precinct, priority, sla_due_at, \
+    resolution_code, resolution_text, resolved_at, trace_id, created_at, updated_at";
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Stores a new request, its first timeline entry, the complainant's
+    /// contact and the route job in one transaction. A request id seen before
+    /// returns the request it created, and writes nothing.
+    pub async fn create(&self, new: &NewServiceRequest, trace_id: &str) -> StoreResult<Created> {
+        let mut tx = self.pool.begin().await?;
+        let sr_id = Uuid::now_v7();
+        let now = Utc::now();
+        let photos = serde_json::to_value(
+            new.photos.iter().map(|p| serde_json::json!({"uri": p.uri, "content_type": p.content_type})).collect::<Vec<_>>(),
+        )
+        .expect("photo references serialize");
+        let (latitude, longitude) = new.location.unzip();
+        let status = ServiceRequestStatus::Received;
+
+        let inserted = sqlx::query(
+            "INSERT INTO service_requests (sr_id, sr_number, request_id, complaint_type, descriptor, latitude, longitude, \
+                street_address, cross_street, borough, postal_code, description, photos, channel, status, status_rank, \
+                trace_id, created_at, updated_at, observed_at) \
+             VALUES ($1, 'SR-' || to_char($17 AT TIME ZONE 'UTC', 'YYYY') || '-' || lpad(nextval('sr_number_seq')::text, 7, '0'), \
+                $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18) \
+             ON CONFLICT (request_id) DO NOTHING \
+             RETURNING sr_number",
+        )
+        .bind(sr_id)
+        .bind(&new.request_id)
+        .bind(new.complaint_type)
+        .bind(&new.descriptor)
+        .bind(latitude)
+        .bind(longitude)
+        .bind(&new.address.street_address)
+        .bind(&new.address.cross_street)
+        .bind(&new.address.borough)
+        .bind(&new.address.postal_code)
+        .bind(&new.description)
+        .bind(photos)
+        .bind(channel_name(new.channel))
+        .bind(status_name(status))
+        .bind(i16::from(lifecycle_rank(status)))
+        .bind(trace_id)
+        .bind(now)
+        .bind(new.observed_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            tx.rollback().await?;
+            let existing = self.get_by_request_id(&new.request_id).await?;
+            return Ok(Created::Existing(existing.expect("a conflicting request id has a row")));
+        };
+        let sr_number: String = row.get(0);
+
+        if let Some(c) = &new.complainant {
+            sqlx::query(
+                "INSERT INTO complainant_contacts (sr_id, name, phone, email, consent_to_contact) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(sr_id)
+            .bind(&c.name)
+            .bind(&c.phone)
+            .bind(&c.email)
+            .bind(c.consent_to_contact)
+            .execute(&mut *tx)
+            .await?;
+        }
+        append_timeline(&mut tx, sr_id, status, now, "intake", "request received", "intake:received").await?;
+
+        let job = RouteJob {
+            sr_id: sr_id.to_string(),
+            sr_number: sr_number.clone(),
+            complaint_type: new.complaint_type.to_string(),
+            descriptor: new.descriptor.clone(),
+            location: new.location.map(|(latitude, longitude)| GeoPoint { latitude, longitude }),
+            address: Some(new.address.clone()),
+            photo_count: new.photos.len() as u32,
+            created_at: Some(to_timestamp(now)),
+            complainant_consented: new.complainant.as_ref().is_some_and(|c| c.consent_to_contact),
+        };
+        outbox::enqueue(&mut tx, queues::ROUTE, kinds::ROUTE, &job.sr_id, &job).await?;
+        tx.commit().await?;
+
+        let created = self.get(&SrKey::Id(sr_id)).await?.expect("the request just committed");
+        Ok(Created::New(created))
+    }
+
+    /// The public view of one request with its timeline.
+    pub async fn get(&self, key: &SrKey) -> StoreResult<Option<ServiceRequest>> {
+        let row = match key {
+            SrKey::Id(id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SR_COLUMNS} FROM service_requests WHERE sr_id = $1")))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            SrKey::Number(number) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SR_COLUMNS} FROM service_requests WHERE sr_number = $1")))
+                    .bind(number)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        let Some(row) = row else { return Ok(None) };
+        let mut request = public_view(&row);
+        let sr_id: Uuid = row.get("sr_id");
+        request.timeline = sqlx::query(
+            "SELECT status, occurred_at, source, message FROM timeline_entries WHERE sr_id = $1 ORDER BY occurred_at, id",
+        )
+        .bind(sr_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| TimelineEntry {
+            status: status_from_name(r.get("status")).unwrap_or_default() as i32,
+            occurred_at: Some(to_timestamp(r.get("occurred_at"))),
+            source: r.get("source"),
+            message: r.get("message"),
+        })
+        .collect();
+        Ok(Some(request))
+    }
+
+    async fn get_by_request_id(&self, request_id: &str) -> StoreResult<Option<ServiceRequest>> {
+        let sr_id: Option<Uuid> = sqlx::query_scalar("SELECT sr_id FROM service_requests WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match sr_id {
+            Some(id) => self.get(&SrKey::Id(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Requests newest first, without timelines.
+    pub async fn list(&self, filter: &ListFilter) -> StoreResult<Vec<ServiceRequest>> {
+        let (after_at, after_id) = filter.after.unzip();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SR_COLUMNS} FROM service_requests \
+             WHERE ($1::text IS NULL OR status = $1) \
+               AND ($2::text IS NULL OR lower(complaint_type) = lower($2)) \
+               AND ($3::timestamptz IS NULL OR created_at >= $3) \
+               AND ($4::timestamptz IS NULL OR created_at < $4) \
+               AND ($5::timestamptz IS NULL OR (created_at, sr_id) < ($5, $6)) \
+             ORDER BY created_at DESC, sr_id DESC LIMIT $7"
+        )))
+        .bind(filter.status.map(status_name))
+        .bind(filter.complaint_type.as_deref())
+        .bind(filter.created_after)
+        .bind(filter.created_before)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(filter.limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(public_view).collect())
+    }
+
+    /// Applies a status update from another service: appends the timeline
+    /// entry once (keyed by its transition) and moves the public status
+    /// forward. A redelivered or late update changes nothing. Returns whether
+    /// anything was applied; `None` when the request is unknown.
+    pub async fn apply_status_update(&self, update: &StatusUpdate) -> StoreResult<Option<bool>> {
+        let Ok(sr_id) = Uuid::parse_str(&update.sr_id) else { return Ok(None) };
+        let status = ServiceRequestStatus::try_from(update.status).unwrap_or_default();
+        let occurred_at = update.occurred_at.as_ref().and_then(from_timestamp).unwrap_or_else(Utc::now);
+        let mut tx = self.pool.begin().await?;
+
+        let current: Option<i16> = sqlx::query_scalar("SELECT status_rank FROM service_requests WHERE sr_id = $1 FOR UPDATE")
+            .bind(sr_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(current_rank) = current else {
+            return Ok(None);
+        };
+        let appended =
+            append_timeline(&mut tx, sr_id, status, occurred_at, &update.source, &update.message, &update.transition_key)
+                .await?;
+        if !appended {
+            tx.rollback().await?;
+            return Ok(Some(false));
+        }
+        let rank = i16::from(lifecycle_rank(status));
+        let priority = Priority::try_from(update.priority).unwrap_or_default();
+        let resolution = ResolutionCode::try_from(update.resolution_code).unwrap_or_default();
+        sqlx::query(
+            "UPDATE service_requests SET \
+                status = CASE WHEN $2 >= status_rank THEN $3 ELSE status END, \
+                status_rank = GREATEST(status_rank, $2), \
+                agency = CASE WHEN $4 <> '' THEN $4 ELSE agency END, \
+                precinct = CASE WHEN $5 <> '' THEN $5 ELSE precinct END, \
+                priority = CASE WHEN $6 <> '' THEN $6 ELSE priority END, \
+                sla_due_at = COALESCE($7, sla_due_at), \
+                resolution_code = CASE WHEN $8 <> '' THEN $8 ELSE resolution_code END, \
+                resolution_text = CASE WHEN $8 <> '' THEN $9 ELSE resolution_text END, \
+                resolved_at = CASE WHEN $8 <> '' THEN $10 ELSE resolved_at END, \
+                updated_at = now() \
+             WHERE sr_id = $1",
+        )
+        .bind(sr_id)
+        .bind(rank)
+        .bind(status_name(status))
+        .bind(&update.agency)
+        .bind(&update.precinct)
+        .bind(if priority == Priority::Unspecified { "" } else { priority_name(priority) })
+        .bind(update.sla_due_at.as_ref().and_then(from_timestamp))
+        .bind(if resolution == ResolutionCode::Unspecified { "" } else { resolution_name(resolution) })
+        .bind(&update.resolution_text)
+        .bind(occurred_at)
+        .execute(&mut *tx)
+        .await?;
+        debug_assert!(current_rank >= 0);
+        tx.commit().await?;
+        Ok(Some(true))
+    }
+
+    /// Requests that stopped before reaching their destination queue — most
+    /// likely their jobs were lost with Redis — older than `older_than`, and
+    /// not re-published since then. Re-publishes their route job through the
+    /// outbox; routing and dispatch handle repeats idempotently.
+    pub async fn republish_stuck(&self, older_than: DateTime<Utc>, limit: i64) -> StoreResult<usize> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, cross_street, \
+                borough, postal_code, jsonb_array_length(photos) AS photo_count, created_at, \
+                COALESCE((SELECT consent_to_contact FROM complainant_contacts c WHERE c.sr_id = s.sr_id), false) AS consented \
+             FROM service_requests s \
+             WHERE status IN ('RECEIVED', 'ROUTED') AND created_at < $1 \
+               AND (republished_at IS NULL OR republished_at < $1) \
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(older_than)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            let sr_id: Uuid = row.get("sr_id");
+            let job = route_job_from_row(row);
+            outbox::enqueue(&mut tx, queues::ROUTE, kinds::ROUTE, &job.sr_id, &job).await?;
+            sqlx::query("UPDATE service_requests SET republished_at = now() WHERE sr_id = $1")
+                .bind(sr_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+}
+
+/// Appends a timeline entry unless this transition was recorded already.
+async fn append_timeline(
+    conn: &mut PgConnection,
+    sr_id: Uuid,
+    status: ServiceRequestStatus,
+    occurred_at: DateTime<Utc>,
+    source: &str,
+    message: &str,
+    transition_key: &str,
+) -> StoreResult<bool> {
+    let result = sqlx::query(
+        "INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sr_id, transition_key) DO NOTHING",
+    )
+    .bind(sr_id)
+    .bind(status_name(status))
+    .bind(occurred_at)
+    .bind(source)
+    .bind(message)
+    .bind(transition_key)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+fn route_job_from_row(row: &PgRow) -> RouteJob {
+    let sr_id: Uuid = row.get("sr_id");
+    let latitude: Option<f64> = row.get("latitude");
+    let longitude: Option<f64> = row.get("longitude");
+    RouteJob {
+        sr_id: sr_id.to_string(),
+        sr_number: row.get("sr_number"),
+        complaint_type: row.get("complaint_type"),
+        descriptor: row.get("descriptor"),
+        location: latitude.zip(longitude).map(|(latitude, longitude)| GeoPoint { latitude, longitude }),
+        address: Some(address_from_row(row)),
+        photo_count: row.get::<i32, _>("photo_count") as u32,
+        created_at: Some(to_timestamp(row.get("created_at"))),
+        complainant_consented: row.get("consented"),
+    }
+}
+
+fn address_from_row(row: &PgRow) -> Address {
+    Address {
+        street_address: row.get("street_address"),
+        cross_street: row.get("cross_street"),
+        borough: row.get("borough"),
+        postal_code: row.get("postal_code"),
+    }
+}
+
+fn public_view(row: &PgRow) -> ServiceRequest {
+    let sr_id: Uuid = row.get("sr_id");
+    let latitude: Option<f64> = row.get("latitude");
+    let longitude: Option<f64> = row.get("longitude");
+    let photos: serde_json::Value = row.get("photos");
+    let resolution_code: String = row.get("resolution_code");
+    let resolved_at: Option<DateTime<Utc>> = row.get("resolved_at");
+    let sla_due_at: Option<DateTime<Utc>> = row.get("sla_due_at");
+    ServiceRequest {
+        sr_id: sr_id.to_string(),
+        sr_number: row.get("sr_number"),
+        complaint_type: row.get("complaint_type"),
+        descriptor: row.get("descriptor"),
+        location: latitude.zip(longitude).map(|(latitude, longitude)| GeoPoint { latitude, longitude }),
+        address: Some(address_from_row(row)),
+        channel: channel_from_name(row.get("channel")) as i32,
+        status: status_from_name(row.get("status")).unwrap_or_default() as i32,
+        agency: row.get("agency"),
+        precinct: row.get("precinct"),
+        priority: priority_from_name(row.get("priority")).unwrap_or_default() as i32,
+        sla_due_at: sla_due_at.map(to_timestamp),
+        photo_count: photos.as_array().map_or(0, Vec::len) as u32,
+        resolution: resolution_from_name(&resolution_code).map(|code| Resolution {
+            code: code as i32,
+            text: row.get("resolution_text"),
+            resolved_at: resolved_at.map(to_timestamp),
+        }),
+        timeline: Vec::new(),
+        trace_id: row.get("trace_id"),
+        created_at: Some(to_timestamp(row.get("created_at"))),
+        updated_at: Some(to_timestamp(row.get("updated_at"))),
+    }
+}

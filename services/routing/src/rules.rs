@@ -1,0 +1,905 @@
+//! The routing table: which agency, priority and SLA each complaint type gets.
+//!
+//! The table is a TOML file of `[[rule]]` entries (see `config/rules.toml`). It is
+//! validated as a whole when loaded, so a bad file stops the service at start-up
+//! instead of misrouting requests later.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use dispatch311_proto::common::v1::Priority;
+use dispatch311_proto::routing::v1::{RouteOutcome, RoutingRule};
+use serde::Deserialize;
+
+/// What a matching rule does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleOutcome {
+    /// Police work: a dispatch job in the precinct's queue.
+    Dispatch,
+    /// Another agency's work: the request is referred to the rule's agency.
+    Refer,
+}
+
+impl RuleOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleOutcome::Dispatch => "dispatch",
+            RuleOutcome::Refer => "refer",
+        }
+    }
+
+    pub fn to_proto(self) -> RouteOutcome {
+        match self {
+            RuleOutcome::Dispatch => RouteOutcome::Dispatch,
+            RuleOutcome::Refer => RouteOutcome::Refer,
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "dispatch" => Some(RuleOutcome::Dispatch),
+            "refer" => Some(RuleOutcome::Refer),
+            _ => None,
+        }
+    }
+}
+
+/// One validated row of the routing table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub id: String,
+    pub complaint_type: String,
+    /// `None` matches every descriptor of the complaint type.
+    pub descriptor: Option<String>,
+    pub outcome: RuleOutcome,
+    pub agency: String,
+    pub priority: Priority,
+    /// Minutes from filing to the SLA due time; 0 means no SLA applies.
+    pub sla_minutes: u32,
+}
+
+impl Rule {
+    pub fn to_proto(&self) -> RoutingRule {
+        RoutingRule {
+            rule_id: self.id.clone(),
+            complaint_type: self.complaint_type.clone(),
+            descriptor: self.descriptor.clone().unwrap_or_default(),
+            outcome: self.outcome.to_proto().into(),
+            agency: self.agency.clone(),
+            priority: self.priority.into(),
+            sla_minutes: self.sla_minutes,
+        }
+    }
+}
+
+impl From<&Rule> for RoutingRule {
+    fn from(rule: &Rule) -> Self {
+        rule.to_proto()
+    }
+}
+
+/// Why a routing table was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("cannot read routing rules {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("routing rules are not valid toml: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("routing rules file has no rules")]
+    NoRules,
+    #[error("routing rule #{position}: field {field} is empty")]
+    EmptyField {
+        /// 1-based position of the rule in the file.
+        position: usize,
+        field: &'static str,
+    },
+    #[error("duplicate routing rule id {id}")]
+    DuplicateId { id: String },
+    #[error(
+        "routing rules {first} and {second} both match complaint type '{complaint_type}' with {}",
+        describe_descriptor(.descriptor.as_deref())
+    )]
+    DuplicateMatch {
+        first: String,
+        second: String,
+        complaint_type: String,
+        descriptor: Option<String>,
+    },
+    #[error("routing rule {id}: unknown outcome '{value}' (expected dispatch or refer)")]
+    UnknownOutcome { id: String, value: String },
+    #[error("routing rule {id}: unknown priority '{value}' (expected low, normal, high or urgent)")]
+    UnknownPriority { id: String, value: String },
+    #[error("routing rule {id}: a dispatch rule needs sla_minutes above 0")]
+    ZeroDispatchSla { id: String },
+}
+
+fn describe_descriptor(descriptor: Option<&str>) -> String {
+    match descriptor {
+        Some(descriptor) => format!("descriptor '{descriptor}'"),
+        None => "any descriptor".to_owned(),
+    }
+}
+
+/// The file format: outcome and priority stay strings here so that a bad value
+/// is reported with the id of the rule that carries it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    complaint_type: String,
+    descriptor: Option<String>,
+    outcome: String,
+    agency: String,
+    priority: String,
+    sla_minutes: u32,
+}
+
+/// Lookup key: complaint type and descriptor as the city files them, but
+/// without case or spacing differences.
+type MatchKey = (String, Option<String>);
+
+/// The routing rules in force, validated, with an index for matching.
+#[derive(Debug, Clone)]
+pub struct RuleTable {
+    /// In match order: per complaint type, descriptor rules before the type-wide rule.
+    rules: Vec<Rule>,
+    index: HashMap<MatchKey, usize>,
+}
+
+impl RuleTable {
+    /// Reads and validates a rules file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, RuleError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| RuleError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Parses and validates the text of a rules file.
+    pub fn from_toml_str(text: &str) -> Result<Self, RuleError> {
+        let file: RulesFile = toml::from_str(text)?;
+        if file.rule.is_empty() {
+            return Err(RuleError::NoRules);
+        }
+        let mut ids = HashSet::new();
+        let mut parsed = Vec::with_capacity(file.rule.len());
+        for (offset, raw) in file.rule.into_iter().enumerate() {
+            let rule = validate(offset + 1, raw)?;
+            if !ids.insert(rule.id.clone()) {
+                return Err(RuleError::DuplicateId { id: rule.id });
+            }
+            parsed.push(rule);
+        }
+        let rules = in_match_order(parsed);
+
+        let mut index = HashMap::with_capacity(rules.len());
+        for (position, rule) in rules.iter().enumerate() {
+            let key = (
+                normalize(&rule.complaint_type),
+                rule.descriptor.as_deref().map(normalize),
+            );
+            match index.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(position);
+                }
+                Entry::Occupied(slot) => {
+                    let first: &Rule = &rules[*slot.get()];
+                    return Err(RuleError::DuplicateMatch {
+                        first: first.id.clone(),
+                        second: rule.id.clone(),
+                        complaint_type: rule.complaint_type.clone(),
+                        descriptor: rule.descriptor.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Self { rules, index })
+    }
+
+    /// The rule for a request: the rule for its exact descriptor if there is
+    /// one, else the type-wide rule. Case and surrounding spaces are ignored.
+    pub fn match_rule(&self, complaint_type: &str, descriptor: &str) -> Option<&Rule> {
+        let complaint_type = normalize(complaint_type);
+        if complaint_type.is_empty() {
+            return None;
+        }
+        let descriptor = normalize(descriptor);
+        let mut key: MatchKey = (complaint_type, None);
+        if !descriptor.is_empty() {
+            key.1 = Some(descriptor);
+            if let Some(&position) = self.index.get(&key) {
+                return Some(&self.rules[position]);
+            }
+            key.1 = None;
+        }
+        self.index.get(&key).map(|&position| &self.rules[position])
+    }
+
+    /// Every rule in match order: trying them in this order and taking the
+    /// first whose type (and descriptor, if it has one) fits gives the same
+    /// answer as [`RuleTable::match_rule`].
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.id == id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The table as the API lists it.
+    pub fn to_proto(&self) -> Vec<RoutingRule> {
+        self.rules.iter().map(Rule::to_proto).collect()
+    }
+}
+
+fn validate(position: usize, raw: RawRule) -> Result<Rule, RuleError> {
+    let id = raw.id.trim().to_owned();
+    if id.is_empty() {
+        return Err(RuleError::EmptyField {
+            position,
+            field: "id",
+        });
+    }
+    let complaint_type = raw.complaint_type.trim().to_owned();
+    if complaint_type.is_empty() {
+        return Err(RuleError::EmptyField {
+            position,
+            field: "complaint_type",
+        });
+    }
+    let agency = raw.agency.trim().to_owned();
+    if agency.is_empty() {
+        return Err(RuleError::EmptyField {
+            position,
+            field: "agency",
+        });
+    }
+    // An empty descriptor means "every descriptor", as in the API.
+    let descriptor = raw
+        .descriptor
+        .map(|descriptor| descriptor.trim().to_owned())
+        .filter(|descriptor| !descriptor.is_empty());
+    let Some(outcome) = RuleOutcome::parse(&raw.outcome) else {
+        return Err(RuleError::UnknownOutcome {
+            id,
+            value: raw.outcome,
+        });
+    };
+    let Some(priority) = parse_priority(&raw.priority) else {
+        return Err(RuleError::UnknownPriority {
+            id,
+            value: raw.priority,
+        });
+    };
+    // A dispatch job without an SLA would never breach and never escalate.
+    if outcome == RuleOutcome::Dispatch && raw.sla_minutes == 0 {
+        return Err(RuleError::ZeroDispatchSla { id });
+    }
+    Ok(Rule {
+        id,
+        complaint_type,
+        descriptor,
+        outcome,
+        agency,
+        priority,
+        sla_minutes: raw.sla_minutes,
+    })
+}
+
+fn parse_priority(value: &str) -> Option<Priority> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "low" => Some(Priority::Low),
+        "normal" => Some(Priority::Normal),
+        "high" => Some(Priority::High),
+        "urgent" => Some(Priority::Urgent),
+        _ => None,
+    }
+}
+
+/// The lowercase name of a priority, as written in the rules file.
+pub fn priority_name(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Unspecified => "unspecified",
+        Priority::Low => "low",
+        Priority::Normal => "normal",
+        Priority::High => "high",
+        Priority::Urgent => "urgent",
+    }
+}
+
+/// Groups rules by complaint type (in order of first appearance), descriptor
+/// rules first, so the listed order is also the order in which they win.
+fn in_match_order(rules: Vec<Rule>) -> Vec<Rule> {
+    let mut type_order: HashMap<String, usize> = HashMap::new();
+    let mut keyed: Vec<(usize, bool, usize, Rule)> = rules
+        .into_iter()
+        .enumerate()
+        .map(|(position, rule)| {
+            let next = type_order.len();
+            let group = *type_order
+                .entry(normalize(&rule.complaint_type))
+                .or_insert(next);
+            (group, rule.descriptor.is_none(), position, rule)
+        })
+        .collect();
+    keyed.sort_by_key(|(group, type_wide, position, _)| (*group, *type_wide, *position));
+    keyed.into_iter().map(|(_, _, _, rule)| rule).collect()
+}
+
+/// Case-folded, trimmed, inner runs of spaces collapsed: "Noise  -  Street "
+/// and "noise - street" are the same complaint type.
+fn normalize(value: &str) -> String {
+    value
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rules.toml");
+
+    const SMALL_TABLE: &str = r#"
+        [[rule]]
+        id = "nypd-illegal-parking"
+        complaint_type = "Illegal Parking"
+        outcome = "dispatch"
+        agency = "NYPD"
+        priority = "normal"
+        sla_minutes = 240
+
+        [[rule]]
+        id = "nypd-illegal-parking-hydrant"
+        complaint_type = "Illegal Parking"
+        descriptor = "Blocked Hydrant"
+        outcome = "dispatch"
+        agency = "NYPD"
+        priority = "high"
+        sla_minutes = 60
+
+        [[rule]]
+        id = "dsny-graffiti"
+        complaint_type = "Graffiti"
+        outcome = "refer"
+        agency = "DSNY"
+        priority = "low"
+        sla_minutes = 0
+    "#;
+
+    fn rule_text(
+        id: &str,
+        complaint_type: &str,
+        outcome: &str,
+        priority: &str,
+        sla: u32,
+    ) -> String {
+        format!(
+            "[[rule]]\nid = \"{id}\"\ncomplaint_type = \"{complaint_type}\"\noutcome = \"{outcome}\"\n\
+             agency = \"NYPD\"\npriority = \"{priority}\"\nsla_minutes = {sla}\n"
+        )
+    }
+
+    #[test]
+    fn descriptor_rule_wins_over_type_wide_rule() {
+        let table = RuleTable::from_toml_str(SMALL_TABLE).unwrap();
+        let hydrant = table
+            .match_rule("Illegal Parking", "Blocked Hydrant")
+            .unwrap();
+        assert_eq!(hydrant.id, "nypd-illegal-parking-hydrant");
+        assert_eq!(hydrant.priority, Priority::High);
+        assert_eq!(hydrant.sla_minutes, 60);
+
+        let other = table
+            .match_rule("Illegal Parking", "Posted Parking Sign Violation")
+            .unwrap();
+        assert_eq!(other.id, "nypd-illegal-parking");
+        let no_descriptor = table.match_rule("Illegal Parking", "").unwrap();
+        assert_eq!(no_descriptor.id, "nypd-illegal-parking");
+    }
+
+    #[test]
+    fn matching_ignores_case_and_spacing() {
+        let table = RuleTable::from_toml_str(SMALL_TABLE).unwrap();
+        let rule = table
+            .match_rule("  ILLEGAL   parking ", " blocked HYDRANT\t")
+            .unwrap();
+        assert_eq!(rule.id, "nypd-illegal-parking-hydrant");
+        assert_eq!(
+            table.match_rule("graffiti", "anything").unwrap().id,
+            "dsny-graffiti"
+        );
+    }
+
+    #[test]
+    fn unknown_or_empty_type_matches_nothing() {
+        let table = RuleTable::from_toml_str(SMALL_TABLE).unwrap();
+        assert!(table.match_rule("Loose Tiger", "").is_none());
+        assert!(table.match_rule("", "Blocked Hydrant").is_none());
+        assert!(table.match_rule("   ", "").is_none());
+    }
+
+    #[test]
+    fn rules_are_listed_in_match_order() {
+        let table = RuleTable::from_toml_str(SMALL_TABLE).unwrap();
+        let ids: Vec<&str> = table.rules().iter().map(|rule| rule.id.as_str()).collect();
+        // The hydrant rule is written after the type-wide rule but wins, so it is listed first.
+        assert_eq!(
+            ids,
+            [
+                "nypd-illegal-parking-hydrant",
+                "nypd-illegal-parking",
+                "dsny-graffiti"
+            ]
+        );
+    }
+
+    #[test]
+    fn first_listed_fit_agrees_with_match_rule_on_the_shipped_table() {
+        let table = RuleTable::load(SHIPPED_RULES).unwrap();
+        for probe in table.rules() {
+            let descriptor = probe
+                .descriptor
+                .as_deref()
+                .unwrap_or("some other descriptor");
+            let first_fit = table
+                .rules()
+                .iter()
+                .find(|rule| {
+                    normalize(&rule.complaint_type) == normalize(&probe.complaint_type)
+                        && rule
+                            .descriptor
+                            .as_deref()
+                            .is_none_or(|d| normalize(d) == normalize(descriptor))
+                })
+                .map(|rule| rule.id.as_str());
+            let matched = table
+                .match_rule(&probe.complaint_type, descriptor)
+                .map(|rule| rule.id.as_str());
+            assert_eq!(first_fit, matched, "probe {}", probe.id);
+        }
+    }
+
+    #[test]
+    fn converts_to_the_api_rule() {
+        let table = RuleTable::from_toml_str(SMALL_TABLE).unwrap();
+        let listed = table.to_proto();
+        assert_eq!(listed.len(), 3);
+        let hydrant = &listed[0];
+        assert_eq!(hydrant.rule_id, "nypd-illegal-parking-hydrant");
+        assert_eq!(hydrant.complaint_type, "Illegal Parking");
+        assert_eq!(hydrant.descriptor, "Blocked Hydrant");
+        assert_eq!(hydrant.outcome(), RouteOutcome::Dispatch);
+        assert_eq!(hydrant.agency, "NYPD");
+        assert_eq!(hydrant.priority(), Priority::High);
+        assert_eq!(hydrant.sla_minutes, 60);
+        let graffiti = RoutingRule::from(table.get("dsny-graffiti").unwrap());
+        assert_eq!(
+            graffiti.descriptor, "",
+            "a type-wide rule lists an empty descriptor"
+        );
+        assert_eq!(graffiti.outcome(), RouteOutcome::Refer);
+        assert_eq!(graffiti.priority(), Priority::Low);
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let text = rule_text("same", "Noise - Residential", "dispatch", "normal", 180)
+            + &rule_text("same", "Noise - Vehicle", "dispatch", "normal", 120);
+        let error = RuleTable::from_toml_str(&text).unwrap_err();
+        assert!(matches!(&error, RuleError::DuplicateId { id } if id == "same"));
+        assert_eq!(error.to_string(), "duplicate routing rule id same");
+    }
+
+    #[test]
+    fn two_rules_for_the_same_type_and_descriptor_are_refused() {
+        let text = rule_text("first", "Noise - Residential", "dispatch", "normal", 180)
+            + &rule_text("second", "noise - RESIDENTIAL ", "refer", "low", 0);
+        let error = RuleTable::from_toml_str(&text).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "routing rules first and second both match complaint type 'noise - RESIDENTIAL' with any descriptor"
+        );
+
+        let with_descriptor = SMALL_TABLE.to_owned()
+            + r#"
+            [[rule]]
+            id = "hydrant-again"
+            complaint_type = "Illegal Parking"
+            descriptor = "blocked hydrant"
+            outcome = "dispatch"
+            agency = "NYPD"
+            priority = "urgent"
+            sla_minutes = 30
+            "#;
+        let error = RuleTable::from_toml_str(&with_descriptor).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "routing rules nypd-illegal-parking-hydrant and hydrant-again both match complaint type \
+             'Illegal Parking' with descriptor 'blocked hydrant'"
+        );
+    }
+
+    #[test]
+    fn empty_descriptor_is_a_type_wide_rule() {
+        let text = SMALL_TABLE.to_owned()
+            + r#"
+            [[rule]]
+            id = "parking-again"
+            complaint_type = "Illegal Parking"
+            descriptor = " "
+            outcome = "dispatch"
+            agency = "NYPD"
+            priority = "low"
+            sla_minutes = 30
+            "#;
+        let error = RuleTable::from_toml_str(&text).unwrap_err();
+        assert!(matches!(
+            error,
+            RuleError::DuplicateMatch {
+                descriptor: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_outcome_is_refused_with_the_rule_id() {
+        let text = rule_text("nypd-noise", "Noise - Residential", "ignore", "normal", 180);
+        let error = RuleTable::from_toml_str(&text).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "routing rule nypd-noise: unknown outcome 'ignore' (expected dispatch or refer)"
+        );
+    }
+
+    #[test]
+    fn unknown_priority_is_refused_with_the_rule_id() {
+        let text = rule_text("nypd-noise", "Noise - Residential", "dispatch", "asap", 180);
+        let error = RuleTable::from_toml_str(&text).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "routing rule nypd-noise: unknown priority 'asap' (expected low, normal, high or urgent)"
+        );
+    }
+
+    #[test]
+    fn dispatch_without_sla_is_refused_but_referral_without_sla_is_fine() {
+        let text = rule_text("nypd-noise", "Noise - Residential", "dispatch", "normal", 0);
+        let error = RuleTable::from_toml_str(&text).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "routing rule nypd-noise: a dispatch rule needs sla_minutes above 0"
+        );
+
+        let referral = rule_text("elsewhere", "Noise - Residential", "refer", "normal", 0);
+        let table = RuleTable::from_toml_str(&referral).unwrap();
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn empty_fields_and_empty_files_are_refused() {
+        let text = rule_text("  ", "Noise - Residential", "dispatch", "normal", 60);
+        let error = RuleTable::from_toml_str(&text).unwrap_err();
+        assert_eq!(error.to_string(), "routing rule #1: field id is empty");
+
+        let text = rule_text("a", "Noise", "dispatch", "normal", 60)
+            + &rule_text("b", "", "dispatch", "normal", 60);
+        let error = RuleTable::from_toml_str(&text).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "routing rule #2: field complaint_type is empty"
+        );
+
+        let error = RuleTable::from_toml_str("# nothing yet\n").unwrap_err();
+        assert!(matches!(error, RuleError::NoRules));
+    }
+
+    #[test]
+    fn misspelt_field_and_bad_toml_are_refused() {
+        let text =
+            rule_text("a", "Noise", "dispatch", "normal", 60).replace("sla_minutes", "sla_minute");
+        let error = RuleTable::from_toml_str(&text).unwrap_err();
+        assert!(matches!(error, RuleError::Parse(_)));
+        assert!(error.to_string().contains("sla_minute"), "{error}");
+
+        let error = RuleTable::from_toml_str("[[rule]\nid = ").unwrap_err();
+        assert!(matches!(error, RuleError::Parse(_)));
+
+        let negative = rule_text("a", "Noise", "dispatch", "normal", 60).replace("= 60", "= -5");
+        assert!(matches!(
+            RuleTable::from_toml_str(&negative),
+            Err(RuleError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let error = RuleTable::load("/nonexistent/rules.toml").unwrap_err();
+        assert!(matches!(error, RuleError::Read { .. }));
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read routing rules /nonexistent/rules.toml: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn shipped_table_loads_and_sends_police_work_to_nypd() {
+        let table = RuleTable::load(SHIPPED_RULES).unwrap();
+        for rule in table.rules() {
+            assert_eq!(
+                rule.outcome == RuleOutcome::Dispatch,
+                rule.agency == "NYPD",
+                "rule {} mixes outcome {} with agency {}",
+                rule.id,
+                rule.outcome.as_str(),
+                rule.agency
+            );
+            if rule.outcome == RuleOutcome::Refer {
+                assert_eq!(rule.sla_minutes, 0, "referral {} carries an SLA", rule.id);
+            }
+        }
+        let expected = [
+            ("Illegal Parking", "Blocked Hydrant", Priority::High, 60),
+            ("Illegal Parking", "Blocked Bike Lane", Priority::High, 60),
+            (
+                "Illegal Parking",
+                "Double Parked Blocking Traffic",
+                Priority::High,
+                45,
+            ),
+            ("Blocked Driveway", "No Access", Priority::High, 60),
+            ("Blocked Driveway", "Partial Access", Priority::High, 120),
+            (
+                "Noise - Residential",
+                "Loud Music/Party",
+                Priority::Normal,
+                180,
+            ),
+            (
+                "Abandoned Vehicle",
+                "With License Plate",
+                Priority::Low,
+                4320,
+            ),
+        ];
+        for (complaint_type, descriptor, priority, sla) in expected {
+            let rule = table.match_rule(complaint_type, descriptor).unwrap();
+            assert_eq!(rule.outcome, RuleOutcome::Dispatch, "{complaint_type}");
+            assert_eq!(rule.agency, "NYPD");
+            assert_eq!(
+                (rule.priority, rule.sla_minutes),
+                (priority, sla),
+                "{complaint_type} / {descriptor}"
+            );
+        }
+        let graffiti = table.match_rule("Graffiti", "Graffiti").unwrap();
+        assert_eq!(
+            (graffiti.outcome, graffiti.agency.as_str()),
+            (RuleOutcome::Refer, "DSNY")
+        );
+        let heat = table
+            .match_rule("HEAT/HOT WATER", "APARTMENT ONLY")
+            .unwrap();
+        assert_eq!(
+            (heat.outcome, heat.agency.as_str()),
+            (RuleOutcome::Refer, "HPD")
+        );
+    }
+
+    /// Every complaint type in the two 311 sample files of the shared data
+    /// directory (type names only), with the agency the city routed it to.
+    const SAMPLE_TYPES: &[(&str, &str)] = &[
+        ("DCA", "Consumer Complaint"),
+        ("DEP", "Air Quality"),
+        ("DEP", "Asbestos"),
+        ("DEP", "Hazardous Materials"),
+        ("DEP", "Industrial Waste"),
+        ("DEP", "Lead"),
+        ("DEP", "Noise"),
+        ("DEP", "Sewer"),
+        ("DEP", "Water Quality"),
+        ("DEP", "Water System"),
+        ("DHS", "Encampment"),
+        ("DHS", "Homeless Person Assistance"),
+        ("DOB", "Boilers"),
+        ("DOB", "Borough Office"),
+        ("DOB", "Building/Use"),
+        ("DOB", "Electrical"),
+        ("DOB", "Elevator"),
+        ("DOB", "Emergency Response Team (ERT)"),
+        ("DOB", "General Construction/Plumbing"),
+        ("DOB", "Investigations and Discipline (IAD)"),
+        ("DOB", "Plumbing"),
+        ("DOB", "Real Time Enforcement"),
+        ("DOB", "Special Natural Area District (SNAD)"),
+        ("DOB", "Special Projects Inspection Team (SPIT)"),
+        ("DOHMH", "Asbestos"),
+        ("DOHMH", "Beach/Pool/Sauna Complaint"),
+        ("DOHMH", "Construction Lead Dust"),
+        ("DOHMH", "Day Care"),
+        ("DOHMH", "Food Establishment"),
+        ("DOHMH", "Illegal Animal Kept as Pet"),
+        ("DOHMH", "Indoor Air Quality"),
+        ("DOHMH", "Indoor Sewage"),
+        ("DOHMH", "Mobile Food Vendor"),
+        ("DOHMH", "Non-Residential Heat"),
+        ("DOHMH", "Rodent"),
+        ("DOHMH", "Smoking"),
+        ("DOHMH", "Tattooing"),
+        ("DOHMH", "Unleashed Dog"),
+        ("DOHMH", "Unsanitary Animal Pvt Property"),
+        ("DOT", "Bridge Condition"),
+        ("DOT", "Broken Parking Meter"),
+        ("DOT", "Curb Condition"),
+        ("DOT", "Highway Condition"),
+        ("DOT", "Outdoor Dining"),
+        ("DOT", "Sidewalk Condition"),
+        ("DOT", "Street Condition"),
+        ("DOT", "Street Light Condition"),
+        ("DOT", "Street Sign - Damaged"),
+        ("DOT", "Street Sign - Dangling"),
+        ("DOT", "Street Sign - Missing"),
+        ("DOT", "Traffic Signal Condition"),
+        ("DPR", "Animal in a Park"),
+        ("DPR", "Damaged Tree"),
+        ("DPR", "Dead/Dying Tree"),
+        ("DPR", "Illegal Tree Damage"),
+        ("DPR", "Maintenance or Facility"),
+        ("DPR", "New Tree Request"),
+        ("DPR", "Overgrown Tree/Branches"),
+        ("DPR", "Root/Sewer/Sidewalk Condition"),
+        ("DPR", "Uprooted Stump"),
+        ("DPR", "Violation of Park Rules"),
+        ("DSNY", "Abandoned Bike"),
+        ("DSNY", "Commercial Disposal Complaint"),
+        ("DSNY", "Dead Animal"),
+        ("DSNY", "Derelict Vehicles"),
+        ("DSNY", "Dirty Condition"),
+        ("DSNY", "Electronics Waste Appointment"),
+        ("DSNY", "Graffiti"),
+        ("DSNY", "Illegal Dumping"),
+        ("DSNY", "Illegal Posting"),
+        ("DSNY", "Litter Basket Request"),
+        ("DSNY", "Lot Condition"),
+        ("DSNY", "Obstruction"),
+        ("DSNY", "Oil or Gas Spill"),
+        ("DSNY", "Residential Disposal Complaint"),
+        ("DSNY", "Sanitation Worker or Vehicle Complaint"),
+        ("DSNY", "Snow or Ice"),
+        ("DSNY", "Street Sweeping Complaint"),
+        ("EDC", "Noise - Helicopter"),
+        ("HPD", "APPLIANCE"),
+        ("HPD", "DOOR/WINDOW"),
+        ("HPD", "ELECTRIC"),
+        ("HPD", "ELEVATOR"),
+        ("HPD", "FLOORING/STAIRS"),
+        ("HPD", "GENERAL"),
+        ("HPD", "HEAT/HOT WATER"),
+        ("HPD", "OUTSIDE BUILDING"),
+        ("HPD", "PAINT/PLASTER"),
+        ("HPD", "PLUMBING"),
+        ("HPD", "SAFETY"),
+        ("HPD", "UNSANITARY CONDITION"),
+        ("HPD", "WATER LEAK"),
+        ("NYC311-PRD", "Sewer"),
+        ("NYC311-PRD", "Water Conservation"),
+        ("NYC311-PRD", "Water System"),
+        ("NYPD", "Abandoned Vehicle"),
+        ("NYPD", "Animal-Abuse"),
+        ("NYPD", "Bike/Roller/Skate Chronic"),
+        ("NYPD", "Blocked Driveway"),
+        ("NYPD", "Drug Activity"),
+        ("NYPD", "Encampment"),
+        ("NYPD", "Graffiti"),
+        ("NYPD", "Illegal Fireworks"),
+        ("NYPD", "Illegal Parking"),
+        ("NYPD", "Noise - Commercial"),
+        ("NYPD", "Noise - House of Worship"),
+        ("NYPD", "Noise - Park"),
+        ("NYPD", "Noise - Residential"),
+        ("NYPD", "Noise - Street/Sidewalk"),
+        ("NYPD", "Noise - Vehicle"),
+        ("NYPD", "Non-Emergency Police Matter"),
+        ("NYPD", "Panhandling"),
+        ("NYPD", "Traffic"),
+        ("TLC", "For Hire Vehicle Complaint"),
+        ("TLC", "For Hire Vehicle Report"),
+        ("TLC", "Green Taxi Complaint"),
+        ("TLC", "Lost Property"),
+        ("TLC", "Taxi Complaint"),
+        ("TLC", "Taxi Compliment"),
+        ("TLC", "Taxi Licensee Complaint"),
+    ];
+
+    /// Where the shipped table gives a type-wide request another agency than
+    /// the sample does: (agency in the sample, complaint type, agency in the table).
+    const DELIBERATE_DIFFERENCES: &[(&str, &str, &str)] = &[
+        // DEP gets asbestos work complaints through their descriptor (B1)
+        ("DEP", "Asbestos", "DOHMH"),
+        // the city files most encampment reports with NYPD
+        ("DHS", "Encampment", "NYPD"),
+        // police get graffiti only when a police report is wanted, by descriptor
+        ("NYPD", "Graffiti", "DSNY"),
+        // "Plumbing" (DOB) and "PLUMBING" (HPD), "Elevator" (DOB) and "ELEVATOR"
+        // (HPD) differ only in case: the descriptor decides
+        ("DOB", "Plumbing", "HPD"),
+        ("HPD", "ELEVATOR", "DOB"),
+        // 311's routing desk code for sewer and water work that DEP does
+        ("NYC311-PRD", "Sewer", "DEP"),
+        ("NYC311-PRD", "Water System", "DEP"),
+    ];
+
+    #[test]
+    fn every_sample_complaint_type_has_a_rule_for_its_agency() {
+        let table = RuleTable::load(SHIPPED_RULES).unwrap();
+        let missing: Vec<&str> = SAMPLE_TYPES
+            .iter()
+            .filter(|(_, complaint_type)| table.match_rule(complaint_type, "").is_none())
+            .map(|(_, complaint_type)| *complaint_type)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "complaint types without a rule: {missing:?}"
+        );
+
+        for (sample_agency, complaint_type) in SAMPLE_TYPES {
+            let expected = DELIBERATE_DIFFERENCES
+                .iter()
+                .find(|(agency, kind, _)| agency == sample_agency && kind == complaint_type)
+                .map_or(*sample_agency, |(_, _, table_agency)| *table_agency);
+            let rule = table.match_rule(complaint_type, "").unwrap();
+            assert_eq!(rule.agency, expected, "{sample_agency} {complaint_type}");
+            assert_eq!(
+                rule.outcome,
+                if expected == "NYPD" {
+                    RuleOutcome::Dispatch
+                } else {
+                    RuleOutcome::Refer
+                },
+                "{complaint_type}"
+            );
+        }
+        let by_descriptor = [
+            ("Graffiti", "Police Report Not Requested", "NYPD"),
+            ("Asbestos", "Asbestos Complaint (B1)", "DEP"),
+            (
+                "Plumbing",
+                "Plumbing Work - Illegal/No Permit/Standpipe/Sprinkler",
+                "DOB",
+            ),
+            ("PLUMBING", "TOILET", "HPD"),
+            ("ELEVATOR", "MAINTENANCE", "HPD"),
+            ("Elevator", "Elevator - Multiple Devices On Property", "DOB"),
+        ];
+        for (complaint_type, descriptor, agency) in by_descriptor {
+            let rule = table.match_rule(complaint_type, descriptor).unwrap();
+            assert_eq!(rule.agency, agency, "{complaint_type} / {descriptor}");
+        }
+    }
+}

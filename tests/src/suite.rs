@@ -1,0 +1,315 @@
+//! Runs the real service binaries as separate processes against real
+//! PostgreSQL and Redis, isolated per test: a fresh database, a unique Redis
+//! key prefix, free ports. Logs go to files that are printed when a test
+//! fails to start the suite.
+//!
+//! The binaries are the ones `cargo build --bins` put next to the test
+//! executable (`make test` builds them first).
+
+use std::{
+    collections::HashMap,
+    net::TcpListener as StdListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use dispatch311_proto::{
+    dispatch::v1::dispatch_service_client::DispatchServiceClient,
+    intake::v1::intake_service_client::IntakeServiceClient,
+    routing::v1::routing_service_client::RoutingServiceClient,
+    survey::v1::survey_service_client::SurveyServiceClient,
+};
+use tonic::transport::Channel;
+
+/// The four services, in start order (consumers before producers is not
+/// needed: queues keep jobs until a consumer arrives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Intake,
+    Routing,
+    Dispatch,
+    Survey,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [Service::Intake, Service::Routing, Service::Dispatch, Service::Survey];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Intake => "intake",
+            Service::Routing => "routing",
+            Service::Dispatch => "dispatch",
+            Service::Survey => "survey",
+        }
+    }
+
+    fn addr_var(self) -> &'static str {
+        match self {
+            Service::Intake => "DISPATCH311_INTAKE_ADDR",
+            Service::Routing => "DISPATCH311_ROUTING_ADDR",
+            Service::Dispatch => "DISPATCH311_DISPATCH_ADDR",
+            Service::Survey => "DISPATCH311_SURVEY_ADDR",
+        }
+    }
+}
+
+/// How to start a suite.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteOptions {
+    /// Precinct map for routing; `None` uses the binary's demo map.
+    pub precinct_map: Option<PathBuf>,
+    /// Where the services export spans (an `OtlpReceiver`).
+    pub otlp_endpoint: Option<String>,
+    /// Extra environment for every service.
+    pub env: Vec<(String, String)>,
+}
+
+impl SuiteOptions {
+    /// The real 78-precinct map from the data folder, if present.
+    pub fn with_real_precinct_map(mut self) -> Self {
+        let map = crate::nyc311::data_dir().join("nypd-precincts.geojson");
+        if map.exists() {
+            self.precinct_map = Some(map);
+        } else {
+            eprintln!("!!! real precinct map not found at {}: using the demo map", map.display());
+        }
+        self
+    }
+}
+
+/// A running suite. Processes are killed when it is dropped; call `stop` to
+/// also drop the test database.
+pub struct Suite {
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub log_dir: PathBuf,
+    options: SuiteOptions,
+    ports: HashMap<Service, u16>,
+    processes: HashMap<Service, Child>,
+}
+
+impl Suite {
+    pub async fn start(options: SuiteOptions) -> anyhow::Result<Suite> {
+        let database_url = dispatch311_db::testing::create_database().await?;
+        let redis_prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
+        let log_dir = std::env::temp_dir().join("dispatch311-tests").join(redis_prefix.trim_end_matches(':'));
+        std::fs::create_dir_all(&log_dir)?;
+        let mut suite = Suite {
+            database_url,
+            redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            redis_prefix,
+            log_dir,
+            options,
+            ports: HashMap::new(),
+            processes: HashMap::new(),
+        };
+        for service in Service::ALL {
+            suite.ports.insert(service, free_port()?);
+        }
+        for service in Service::ALL {
+            suite.spawn(service)?;
+        }
+        for service in Service::ALL {
+            suite.wait_ready(service).await?;
+        }
+        Ok(suite)
+    }
+
+    fn spawn(&mut self, service: Service) -> anyhow::Result<()> {
+        let binary = binary_path(service)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(service))?;
+        let mut command = Command::new(&binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(service.addr_var(), format!("127.0.0.1:{}", self.ports[&service]))
+            .env("DATABASE_URL", &self.database_url)
+            .env("REDIS_URL", &self.redis_url)
+            .env("DISPATCH311_REDIS_PREFIX", &self.redis_prefix)
+            .env("DISPATCH311_DB_MAX_CONNECTIONS", "8")
+            .env("RUST_LOG", std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(map) = &self.options.precinct_map {
+            command.env("DISPATCH311_PRECINCT_MAP", map);
+        }
+        match &self.options.otlp_endpoint {
+            Some(endpoint) => {
+                command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "100");
+            }
+            None => {
+                command.env("OTEL_TRACES_EXPORTER", "none");
+            }
+        }
+        for (key, value) in &self.options.env {
+            command.env(key, value);
+        }
+        let child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
+        self.processes.insert(service, child);
+        Ok(())
+    }
+
+    /// Waits until the service answers its gRPC health check as SERVING.
+    async fn wait_ready(&mut self, service: Service) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(child) = self.processes.get_mut(&service)
+                && let Some(status) = child.try_wait()?
+            {
+                anyhow::bail!("{} exited during start-up ({status}):\n{}", service.name(), self.log_tail(service, 40));
+            }
+            if self.health(service).await {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("{} not serving after 30s:\n{}", service.name(), self.log_tail(service, 40));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn health(&self, service: Service) -> bool {
+        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+        let Ok(channel) = Channel::from_shared(self.url(service)).expect("valid url").connect().await else {
+            return false;
+        };
+        let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+        matches!(answer, Ok(r) if r.get_ref().status == ServingStatus::Serving as i32)
+    }
+
+    pub fn url(&self, service: Service) -> String {
+        format!("http://127.0.0.1:{}", self.ports[&service])
+    }
+
+    pub fn log_path(&self, service: Service) -> PathBuf {
+        self.log_dir.join(format!("{}.log", service.name()))
+    }
+
+    pub fn log_tail(&self, service: Service, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path(service)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    pub fn pid(&self, service: Service) -> Option<u32> {
+        self.processes.get(&service).map(Child::id)
+    }
+
+    /// SIGKILL: the process gets no chance to finish or acknowledge anything.
+    pub fn kill(&mut self, service: Service) -> anyhow::Result<()> {
+        if let Some(mut child) = self.processes.remove(&service) {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for a graceful exit; returns whether it exited cleanly.
+    pub async fn terminate(&mut self, service: Service) -> anyhow::Result<bool> {
+        let Some(mut child) = self.processes.remove(&service) else { return Ok(true) };
+        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.success());
+            }
+            if tokio::time::Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                anyhow::bail!("{} did not stop within 20s of SIGTERM", service.name());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts a service again (after `kill` or `terminate`) on its old port.
+    pub async fn restart(&mut self, service: Service) -> anyhow::Result<()> {
+        self.spawn(service)?;
+        self.wait_ready(service).await
+    }
+
+    pub async fn intake(&self) -> anyhow::Result<IntakeServiceClient<Channel>> {
+        Ok(IntakeServiceClient::new(self.channel(Service::Intake).await?))
+    }
+
+    pub async fn routing(&self) -> anyhow::Result<RoutingServiceClient<Channel>> {
+        Ok(RoutingServiceClient::new(self.channel(Service::Routing).await?))
+    }
+
+    pub async fn dispatch(&self) -> anyhow::Result<DispatchServiceClient<Channel>> {
+        Ok(DispatchServiceClient::new(self.channel(Service::Dispatch).await?))
+    }
+
+    pub async fn survey(&self) -> anyhow::Result<SurveyServiceClient<Channel>> {
+        Ok(SurveyServiceClient::new(self.channel(Service::Survey).await?))
+    }
+
+    async fn channel(&self, service: Service) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(self.url(service))?.connect().await?)
+    }
+
+    /// A pool on the test database, for assertions on what services stored.
+    pub async fn database(&self) -> anyhow::Result<sqlx::PgPool> {
+        Ok(sqlx::PgPool::connect(&self.database_url).await?)
+    }
+
+    /// Stops every process and drops the test database.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for service in Service::ALL {
+            let _ = self.terminate(service).await;
+        }
+        dispatch311_db::testing::drop_database(&self.database_url).await?;
+        let _ = std::fs::remove_dir_all(&self.log_dir);
+        Ok(())
+    }
+}
+
+impl Drop for Suite {
+    fn drop(&mut self) {
+        for (_, mut child) in self.processes.drain() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn binary_path(service: Service) -> anyhow::Result<PathBuf> {
+    // test executables live in <target>/<profile>/deps; binaries one level up
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).context("unexpected test executable location")?;
+    let binary = profile_dir.join(format!("dispatch311-{}", service.name()));
+    anyhow::ensure!(
+        binary.exists(),
+        "{} is missing: build the services first (`cargo build --bins`; `make test` does it)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -1,0 +1,224 @@
+//! End to end with the real service binaries: a complaint travels intake →
+//! routing → dispatch, a non-police complaint is referred, bad input is
+//! refused and changes nothing, a repeated request id creates nothing.
+
+use std::time::Duration;
+
+use dispatch311_proto::{
+    common::v1::{Channel, GeoPoint, Priority, ServiceRequestStatus},
+    dispatch::v1::{GetJobRequest, JobState, ListQueueRequest, get_job_request},
+    intake::v1::{
+        Complainant, CreateServiceRequestRequest, GetServiceRequestRequest, ListServiceRequestsRequest,
+        ServiceRequest, get_service_request_request,
+    },
+};
+use dispatch311_tests::suite::{Suite, SuiteOptions, eventually};
+use tonic_types::StatusExt;
+
+/// The Empire State Building, 350 5th Avenue, in Midtown South (precinct 14).
+const EMPIRE_STATE: GeoPoint = GeoPoint { latitude: 40.748_44, longitude: -73.985_66 };
+
+fn blocked_hydrant(request_id: &str) -> CreateServiceRequestRequest {
+    CreateServiceRequestRequest {
+        request_id: request_id.into(),
+        complaint_type: "Illegal Parking".into(),
+        descriptor: "Blocked Hydrant".into(),
+        location: Some(EMPIRE_STATE),
+        description: "grey van on the hydrant since 8am".into(),
+        channel: Channel::MobileApp as i32,
+        complainant: Some(Complainant {
+            name: "Dana Example".into(),
+            phone: "+1 212 555 0100".into(),
+            email: "dana@example.org".into(),
+            consent_to_contact: true,
+        }),
+        ..Default::default()
+    }
+}
+
+async fn wait_for_status(suite: &Suite, sr_number: &str, status: ServiceRequestStatus) -> anyhow::Result<ServiceRequest> {
+    let intake = suite.intake().await?;
+    eventually(Duration::from_secs(20), &format!("{sr_number} to become {status:?}"), || {
+        let mut intake = intake.clone();
+        let key = get_service_request_request::Key::SrNumber(sr_number.to_string());
+        async move {
+            let sr = intake
+                .get_service_request(GetServiceRequestRequest { key: Some(key) })
+                .await?
+                .into_inner()
+                .service_request
+                .expect("a request");
+            Ok((sr.status == status as i32).then_some(sr))
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_midtown_complaint_reaches_its_precinct_queue_and_a_non_police_one_is_referred() -> anyhow::Result<()> {
+    let suite = Suite::start(SuiteOptions::default().with_real_precinct_map()).await?;
+    let mut intake = suite.intake().await?;
+
+    let created = intake.create_service_request(blocked_hydrant("flow-1")).await?.into_inner().service_request.unwrap();
+    assert!(created.sr_number.starts_with("SR-"), "human-readable number: {}", created.sr_number);
+    assert_eq!(created.status, ServiceRequestStatus::Received as i32);
+    assert_eq!(created.trace_id.len(), 32, "the request keeps its trace id");
+
+    let queued = wait_for_status(&suite, &created.sr_number, ServiceRequestStatus::Queued).await?;
+    assert_eq!(queued.agency, "NYPD");
+    assert_eq!(queued.precinct, "14", "the Empire State Building is in Midtown South");
+    assert_eq!(queued.priority, Priority::High as i32);
+    assert!(queued.sla_due_at.is_some(), "an SLA due time is set");
+    let steps: Vec<i32> = queued.timeline.iter().map(|t| t.status).collect();
+    assert_eq!(
+        steps,
+        [ServiceRequestStatus::Received as i32, ServiceRequestStatus::Routed as i32, ServiceRequestStatus::Queued as i32],
+        "timeline: {:?}",
+        queued.timeline
+    );
+
+    let mut dispatch = suite.dispatch().await?;
+    let queue = dispatch
+        .list_queue(ListQueueRequest { precinct: "14".into(), page_size: 10, page_token: String::new() })
+        .await?
+        .into_inner();
+    assert_eq!(queue.total_queued, 1);
+    let job = &queue.jobs[0];
+    assert_eq!(job.sr_number, created.sr_number);
+    assert_eq!(job.state, JobState::Queued as i32);
+    assert_eq!(job.descriptor, "Blocked Hydrant");
+    let by_number = dispatch
+        .get_job(GetJobRequest { key: Some(get_job_request::Key::SrNumber(created.sr_number.clone())) })
+        .await?
+        .into_inner();
+    assert_eq!(by_number.job.unwrap().job_id, job.job_id);
+
+    let street_light = CreateServiceRequestRequest {
+        request_id: "flow-2".into(),
+        complaint_type: "Street Light Condition".into(),
+        descriptor: "Street Light Out".into(),
+        location: Some(EMPIRE_STATE),
+        channel: Channel::Web as i32,
+        ..Default::default()
+    };
+    let light = intake.create_service_request(street_light).await?.into_inner().service_request.unwrap();
+    let referred = wait_for_status(&suite, &light.sr_number, ServiceRequestStatus::Referred).await?;
+    assert_eq!(referred.agency, "DOT", "street lights are the transportation department's");
+    let queue = dispatch
+        .list_queue(ListQueueRequest { precinct: "14".into(), page_size: 10, page_token: String::new() })
+        .await?
+        .into_inner();
+    assert_eq!(queue.total_queued, 1, "a referred request never reaches a police queue");
+
+    suite.stop().await
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_field_violations_and_changes_nothing() -> anyhow::Result<()> {
+    let suite = Suite::start(SuiteOptions::default()).await?;
+    let mut intake = suite.intake().await?;
+
+    let mut bad = blocked_hydrant("bad-1");
+    bad.location = Some(GeoPoint { latitude: 39.95, longitude: -75.16 });
+    bad.complaint_type = "Loud Dragons".into();
+    let status = intake.create_service_request(bad).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let fields: Vec<String> =
+        status.get_details_bad_request().unwrap().field_violations.into_iter().map(|f| f.field).collect();
+    assert_eq!(fields, ["complaint_type", "location"]);
+
+    let listed = intake.list_service_requests(ListServiceRequestsRequest::default()).await?.into_inner();
+    assert!(listed.service_requests.is_empty(), "nothing was stored");
+
+    let missing = intake
+        .get_service_request(GetServiceRequestRequest {
+            key: Some(get_service_request_request::Key::SrNumber("SR-2026-9999999".into())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let malformed = intake
+        .get_service_request(GetServiceRequestRequest {
+            key: Some(get_service_request_request::Key::SrNumber("12345".into())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(malformed.code(), tonic::Code::InvalidArgument);
+
+    suite.stop().await
+}
+
+#[tokio::test]
+async fn the_same_request_id_twice_returns_the_first_request_and_creates_nothing() -> anyhow::Result<()> {
+    let suite = Suite::start(SuiteOptions::default()).await?;
+    let mut intake = suite.intake().await?;
+
+    let first = intake.create_service_request(blocked_hydrant("same-key")).await?.into_inner().service_request.unwrap();
+    let again = intake.create_service_request(blocked_hydrant("same-key")).await?.into_inner().service_request.unwrap();
+    assert_eq!(again.sr_number, first.sr_number);
+    assert_eq!(again.sr_id, first.sr_id);
+
+    // concurrent repeats of one key also resolve to one request
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let mut client = intake.clone();
+        calls.push(tokio::spawn(async move { client.create_service_request(blocked_hydrant("racing-key")).await }));
+    }
+    let mut numbers = std::collections::BTreeSet::new();
+    for call in calls {
+        numbers.insert(call.await??.into_inner().service_request.unwrap().sr_number);
+    }
+    assert_eq!(numbers.len(), 1, "one request for one key: {numbers:?}");
+
+    let listed = intake.list_service_requests(ListServiceRequestsRequest::default()).await?.into_inner();
+    assert_eq!(listed.service_requests.len(), 2);
+
+    // both reach dispatch once
+    let first_queued = wait_for_status(&suite, &first.sr_number, ServiceRequestStatus::Queued).await?;
+    assert_eq!(first_queued.timeline.len(), 3);
+    let pool = suite.database().await?;
+    eventually(Duration::from_secs(20), "a job for each of the two requests", || {
+        let pool = pool.clone();
+        async move {
+            let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs").fetch_one(&pool).await?;
+            Ok((jobs == 2).then_some(()))
+        }
+    })
+    .await?;
+
+    suite.stop().await
+}
+
+#[tokio::test]
+async fn lists_page_through_every_request_once() -> anyhow::Result<()> {
+    let suite = Suite::start(SuiteOptions::default()).await?;
+    let mut intake = suite.intake().await?;
+    for i in 0..7 {
+        intake.create_service_request(blocked_hydrant(&format!("page-{i}"))).await?;
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = intake
+            .list_service_requests(ListServiceRequestsRequest { page_size: 3, page_token: token, ..Default::default() })
+            .await?
+            .into_inner();
+        assert!(page.service_requests.len() <= 3);
+        seen.extend(page.service_requests.into_iter().map(|sr| sr.sr_number));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (7, 7), "{seen:?}");
+
+    let bad_token = intake
+        .list_service_requests(ListServiceRequestsRequest { page_token: "garbage".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_token.code(), tonic::Code::InvalidArgument);
+    suite.stop().await
+}
