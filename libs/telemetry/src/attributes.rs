@@ -35,3 +35,11 @@ pub const RPC_SYSTEM: &str = "rpc.system";
 pub const RPC_SERVICE: &str = "rpc.service";
 pub const RPC_METHOD: &str = "rpc.method";
 pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+
+/// Sets `key` on the current span's exported attributes. Unlike
+/// `Span::record`, the span need not have declared the field, so a handler can
+/// add what it learns (the SR number it decoded) to a span created elsewhere.
+pub fn set_on_current(key: &'static str, value: impl Into<opentelemetry::Value>) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    tracing::Span::current().set_attribute(key, value);
+}

@@ -3,6 +3,7 @@
 
 use dispatch311_proto::jobs::v1::DispatchJob;
 use dispatch311_queue::{Delivery, JobHandler, Outcome};
+use dispatch311_telemetry::attributes::{self, set_on_current};
 use prost::Message;
 
 use crate::store::{Enqueued, Store, StoreError};
@@ -24,7 +25,8 @@ impl JobHandler for DispatchJobHandler {
             Ok(job) => job,
             Err(e) => return Outcome::DeadLetter { reason: format!("undecodable dispatch job: {e}") },
         };
-        tracing::Span::current().record("dispatch311.sr.number", job.sr_number.as_str());
+        set_on_current(attributes::SR_NUMBER, job.sr_number.clone());
+        set_on_current(attributes::PRECINCT, job.precinct.clone());
         match self.store.enqueue(&job).await {
             Ok(Enqueued::New { job_id }) => {
                 self.relay_wakeup.notify_one();

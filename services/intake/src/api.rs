@@ -17,7 +17,10 @@ use dispatch311_proto::{
         intake_service_server::IntakeService,
     },
 };
-use dispatch311_telemetry::propagation::trace_id_of;
+use dispatch311_telemetry::{
+    attributes::{self, set_on_current},
+    propagation::trace_id_of,
+};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -47,13 +50,12 @@ impl IntakeService for IntakeApi {
         request: Request<CreateServiceRequestRequest>,
     ) -> Result<Response<CreateServiceRequestResponse>, Status> {
         let new = validate(request.into_inner(), &self.bounds, Utc::now())?;
-        let span = tracing::Span::current();
-        let trace_id = trace_id_of(&span).unwrap_or_default();
+        let trace_id = trace_id_of(&tracing::Span::current()).unwrap_or_default();
         let created = self.store.create(&new, &trace_id).await.map_err(store_status)?;
         let service_request = match created {
             Created::New(sr) => {
                 self.relay_wakeup.notify_one();
-                span.record("dispatch311.sr.number", sr.sr_number.as_str());
+                set_on_current(attributes::SR_NUMBER, sr.sr_number.clone());
                 tracing::info!(
                     sr_number = %sr.sr_number,
                     complaint_type = %sr.complaint_type,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use dispatch311_proto::{jobs::v1::RouteJob, routing::v1::RouteOutcome};
 use dispatch311_queue::{Delivery, JobHandler, Outcome};
+use dispatch311_telemetry::attributes::{self, set_on_current};
 use prost::Message;
 use tokio::sync::Notify;
 
@@ -31,14 +32,15 @@ impl JobHandler for RouteJobHandler {
             Ok(job) => job,
             Err(e) => return Outcome::DeadLetter { reason: format!("undecodable route job: {e}") },
         };
-        let span = tracing::Span::current();
-        span.record("dispatch311.sr.number", job.sr_number.as_str());
+        set_on_current(attributes::SR_NUMBER, job.sr_number.clone());
         let location = job.location.map(|l| (l.latitude, l.longitude));
         let decision = self.router.decide(&job.complaint_type, &job.descriptor, location);
 
         match self.store.record(&job, decision).await {
             Ok(stored) => {
                 self.relay_wakeup.notify_one();
+                set_on_current(attributes::AGENCY, stored.decision.agency.clone());
+                set_on_current(attributes::PRECINCT, stored.decision.precinct.clone());
                 let outcome = RouteOutcome::try_from(stored.decision.outcome).unwrap_or_default();
                 tracing::info!(
                     sr_number = %job.sr_number,
