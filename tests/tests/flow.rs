@@ -222,3 +222,25 @@ async fn lists_page_through_every_request_once() -> anyhow::Result<()> {
     assert_eq!(bad_token.code(), tonic::Code::InvalidArgument);
     suite.stop().await
 }
+
+#[tokio::test]
+async fn every_service_stops_cleanly_on_sigterm_with_nothing_left_unfinished() -> anyhow::Result<()> {
+    use dispatch311_tests::suite::Service;
+    let mut suite = Suite::start(SuiteOptions::default()).await?;
+    let mut intake = suite.intake().await?;
+    let mut numbers = Vec::new();
+    for i in 0..20 {
+        let sr = intake.create_service_request(blocked_hydrant(&format!("term-{i}"))).await?.into_inner();
+        numbers.push(sr.service_request.unwrap().sr_number);
+    }
+    // stop routing while the batch is being routed: what it took, it finishes or leaves unacknowledged
+    assert!(suite.terminate(Service::Routing).await?, "routing exits with success on SIGTERM");
+    suite.restart(Service::Routing).await?;
+    for number in &numbers {
+        wait_for_status(&suite, number, ServiceRequestStatus::Queued).await?;
+    }
+    for service in Service::ALL {
+        assert!(suite.terminate(service).await?, "{} exits with success on SIGTERM", service.name());
+    }
+    suite.stop().await
+}
