@@ -68,8 +68,8 @@ lint: ## check formatting, clippy warnings and the protos (buf lint)
 fmt: ## format all Rust code
 	$(CARGO) fmt --all
 
-bench: deps ## run the throughput benchmark (release build; prints figures)
-	$(CARGO) run --release -p dispatch311-tests --bin dispatch311-bench
+bench: deps ## benchmark a release build of the suite on a fresh database (prints figures; ARGS="--requests N --concurrency C")
+	deploy/bench.sh $(ARGS)
 
 clean-db: ## drop test databases (d311_test_*) left behind by crashed tests
 	@deploy/ensure-postgres.sh

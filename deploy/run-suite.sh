@@ -9,19 +9,27 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 start_timeout="${DISPATCH311_START_TIMEOUT:-60}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dispatch311-target}"
+# debug for development; the benchmark runs a release build
+profile="${DISPATCH311_PROFILE:-debug}"
+case $profile in
+debug) build_flags=() ;;
+release) build_flags=(--release) ;;
+*) die "DISPATCH311_PROFILE must be debug or release, not $profile" ;;
+esac
+bin_dir="$CARGO_TARGET_DIR/$profile"
 
 cd "$repo_root"
 "$deploy_dir/stop-suite.sh"
 
-say "building the services (cargo build --bins, target dir $CARGO_TARGET_DIR)"
-cargo build --bins
+say "building the services (cargo build --bins ${build_flags[*]}, target dir $CARGO_TARGET_DIR)"
+cargo build --bins "${build_flags[@]}"
 
 # settings are exported after the build: cargo never sees DATABASE_URL
 suite_env
 mkdir -p "$run_dir" "$log_dir"
 
 for svc in "${services[@]}"; do
-    [[ -x $CARGO_TARGET_DIR/debug/dispatch311-$svc ]] || die "the build made no binary dispatch311-$svc"
+    [[ -x $bin_dir/dispatch311-$svc ]] || die "the build made no binary dispatch311-$svc"
     if service_answers "$svc"; then
         die "$(service_addr "$svc") is already in use by another program: stop it or set DISPATCH311_${svc^^}_ADDR"
     fi
@@ -32,7 +40,7 @@ start_service() {
     # a subshell starts the service so it is not this script's child and outlives it
     (
         export OTEL_SERVICE_NAME="dispatch311-$svc"
-        nohup "$CARGO_TARGET_DIR/debug/dispatch311-$svc" </dev/null >"$log_dir/$svc.log" 2>&1 &
+        nohup "$bin_dir/dispatch311-$svc" </dev/null >"$log_dir/$svc.log" 2>&1 &
         echo $! >"$run_dir/$svc.pid"
     )
 }

@@ -1,7 +1,7 @@
 //! Intake's storage: service requests, their timelines, complainant contacts
 //! and the outbox, all in the `intake` schema.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use dispatch311_domain::{
     jobs::{kinds, queues},
     status::{
@@ -54,6 +54,8 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
+const RECEIVED_MESSAGE: &str = "request received";
+
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
@@ -78,7 +80,8 @@ impl Store {
     pub async fn create(&self, new: &NewServiceRequest, trace_id: &str) -> StoreResult<Created> {
         let mut tx = self.pool.begin().await?;
         let sr_id = Uuid::now_v7();
-        let now = Utc::now();
+        // PostgreSQL keeps microseconds: the answer must match later reads
+        let now = Utc::now().trunc_subsecs(6);
         let photos = serde_json::to_value(
             new.photos.iter().map(|p| serde_json::json!({"uri": p.uri, "content_type": p.content_type})).collect::<Vec<_>>(),
         )
@@ -134,7 +137,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        append_timeline(&mut tx, sr_id, status, now, "intake", "request received", "intake:received").await?;
+        append_timeline(&mut tx, sr_id, status, now, "intake", RECEIVED_MESSAGE, "intake:received").await?;
 
         let job = RouteJob {
             sr_id: sr_id.to_string(),
@@ -150,8 +153,28 @@ impl Store {
         outbox::enqueue(&mut tx, queues::ROUTE, kinds::ROUTE, &job.sr_id, &job).await?;
         tx.commit().await?;
 
-        let created = self.get(&SrKey::Id(sr_id)).await?.expect("the request just committed");
-        Ok(Created::New(created))
+        // the caller sees what was just committed; no need to read it back
+        Ok(Created::New(ServiceRequest {
+            sr_id: job.sr_id,
+            sr_number,
+            complaint_type: job.complaint_type,
+            descriptor: job.descriptor,
+            location: job.location,
+            address: job.address,
+            channel: new.channel as i32,
+            status: status as i32,
+            photo_count: job.photo_count,
+            timeline: vec![TimelineEntry {
+                status: status as i32,
+                occurred_at: Some(to_timestamp(now)),
+                source: "intake".into(),
+                message: RECEIVED_MESSAGE.into(),
+            }],
+            trace_id: trace_id.to_string(),
+            created_at: Some(to_timestamp(now)),
+            updated_at: Some(to_timestamp(now)),
+            ..Default::default()
+        }))
     }
 
     /// The public view of one request with its timeline.

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The benchmark: starts a release build of the suite on a fresh database
+# (dispatch311_bench) with the city's real precinct map when the data is
+# present, runs the load generator against it, prints its figures, and stops
+# the suite. A suite started by `make run` is stopped first (same ports).
+# Expects Redis and PostgreSQL up (deploy/ensure-deps.sh).
+set -euo pipefail
+# shellcheck source=deploy/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dispatch311-target}"
+cd "$repo_root"
+
+export DISPATCH311_DB_NAME=dispatch311_bench
+export DISPATCH311_PROFILE=release
+# logging every request would measure the log writer
+export RUST_LOG="${RUST_LOG:-warn}"
+export DISPATCH311_REDIS_PREFIX="bench:"
+data_dir="${DISPATCH311_DATA_DIR:-$repo_root/../shared/data}"
+if [[ -z ${DISPATCH311_PRECINCT_MAP:-} && -f $data_dir/nypd-precincts.geojson ]]; then
+    export DISPATCH311_PRECINCT_MAP="$data_dir/nypd-precincts.geojson"
+fi
+
+say "fresh database $DISPATCH311_DB_NAME and Redis prefix $DISPATCH311_REDIS_PREFIX"
+"$deploy_dir/stop-suite.sh"
+pg_sql -d postgres -c "DROP DATABASE IF EXISTS $DISPATCH311_DB_NAME WITH (FORCE)" -c "CREATE DATABASE $DISPATCH311_DB_NAME"
+redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "${DISPATCH311_REDIS_PREFIX}*" | xargs -r redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
+
+cargo build --release -p dispatch311-tests --bin dispatch311-bench
+"$deploy_dir/run-suite.sh" >/dev/null
+trap '"$deploy_dir/stop-suite.sh" >/dev/null' EXIT
+suite_env
+"$CARGO_TARGET_DIR/release/dispatch311-bench" "$@"
