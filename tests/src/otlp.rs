@@ -64,7 +64,12 @@ impl TraceService for Collector {
                         attributes: span
                             .attributes
                             .iter()
-                            .map(|a| (a.key.clone(), a.value.as_ref().map(text).unwrap_or_default()))
+                            .map(|a| {
+                                (
+                                    a.key.clone(),
+                                    a.value.as_ref().map(text).unwrap_or_default(),
+                                )
+                            })
                             .collect(),
                         name: span.name,
                     });
@@ -72,7 +77,9 @@ impl TraceService for Collector {
             }
         }
         self.spans.lock().expect("collector lock").extend(received);
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -91,9 +98,16 @@ impl OtlpReceiver {
         let stop = CancellationToken::new();
         let server = tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(collector.clone()))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.clone().cancelled_owned());
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                stop.clone().cancelled_owned(),
+            );
         tokio::spawn(server);
-        Ok(Self { address, collector, stop })
+        Ok(Self {
+            address,
+            collector,
+            stop,
+        })
     }
 
     /// The value for `OTEL_EXPORTER_OTLP_ENDPOINT`.
@@ -117,7 +131,11 @@ impl OtlpReceiver {
                 return Ok(result);
             }
             if tokio::time::Instant::now() > deadline {
-                let names: Vec<String> = self.spans().iter().map(|s| format!("{}:{}", s.service, s.name)).collect();
+                let names: Vec<String> = self
+                    .spans()
+                    .iter()
+                    .map(|s| format!("{}:{}", s.service, s.name))
+                    .collect();
                 anyhow::bail!("spans not received within {timeout:?}; received {names:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -34,7 +34,12 @@ pub enum Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [Service::Intake, Service::Routing, Service::Dispatch, Service::Survey];
+    pub const ALL: [Service; 4] = [
+        Service::Intake,
+        Service::Routing,
+        Service::Dispatch,
+        Service::Survey,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -73,7 +78,10 @@ impl SuiteOptions {
         if map.exists() {
             self.precinct_map = Some(map);
         } else {
-            eprintln!("!!! real precinct map not found at {}: using the demo map", map.display());
+            eprintln!(
+                "!!! real precinct map not found at {}: using the demo map",
+                map.display()
+            );
         }
         self
     }
@@ -95,11 +103,14 @@ impl Suite {
     pub async fn start(options: SuiteOptions) -> anyhow::Result<Suite> {
         let database_url = dispatch311_db::testing::create_database().await?;
         let redis_prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
-        let log_dir = std::env::temp_dir().join("dispatch311-tests").join(redis_prefix.trim_end_matches(':'));
+        let log_dir = std::env::temp_dir()
+            .join("dispatch311-tests")
+            .join(redis_prefix.trim_end_matches(':'));
         std::fs::create_dir_all(&log_dir)?;
         let mut suite = Suite {
             database_url,
-            redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            redis_url: std::env::var("REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
             redis_prefix,
             log_dir,
             options,
@@ -128,12 +139,18 @@ impl Suite {
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(service.addr_var(), format!("127.0.0.1:{}", self.ports[&service]))
+            .env(
+                service.addr_var(),
+                format!("127.0.0.1:{}", self.ports[&service]),
+            )
             .env("DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
             .env("DISPATCH311_REDIS_PREFIX", &self.redis_prefix)
             .env("DISPATCH311_DB_MAX_CONNECTIONS", "8")
-            .env("RUST_LOG", std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log);
         if let Some(map) = &self.options.precinct_map {
@@ -141,7 +158,9 @@ impl Suite {
         }
         match &self.options.otlp_endpoint {
             Some(endpoint) => {
-                command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "100");
+                command
+                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+                    .env("OTEL_BSP_SCHEDULE_DELAY", "100");
             }
             None => {
                 command.env("OTEL_TRACES_EXPORTER", "none");
@@ -150,7 +169,9 @@ impl Suite {
         for (key, value) in &self.options.env {
             command.env(key, value);
         }
-        let child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
         self.processes.insert(service, child);
         Ok(())
     }
@@ -162,24 +183,42 @@ impl Suite {
             if let Some(child) = self.processes.get_mut(&service)
                 && let Some(status) = child.try_wait()?
             {
-                anyhow::bail!("{} exited during start-up ({status}):\n{}", service.name(), self.log_tail(service, 40));
+                anyhow::bail!(
+                    "{} exited during start-up ({status}):\n{}",
+                    service.name(),
+                    self.log_tail(service, 40)
+                );
             }
             if self.health(service).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                anyhow::bail!("{} not serving after 30s:\n{}", service.name(), self.log_tail(service, 40));
+                anyhow::bail!(
+                    "{} not serving after 30s:\n{}",
+                    service.name(),
+                    self.log_tail(service, 40)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     async fn health(&self, service: Service) -> bool {
-        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-        let Ok(channel) = Channel::from_shared(self.url(service)).expect("valid url").connect().await else {
+        use tonic_health::pb::{
+            HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+        };
+        let Ok(channel) = Channel::from_shared(self.url(service))
+            .expect("valid url")
+            .connect()
+            .await
+        else {
             return false;
         };
-        let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+        let answer = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await;
         matches!(answer, Ok(r) if r.get_ref().status == ServingStatus::Serving as i32)
     }
 
@@ -212,8 +251,13 @@ impl Suite {
 
     /// SIGTERM, then waits for a graceful exit; returns whether it exited cleanly.
     pub async fn terminate(&mut self, service: Service) -> anyhow::Result<bool> {
-        let Some(mut child) = self.processes.remove(&service) else { return Ok(true) };
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        let Some(mut child) = self.processes.remove(&service) else {
+            return Ok(true);
+        };
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait()? {
@@ -235,19 +279,27 @@ impl Suite {
     }
 
     pub async fn intake(&self) -> anyhow::Result<IntakeServiceClient<Channel>> {
-        Ok(IntakeServiceClient::new(self.channel(Service::Intake).await?))
+        Ok(IntakeServiceClient::new(
+            self.channel(Service::Intake).await?,
+        ))
     }
 
     pub async fn routing(&self) -> anyhow::Result<RoutingServiceClient<Channel>> {
-        Ok(RoutingServiceClient::new(self.channel(Service::Routing).await?))
+        Ok(RoutingServiceClient::new(
+            self.channel(Service::Routing).await?,
+        ))
     }
 
     pub async fn dispatch(&self) -> anyhow::Result<DispatchServiceClient<Channel>> {
-        Ok(DispatchServiceClient::new(self.channel(Service::Dispatch).await?))
+        Ok(DispatchServiceClient::new(
+            self.channel(Service::Dispatch).await?,
+        ))
     }
 
     pub async fn survey(&self) -> anyhow::Result<SurveyServiceClient<Channel>> {
-        Ok(SurveyServiceClient::new(self.channel(Service::Survey).await?))
+        Ok(SurveyServiceClient::new(
+            self.channel(Service::Survey).await?,
+        ))
     }
 
     async fn channel(&self, service: Service) -> anyhow::Result<Channel> {
@@ -300,7 +352,10 @@ where
 fn binary_path(service: Service) -> anyhow::Result<PathBuf> {
     // test executables live in <target>/<profile>/deps; binaries one level up
     let exe = std::env::current_exe()?;
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).context("unexpected test executable location")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("unexpected test executable location")?;
     let binary = profile_dir.join(format!("dispatch311-{}", service.name()));
     anyhow::ensure!(
         binary.exists(),

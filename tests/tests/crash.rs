@@ -35,11 +35,19 @@ async fn killing_routing_mid_batch_loses_and_duplicates_nothing() -> anyhow::Res
                     complaint_type: "Noise - Residential".into(),
                     descriptor: "Loud Music/Party".into(),
                     // spread over a few blocks of Midtown South
-                    location: Some(GeoPoint { latitude: 40.7484 + (i % 10) as f64 * 0.0002, longitude: -73.9880 }),
+                    location: Some(GeoPoint {
+                        latitude: 40.7484 + (i % 10) as f64 * 0.0002,
+                        longitude: -73.9880,
+                    }),
                     channel: Channel::Phone as i32,
                     ..Default::default()
                 };
-                let sr = intake.create_service_request(request).await?.into_inner().service_request.unwrap();
+                let sr = intake
+                    .create_service_request(request)
+                    .await?
+                    .into_inner()
+                    .service_request
+                    .unwrap();
                 numbers.push(sr.sr_number);
             }
             anyhow::Ok(numbers)
@@ -50,60 +58,94 @@ async fn killing_routing_mid_batch_loses_and_duplicates_nothing() -> anyhow::Res
     eventually(Duration::from_secs(30), "routing to start deciding", || {
         let pool = pool.clone();
         async move {
-            let decided: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.route_decisions").fetch_one(&pool).await?;
+            let decided: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.route_decisions")
+                .fetch_one(&pool)
+                .await?;
             Ok((decided >= 20).then_some(()))
         }
     })
     .await?;
     suite.kill(Service::Routing)?;
-    let decided_at_kill: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.route_decisions").fetch_one(&pool).await?;
+    let decided_at_kill: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.route_decisions")
+        .fetch_one(&pool)
+        .await?;
 
     let mut filed = Vec::new();
     for filer in filers {
         filed.extend(filer.await??);
     }
-    assert_eq!(filed.len(), BATCH, "intake accepted every request while routing was down");
+    assert_eq!(
+        filed.len(),
+        BATCH,
+        "intake accepted every request while routing was down"
+    );
 
     suite.restart(Service::Routing).await?;
-    eventually(Duration::from_secs(60), "every request in a dispatch queue", || {
-        let pool = pool.clone();
-        async move {
-            let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs").fetch_one(&pool).await?;
-            Ok((jobs == BATCH as i64).then_some(()))
-        }
-    })
+    eventually(
+        Duration::from_secs(60),
+        "every request in a dispatch queue",
+        || {
+            let pool = pool.clone();
+            async move {
+                let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs")
+                    .fetch_one(&pool)
+                    .await?;
+                Ok((jobs == BATCH as i64).then_some(()))
+            }
+        },
+    )
     .await?;
 
     // exactly once: one job and one QUEUED event per request, one decision each
     let (jobs, distinct_requests): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT sr_number) FROM dispatch.jobs").fetch_one(&pool).await?;
+        sqlx::query_as("SELECT count(*), count(DISTINCT sr_number) FROM dispatch.jobs")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!((jobs, distinct_requests), (BATCH as i64, BATCH as i64));
-    let queued_events: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.job_events WHERE event_type = 'QUEUED'")
+    let queued_events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dispatch.job_events WHERE event_type = 'QUEUED'")
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(queued_events, BATCH as i64);
+    let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.route_decisions")
         .fetch_one(&pool)
         .await?;
-    assert_eq!(queued_events, BATCH as i64);
-    let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.route_decisions").fetch_one(&pool).await?;
     assert_eq!(decisions, BATCH as i64);
-    let mut in_dispatch: Vec<String> =
-        sqlx::query_scalar("SELECT sr_number FROM dispatch.jobs").fetch_all(&pool).await?;
+    let mut in_dispatch: Vec<String> = sqlx::query_scalar("SELECT sr_number FROM dispatch.jobs")
+        .fetch_all(&pool)
+        .await?;
     in_dispatch.sort();
     filed.sort();
-    assert_eq!(in_dispatch, filed, "the jobs are exactly the filed requests");
-    assert!(decided_at_kill < BATCH as i64, "routing was killed with work left ({decided_at_kill} decided)");
+    assert_eq!(
+        in_dispatch, filed,
+        "the jobs are exactly the filed requests"
+    );
+    assert!(
+        decided_at_kill < BATCH as i64,
+        "routing was killed with work left ({decided_at_kill} decided)"
+    );
 
     // intake's public timelines show each request queued once
-    eventually(Duration::from_secs(20), "intake to record every request as queued", || {
-        let pool = pool.clone();
-        async move {
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.service_requests WHERE status = 'QUEUED'")
+    eventually(
+        Duration::from_secs(20),
+        "intake to record every request as queued",
+        || {
+            let pool = pool.clone();
+            async move {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM intake.service_requests WHERE status = 'QUEUED'",
+                )
                 .fetch_one(&pool)
                 .await?;
-            Ok((n == BATCH as i64).then_some(()))
-        }
-    })
+                Ok((n == BATCH as i64).then_some(()))
+            }
+        },
+    )
     .await?;
     let queued_entries: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM intake.timeline_entries WHERE status = 'QUEUED'").fetch_one(&pool).await?;
+        sqlx::query_scalar("SELECT count(*) FROM intake.timeline_entries WHERE status = 'QUEUED'")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(queued_entries, BATCH as i64);
 
     suite.stop().await

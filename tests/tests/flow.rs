@@ -8,15 +8,18 @@ use dispatch311_proto::{
     common::v1::{Channel, GeoPoint, Priority, ServiceRequestStatus},
     dispatch::v1::{GetJobRequest, JobState, ListQueueRequest, get_job_request},
     intake::v1::{
-        Complainant, CreateServiceRequestRequest, GetServiceRequestRequest, ListServiceRequestsRequest,
-        ServiceRequest, get_service_request_request,
+        Complainant, CreateServiceRequestRequest, GetServiceRequestRequest,
+        ListServiceRequestsRequest, ServiceRequest, get_service_request_request,
     },
 };
 use dispatch311_tests::suite::{Suite, SuiteOptions, eventually};
 use tonic_types::StatusExt;
 
 /// The Empire State Building, 350 5th Avenue, in Midtown South (precinct 14).
-const EMPIRE_STATE: GeoPoint = GeoPoint { latitude: 40.748_44, longitude: -73.985_66 };
+const EMPIRE_STATE: GeoPoint = GeoPoint {
+    latitude: 40.748_44,
+    longitude: -73.985_66,
+};
 
 fn blocked_hydrant(request_id: &str) -> CreateServiceRequestRequest {
     CreateServiceRequestRequest {
@@ -36,50 +39,79 @@ fn blocked_hydrant(request_id: &str) -> CreateServiceRequestRequest {
     }
 }
 
-async fn wait_for_status(suite: &Suite, sr_number: &str, status: ServiceRequestStatus) -> anyhow::Result<ServiceRequest> {
+async fn wait_for_status(
+    suite: &Suite,
+    sr_number: &str,
+    status: ServiceRequestStatus,
+) -> anyhow::Result<ServiceRequest> {
     let intake = suite.intake().await?;
-    eventually(Duration::from_secs(20), &format!("{sr_number} to become {status:?}"), || {
-        let mut intake = intake.clone();
-        let key = get_service_request_request::Key::SrNumber(sr_number.to_string());
-        async move {
-            let sr = intake
-                .get_service_request(GetServiceRequestRequest { key: Some(key) })
-                .await?
-                .into_inner()
-                .service_request
-                .expect("a request");
-            Ok((sr.status == status as i32).then_some(sr))
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        &format!("{sr_number} to become {status:?}"),
+        || {
+            let mut intake = intake.clone();
+            let key = get_service_request_request::Key::SrNumber(sr_number.to_string());
+            async move {
+                let sr = intake
+                    .get_service_request(GetServiceRequestRequest { key: Some(key) })
+                    .await?
+                    .into_inner()
+                    .service_request
+                    .expect("a request");
+                Ok((sr.status == status as i32).then_some(sr))
+            }
+        },
+    )
     .await
 }
 
 #[tokio::test]
-async fn a_midtown_complaint_reaches_its_precinct_queue_and_a_non_police_one_is_referred() -> anyhow::Result<()> {
+async fn a_midtown_complaint_reaches_its_precinct_queue_and_a_non_police_one_is_referred()
+-> anyhow::Result<()> {
     let suite = Suite::start(SuiteOptions::default().with_real_precinct_map()).await?;
     let mut intake = suite.intake().await?;
 
-    let created = intake.create_service_request(blocked_hydrant("flow-1")).await?.into_inner().service_request.unwrap();
-    assert!(created.sr_number.starts_with("SR-"), "human-readable number: {}", created.sr_number);
+    let created = intake
+        .create_service_request(blocked_hydrant("flow-1"))
+        .await?
+        .into_inner()
+        .service_request
+        .unwrap();
+    assert!(
+        created.sr_number.starts_with("SR-"),
+        "human-readable number: {}",
+        created.sr_number
+    );
     assert_eq!(created.status, ServiceRequestStatus::Received as i32);
     assert_eq!(created.trace_id.len(), 32, "the request keeps its trace id");
 
     let queued = wait_for_status(&suite, &created.sr_number, ServiceRequestStatus::Queued).await?;
     assert_eq!(queued.agency, "NYPD");
-    assert_eq!(queued.precinct, "14", "the Empire State Building is in Midtown South");
+    assert_eq!(
+        queued.precinct, "14",
+        "the Empire State Building is in Midtown South"
+    );
     assert_eq!(queued.priority, Priority::High as i32);
     assert!(queued.sla_due_at.is_some(), "an SLA due time is set");
     let steps: Vec<i32> = queued.timeline.iter().map(|t| t.status).collect();
     assert_eq!(
         steps,
-        [ServiceRequestStatus::Received as i32, ServiceRequestStatus::Routed as i32, ServiceRequestStatus::Queued as i32],
+        [
+            ServiceRequestStatus::Received as i32,
+            ServiceRequestStatus::Routed as i32,
+            ServiceRequestStatus::Queued as i32
+        ],
         "timeline: {:?}",
         queued.timeline
     );
 
     let mut dispatch = suite.dispatch().await?;
     let queue = dispatch
-        .list_queue(ListQueueRequest { precinct: "14".into(), page_size: 10, page_token: String::new() })
+        .list_queue(ListQueueRequest {
+            precinct: "14".into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
         .await?
         .into_inner();
     assert_eq!(queue.total_queued, 1);
@@ -88,7 +120,9 @@ async fn a_midtown_complaint_reaches_its_precinct_queue_and_a_non_police_one_is_
     assert_eq!(job.state, JobState::Queued as i32);
     assert_eq!(job.descriptor, "Blocked Hydrant");
     let by_number = dispatch
-        .get_job(GetJobRequest { key: Some(get_job_request::Key::SrNumber(created.sr_number.clone())) })
+        .get_job(GetJobRequest {
+            key: Some(get_job_request::Key::SrNumber(created.sr_number.clone())),
+        })
         .await?
         .into_inner();
     assert_eq!(by_number.job.unwrap().job_id, job.job_id);
@@ -101,14 +135,30 @@ async fn a_midtown_complaint_reaches_its_precinct_queue_and_a_non_police_one_is_
         channel: Channel::Web as i32,
         ..Default::default()
     };
-    let light = intake.create_service_request(street_light).await?.into_inner().service_request.unwrap();
-    let referred = wait_for_status(&suite, &light.sr_number, ServiceRequestStatus::Referred).await?;
-    assert_eq!(referred.agency, "DOT", "street lights are the transportation department's");
+    let light = intake
+        .create_service_request(street_light)
+        .await?
+        .into_inner()
+        .service_request
+        .unwrap();
+    let referred =
+        wait_for_status(&suite, &light.sr_number, ServiceRequestStatus::Referred).await?;
+    assert_eq!(
+        referred.agency, "DOT",
+        "street lights are the transportation department's"
+    );
     let queue = dispatch
-        .list_queue(ListQueueRequest { precinct: "14".into(), page_size: 10, page_token: String::new() })
+        .list_queue(ListQueueRequest {
+            precinct: "14".into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
         .await?
         .into_inner();
-    assert_eq!(queue.total_queued, 1, "a referred request never reaches a police queue");
+    assert_eq!(
+        queue.total_queued, 1,
+        "a referred request never reaches a police queue"
+    );
 
     suite.stop().await
 }
@@ -119,20 +169,33 @@ async fn bad_input_is_refused_with_field_violations_and_changes_nothing() -> any
     let mut intake = suite.intake().await?;
 
     let mut bad = blocked_hydrant("bad-1");
-    bad.location = Some(GeoPoint { latitude: 39.95, longitude: -75.16 });
+    bad.location = Some(GeoPoint {
+        latitude: 39.95,
+        longitude: -75.16,
+    });
     bad.complaint_type = "Loud Dragons".into();
     let status = intake.create_service_request(bad).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    let fields: Vec<String> =
-        status.get_details_bad_request().unwrap().field_violations.into_iter().map(|f| f.field).collect();
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|f| f.field)
+        .collect();
     assert_eq!(fields, ["complaint_type", "location"]);
 
-    let listed = intake.list_service_requests(ListServiceRequestsRequest::default()).await?.into_inner();
+    let listed = intake
+        .list_service_requests(ListServiceRequestsRequest::default())
+        .await?
+        .into_inner();
     assert!(listed.service_requests.is_empty(), "nothing was stored");
 
     let missing = intake
         .get_service_request(GetServiceRequestRequest {
-            key: Some(get_service_request_request::Key::SrNumber("SR-2026-9999999".into())),
+            key: Some(get_service_request_request::Key::SrNumber(
+                "SR-2026-9999999".into(),
+            )),
         })
         .await
         .unwrap_err();
@@ -149,12 +212,23 @@ async fn bad_input_is_refused_with_field_violations_and_changes_nothing() -> any
 }
 
 #[tokio::test]
-async fn the_same_request_id_twice_returns_the_first_request_and_creates_nothing() -> anyhow::Result<()> {
+async fn the_same_request_id_twice_returns_the_first_request_and_creates_nothing()
+-> anyhow::Result<()> {
     let suite = Suite::start(SuiteOptions::default()).await?;
     let mut intake = suite.intake().await?;
 
-    let first = intake.create_service_request(blocked_hydrant("same-key")).await?.into_inner().service_request.unwrap();
-    let again = intake.create_service_request(blocked_hydrant("same-key")).await?.into_inner().service_request.unwrap();
+    let first = intake
+        .create_service_request(blocked_hydrant("same-key"))
+        .await?
+        .into_inner()
+        .service_request
+        .unwrap();
+    let again = intake
+        .create_service_request(blocked_hydrant("same-key"))
+        .await?
+        .into_inner()
+        .service_request
+        .unwrap();
     assert_eq!(again.sr_number, first.sr_number);
     assert_eq!(again.sr_id, first.sr_id);
 
@@ -162,7 +236,11 @@ async fn the_same_request_id_twice_returns_the_first_request_and_creates_nothing
     let mut calls = Vec::new();
     for _ in 0..8 {
         let mut client = intake.clone();
-        calls.push(tokio::spawn(async move { client.create_service_request(blocked_hydrant("racing-key")).await }));
+        calls.push(tokio::spawn(async move {
+            client
+                .create_service_request(blocked_hydrant("racing-key"))
+                .await
+        }));
     }
     let mut numbers = std::collections::BTreeSet::new();
     for call in calls {
@@ -170,20 +248,30 @@ async fn the_same_request_id_twice_returns_the_first_request_and_creates_nothing
     }
     assert_eq!(numbers.len(), 1, "one request for one key: {numbers:?}");
 
-    let listed = intake.list_service_requests(ListServiceRequestsRequest::default()).await?.into_inner();
+    let listed = intake
+        .list_service_requests(ListServiceRequestsRequest::default())
+        .await?
+        .into_inner();
     assert_eq!(listed.service_requests.len(), 2);
 
     // both reach dispatch once
-    let first_queued = wait_for_status(&suite, &first.sr_number, ServiceRequestStatus::Queued).await?;
+    let first_queued =
+        wait_for_status(&suite, &first.sr_number, ServiceRequestStatus::Queued).await?;
     assert_eq!(first_queued.timeline.len(), 3);
     let pool = suite.database().await?;
-    eventually(Duration::from_secs(20), "a job for each of the two requests", || {
-        let pool = pool.clone();
-        async move {
-            let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs").fetch_one(&pool).await?;
-            Ok((jobs == 2).then_some(()))
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "a job for each of the two requests",
+        || {
+            let pool = pool.clone();
+            async move {
+                let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs")
+                    .fetch_one(&pool)
+                    .await?;
+                Ok((jobs == 2).then_some(()))
+            }
+        },
+    )
     .await?;
 
     suite.stop().await
@@ -194,13 +282,19 @@ async fn lists_page_through_every_request_once() -> anyhow::Result<()> {
     let suite = Suite::start(SuiteOptions::default()).await?;
     let mut intake = suite.intake().await?;
     for i in 0..7 {
-        intake.create_service_request(blocked_hydrant(&format!("page-{i}"))).await?;
+        intake
+            .create_service_request(blocked_hydrant(&format!("page-{i}")))
+            .await?;
     }
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
         let page = intake
-            .list_service_requests(ListServiceRequestsRequest { page_size: 3, page_token: token, ..Default::default() })
+            .list_service_requests(ListServiceRequestsRequest {
+                page_size: 3,
+                page_token: token,
+                ..Default::default()
+            })
             .await?
             .into_inner();
         assert!(page.service_requests.len() <= 3);
@@ -216,7 +310,10 @@ async fn lists_page_through_every_request_once() -> anyhow::Result<()> {
     assert_eq!((seen.len(), unique.len()), (7, 7), "{seen:?}");
 
     let bad_token = intake
-        .list_service_requests(ListServiceRequestsRequest { page_token: "garbage".into(), ..Default::default() })
+        .list_service_requests(ListServiceRequestsRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(bad_token.code(), tonic::Code::InvalidArgument);
@@ -224,23 +321,34 @@ async fn lists_page_through_every_request_once() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn every_service_stops_cleanly_on_sigterm_with_nothing_left_unfinished() -> anyhow::Result<()> {
+async fn every_service_stops_cleanly_on_sigterm_with_nothing_left_unfinished() -> anyhow::Result<()>
+{
     use dispatch311_tests::suite::Service;
     let mut suite = Suite::start(SuiteOptions::default()).await?;
     let mut intake = suite.intake().await?;
     let mut numbers = Vec::new();
     for i in 0..20 {
-        let sr = intake.create_service_request(blocked_hydrant(&format!("term-{i}"))).await?.into_inner();
+        let sr = intake
+            .create_service_request(blocked_hydrant(&format!("term-{i}")))
+            .await?
+            .into_inner();
         numbers.push(sr.service_request.unwrap().sr_number);
     }
     // stop routing while the batch is being routed: what it took, it finishes or leaves unacknowledged
-    assert!(suite.terminate(Service::Routing).await?, "routing exits with success on SIGTERM");
+    assert!(
+        suite.terminate(Service::Routing).await?,
+        "routing exits with success on SIGTERM"
+    );
     suite.restart(Service::Routing).await?;
     for number in &numbers {
         wait_for_status(&suite, number, ServiceRequestStatus::Queued).await?;
     }
     for service in Service::ALL {
-        assert!(suite.terminate(service).await?, "{} exits with success on SIGTERM", service.name());
+        assert!(
+            suite.terminate(service).await?,
+            "{} exits with success on SIGTERM",
+            service.name()
+        );
     }
     suite.stop().await
 }

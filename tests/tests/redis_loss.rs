@@ -32,19 +32,28 @@ async fn losing_every_redis_key_loses_no_request() -> anyhow::Result<()> {
                 request_id: format!("loss-{i}"),
                 complaint_type: "Illegal Parking".into(),
                 descriptor: "Double Parked Blocking Traffic".into(),
-                location: Some(GeoPoint { latitude: 40.7505, longitude: -73.9934 }),
+                location: Some(GeoPoint {
+                    latitude: 40.7505,
+                    longitude: -73.9934,
+                }),
                 channel: Channel::Web as i32,
                 ..Default::default()
             })
             .await?;
     }
-    eventually(Duration::from_secs(10), "intake's outbox to be published", || {
-        let pool = pool.clone();
-        async move {
-            let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.outbox").fetch_one(&pool).await?;
-            Ok((pending == 0).then_some(()))
-        }
-    })
+    eventually(
+        Duration::from_secs(10),
+        "intake's outbox to be published",
+        || {
+            let pool = pool.clone();
+            async move {
+                let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.outbox")
+                    .fetch_one(&pool)
+                    .await?;
+                Ok((pending == 0).then_some(()))
+            }
+        },
+    )
     .await?;
 
     // Redis forgets everything of this suite: jobs, consumer groups, all
@@ -55,25 +64,39 @@ async fn losing_every_redis_key_loses_no_request() -> anyhow::Result<()> {
     let _: () = redis.del(&keys).await?;
 
     suite.restart(Service::Routing).await?;
-    eventually(Duration::from_secs(60), "every request to reach a dispatch queue", || {
-        let pool = pool.clone();
-        async move {
-            let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs").fetch_one(&pool).await?;
-            Ok((jobs == REQUESTS as i64).then_some(()))
-        }
-    })
+    eventually(
+        Duration::from_secs(60),
+        "every request to reach a dispatch queue",
+        || {
+            let pool = pool.clone();
+            async move {
+                let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs")
+                    .fetch_one(&pool)
+                    .await?;
+                Ok((jobs == REQUESTS as i64).then_some(()))
+            }
+        },
+    )
     .await?;
-    eventually(Duration::from_secs(30), "intake to show every request queued", || {
-        let pool = pool.clone();
-        async move {
-            let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.service_requests WHERE status = 'QUEUED'")
+    eventually(
+        Duration::from_secs(30),
+        "intake to show every request queued",
+        || {
+            let pool = pool.clone();
+            async move {
+                let queued: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM intake.service_requests WHERE status = 'QUEUED'",
+                )
                 .fetch_one(&pool)
                 .await?;
-            Ok((queued == REQUESTS as i64).then_some(()))
-        }
-    })
+                Ok((queued == REQUESTS as i64).then_some(()))
+            }
+        },
+    )
     .await?;
-    let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.route_decisions").fetch_one(&pool).await?;
+    let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.route_decisions")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(decisions, REQUESTS as i64, "one decision per request");
 
     suite.stop().await

@@ -29,7 +29,10 @@ impl IndependentMap {
                 Some(serde_json::Value::String(s)) => s.trim().to_string(),
                 other => anyhow::bail!("feature without a precinct: {other:?}"),
             };
-            let geometry: geo::Geometry<f64> = feature.geometry.expect("precincts have shapes").try_into()?;
+            let geometry: geo::Geometry<f64> = feature
+                .geometry
+                .expect("precincts have shapes")
+                .try_into()?;
             let shape = match geometry {
                 geo::Geometry::MultiPolygon(m) => m,
                 geo::Geometry::Polygon(p) => MultiPolygon(vec![p]),
@@ -42,7 +45,10 @@ impl IndependentMap {
 
     fn precinct_at(&self, latitude: f64, longitude: f64) -> Option<&str> {
         let point = Point::new(longitude, latitude);
-        self.0.iter().find(|(_, shape)| shape.contains(&point)).map(|(p, _)| p.as_str())
+        self.0
+            .iter()
+            .find(|(_, shape)| shape.contains(&point))
+            .map(|(p, _)| p.as_str())
     }
 }
 
@@ -52,15 +58,26 @@ async fn every_nypd_request_of_a_real_half_day_reaches_its_precinct_queue() -> a
     let csv = data.join(FILE);
     let map_path = data.join("nypd-precincts.geojson");
     if !csv.exists() || !map_path.exists() {
-        eprintln!("\n!!!!!!!! SKIPPED: real 311 data not found under {} !!!!!!!!\n", data.display());
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: real 311 data not found under {} !!!!!!!!\n",
+            data.display()
+        );
         return Ok(());
     }
     let rows = nyc311::read_rows(&csv)?;
     for problem in &rows.rejected {
         eprintln!("replay: unreadable row {problem}");
     }
-    let nypd: Vec<CsvRequest> = rows.requests.into_iter().filter(CsvRequest::is_nypd).collect();
-    assert!(nypd.len() > 1_500, "the half day has about 1,569 police requests, read {}", nypd.len());
+    let nypd: Vec<CsvRequest> = rows
+        .requests
+        .into_iter()
+        .filter(CsvRequest::is_nypd)
+        .collect();
+    assert!(
+        nypd.len() > 1_500,
+        "the half day has about 1,569 police requests, read {}",
+        nypd.len()
+    );
     let map = IndependentMap::load(&map_path)?;
 
     let suite = Suite::start(SuiteOptions::default().with_real_precinct_map()).await?;
@@ -89,43 +106,86 @@ async fn every_nypd_request_of_a_real_half_day_reaches_its_precinct_queue() -> a
                 accepted.insert(sr.sr_number, row);
             }
             (Err(status), Some(reason)) => {
-                assert_eq!(status.code(), tonic::Code::InvalidArgument, "row {}: {status:?}", row.unique_key);
-                let violations = status.get_details_bad_request().expect("field violations").field_violations;
-                assert!(!violations.is_empty(), "row {} refused without a reason", row.unique_key);
-                eprintln!("replay: row {} refused ({reason}): {}", row.unique_key, status.message());
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::InvalidArgument,
+                    "row {}: {status:?}",
+                    row.unique_key
+                );
+                let violations = status
+                    .get_details_bad_request()
+                    .expect("field violations")
+                    .field_violations;
+                assert!(
+                    !violations.is_empty(),
+                    "row {} refused without a reason",
+                    row.unique_key
+                );
+                eprintln!(
+                    "replay: row {} refused ({reason}): {}",
+                    row.unique_key,
+                    status.message()
+                );
                 refused += 1;
             }
-            (Ok(_), Some(reason)) => panic!("row {} should have been refused: {reason}", row.unique_key),
+            (Ok(_), Some(reason)) => {
+                panic!("row {} should have been refused: {reason}", row.unique_key)
+            }
             (Err(status), None) => panic!("valid row {} refused: {status:?}", row.unique_key),
         }
     }
-    assert_eq!(accepted.len() + refused, nypd.len(), "every row was answered");
+    assert_eq!(
+        accepted.len() + refused,
+        nypd.len(),
+        "every row was answered"
+    );
 
     // every accepted request with coordinates reaches a queue; those without
     // coordinates cannot be placed in a precinct and wait for 311 triage
-    let with_coordinates = accepted.values().filter(|r| r.coordinates().is_some()).count();
+    let with_coordinates = accepted
+        .values()
+        .filter(|r| r.coordinates().is_some())
+        .count();
     let pool = suite.database().await?;
-    eventually(Duration::from_secs(120), "every request with coordinates in a dispatch queue", || {
-        let pool = pool.clone();
-        async move {
-            let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs").fetch_one(&pool).await?;
-            Ok((jobs == with_coordinates as i64).then_some(()))
-        }
-    })
+    eventually(
+        Duration::from_secs(120),
+        "every request with coordinates in a dispatch queue",
+        || {
+            let pool = pool.clone();
+            async move {
+                let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs")
+                    .fetch_one(&pool)
+                    .await?;
+                Ok((jobs == with_coordinates as i64).then_some(()))
+            }
+        },
+    )
     .await?;
 
     let queued: Vec<(String, String)> =
-        sqlx::query_as("SELECT sr_number, precinct FROM dispatch.jobs").fetch_all(&pool).await?;
+        sqlx::query_as("SELECT sr_number, precinct FROM dispatch.jobs")
+            .fetch_all(&pool)
+            .await?;
     let mut wrong = Vec::new();
     for (sr_number, precinct) in &queued {
         let row = &accepted[sr_number];
-        let (latitude, longitude) = row.coordinates().expect("only located requests are dispatched");
+        let (latitude, longitude) = row
+            .coordinates()
+            .expect("only located requests are dispatched");
         let expected = map.precinct_at(latitude, longitude);
         if expected != Some(precinct.as_str()) {
-            wrong.push(format!("{} ({latitude},{longitude}): routed to {precinct}, map says {expected:?}", row.unique_key));
+            wrong.push(format!(
+                "{} ({latitude},{longitude}): routed to {precinct}, map says {expected:?}",
+                row.unique_key
+            ));
         }
     }
-    assert!(wrong.is_empty(), "{} requests in the wrong precinct:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} requests in the wrong precinct:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 
     // nothing lost: each accepted request is queued or held for triage, publicly
     let accepted_count = accepted.len() as i64;
@@ -141,9 +201,16 @@ async fn every_nypd_request_of_a_real_half_day_reaches_its_precinct_queue() -> a
         }
     })
     .await?;
-    let triaged: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM intake.service_requests WHERE status = 'NEEDS_TRIAGE'").fetch_one(&pool).await?;
-    assert_eq!(triaged as usize, accepted.len() - with_coordinates, "only requests without coordinates need triage");
+    let triaged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM intake.service_requests WHERE status = 'NEEDS_TRIAGE'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(
+        triaged as usize,
+        accepted.len() - with_coordinates,
+        "only requests without coordinates need triage"
+    );
     eprintln!(
         "replay: {} police rows, {} accepted ({} queued, {} for triage), {} refused",
         nypd.len(),

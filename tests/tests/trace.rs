@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use dispatch311_proto::{
     common::v1::{Channel, GeoPoint, ServiceRequestStatus},
-    intake::v1::{CreateServiceRequestRequest, GetServiceRequestRequest, get_service_request_request},
+    intake::v1::{
+        CreateServiceRequestRequest, GetServiceRequestRequest, get_service_request_request,
+    },
 };
 use dispatch311_tests::{
     otlp::{OtlpReceiver, ReceivedSpan},
@@ -30,7 +32,10 @@ async fn a_request_is_one_trace_across_every_service_and_queue_hop() -> anyhow::
             request_id: "trace-1".into(),
             complaint_type: "Blocked Driveway".into(),
             descriptor: "No Access".into(),
-            location: Some(GeoPoint { latitude: 40.7484, longitude: -73.9857 }),
+            location: Some(GeoPoint {
+                latitude: 40.7484,
+                longitude: -73.9857,
+            }),
             description: "driveway blocked by a red sedan".into(),
             channel: Channel::Phone as i32,
             ..Default::default()
@@ -45,16 +50,31 @@ async fn a_request_is_one_trace_across_every_service_and_queue_hop() -> anyhow::
         let mut intake = intake.clone();
         let key = get_service_request_request::Key::SrNumber(created.sr_number.clone());
         async move {
-            let sr = intake.get_service_request(GetServiceRequestRequest { key: Some(key) }).await?.into_inner();
-            Ok((sr.service_request.unwrap().status == ServiceRequestStatus::Queued as i32).then_some(()))
+            let sr = intake
+                .get_service_request(GetServiceRequestRequest { key: Some(key) })
+                .await?
+                .into_inner();
+            Ok(
+                (sr.service_request.unwrap().status == ServiceRequestStatus::Queued as i32)
+                    .then_some(()),
+            )
         }
     })
     .await?;
 
-    let in_trace = |spans: &[ReceivedSpan], service: &str, name: &str, kind: SpanKind| -> Option<ReceivedSpan> {
+    let in_trace = |spans: &[ReceivedSpan],
+                    service: &str,
+                    name: &str,
+                    kind: SpanKind|
+     -> Option<ReceivedSpan> {
         spans
             .iter()
-            .find(|s| s.trace_id == trace_id && s.service.ends_with(service) && s.name == name && s.kind == kind)
+            .find(|s| {
+                s.trace_id == trace_id
+                    && s.service.ends_with(service)
+                    && s.name == name
+                    && s.kind == kind
+            })
             .cloned()
     };
     let spans = receiver
@@ -66,7 +86,12 @@ async fn a_request_is_one_trace_across_every_service_and_queue_hop() -> anyhow::
                 .find(|s| s.name == "process status" && s.parent_span_id == publish_status.span_id)?
                 .clone();
             Some((
-                in_trace(spans, "intake", "dispatch311.intake.v1.IntakeService/CreateServiceRequest", SpanKind::Server)?,
+                in_trace(
+                    spans,
+                    "intake",
+                    "dispatch311.intake.v1.IntakeService/CreateServiceRequest",
+                    SpanKind::Server,
+                )?,
                 in_trace(spans, "intake", "publish route", SpanKind::Producer)?,
                 in_trace(spans, "routing", "process route", SpanKind::Consumer)?,
                 in_trace(spans, "routing", "publish dispatch", SpanKind::Producer)?,
@@ -76,23 +101,62 @@ async fn a_request_is_one_trace_across_every_service_and_queue_hop() -> anyhow::
             ))
         })
         .await?;
-    let (create, publish_route, process_route, publish_dispatch, process_dispatch, publish_status, process_status) = spans;
+    let (
+        create,
+        publish_route,
+        process_route,
+        publish_dispatch,
+        process_dispatch,
+        publish_status,
+        process_status,
+    ) = spans;
 
     // each hop is the child of the one before it
-    assert_eq!(publish_route.parent_span_id, create.span_id, "intake publishes within CreateServiceRequest");
-    assert_eq!(process_route.parent_span_id, publish_route.span_id, "routing consumes what intake published");
+    assert_eq!(
+        publish_route.parent_span_id, create.span_id,
+        "intake publishes within CreateServiceRequest"
+    );
+    assert_eq!(
+        process_route.parent_span_id, publish_route.span_id,
+        "routing consumes what intake published"
+    );
     assert_eq!(publish_dispatch.parent_span_id, process_route.span_id);
-    assert_eq!(process_dispatch.parent_span_id, publish_dispatch.span_id, "dispatch consumes what routing published");
+    assert_eq!(
+        process_dispatch.parent_span_id, publish_dispatch.span_id,
+        "dispatch consumes what routing published"
+    );
     assert_eq!(publish_status.parent_span_id, process_dispatch.span_id);
-    assert_eq!((process_status.trace_id.as_str(), process_status.kind), (trace_id.as_str(), SpanKind::Consumer));
+    assert_eq!(
+        (process_status.trace_id.as_str(), process_status.kind),
+        (trace_id.as_str(), SpanKind::Consumer)
+    );
 
     // queue hops carry messaging attributes and the time spent waiting
-    assert_eq!(process_route.attributes.get("messaging.destination.name").map(String::as_str), Some("route"));
-    assert!(process_route.attributes.contains_key("dispatch311.queue.wait_ms"), "{:?}", process_route.attributes);
-    assert_eq!(process_dispatch.attributes.get("dispatch311.sr.number"), Some(&created.sr_number));
+    assert_eq!(
+        process_route
+            .attributes
+            .get("messaging.destination.name")
+            .map(String::as_str),
+        Some("route")
+    );
+    assert!(
+        process_route
+            .attributes
+            .contains_key("dispatch311.queue.wait_ms"),
+        "{:?}",
+        process_route.attributes
+    );
+    assert_eq!(
+        process_dispatch.attributes.get("dispatch311.sr.number"),
+        Some(&created.sr_number)
+    );
 
     // the complainant's own words stay out of every span
-    assert!(receiver.spans().iter().all(|s| s.attributes.values().all(|v| !v.contains("driveway blocked by"))));
+    assert!(receiver.spans().iter().all(|s| {
+        s.attributes
+            .values()
+            .all(|v| !v.contains("driveway blocked by"))
+    }));
 
     suite.stop().await
 }

@@ -28,12 +28,19 @@ impl DbConfig {
     /// From `DATABASE_URL` (default: the local development database) and
     /// `DISPATCH311_DB_MAX_CONNECTIONS` (default 16).
     pub fn from_env(schema: &'static str) -> anyhow::Result<Self> {
-        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
+        let url =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
         let max_connections = match std::env::var("DISPATCH311_DB_MAX_CONNECTIONS") {
-            Ok(v) => v.parse().context("DISPATCH311_DB_MAX_CONNECTIONS must be a positive integer")?,
+            Ok(v) => v
+                .parse()
+                .context("DISPATCH311_DB_MAX_CONNECTIONS must be a positive integer")?,
             Err(_) => 16,
         };
-        Ok(Self { url, schema, max_connections })
+        Ok(Self {
+            url,
+            schema,
+            max_connections,
+        })
     }
 }
 
@@ -42,19 +49,30 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/dispa
 /// Creates the schema if needed and returns a pool whose connections use it.
 pub async fn connect(config: &DbConfig) -> anyhow::Result<PgPool> {
     anyhow::ensure!(
-        !config.schema.is_empty() && config.schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        !config.schema.is_empty()
+            && config
+                .schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'),
         "schema name must be a lowercase identifier: {}",
         config.schema
     );
-    let options: PgConnectOptions = config.url.parse().context("DATABASE_URL is not a PostgreSQL url")?;
-    let options = options.options([("search_path", config.schema)]).log_statements(tracing::log::LevelFilter::Trace);
+    let options: PgConnectOptions = config
+        .url
+        .parse()
+        .context("DATABASE_URL is not a PostgreSQL url")?;
+    let options = options
+        .options([("search_path", config.schema)])
+        .log_statements(tracing::log::LevelFilter::Trace);
 
     // the schema must exist before a connection can use it as search_path
     let mut conn = PgConnection::connect_with(&options)
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(&config.url)))?;
     let create = format!("CREATE SCHEMA IF NOT EXISTS {}", config.schema);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut conn).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
 
     let pool = PgPoolOptions::new()
@@ -68,20 +86,34 @@ pub async fn connect(config: &DbConfig) -> anyhow::Result<PgPool> {
 /// Applies the service's migrations (sqlx keeps its bookkeeping table in the
 /// service schema; an advisory lock makes concurrent replicas safe).
 pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
-    migrator.run(pool).await.context("database migration failed")?;
+    migrator
+        .run(pool)
+        .await
+        .context("database migration failed")?;
     Ok(())
 }
 
 /// True when the error means the database could not be reached (the caller
 /// answers UNAVAILABLE rather than INTERNAL).
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+    matches!(
+        err,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+    )
 }
 
 /// The url without its password, for error messages and logs.
 pub fn redact(url: &str) -> String {
     match url.parse::<PgConnectOptions>() {
-        Ok(o) => format!("{}:{}/{}", o.get_host(), o.get_port(), o.get_database().unwrap_or("")),
+        Ok(o) => format!(
+            "{}:{}/{}",
+            o.get_host(),
+            o.get_port(),
+            o.get_database().unwrap_or("")
+        ),
         Err(_) => "<invalid url>".to_string(),
     }
 }
@@ -102,9 +134,13 @@ pub mod testing {
     pub async fn create_database() -> anyhow::Result<String> {
         let admin: PgConnectOptions = admin_url().parse()?;
         let admin = admin.database("postgres");
-        let mut conn = PgConnection::connect_with(&admin).await.context("test PostgreSQL is not reachable")?;
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .context("test PostgreSQL is not reachable")?;
         let name = format!("d311_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
         conn.close().await?;
         let url = admin.database(&name).to_url_lossy();
         Ok(url.to_string())
@@ -116,9 +152,11 @@ pub mod testing {
         let name = options.get_database().unwrap_or_default().to_string();
         anyhow::ensure!(name.starts_with("d311_test_"), "refusing to drop {name}");
         let mut conn = PgConnection::connect_with(&options.database("postgres")).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&mut conn)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
         conn.close().await?;
         Ok(())
     }

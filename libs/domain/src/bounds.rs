@@ -25,7 +25,10 @@ impl CityBounds {
 
     /// Parses `min_lat,min_lon,max_lat,max_lon`, as given in configuration.
     pub fn parse(s: &str) -> Option<CityBounds> {
-        let parts: Vec<f64> = s.split(',').map(|p| p.trim().parse().ok()).collect::<Option<_>>()?;
+        let parts: Vec<f64> = s
+            .split(',')
+            .map(|p| p.trim().parse().ok())
+            .collect::<Option<_>>()?;
         let [min_latitude, min_longitude, max_latitude, max_longitude] = parts[..] else {
             return None;
         };

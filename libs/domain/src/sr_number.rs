@@ -76,7 +76,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_numbers() {
-        for bad in ["", "SR-2026-42", "sr-2026-0000042", "SR-26-0000042", "SR-2026-00000x2", "SR-2026-0000000"] {
+        for bad in [
+            "",
+            "SR-2026-42",
+            "sr-2026-0000042",
+            "SR-26-0000042",
+            "SR-2026-00000x2",
+            "SR-2026-0000000",
+        ] {
             assert!(bad.parse::<SrNumber>().is_err(), "{bad} should be rejected");
         }
     }

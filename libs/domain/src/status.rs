@@ -36,7 +36,8 @@ pub fn resolution_name(code: ResolutionCode) -> &'static str {
 
 /// `None` for an empty name (not resolved yet) or an unknown one.
 pub fn resolution_from_name(name: &str) -> Option<ResolutionCode> {
-    ResolutionCode::from_str_name(&format!("RESOLUTION_CODE_{name}")).filter(|c| *c != ResolutionCode::Unspecified)
+    ResolutionCode::from_str_name(&format!("RESOLUTION_CODE_{name}"))
+        .filter(|c| *c != ResolutionCode::Unspecified)
 }
 
 fn strip(full: &'static str, prefix: &str) -> &'static str {
@@ -71,7 +72,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for status in [ServiceRequestStatus::Received, ServiceRequestStatus::NeedsTriage, ServiceRequestStatus::Referred] {
+        for status in [
+            ServiceRequestStatus::Received,
+            ServiceRequestStatus::NeedsTriage,
+            ServiceRequestStatus::Referred,
+        ] {
             assert_eq!(status_from_name(status_name(status)), Some(status));
         }
         assert_eq!(status_name(ServiceRequestStatus::EnRoute), "EN_ROUTE");
@@ -83,7 +88,20 @@ mod tests {
     #[test]
     fn the_main_lifecycle_only_moves_forward() {
         use ServiceRequestStatus as S;
-        let path = [S::Received, S::Routed, S::Queued, S::Assigned, S::Acknowledged, S::EnRoute, S::OnScene, S::Closed, S::Surveyed];
-        assert!(path.windows(2).all(|w| lifecycle_rank(w[0]) < lifecycle_rank(w[1])));
+        let path = [
+            S::Received,
+            S::Routed,
+            S::Queued,
+            S::Assigned,
+            S::Acknowledged,
+            S::EnRoute,
+            S::OnScene,
+            S::Closed,
+            S::Surveyed,
+        ];
+        assert!(
+            path.windows(2)
+                .all(|w| lifecycle_rank(w[0]) < lifecycle_rank(w[1]))
+        );
     }
 }

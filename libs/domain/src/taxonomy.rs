@@ -15,11 +15,17 @@ pub struct ComplaintType {
 }
 
 const fn police(name: &'static str) -> ComplaintType {
-    ComplaintType { name, police_matter: true }
+    ComplaintType {
+        name,
+        police_matter: true,
+    }
 }
 
 const fn other(name: &'static str) -> ComplaintType {
-    ComplaintType { name, police_matter: false }
+    ComplaintType {
+        name,
+        police_matter: false,
+    }
 }
 
 /// Every complaint type intake accepts.
@@ -149,7 +155,9 @@ pub const COMPLAINT_TYPES: &[ComplaintType] = &[
 /// The known complaint type named `name` (case and surrounding spaces ignored).
 pub fn lookup(name: &str) -> Option<&'static ComplaintType> {
     let name = name.trim();
-    COMPLAINT_TYPES.iter().find(|t| t.name.eq_ignore_ascii_case(name))
+    COMPLAINT_TYPES
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
@@ -167,7 +175,10 @@ mod tests {
 
     #[test]
     fn names_are_unique() {
-        let mut names: Vec<String> = COMPLAINT_TYPES.iter().map(|t| t.name.to_ascii_lowercase()).collect();
+        let mut names: Vec<String> = COMPLAINT_TYPES
+            .iter()
+            .map(|t| t.name.to_ascii_lowercase())
+            .collect();
         names.sort();
         let before = names.len();
         names.dedup();

@@ -30,7 +30,11 @@ impl Workers {
     }
 
     /// Runs `work` until it returns; an error is logged and stops the service.
-    pub fn spawn<R: WorkerResult>(&mut self, name: &'static str, work: impl Future<Output = R> + Send + 'static) {
+    pub fn spawn<R: WorkerResult>(
+        &mut self,
+        name: &'static str,
+        work: impl Future<Output = R> + Send + 'static,
+    ) {
         let failed = self.failed.clone();
         let stopping = self.stop.clone();
         self.tasks.spawn(async move {

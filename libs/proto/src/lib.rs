@@ -40,7 +40,8 @@ pub mod survey {
 }
 
 /// Descriptor set of every dispatch311 proto, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("dispatch311_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("dispatch311_descriptor");
 
 /// Conversions between protobuf timestamps and chrono-free std/epoch values
 /// live in the domain crate; this crate stays generated code only.

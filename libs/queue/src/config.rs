@@ -97,6 +97,15 @@ impl QueueConfig {
     }
 }
 
+fn env_number(name: &str) -> Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(value) => value.trim().parse().map(Some).map_err(|_| {
+            QueueError::Config(format!("{name} must be a whole number, not {value:?}"))
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,16 +118,5 @@ mod tests {
         };
         assert!(config.validate().is_err());
         assert!(QueueConfig::default().validate().is_ok());
-    }
-}
-
-fn env_number(name: &str) -> Result<Option<u64>> {
-    match std::env::var(name) {
-        Ok(value) => value
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| QueueError::Config(format!("{name} must be a whole number, not {value:?}"))),
-        Err(_) => Ok(None),
     }
 }

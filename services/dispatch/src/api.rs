@@ -6,8 +6,8 @@ use dispatch311_grpc::{
     status::{self as grpc_status, FieldViolations},
 };
 use dispatch311_proto::dispatch::v1::{
-    GetJobRequest, GetJobResponse, ListQueueRequest, ListQueueResponse, dispatch_service_server::DispatchService,
-    get_job_request::Key,
+    GetJobRequest, GetJobResponse, ListQueueRequest, ListQueueResponse,
+    dispatch_service_server::DispatchService, get_job_request::Key,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -26,7 +26,10 @@ impl DispatchApi {
 
 #[tonic::async_trait]
 impl DispatchService for DispatchApi {
-    async fn list_queue(&self, request: Request<ListQueueRequest>) -> Result<Response<ListQueueResponse>, Status> {
+    async fn list_queue(
+        &self,
+        request: Request<ListQueueRequest>,
+    ) -> Result<Response<ListQueueResponse>, Status> {
         let request = request.into_inner();
         let mut v = FieldViolations::new();
         let precinct = request.precinct.trim().to_string();
@@ -36,26 +39,42 @@ impl DispatchService for DispatchApi {
             v.add("precinct", "must be a precinct number such as \"14\"");
         }
         let limit = pagination::page_size(request.page_size, "page_size", &mut v);
-        let after = pagination::decode_token(&request.page_token, "page_token", &mut v).and_then(|cursor| {
-            let position = QueuePosition::decode(&cursor);
-            if position.is_none() {
-                v.add("page_token", "not a token from this list");
-            }
-            position
-        });
+        let after = pagination::decode_token(&request.page_token, "page_token", &mut v).and_then(
+            |cursor| {
+                let position = QueuePosition::decode(&cursor);
+                if position.is_none() {
+                    v.add("page_token", "not a token from this list");
+                }
+                position
+            },
+        );
         v.into_result()?;
 
-        let (mut jobs, total_queued) = self.store.queue(&precinct, after, limit + 1).await.map_err(store_status)?;
+        let (mut jobs, total_queued) = self
+            .store
+            .queue(&precinct, after, limit + 1)
+            .await
+            .map_err(store_status)?;
         let next_page_token = if jobs.len() > limit {
             jobs.truncate(limit);
-            jobs.last().and_then(QueuePosition::of).map(|p| pagination::encode_token(&p.encode())).unwrap_or_default()
+            jobs.last()
+                .and_then(QueuePosition::of)
+                .map(|p| pagination::encode_token(&p.encode()))
+                .unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(ListQueueResponse { jobs, next_page_token, total_queued }))
+        Ok(Response::new(ListQueueResponse {
+            jobs,
+            next_page_token,
+            total_queued,
+        }))
     }
 
-    async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<GetJobResponse>, Status> {
+    async fn get_job(
+        &self,
+        request: Request<GetJobRequest>,
+    ) -> Result<Response<GetJobResponse>, Status> {
         let mut v = FieldViolations::new();
         let (key, shown) = match request.into_inner().key {
             Some(Key::JobId(id)) => match Uuid::parse_str(id.trim()) {
@@ -88,7 +107,9 @@ impl DispatchService for DispatchApi {
 
 fn store_status(err: StoreError) -> Status {
     match err {
-        StoreError::Database(e) if dispatch311_db::is_unavailable(&e) => grpc_status::unavailable("postgresql", &e),
+        StoreError::Database(e) if dispatch311_db::is_unavailable(&e) => {
+            grpc_status::unavailable("postgresql", &e)
+        }
         StoreError::Database(e) => grpc_status::internal(&e),
         other => grpc_status::internal(&other),
     }

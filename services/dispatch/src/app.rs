@@ -9,7 +9,9 @@ use dispatch311_queue::{JobQueue, outbox::OutboxRelay};
 use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
 
-use crate::{api::DispatchApi, config::DispatchConfig, dispatch_jobs::DispatchJobHandler, store::Store};
+use crate::{
+    api::DispatchApi, config::DispatchConfig, dispatch_jobs::DispatchJobHandler, store::Store,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -25,22 +27,37 @@ impl Application {
         dispatch311_db::migrate(&pool, &MIGRATOR).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
         let listener = TcpListener::bind(config.listen_addr).await?;
-        Ok(Self { listener, store: Store::new(pool), queue })
+        Ok(Self {
+            listener,
+            store: Store::new(pool),
+            queue,
+        })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let mut workers = dispatch311_grpc::Workers::new();
         let relay = OutboxRelay::new(self.store.pool().clone(), self.queue.clone());
         let handler = DispatchJobHandler::new(self.store.clone(), relay.notifier());
         workers.spawn("outbox relay", relay.run(workers.stop_token()));
         let consumer = self.queue.consumer(queues::DISPATCH, groups::DISPATCH)?;
-        workers.spawn("dispatch job consumer", consumer.run(Arc::new(handler), workers.stop_token()));
+        workers.spawn(
+            "dispatch job consumer",
+            consumer.run(Arc::new(handler), workers.stop_token()),
+        );
 
-        let routes = Routes::new(DispatchServiceServer::new(DispatchApi::new(self.store.clone())));
+        let routes = Routes::new(DispatchServiceServer::new(DispatchApi::new(
+            self.store.clone(),
+        )));
         tracing::info!(port = self.port(), "dispatch serving");
         let names = [<DispatchServiceServer<DispatchApi> as NamedService>::NAME];
         dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await

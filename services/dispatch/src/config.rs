@@ -20,6 +20,10 @@ impl DispatchConfig {
             .unwrap_or_else(|_| "0.0.0.0:50053".to_string())
             .parse()
             .context("DISPATCH311_DISPATCH_ADDR must be host:port")?;
-        Ok(Self { listen_addr, db: DbConfig::from_env(crate::SCHEMA)?, queue: QueueConfig::from_env()? })
+        Ok(Self {
+            listen_addr,
+            db: DbConfig::from_env(crate::SCHEMA)?,
+            queue: QueueConfig::from_env()?,
+        })
     }
 }

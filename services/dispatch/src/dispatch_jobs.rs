@@ -15,7 +15,10 @@ pub struct DispatchJobHandler {
 
 impl DispatchJobHandler {
     pub fn new(store: Store, relay_wakeup: std::sync::Arc<tokio::sync::Notify>) -> Self {
-        Self { store, relay_wakeup }
+        Self {
+            store,
+            relay_wakeup,
+        }
     }
 }
 
@@ -23,7 +26,11 @@ impl JobHandler for DispatchJobHandler {
     async fn handle(&self, delivery: Delivery) -> Outcome {
         let job = match DispatchJob::decode(delivery.envelope.payload.as_slice()) {
             Ok(job) => job,
-            Err(e) => return Outcome::DeadLetter { reason: format!("undecodable dispatch job: {e}") },
+            Err(e) => {
+                return Outcome::DeadLetter {
+                    reason: format!("undecodable dispatch job: {e}"),
+                };
+            }
         };
         set_on_current(attributes::SR_NUMBER, job.sr_number.clone());
         set_on_current(attributes::PRECINCT, job.precinct.clone());
@@ -39,7 +46,10 @@ impl JobHandler for DispatchJobHandler {
                 Outcome::Done
             }
             Err(StoreError::InvalidJob(reason)) => Outcome::DeadLetter { reason },
-            Err(e) => Outcome::Retry { error: e.to_string(), after: None },
+            Err(e) => Outcome::Retry {
+                error: e.to_string(),
+                after: None,
+            },
         }
     }
 }

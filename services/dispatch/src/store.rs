@@ -31,9 +31,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What enqueueing a dispatch job did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Enqueued {
-    New { job_id: Uuid },
+    New {
+        job_id: Uuid,
+    },
     /// The request already has a job: a redelivery or a reconciler repeat.
-    AlreadyQueued { job_id: Uuid },
+    AlreadyQueued {
+        job_id: Uuid,
+    },
 }
 
 pub enum JobKey {
@@ -62,14 +66,26 @@ impl Store {
     /// tells intake, in one transaction. A request that already has a job is
     /// not queued twice; intake is told again, in case that message was lost.
     pub async fn enqueue(&self, job: &DispatchJob) -> StoreResult<Enqueued> {
-        let sr_id = Uuid::parse_str(&job.sr_id).map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
+        let sr_id = Uuid::parse_str(&job.sr_id)
+            .map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
         if job.precinct.trim().is_empty() {
-            return Err(StoreError::InvalidJob(format!("{} has no precinct", job.sr_number)));
+            return Err(StoreError::InvalidJob(format!(
+                "{} has no precinct",
+                job.sr_number
+            )));
         }
         let priority = Priority::try_from(job.priority).unwrap_or(Priority::Normal);
-        let priority = if priority == Priority::Unspecified { Priority::Normal } else { priority };
+        let priority = if priority == Priority::Unspecified {
+            Priority::Normal
+        } else {
+            priority
+        };
         let now = Utc::now();
-        let created_at = job.created_at.as_ref().and_then(from_timestamp).unwrap_or(now);
+        let created_at = job
+            .created_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .unwrap_or(now);
         let location = job.location.as_ref();
         let address = job.address.clone().unwrap_or_default();
 
@@ -131,11 +147,21 @@ impl Store {
             status: ServiceRequestStatus::Queued as i32,
             occurred_at: Some(to_timestamp(now)),
             source: "dispatch".into(),
-            message: format!("waiting in the dispatch queue of precinct {}", job.precinct.trim()),
+            message: format!(
+                "waiting in the dispatch queue of precinct {}",
+                job.precinct.trim()
+            ),
             transition_key: "dispatch:queued".into(),
             ..Default::default()
         };
-        outbox::enqueue(&mut tx, queues::STATUS, kinds::STATUS_UPDATE, &update.sr_id, &update).await?;
+        outbox::enqueue(
+            &mut tx,
+            queues::STATUS,
+            kinds::STATUS_UPDATE,
+            &update.sr_id,
+            &update,
+        )
+        .await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -143,16 +169,20 @@ impl Store {
     pub async fn get(&self, key: &JobKey) -> StoreResult<Option<Job>> {
         let row = match key {
             JobKey::Id(id) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1")))
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1"
+                )))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
             }
             JobKey::SrNumber(number) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE sr_number = $1")))
-                    .bind(number)
-                    .fetch_optional(&self.pool)
-                    .await?
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE sr_number = $1"
+                )))
+                .bind(number)
+                .fetch_optional(&self.pool)
+                .await?
             }
         };
         Ok(row.as_ref().map(job_from_row))
@@ -160,7 +190,12 @@ impl Store {
 
     /// A page of a precinct's queue after `after` (the queue position of the
     /// last job of the previous page), and how many jobs are queued in all.
-    pub async fn queue(&self, precinct: &str, after: Option<QueuePosition>, limit: usize) -> StoreResult<(Vec<Job>, i64)> {
+    pub async fn queue(
+        &self,
+        precinct: &str,
+        after: Option<QueuePosition>,
+        limit: usize,
+    ) -> StoreResult<(Vec<Job>, i64)> {
         let (rank, queued_at, job_id) = match after {
             Some(p) => (Some(p.priority_rank), Some(p.queued_at), Some(p.job_id)),
             None => (None, None, None),
@@ -177,10 +212,12 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE precinct = $1 AND state = 'QUEUED'")
-            .bind(precinct)
-            .fetch_one(&self.pool)
-            .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE precinct = $1 AND state = 'QUEUED'",
+        )
+        .bind(precinct)
+        .fetch_one(&self.pool)
+        .await?;
         Ok((rows.iter().map(job_from_row).collect(), total))
     }
 }
@@ -203,7 +240,12 @@ impl QueuePosition {
     }
 
     pub fn encode(&self) -> String {
-        format!("{}|{}|{}", self.priority_rank, self.queued_at.timestamp_micros(), self.job_id)
+        format!(
+            "{}|{}|{}",
+            self.priority_rank,
+            self.queued_at.timestamp_micros(),
+            self.job_id
+        )
     }
 
     pub fn decode(s: &str) -> Option<Self> {
@@ -211,7 +253,11 @@ impl QueuePosition {
         let priority_rank = parts.next()?.parse().ok()?;
         let queued_at = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
         let job_id = Uuid::parse_str(parts.next()?).ok()?;
-        parts.next().is_none().then_some(Self { priority_rank, queued_at, job_id })
+        parts.next().is_none().then_some(Self {
+            priority_rank,
+            queued_at,
+            job_id,
+        })
     }
 }
 
@@ -228,7 +274,12 @@ fn job_from_row(row: &PgRow) -> Job {
         sr_number: row.get("sr_number"),
         complaint_type: row.get("complaint_type"),
         descriptor: row.get("descriptor"),
-        location: latitude.zip(longitude).map(|(latitude, longitude)| GeoPoint { latitude, longitude }),
+        location: latitude
+            .zip(longitude)
+            .map(|(latitude, longitude)| GeoPoint {
+                latitude,
+                longitude,
+            }),
         address: Some(Address {
             street_address: row.get("street_address"),
             cross_street: row.get("cross_street"),
@@ -252,11 +303,21 @@ mod tests {
 
     #[test]
     fn queue_positions_round_trip_and_reject_garbage() {
-        let position = QueuePosition { priority_rank: 3, queued_at: Utc::now(), job_id: Uuid::now_v7() };
+        let position = QueuePosition {
+            priority_rank: 3,
+            queued_at: Utc::now(),
+            job_id: Uuid::now_v7(),
+        };
         let decoded = QueuePosition::decode(&position.encode()).unwrap();
         assert_eq!(decoded.job_id, position.job_id);
-        assert_eq!(decoded.queued_at.timestamp_micros(), position.queued_at.timestamp_micros());
+        assert_eq!(
+            decoded.queued_at.timestamp_micros(),
+            position.queued_at.timestamp_micros()
+        );
         assert_eq!(QueuePosition::decode("3|x|y"), None);
-        assert_eq!(QueuePosition::decode(&format!("{}|extra", position.encode())), None);
+        assert_eq!(
+            QueuePosition::decode(&format!("{}|extra", position.encode())),
+            None
+        );
     }
 }

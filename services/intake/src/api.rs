@@ -12,9 +12,9 @@ use dispatch311_grpc::{
 use dispatch311_proto::{
     common::v1::ServiceRequestStatus,
     intake::v1::{
-        CreateServiceRequestRequest, CreateServiceRequestResponse, GetServiceRequestRequest, GetServiceRequestResponse,
-        ListServiceRequestsRequest, ListServiceRequestsResponse, get_service_request_request::Key,
-        intake_service_server::IntakeService,
+        CreateServiceRequestRequest, CreateServiceRequestResponse, GetServiceRequestRequest,
+        GetServiceRequestResponse, ListServiceRequestsRequest, ListServiceRequestsResponse,
+        get_service_request_request::Key, intake_service_server::IntakeService,
     },
 };
 use dispatch311_telemetry::{
@@ -39,7 +39,11 @@ pub struct IntakeApi {
 
 impl IntakeApi {
     pub fn new(store: Store, bounds: CityBounds, relay_wakeup: Arc<Notify>) -> Self {
-        Self { store, bounds, relay_wakeup }
+        Self {
+            store,
+            bounds,
+            relay_wakeup,
+        }
     }
 }
 
@@ -51,7 +55,11 @@ impl IntakeService for IntakeApi {
     ) -> Result<Response<CreateServiceRequestResponse>, Status> {
         let new = validate(request.into_inner(), &self.bounds, Utc::now())?;
         let trace_id = trace_id_of(&tracing::Span::current()).unwrap_or_default();
-        let created = self.store.create(&new, &trace_id).await.map_err(store_status)?;
+        let created = self
+            .store
+            .create(&new, &trace_id)
+            .await
+            .map_err(store_status)?;
         let service_request = match created {
             Created::New(sr) => {
                 self.relay_wakeup.notify_one();
@@ -68,7 +76,9 @@ impl IntakeService for IntakeApi {
                 sr
             }
         };
-        Ok(Response::new(CreateServiceRequestResponse { service_request: Some(service_request) }))
+        Ok(Response::new(CreateServiceRequestResponse {
+            service_request: Some(service_request),
+        }))
     }
 
     async fn get_service_request(
@@ -78,16 +88,23 @@ impl IntakeService for IntakeApi {
         let (key, shown) = match request.into_inner().key {
             Some(Key::SrNumber(number)) => match number.parse::<SrNumber>() {
                 Ok(parsed) => (SrKey::Number(parsed.to_string()), number),
-                Err(e) => return Err(grpc_status::invalid_argument("sr_number", &e.to_string())),
+                Err(e) => return Err(grpc_status::invalid_argument("sr_number", e.to_string())),
             },
             Some(Key::SrId(id)) => match Uuid::parse_str(id.trim()) {
                 Ok(parsed) => (SrKey::Id(parsed), id),
                 Err(_) => return Err(grpc_status::invalid_argument("sr_id", "must be a UUID")),
             },
-            None => return Err(grpc_status::invalid_argument("key", "give sr_number or sr_id")),
+            None => {
+                return Err(grpc_status::invalid_argument(
+                    "key",
+                    "give sr_number or sr_id",
+                ));
+            }
         };
         match self.store.get(&key).await.map_err(store_status)? {
-            Some(sr) => Ok(Response::new(GetServiceRequestResponse { service_request: Some(sr) })),
+            Some(sr) => Ok(Response::new(GetServiceRequestResponse {
+                service_request: Some(sr),
+            })),
             None => Err(grpc_status::not_found("service request", &shown)),
         }
     }
@@ -117,18 +134,21 @@ impl IntakeService for IntakeApi {
         };
         let created_after = timestamp("created_after", request.created_after);
         let created_before = timestamp("created_before", request.created_before);
-        let after = pagination::decode_token(&request.page_token, "page_token", &mut v).and_then(|cursor| {
-            let parsed = parse_cursor(&cursor);
-            if parsed.is_none() {
-                v.add("page_token", "not a token from this list");
-            }
-            parsed
-        });
+        let after = pagination::decode_token(&request.page_token, "page_token", &mut v).and_then(
+            |cursor| {
+                let parsed = parse_cursor(&cursor);
+                if parsed.is_none() {
+                    v.add("page_token", "not a token from this list");
+                }
+                parsed
+            },
+        );
         v.into_result()?;
 
         let filter = ListFilter {
             status,
-            complaint_type: Some(request.complaint_type.trim().to_string()).filter(|t| !t.is_empty()),
+            complaint_type: Some(request.complaint_type.trim().to_string())
+                .filter(|t| !t.is_empty()),
             created_after,
             created_before,
             after,
@@ -137,18 +157,31 @@ impl IntakeService for IntakeApi {
         let mut rows = self.store.list(&filter).await.map_err(store_status)?;
         let next_page_token = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|last| pagination::encode_token(&cursor_of(last))).unwrap_or_default()
+            rows.last()
+                .map(|last| pagination::encode_token(&cursor_of(last)))
+                .unwrap_or_default()
         } else {
             String::new()
         };
-        tracing::debug!(status = status.map(status_name), returned = rows.len(), "listed service requests");
-        Ok(Response::new(ListServiceRequestsResponse { service_requests: rows, next_page_token }))
+        tracing::debug!(
+            status = status.map(status_name),
+            returned = rows.len(),
+            "listed service requests"
+        );
+        Ok(Response::new(ListServiceRequestsResponse {
+            service_requests: rows,
+            next_page_token,
+        }))
     }
 }
 
 /// Keyset cursor of a listed request: its creation time and id.
 fn cursor_of(sr: &dispatch311_proto::intake::v1::ServiceRequest) -> String {
-    let created = sr.created_at.as_ref().and_then(from_timestamp).unwrap_or_default();
+    let created = sr
+        .created_at
+        .as_ref()
+        .and_then(from_timestamp)
+        .unwrap_or_default();
     format!("{}|{}", created.timestamp_micros(), sr.sr_id)
 }
 
@@ -160,7 +193,9 @@ fn parse_cursor(cursor: &str) -> Option<(chrono::DateTime<Utc>, Uuid)> {
 
 fn store_status(err: StoreError) -> Status {
     match err {
-        StoreError::Database(e) if dispatch311_db::is_unavailable(&e) => grpc_status::unavailable("postgresql", &e),
+        StoreError::Database(e) if dispatch311_db::is_unavailable(&e) => {
+            grpc_status::unavailable("postgresql", &e)
+        }
         StoreError::Database(e) => grpc_status::internal(&e),
         StoreError::Queue(e) => grpc_status::internal(&e),
     }

@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 
-use crate::{api::IntakeApi, config::IntakeConfig, status_updates::StatusUpdateHandler, store::Store};
+use crate::{
+    api::IntakeApi, config::IntakeConfig, status_updates::StatusUpdateHandler, store::Store,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -29,24 +31,45 @@ impl Application {
         dispatch311_db::migrate(&pool, &MIGRATOR).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
         let listener = TcpListener::bind(config.listen_addr).await?;
-        Ok(Self { listener, store: Store::new(pool), queue, config })
+        Ok(Self {
+            listener,
+            store: Store::new(pool),
+            queue,
+            config,
+        })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
     /// Serves until `shutdown` resolves, then stops taking requests, lets
     /// in-flight RPCs and jobs finish, and returns.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let mut workers = dispatch311_grpc::Workers::new();
         let relay = OutboxRelay::new(self.store.pool().clone(), self.queue.clone());
         let relay_wakeup = relay.notifier();
         workers.spawn("outbox relay", relay.run(workers.stop_token()));
         let consumer = self.queue.consumer(queues::STATUS, groups::INTAKE)?;
         let handler = Arc::new(StatusUpdateHandler::new(self.store.clone()));
-        workers.spawn("status update consumer", consumer.run(handler, workers.stop_token()));
-        workers.spawn("reconciler", reconcile(self.store.clone(), self.config.reconcile_after, workers.stop_token()));
+        workers.spawn(
+            "status update consumer",
+            consumer.run(handler, workers.stop_token()),
+        );
+        workers.spawn(
+            "reconciler",
+            reconcile(
+                self.store.clone(),
+                self.config.reconcile_after,
+                workers.stop_token(),
+            ),
+        );
 
         let api = IntakeApi::new(self.store.clone(), self.config.city_bounds, relay_wakeup);
         let routes = Routes::new(IntakeServiceServer::new(api));
@@ -68,7 +91,10 @@ async fn reconcile(store: Store, after: Duration, stop: CancellationToken) -> an
         let older_than = chrono::Utc::now() - after;
         match store.republish_stuck(older_than, 500).await {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(count = n, "re-published route jobs of requests stuck before dispatch"),
+            Ok(n) => tracing::warn!(
+                count = n,
+                "re-published route jobs of requests stuck before dispatch"
+            ),
             Err(e) => tracing::warn!(error = %e, "reconciler pass failed"),
         }
     }

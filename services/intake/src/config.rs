@@ -26,7 +26,8 @@ impl IntakeConfig {
             .parse()
             .context("DISPATCH311_INTAKE_ADDR must be host:port")?;
         let city_bounds = match std::env::var("DISPATCH311_CITY_BOUNDS") {
-            Ok(v) => CityBounds::parse(&v).context("DISPATCH311_CITY_BOUNDS must be min_lat,min_lon,max_lat,max_lon")?,
+            Ok(v) => CityBounds::parse(&v)
+                .context("DISPATCH311_CITY_BOUNDS must be min_lat,min_lon,max_lat,max_lon")?,
             Err(_) => CityBounds::NEW_YORK_CITY,
         };
         let reconcile_after = Duration::from_secs(

@@ -22,7 +22,11 @@ impl JobHandler for StatusUpdateHandler {
     async fn handle(&self, delivery: Delivery) -> Outcome {
         let update = match StatusUpdate::decode(delivery.envelope.payload.as_slice()) {
             Ok(update) => update,
-            Err(e) => return Outcome::DeadLetter { reason: format!("undecodable status update: {e}") },
+            Err(e) => {
+                return Outcome::DeadLetter {
+                    reason: format!("undecodable status update: {e}"),
+                };
+            }
         };
         match self.store.apply_status_update(&update).await {
             Ok(Some(true)) => {
@@ -34,9 +38,17 @@ impl JobHandler for StatusUpdateHandler {
                 Outcome::Done
             }
             // never ours, or a request id that is not a uuid: retrying cannot help
-            Ok(None) => Outcome::DeadLetter { reason: format!("unknown service request {}", update.sr_id) },
-            Err(StoreError::Database(e)) => Outcome::Retry { error: format!("database: {e}"), after: None },
-            Err(StoreError::Queue(e)) => Outcome::Retry { error: format!("queue: {e}"), after: None },
+            Ok(None) => Outcome::DeadLetter {
+                reason: format!("unknown service request {}", update.sr_id),
+            },
+            Err(StoreError::Database(e)) => Outcome::Retry {
+                error: format!("database: {e}"),
+                after: None,
+            },
+            Err(StoreError::Queue(e)) => Outcome::Retry {
+                error: format!("queue: {e}"),
+                after: None,
+            },
         }
     }
 }

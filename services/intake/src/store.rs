@@ -5,8 +5,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use dispatch311_domain::{
     jobs::{kinds, queues},
     status::{
-        channel_from_name, channel_name, lifecycle_rank, priority_from_name, priority_name, resolution_from_name,
-        resolution_name, status_from_name, status_name,
+        channel_from_name, channel_name, lifecycle_rank, priority_from_name, priority_name,
+        resolution_from_name, resolution_name, status_from_name, status_name,
     },
     time::{from_timestamp, to_timestamp},
 };
@@ -83,7 +83,10 @@ impl Store {
         // PostgreSQL keeps microseconds: the answer must match later reads
         let now = Utc::now().trunc_subsecs(6);
         let photos = serde_json::to_value(
-            new.photos.iter().map(|p| serde_json::json!({"uri": p.uri, "content_type": p.content_type})).collect::<Vec<_>>(),
+            new.photos
+                .iter()
+                .map(|p| serde_json::json!({"uri": p.uri, "content_type": p.content_type}))
+                .collect::<Vec<_>>(),
         )
         .expect("photo references serialize");
         let (latitude, longitude) = new.location.unzip();
@@ -121,7 +124,9 @@ impl Store {
         let Some(row) = inserted else {
             tx.rollback().await?;
             let existing = self.get_by_request_id(&new.request_id).await?;
-            return Ok(Created::Existing(existing.expect("a conflicting request id has a row")));
+            return Ok(Created::Existing(
+                existing.expect("a conflicting request id has a row"),
+            ));
         };
         let sr_number: String = row.get(0);
 
@@ -137,18 +142,33 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        append_timeline(&mut tx, sr_id, status, now, "intake", RECEIVED_MESSAGE, "intake:received").await?;
+        append_timeline(
+            &mut tx,
+            sr_id,
+            status,
+            now,
+            "intake",
+            RECEIVED_MESSAGE,
+            "intake:received",
+        )
+        .await?;
 
         let job = RouteJob {
             sr_id: sr_id.to_string(),
             sr_number: sr_number.clone(),
             complaint_type: new.complaint_type.to_string(),
             descriptor: new.descriptor.clone(),
-            location: new.location.map(|(latitude, longitude)| GeoPoint { latitude, longitude }),
+            location: new.location.map(|(latitude, longitude)| GeoPoint {
+                latitude,
+                longitude,
+            }),
             address: Some(new.address.clone()),
             photo_count: new.photos.len() as u32,
             created_at: Some(to_timestamp(now)),
-            complainant_consented: new.complainant.as_ref().is_some_and(|c| c.consent_to_contact),
+            complainant_consented: new
+                .complainant
+                .as_ref()
+                .is_some_and(|c| c.consent_to_contact),
         };
         outbox::enqueue(&mut tx, queues::ROUTE, kinds::ROUTE, &job.sr_id, &job).await?;
         tx.commit().await?;
@@ -181,16 +201,20 @@ impl Store {
     pub async fn get(&self, key: &SrKey) -> StoreResult<Option<ServiceRequest>> {
         let row = match key {
             SrKey::Id(id) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SR_COLUMNS} FROM service_requests WHERE sr_id = $1")))
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {SR_COLUMNS} FROM service_requests WHERE sr_id = $1"
+                )))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
             }
             SrKey::Number(number) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SR_COLUMNS} FROM service_requests WHERE sr_number = $1")))
-                    .bind(number)
-                    .fetch_optional(&self.pool)
-                    .await?
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {SR_COLUMNS} FROM service_requests WHERE sr_number = $1"
+                )))
+                .bind(number)
+                .fetch_optional(&self.pool)
+                .await?
             }
         };
         let Some(row) = row else { return Ok(None) };
@@ -214,10 +238,11 @@ impl Store {
     }
 
     async fn get_by_request_id(&self, request_id: &str) -> StoreResult<Option<ServiceRequest>> {
-        let sr_id: Option<Uuid> = sqlx::query_scalar("SELECT sr_id FROM service_requests WHERE request_id = $1")
-            .bind(request_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let sr_id: Option<Uuid> =
+            sqlx::query_scalar("SELECT sr_id FROM service_requests WHERE request_id = $1")
+                .bind(request_id)
+                .fetch_optional(&self.pool)
+                .await?;
         match sr_id {
             Some(id) => self.get(&SrKey::Id(id)).await,
             None => Ok(None),
@@ -253,21 +278,36 @@ impl Store {
     /// forward. A redelivered or late update changes nothing. Returns whether
     /// anything was applied; `None` when the request is unknown.
     pub async fn apply_status_update(&self, update: &StatusUpdate) -> StoreResult<Option<bool>> {
-        let Ok(sr_id) = Uuid::parse_str(&update.sr_id) else { return Ok(None) };
+        let Ok(sr_id) = Uuid::parse_str(&update.sr_id) else {
+            return Ok(None);
+        };
         let status = ServiceRequestStatus::try_from(update.status).unwrap_or_default();
-        let occurred_at = update.occurred_at.as_ref().and_then(from_timestamp).unwrap_or_else(Utc::now);
+        let occurred_at = update
+            .occurred_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .unwrap_or_else(Utc::now);
         let mut tx = self.pool.begin().await?;
 
-        let current: Option<i16> = sqlx::query_scalar("SELECT status_rank FROM service_requests WHERE sr_id = $1 FOR UPDATE")
-            .bind(sr_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let current: Option<i16> = sqlx::query_scalar(
+            "SELECT status_rank FROM service_requests WHERE sr_id = $1 FOR UPDATE",
+        )
+        .bind(sr_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(current_rank) = current else {
             return Ok(None);
         };
-        let appended =
-            append_timeline(&mut tx, sr_id, status, occurred_at, &update.source, &update.message, &update.transition_key)
-                .await?;
+        let appended = append_timeline(
+            &mut tx,
+            sr_id,
+            status,
+            occurred_at,
+            &update.source,
+            &update.message,
+            &update.transition_key,
+        )
+        .await?;
         if !appended {
             tx.rollback().await?;
             return Ok(Some(false));
@@ -294,9 +334,17 @@ impl Store {
         .bind(status_name(status))
         .bind(&update.agency)
         .bind(&update.precinct)
-        .bind(if priority == Priority::Unspecified { "" } else { priority_name(priority) })
+        .bind(if priority == Priority::Unspecified {
+            ""
+        } else {
+            priority_name(priority)
+        })
         .bind(update.sla_due_at.as_ref().and_then(from_timestamp))
-        .bind(if resolution == ResolutionCode::Unspecified { "" } else { resolution_name(resolution) })
+        .bind(if resolution == ResolutionCode::Unspecified {
+            ""
+        } else {
+            resolution_name(resolution)
+        })
         .bind(&update.resolution_text)
         .bind(occurred_at)
         .execute(&mut *tx)
@@ -310,7 +358,11 @@ impl Store {
     /// likely their jobs were lost with Redis — older than `older_than`, and
     /// not re-published since then. Re-publishes their route job through the
     /// outbox; routing and dispatch handle repeats idempotently.
-    pub async fn republish_stuck(&self, older_than: DateTime<Utc>, limit: i64) -> StoreResult<usize> {
+    pub async fn republish_stuck(
+        &self,
+        older_than: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<usize> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, cross_street, \
@@ -373,7 +425,12 @@ fn route_job_from_row(row: &PgRow) -> RouteJob {
         sr_number: row.get("sr_number"),
         complaint_type: row.get("complaint_type"),
         descriptor: row.get("descriptor"),
-        location: latitude.zip(longitude).map(|(latitude, longitude)| GeoPoint { latitude, longitude }),
+        location: latitude
+            .zip(longitude)
+            .map(|(latitude, longitude)| GeoPoint {
+                latitude,
+                longitude,
+            }),
         address: Some(address_from_row(row)),
         photo_count: row.get::<i32, _>("photo_count") as u32,
         created_at: Some(to_timestamp(row.get("created_at"))),
@@ -403,7 +460,12 @@ fn public_view(row: &PgRow) -> ServiceRequest {
         sr_number: row.get("sr_number"),
         complaint_type: row.get("complaint_type"),
         descriptor: row.get("descriptor"),
-        location: latitude.zip(longitude).map(|(latitude, longitude)| GeoPoint { latitude, longitude }),
+        location: latitude
+            .zip(longitude)
+            .map(|(latitude, longitude)| GeoPoint {
+                latitude,
+                longitude,
+            }),
         address: Some(address_from_row(row)),
         channel: channel_from_name(row.get("channel")) as i32,
         status: status_from_name(row.get("status")).unwrap_or_default() as i32,

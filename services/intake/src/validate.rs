@@ -48,11 +48,19 @@ pub fn validate(
 
     let request_id = request.request_id.trim().to_string();
     if request_id.is_empty() {
-        v.add("request_id", "required: a client-chosen idempotency key such as a UUID");
+        v.add(
+            "request_id",
+            "required: a client-chosen idempotency key such as a UUID",
+        );
     } else if request_id.len() > MAX_REQUEST_ID
-        || !request_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        || !request_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
     {
-        v.add("request_id", "must be 1-128 characters of letters, digits, '-', '_', '.' or ':'");
+        v.add(
+            "request_id",
+            "must be 1-128 characters of letters, digits, '-', '_', '.' or ':'",
+        );
     }
 
     let complaint_type = match request.complaint_type.trim() {
@@ -63,7 +71,10 @@ pub fn validate(
         name => match taxonomy::lookup(name) {
             Some(known) => Some(known.name),
             None => {
-                v.add("complaint_type", format!("unknown complaint type '{}'", clip(name, 60)));
+                v.add(
+                    "complaint_type",
+                    format!("unknown complaint type '{}'", clip(name, 60)),
+                );
                 None
             }
         },
@@ -73,18 +84,37 @@ pub fn validate(
     check_text(&mut v, "descriptor", &descriptor, MAX_DESCRIPTOR);
 
     let address = request.address.unwrap_or_default();
-    check_text(&mut v, "address.street_address", &address.street_address, MAX_ADDRESS_FIELD);
-    check_text(&mut v, "address.cross_street", &address.cross_street, MAX_ADDRESS_FIELD);
-    check_text(&mut v, "address.borough", &address.borough, MAX_ADDRESS_FIELD);
+    check_text(
+        &mut v,
+        "address.street_address",
+        &address.street_address,
+        MAX_ADDRESS_FIELD,
+    );
+    check_text(
+        &mut v,
+        "address.cross_street",
+        &address.cross_street,
+        MAX_ADDRESS_FIELD,
+    );
+    check_text(
+        &mut v,
+        "address.borough",
+        &address.borough,
+        MAX_ADDRESS_FIELD,
+    );
     let postal_code = address.postal_code.trim();
-    if !postal_code.is_empty() && !(postal_code.len() == 5 && postal_code.bytes().all(|b| b.is_ascii_digit())) {
+    let five_digits = postal_code.len() == 5 && postal_code.bytes().all(|b| b.is_ascii_digit());
+    if !postal_code.is_empty() && !five_digits {
         v.add("address.postal_code", "must be a five-digit ZIP code");
     }
 
     let location = match request.location {
         None => {
             if address.street_address.trim().is_empty() {
-                v.add("location", "required unless address.street_address is given");
+                v.add(
+                    "location",
+                    "required unless address.street_address is given",
+                );
             }
             None
         }
@@ -113,7 +143,9 @@ pub fn validate(
         }
     };
 
-    let complainant = request.complainant.map(|c| normalize_complainant(&mut v, c));
+    let complainant = request
+        .complainant
+        .map(|c| normalize_complainant(&mut v, c));
 
     let observed_at = match request.observed_at {
         None => now,
@@ -154,7 +186,12 @@ pub fn validate(
     })
 }
 
-fn check_location(v: &mut FieldViolations, latitude: f64, longitude: f64, bounds: &CityBounds) -> Option<(f64, f64)> {
+fn check_location(
+    v: &mut FieldViolations,
+    latitude: f64,
+    longitude: f64,
+    bounds: &CityBounds,
+) -> Option<(f64, f64)> {
     let before = v.len();
     if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
         v.add("location.latitude", "must be between -90 and 90");
@@ -167,11 +204,17 @@ fn check_location(v: &mut FieldViolations, latitude: f64, longitude: f64, bounds
     }
     if latitude == 0.0 && longitude == 0.0 {
         // an unset location from a client that filled the message anyway
-        v.add("location", "0,0 is not a place in the city; omit location and give an address instead");
+        v.add(
+            "location",
+            "0,0 is not a place in the city; omit location and give an address instead",
+        );
         return None;
     }
     if !bounds.contains(latitude, longitude) {
-        v.add("location", format!("{latitude:.5},{longitude:.5} is outside the city's bounds"));
+        v.add(
+            "location",
+            format!("{latitude:.5},{longitude:.5} is outside the city's bounds"),
+        );
         return None;
     }
     Some((latitude, longitude))
@@ -179,12 +222,24 @@ fn check_location(v: &mut FieldViolations, latitude: f64, longitude: f64, bounds
 
 fn check_photo(v: &mut FieldViolations, i: usize, photo: &PhotoReference) {
     let uri = photo.uri.trim();
-    let allowed_scheme = ["https://", "http://", "s3://"].iter().any(|s| uri.starts_with(s));
-    if uri.is_empty() || uri.len() > MAX_PHOTO_URI || !allowed_scheme || uri.chars().any(char::is_whitespace) {
-        v.add(format!("photos[{i}].uri"), "must be an http(s) or s3 URI of at most 2,048 characters");
+    let allowed_scheme = ["https://", "http://", "s3://"]
+        .iter()
+        .any(|s| uri.starts_with(s));
+    if uri.is_empty()
+        || uri.len() > MAX_PHOTO_URI
+        || !allowed_scheme
+        || uri.chars().any(char::is_whitespace)
+    {
+        v.add(
+            format!("photos[{i}].uri"),
+            "must be an http(s) or s3 URI of at most 2,048 characters",
+        );
     }
     if !matches!(photo.content_type.as_str(), "image/jpeg" | "image/png") {
-        v.add(format!("photos[{i}].content_type"), "must be image/jpeg or image/png");
+        v.add(
+            format!("photos[{i}].content_type"),
+            "must be image/jpeg or image/png",
+        );
     }
 }
 
@@ -195,19 +250,35 @@ fn normalize_complainant(v: &mut FieldViolations, c: Complainant) -> Complainant
     let phone = c.phone.trim().to_string();
     if !phone.is_empty() {
         let digits = phone.bytes().filter(u8::is_ascii_digit).count();
-        let allowed = phone.bytes().all(|b| b.is_ascii_digit() || b" +-().".contains(&b));
+        let allowed = phone
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b" +-().".contains(&b));
         if !allowed || !(7..=15).contains(&digits) {
-            v.add("complainant.phone", "must be 7 to 15 digits, optionally with spaces, '+', '-', '(', ')' or '.'");
+            v.add(
+                "complainant.phone",
+                "must be 7 to 15 digits, optionally with spaces, '+', '-', '(', ')' or '.'",
+            );
         }
     }
     let email = c.email.trim().to_string();
     if !email.is_empty() && !looks_like_email(&email) {
-        v.add("complainant.email", "must be an e-mail address of at most 254 characters");
+        v.add(
+            "complainant.email",
+            "must be an e-mail address of at most 254 characters",
+        );
     }
     if c.consent_to_contact && phone.is_empty() && email.is_empty() {
-        v.add("complainant.consent_to_contact", "consent needs a phone number or an e-mail address to contact");
+        v.add(
+            "complainant.consent_to_contact",
+            "consent needs a phone number or an e-mail address to contact",
+        );
     }
-    Complainant { name, phone, email, consent_to_contact: c.consent_to_contact }
+    Complainant {
+        name,
+        phone,
+        email,
+        consent_to_contact: c.consent_to_contact,
+    }
 }
 
 fn looks_like_email(email: &str) -> bool {
@@ -226,7 +297,10 @@ fn looks_like_email(email: &str) -> bool {
 fn check_text(v: &mut FieldViolations, field: &str, value: &str, max_chars: usize) {
     if value.chars().count() > max_chars {
         v.add(field, format!("at most {max_chars} characters"));
-    } else if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
         v.add(field, "must not contain control characters");
     }
 }
@@ -246,7 +320,10 @@ mod tests {
             request_id: "req-1".into(),
             complaint_type: "illegal parking".into(),
             descriptor: "Blocked Hydrant".into(),
-            location: Some(GeoPoint { latitude: 40.7484, longitude: -73.9857 }),
+            location: Some(GeoPoint {
+                latitude: 40.7484,
+                longitude: -73.9857,
+            }),
             channel: Channel::MobileApp as i32,
             ..Default::default()
         }
@@ -256,7 +333,9 @@ mod tests {
         use tonic_types::StatusExt;
         let status = validate(request, &CityBounds::NEW_YORK_CITY, Utc::now()).unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        let bad = status.get_details_bad_request().expect("field violations attached");
+        let bad = status
+            .get_details_bad_request()
+            .expect("field violations attached");
         bad.field_violations.into_iter().map(|f| f.field).collect()
     }
 
@@ -272,23 +351,40 @@ mod tests {
         let request = CreateServiceRequestRequest {
             request_id: String::new(),
             complaint_type: "Dragons".into(),
-            location: Some(GeoPoint { latitude: 95.0, longitude: -73.9 }),
+            location: Some(GeoPoint {
+                latitude: 95.0,
+                longitude: -73.9,
+            }),
             channel: 0,
             ..Default::default()
         };
         let fields = violations(request);
-        for f in ["request_id", "complaint_type", "location.latitude", "channel"] {
-            assert!(fields.contains(&f.to_string()), "{f} missing from {fields:?}");
+        for f in [
+            "request_id",
+            "complaint_type",
+            "location.latitude",
+            "channel",
+        ] {
+            assert!(
+                fields.contains(&f.to_string()),
+                "{f} missing from {fields:?}"
+            );
         }
     }
 
     #[test]
     fn rejects_places_outside_the_city_and_null_island() {
         let mut far = valid();
-        far.location = Some(GeoPoint { latitude: 39.95, longitude: -75.16 });
+        far.location = Some(GeoPoint {
+            latitude: 39.95,
+            longitude: -75.16,
+        });
         assert_eq!(violations(far), ["location"]);
         let mut zero = valid();
-        zero.location = Some(GeoPoint { latitude: 0.0, longitude: 0.0 });
+        zero.location = Some(GeoPoint {
+            latitude: 0.0,
+            longitude: 0.0,
+        });
         assert_eq!(violations(zero), ["location"]);
     }
 
@@ -297,7 +393,10 @@ mod tests {
         let mut request = valid();
         request.location = None;
         assert_eq!(violations(request.clone()), ["location"]);
-        request.address = Some(Address { street_address: "350 5th Avenue".into(), ..Default::default() });
+        request.address = Some(Address {
+            street_address: "350 5th Avenue".into(),
+            ..Default::default()
+        });
         assert!(validate(request, &CityBounds::NEW_YORK_CITY, Utc::now()).is_ok());
     }
 
@@ -305,10 +404,14 @@ mod tests {
     fn rejects_observations_in_the_future_or_long_past() {
         let now = Utc::now();
         let mut future = valid();
-        future.observed_at = Some(dispatch311_domain::time::to_timestamp(now + Duration::hours(1)));
+        future.observed_at = Some(dispatch311_domain::time::to_timestamp(
+            now + Duration::hours(1),
+        ));
         assert_eq!(violations(future), ["observed_at"]);
         let mut old = valid();
-        old.observed_at = Some(dispatch311_domain::time::to_timestamp(now - Duration::days(31)));
+        old.observed_at = Some(dispatch311_domain::time::to_timestamp(
+            now - Duration::days(31),
+        ));
         assert_eq!(violations(old), ["observed_at"]);
     }
 
@@ -331,7 +434,13 @@ mod tests {
     #[test]
     fn bounds_photo_count_and_types() {
         let mut request = valid();
-        request.photos = vec![PhotoReference { uri: "ftp://x".into(), content_type: "image/gif".into() }];
-        assert_eq!(violations(request), ["photos[0].uri", "photos[0].content_type"]);
+        request.photos = vec![PhotoReference {
+            uri: "ftp://x".into(),
+            content_type: "image/gif".into(),
+        }];
+        assert_eq!(
+            violations(request),
+            ["photos[0].uri", "photos[0].content_type"]
+        );
     }
 }

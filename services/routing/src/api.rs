@@ -8,8 +8,9 @@ use dispatch311_grpc::{
     status::{self as grpc_status, FieldViolations},
 };
 use dispatch311_proto::routing::v1::{
-    ExplainRouteRequest, ExplainRouteResponse, GetRoutingDecisionRequest, GetRoutingDecisionResponse,
-    ListRoutingRulesRequest, ListRoutingRulesResponse, routing_service_server::RoutingService,
+    ExplainRouteRequest, ExplainRouteResponse, GetRoutingDecisionRequest,
+    GetRoutingDecisionResponse, ListRoutingRulesRequest, ListRoutingRulesResponse,
+    routing_service_server::RoutingService,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -32,7 +33,10 @@ impl RoutingApi {
 
 #[tonic::async_trait]
 impl RoutingService for RoutingApi {
-    async fn explain_route(&self, request: Request<ExplainRouteRequest>) -> Result<Response<ExplainRouteResponse>, Status> {
+    async fn explain_route(
+        &self,
+        request: Request<ExplainRouteRequest>,
+    ) -> Result<Response<ExplainRouteResponse>, Status> {
         let request = request.into_inner();
         let mut v = FieldViolations::new();
         if request.complaint_type.trim().is_empty() {
@@ -48,8 +52,12 @@ impl RoutingService for RoutingApi {
         }
         v.into_result()?;
         let location = request.location.map(|l| (l.latitude, l.longitude));
-        let decision = self.router.decide(&request.complaint_type, &request.descriptor, location);
-        Ok(Response::new(ExplainRouteResponse { decision: Some(decision) }))
+        let decision = self
+            .router
+            .decide(&request.complaint_type, &request.descriptor, location);
+        Ok(Response::new(ExplainRouteResponse {
+            decision: Some(decision),
+        }))
     }
 
     async fn list_routing_rules(
@@ -70,8 +78,15 @@ impl RoutingService for RoutingApi {
         let all = self.router.rules.to_proto();
         let rules: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
         let next = offset + rules.len();
-        let next_page_token = if next < all.len() { pagination::encode_token(&next.to_string()) } else { String::new() };
-        Ok(Response::new(ListRoutingRulesResponse { rules, next_page_token }))
+        let next_page_token = if next < all.len() {
+            pagination::encode_token(&next.to_string())
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListRoutingRulesResponse {
+            rules,
+            next_page_token,
+        }))
     }
 
     async fn get_routing_decision(

@@ -9,7 +9,9 @@ use dispatch311_queue::{JobQueue, outbox::OutboxRelay};
 use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
 
-use crate::{Router, api::RoutingApi, config::RoutingConfig, route_jobs::RouteJobHandler, store::Store};
+use crate::{
+    Router, api::RoutingApi, config::RoutingConfig, route_jobs::RouteJobHandler, store::Store,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -22,28 +24,53 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: RoutingConfig) -> anyhow::Result<Self> {
-        let router = Arc::new(Router::load(config.rules_path.as_deref(), config.precinct_map_path.as_deref())?);
-        tracing::info!(rules = router.rules.len(), precincts = router.precincts.len(), "routing table loaded");
+        let router = Arc::new(Router::load(
+            config.rules_path.as_deref(),
+            config.precinct_map_path.as_deref(),
+        )?);
+        tracing::info!(
+            rules = router.rules.len(),
+            precincts = router.precincts.len(),
+            "routing table loaded"
+        );
         let pool = dispatch311_db::connect(&config.db).await?;
         dispatch311_db::migrate(&pool, &MIGRATOR).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
         let listener = TcpListener::bind(config.listen_addr).await?;
-        Ok(Self { listener, router, store: Store::new(pool), queue })
+        Ok(Self {
+            listener,
+            router,
+            store: Store::new(pool),
+            queue,
+        })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let mut workers = dispatch311_grpc::Workers::new();
         let relay = OutboxRelay::new(self.store.pool().clone(), self.queue.clone());
-        let handler = RouteJobHandler::new(self.router.clone(), self.store.clone(), relay.notifier());
+        let handler =
+            RouteJobHandler::new(self.router.clone(), self.store.clone(), relay.notifier());
         workers.spawn("outbox relay", relay.run(workers.stop_token()));
         let consumer = self.queue.consumer(queues::ROUTE, groups::ROUTING)?;
-        workers.spawn("route job consumer", consumer.run(Arc::new(handler), workers.stop_token()));
+        workers.spawn(
+            "route job consumer",
+            consumer.run(Arc::new(handler), workers.stop_token()),
+        );
 
-        let routes = Routes::new(RoutingServiceServer::new(RoutingApi::new(self.router.clone(), self.store.clone())));
+        let routes = Routes::new(RoutingServiceServer::new(RoutingApi::new(
+            self.router.clone(),
+            self.store.clone(),
+        )));
         tracing::info!(port = self.port(), "routing serving");
         let names = [<RoutingServiceServer<RoutingApi> as NamedService>::NAME];
         dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await

@@ -26,7 +26,11 @@ impl RoutingConfig {
             .unwrap_or_else(|_| "0.0.0.0:50052".to_string())
             .parse()
             .context("DISPATCH311_ROUTING_ADDR must be host:port")?;
-        let path = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let path = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         Ok(Self {
             listen_addr,
             db: DbConfig::from_env(crate::SCHEMA)?,

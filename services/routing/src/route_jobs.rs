@@ -22,7 +22,11 @@ pub struct RouteJobHandler {
 
 impl RouteJobHandler {
     pub fn new(router: Arc<Router>, store: Store, relay_wakeup: Arc<Notify>) -> Self {
-        Self { router, store, relay_wakeup }
+        Self {
+            router,
+            store,
+            relay_wakeup,
+        }
     }
 }
 
@@ -30,11 +34,17 @@ impl JobHandler for RouteJobHandler {
     async fn handle(&self, delivery: Delivery) -> Outcome {
         let job = match RouteJob::decode(delivery.envelope.payload.as_slice()) {
             Ok(job) => job,
-            Err(e) => return Outcome::DeadLetter { reason: format!("undecodable route job: {e}") },
+            Err(e) => {
+                return Outcome::DeadLetter {
+                    reason: format!("undecodable route job: {e}"),
+                };
+            }
         };
         set_on_current(attributes::SR_NUMBER, job.sr_number.clone());
         let location = job.location.map(|l| (l.latitude, l.longitude));
-        let decision = self.router.decide(&job.complaint_type, &job.descriptor, location);
+        let decision = self
+            .router
+            .decide(&job.complaint_type, &job.descriptor, location);
 
         match self.store.record(&job, decision).await {
             Ok(stored) => {
@@ -54,7 +64,10 @@ impl JobHandler for RouteJobHandler {
                 Outcome::Done
             }
             Err(StoreError::InvalidJob(reason)) => Outcome::DeadLetter { reason },
-            Err(e) => Outcome::Retry { error: e.to_string(), after: None },
+            Err(e) => Outcome::Retry {
+                error: e.to_string(),
+                after: None,
+            },
         }
     }
 }

@@ -25,13 +25,25 @@ impl Router {
         };
         let precincts = match map_path {
             Some(path) => PrecinctMap::load(path)?,
-            None => PrecinctMap::from_geojson_str(DEMO_PRECINCT_MAP).context("built-in demo precinct map")?,
+            None => PrecinctMap::from_geojson_str(DEMO_PRECINCT_MAP)
+                .context("built-in demo precinct map")?,
         };
         Ok(Self { rules, precincts })
     }
 
-    pub fn decide(&self, complaint_type: &str, descriptor: &str, location: Option<(f64, f64)>) -> RouteDecision {
-        decision::decide(&self.rules, &self.precincts, complaint_type, descriptor, location)
+    pub fn decide(
+        &self,
+        complaint_type: &str,
+        descriptor: &str,
+        location: Option<(f64, f64)>,
+    ) -> RouteDecision {
+        decision::decide(
+            &self.rules,
+            &self.precincts,
+            complaint_type,
+            descriptor,
+            location,
+        )
     }
 }
 
@@ -45,9 +57,15 @@ mod tests {
     #[test]
     fn every_type_intake_accepts_has_a_rule() {
         let router = Router::load(None, None).unwrap();
-        let unrouted: Vec<&str> =
-            COMPLAINT_TYPES.iter().map(|t| t.name).filter(|name| router.rules.match_rule(name, "").is_none()).collect();
-        assert!(unrouted.is_empty(), "types intake accepts but routing would send to triage: {unrouted:?}");
+        let unrouted: Vec<&str> = COMPLAINT_TYPES
+            .iter()
+            .map(|t| t.name)
+            .filter(|name| router.rules.match_rule(name, "").is_none())
+            .collect();
+        assert!(
+            unrouted.is_empty(),
+            "types intake accepts but routing would send to triage: {unrouted:?}"
+        );
     }
 
     #[test]
@@ -55,7 +73,12 @@ mod tests {
         let router = Router::load(None, None).unwrap();
         for t in COMPLAINT_TYPES.iter().filter(|t| t.police_matter) {
             let decision = router.decide(t.name, "", Some((40.7484, -73.9857)));
-            assert_eq!(decision.outcome, RouteOutcome::Dispatch as i32, "{} should be police work", t.name);
+            assert_eq!(
+                decision.outcome,
+                RouteOutcome::Dispatch as i32,
+                "{} should be police work",
+                t.name
+            );
         }
     }
 

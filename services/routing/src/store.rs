@@ -56,12 +56,21 @@ impl Store {
     /// dispatch job for police work and a status update for intake. A repeat
     /// writes them again from the first decision, which is how requests whose
     /// jobs were lost with Redis get through; consumers ignore duplicates.
-    pub async fn record(&self, job: &RouteJob, decision: RouteDecision) -> StoreResult<StoredDecision> {
-        let sr_id = Uuid::parse_str(&job.sr_id).map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
+    pub async fn record(
+        &self,
+        job: &RouteJob,
+        decision: RouteDecision,
+    ) -> StoreResult<StoredDecision> {
+        let sr_id = Uuid::parse_str(&job.sr_id)
+            .map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
         let now = Utc::now();
-        let created_at = job.created_at.as_ref().and_then(from_timestamp).unwrap_or(now);
-        let sla_due_at =
-            (decision.sla_minutes > 0).then(|| created_at + Duration::minutes(i64::from(decision.sla_minutes)));
+        let created_at = job
+            .created_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .unwrap_or(now);
+        let sla_due_at = (decision.sla_minutes > 0)
+            .then(|| created_at + Duration::minutes(i64::from(decision.sla_minutes)));
         let outcome = RouteOutcome::try_from(decision.outcome).unwrap_or_default();
         let priority = Priority::try_from(decision.priority).unwrap_or_default();
 
@@ -93,10 +102,22 @@ impl Store {
             == 1;
 
         let stored = if inserted {
-            StoredDecision { sr_number: job.sr_number.clone(), decision, decided_at: now, sla_due_at, new: true }
+            StoredDecision {
+                sr_number: job.sr_number.clone(),
+                decision,
+                decided_at: now,
+                sla_due_at,
+                new: true,
+            }
         } else {
-            let row = sqlx::query("SELECT * FROM route_decisions WHERE sr_id = $1").bind(sr_id).fetch_one(&mut *tx).await?;
-            StoredDecision { new: false, ..decision_from_row(&row) }
+            let row = sqlx::query("SELECT * FROM route_decisions WHERE sr_id = $1")
+                .bind(sr_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            StoredDecision {
+                new: false,
+                ..decision_from_row(&row)
+            }
         };
 
         let outcome = RouteOutcome::try_from(stored.decision.outcome).unwrap_or_default();
@@ -117,16 +138,33 @@ impl Store {
                 photo_count: job.photo_count,
                 complainant_consented: job.complainant_consented,
             };
-            outbox::enqueue(&mut tx, queues::DISPATCH, kinds::DISPATCH, &job.sr_id, &dispatch).await?;
+            outbox::enqueue(
+                &mut tx,
+                queues::DISPATCH,
+                kinds::DISPATCH,
+                &job.sr_id,
+                &dispatch,
+            )
+            .await?;
         }
         let update = status_update(&job.sr_id, &stored);
-        outbox::enqueue(&mut tx, queues::STATUS, kinds::STATUS_UPDATE, &job.sr_id, &update).await?;
+        outbox::enqueue(
+            &mut tx,
+            queues::STATUS,
+            kinds::STATUS_UPDATE,
+            &job.sr_id,
+            &update,
+        )
+        .await?;
         tx.commit().await?;
         Ok(stored)
     }
 
     pub async fn get(&self, sr_id: Uuid) -> StoreResult<Option<StoredDecision>> {
-        let row = sqlx::query("SELECT * FROM route_decisions WHERE sr_id = $1").bind(sr_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM route_decisions WHERE sr_id = $1")
+            .bind(sr_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(decision_from_row))
     }
 }
@@ -144,20 +182,30 @@ fn status_update(sr_id: &str, stored: &StoredDecision) -> StatusUpdate {
                 decision.agency,
                 decision.precinct,
                 priority_name(priority).to_lowercase(),
-                stored.sla_due_at.map(|due| format!(", due by {}", due.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default()
+                stored
+                    .sla_due_at
+                    .map(|due| format!(", due by {}", due.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default()
             ),
             "routing:routed",
         ),
         RouteOutcome::Refer => (
             ServiceRequestStatus::Referred,
-            format!("referred to {}, which handles this type of complaint", decision.agency),
+            format!(
+                "referred to {}, which handles this type of complaint",
+                decision.agency
+            ),
             "routing:referred",
         ),
         RouteOutcome::Triage | RouteOutcome::Unspecified => (
             ServiceRequestStatus::NeedsTriage,
             format!(
                 "held for review by 311 staff: {}",
-                decision.explanation.last().map(String::as_str).unwrap_or("no route found")
+                decision
+                    .explanation
+                    .last()
+                    .map(String::as_str)
+                    .unwrap_or("no route found")
             ),
             "routing:triage",
         ),

@@ -17,6 +17,8 @@ impl SurveyService for SurveyApi {
         &self,
         _request: Request<ListClosedRequestsRequest>,
     ) -> Result<Response<ListClosedRequestsResponse>, Status> {
-        Err(Status::unimplemented("closed-request polling is not available yet: dispatch does not close jobs yet"))
+        Err(Status::unimplemented(
+            "closed-request polling is not available yet: dispatch does not close jobs yet",
+        ))
     }
 }
