@@ -62,6 +62,35 @@ pub async fn enqueue(
     Ok(envelope.job_id)
 }
 
+/// A job ready for the outbox, for a caller that writes it with its own
+/// statement (one round trip for the change and its jobs, e.g.
+/// `INSERT INTO outbox (queue, envelope) SELECT * FROM unnest($1::text[], $2::bytea[])`).
+/// Built exactly as [`enqueue`] builds it, PRODUCER span included.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub queue: String,
+    pub envelope: Vec<u8>,
+    pub job_id: String,
+}
+
+/// Builds the outbox row of a job without writing it; see [`OutboxRow`].
+pub fn prepare(queue: &str, kind: &str, sr_id: &str, payload: &impl Message) -> Result<OutboxRow> {
+    let (envelope, _span) = new_traced_envelope(queue, kind, sr_id, payload)?;
+    Ok(OutboxRow {
+        queue: queue.to_string(),
+        envelope: envelope.encode_to_vec(),
+        job_id: envelope.job_id,
+    })
+}
+
+/// The queue names and envelopes of `rows` as two arrays, to bind to
+/// `unnest($1::text[], $2::bytea[])`.
+pub fn columns(rows: &[OutboxRow]) -> (Vec<&str>, Vec<&[u8]>) {
+    rows.iter()
+        .map(|r| (r.queue.as_str(), r.envelope.as_slice()))
+        .unzip()
+}
+
 /// Records an envelope that is already built, e.g. one with `deliver_at` set for a
 /// timer (the relay puts such jobs in the delayed set).
 pub async fn enqueue_envelope(

@@ -89,13 +89,35 @@ impl Store {
         let location = job.location.as_ref();
         let address = job.address.clone().unwrap_or_default();
 
-        let mut tx = self.pool.begin().await?;
-        let inserted: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
-                cross_street, borough, postal_code, agency, precinct, priority, priority_rank, state, sla_due_at, \
-                created_at, routed_at, queued_at, photo_count, complainant_consented) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'QUEUED', $16, $17, $18, $19, $20, $21) \
-             ON CONFLICT (sr_id) DO NOTHING RETURNING job_id",
+        // intake is told the request is queued even on a repeat, in case that
+        // message was lost with Redis; its timeline keeps one entry per transition
+        let update = StatusUpdate {
+            sr_id: job.sr_id.clone(),
+            status: ServiceRequestStatus::Queued as i32,
+            occurred_at: Some(to_timestamp(now)),
+            source: "dispatch".into(),
+            message: format!(
+                "waiting in the dispatch queue of precinct {}",
+                job.precinct.trim()
+            ),
+            transition_key: "dispatch:queued".into(),
+            ..Default::default()
+        };
+        let told = outbox::prepare(queues::STATUS, kinds::STATUS_UPDATE, &update.sr_id, &update)?;
+        let precinct = job.precinct.trim();
+        let row = sqlx::query(
+            "WITH queued AS ( \
+                INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
+                    street_address, cross_street, borough, postal_code, agency, precinct, priority, priority_rank, \
+                    state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'QUEUED', $16, $17, $18, \
+                    $19, $20, $21) \
+                ON CONFLICT (sr_id) DO NOTHING RETURNING job_id), \
+             event AS ( \
+                INSERT INTO job_events (job_id, event_type, occurred_at, actor, reason) \
+                SELECT job_id, 'QUEUED', $19, 'dispatch', $22 FROM queued), \
+             told AS (INSERT INTO outbox (queue, envelope) VALUES ($23, $24)) \
+             SELECT (SELECT job_id FROM queued), (SELECT job_id FROM jobs WHERE sr_id = $2)",
         )
         .bind(Uuid::now_v7())
         .bind(sr_id)
@@ -109,7 +131,7 @@ impl Store {
         .bind(&address.borough)
         .bind(&address.postal_code)
         .bind(&job.agency)
-        .bind(job.precinct.trim())
+        .bind(precinct)
         .bind(priority_name(priority))
         .bind(priority as i16)
         .bind(job.sla_due_at.as_ref().and_then(from_timestamp))
@@ -118,52 +140,18 @@ impl Store {
         .bind(now)
         .bind(job.photo_count as i32)
         .bind(job.complainant_consented)
-        .fetch_optional(&mut *tx)
+        .bind(format!("queued for precinct {precinct}"))
+        .bind(&told.queue)
+        .bind(&told.envelope)
+        .fetch_one(&self.pool)
         .await?;
-
-        let outcome = match inserted {
-            Some(job_id) => {
-                sqlx::query(
-                    "INSERT INTO job_events (job_id, event_type, occurred_at, actor, reason) VALUES ($1, 'QUEUED', $2, 'dispatch', $3)",
-                )
-                .bind(job_id)
-                .bind(now)
-                .bind(format!("queued for precinct {}", job.precinct.trim()))
-                .execute(&mut *tx)
-                .await?;
-                Enqueued::New { job_id }
-            }
-            None => {
-                let job_id = sqlx::query_scalar("SELECT job_id FROM jobs WHERE sr_id = $1")
-                    .bind(sr_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                Enqueued::AlreadyQueued { job_id }
-            }
-        };
-
-        let update = StatusUpdate {
-            sr_id: job.sr_id.clone(),
-            status: ServiceRequestStatus::Queued as i32,
-            occurred_at: Some(to_timestamp(now)),
-            source: "dispatch".into(),
-            message: format!(
-                "waiting in the dispatch queue of precinct {}",
-                job.precinct.trim()
-            ),
-            transition_key: "dispatch:queued".into(),
-            ..Default::default()
-        };
-        outbox::enqueue(
-            &mut tx,
-            queues::STATUS,
-            kinds::STATUS_UPDATE,
-            &update.sr_id,
-            &update,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(outcome)
+        let (new_job, existing_job): (Option<Uuid>, Option<Uuid>) = (row.get(0), row.get(1));
+        match (new_job, existing_job) {
+            (Some(job_id), _) => Ok(Enqueued::New { job_id }),
+            (None, Some(job_id)) => Ok(Enqueued::AlreadyQueued { job_id }),
+            // a concurrent insert of the same request has not committed yet: try again
+            (None, None) => Err(StoreError::Database(sqlx::Error::RowNotFound)),
+        }
     }
 
     pub async fn get(&self, key: &JobKey) -> StoreResult<Option<Job>> {

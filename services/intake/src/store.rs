@@ -1,8 +1,9 @@
 //! Intake's storage: service requests, their timelines, complainant contacts
 //! and the outbox, all in the `intake` schema.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use dispatch311_domain::{
+    SrNumber,
     jobs::{kinds, queues},
     status::{
         channel_from_name, channel_name, lifecycle_rank, priority_from_name, priority_name,
@@ -16,7 +17,7 @@ use dispatch311_proto::{
     jobs::v1::{RouteJob, StatusUpdate},
 };
 use dispatch311_queue::outbox;
-use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
+use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 use crate::validate::NewServiceRequest;
@@ -75,33 +76,62 @@ impl Store {
     }
 
     /// Stores a new request, its first timeline entry, the complainant's
-    /// contact and the route job in one transaction. A request id seen before
-    /// returns the request it created, and writes nothing.
+    /// contact and the route job in one statement (one transaction). A request
+    /// id seen before returns the request it created, and writes nothing.
     pub async fn create(&self, new: &NewServiceRequest, trace_id: &str) -> StoreResult<Created> {
-        let mut tx = self.pool.begin().await?;
         let sr_id = Uuid::now_v7();
         // PostgreSQL keeps microseconds: the answer must match later reads
         let now = Utc::now().trunc_subsecs(6);
-        let photos = serde_json::to_value(
+        // the number goes into the route job, so it is drawn first; a repeated
+        // request id leaves a gap in the sequence, which is harmless
+        let sequence: i64 = sqlx::query_scalar("SELECT nextval('sr_number_seq')")
+            .fetch_one(&self.pool)
+            .await?;
+        let sr_number = SrNumber::new(now.year(), sequence).to_string();
+        let photos = serde_json::Value::Array(
             new.photos
                 .iter()
                 .map(|p| serde_json::json!({"uri": p.uri, "content_type": p.content_type}))
-                .collect::<Vec<_>>(),
-        )
-        .expect("photo references serialize");
+                .collect(),
+        );
         let (latitude, longitude) = new.location.unzip();
         let status = ServiceRequestStatus::Received;
+        let contact = new.complainant.clone().unwrap_or_default();
 
-        let inserted = sqlx::query(
-            "INSERT INTO service_requests (sr_id, sr_number, request_id, complaint_type, descriptor, latitude, longitude, \
-                street_address, cross_street, borough, postal_code, description, photos, channel, status, status_rank, \
-                trace_id, created_at, updated_at, observed_at) \
-             VALUES ($1, 'SR-' || to_char($17 AT TIME ZONE 'UTC', 'YYYY') || '-' || lpad(nextval('sr_number_seq')::text, 7, '0'), \
-                $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18) \
-             ON CONFLICT (request_id) DO NOTHING \
-             RETURNING sr_number",
+        let job = RouteJob {
+            sr_id: sr_id.to_string(),
+            sr_number: sr_number.clone(),
+            complaint_type: new.complaint_type.to_string(),
+            descriptor: new.descriptor.clone(),
+            location: new.location.map(|(latitude, longitude)| GeoPoint {
+                latitude,
+                longitude,
+            }),
+            address: Some(new.address.clone()),
+            photo_count: new.photos.len() as u32,
+            created_at: Some(to_timestamp(now)),
+            complainant_consented: contact.consent_to_contact,
+        };
+        let route = outbox::prepare(queues::ROUTE, kinds::ROUTE, &job.sr_id, &job)?;
+
+        let inserted: i64 = sqlx::query(
+            "WITH sr AS ( \
+                INSERT INTO service_requests (sr_id, sr_number, request_id, complaint_type, descriptor, latitude, \
+                    longitude, street_address, cross_street, borough, postal_code, description, photos, channel, \
+                    status, status_rank, trace_id, created_at, updated_at, observed_at) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19) \
+                ON CONFLICT (request_id) DO NOTHING RETURNING sr_id), \
+             contact AS ( \
+                INSERT INTO complainant_contacts (sr_id, name, phone, email, consent_to_contact) \
+                SELECT sr_id, $20, $21, $22, $23 FROM sr WHERE $24), \
+             timeline AS ( \
+                INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
+                SELECT sr_id, $15, $18, 'intake', $25, 'intake:received' FROM sr), \
+             job AS (INSERT INTO outbox (queue, envelope) SELECT $26, $27 FROM sr) \
+             SELECT count(*) FROM sr",
         )
         .bind(sr_id)
+        .bind(&sr_number)
         .bind(&new.request_id)
         .bind(new.complaint_type)
         .bind(&new.descriptor)
@@ -119,59 +149,23 @@ impl Store {
         .bind(trace_id)
         .bind(now)
         .bind(new.observed_at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = inserted else {
-            tx.rollback().await?;
+        .bind(&contact.name)
+        .bind(&contact.phone)
+        .bind(&contact.email)
+        .bind(contact.consent_to_contact)
+        .bind(new.complainant.is_some())
+        .bind(RECEIVED_MESSAGE)
+        .bind(&route.queue)
+        .bind(&route.envelope)
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
+        if inserted == 0 {
             let existing = self.get_by_request_id(&new.request_id).await?;
             return Ok(Created::Existing(
                 existing.expect("a conflicting request id has a row"),
             ));
-        };
-        let sr_number: String = row.get(0);
-
-        if let Some(c) = &new.complainant {
-            sqlx::query(
-                "INSERT INTO complainant_contacts (sr_id, name, phone, email, consent_to_contact) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(sr_id)
-            .bind(&c.name)
-            .bind(&c.phone)
-            .bind(&c.email)
-            .bind(c.consent_to_contact)
-            .execute(&mut *tx)
-            .await?;
         }
-        append_timeline(
-            &mut tx,
-            sr_id,
-            status,
-            now,
-            "intake",
-            RECEIVED_MESSAGE,
-            "intake:received",
-        )
-        .await?;
-
-        let job = RouteJob {
-            sr_id: sr_id.to_string(),
-            sr_number: sr_number.clone(),
-            complaint_type: new.complaint_type.to_string(),
-            descriptor: new.descriptor.clone(),
-            location: new.location.map(|(latitude, longitude)| GeoPoint {
-                latitude,
-                longitude,
-            }),
-            address: Some(new.address.clone()),
-            photo_count: new.photos.len() as u32,
-            created_at: Some(to_timestamp(now)),
-            complainant_consented: new
-                .complainant
-                .as_ref()
-                .is_some_and(|c| c.consent_to_contact),
-        };
-        outbox::enqueue(&mut tx, queues::ROUTE, kinds::ROUTE, &job.sr_id, &job).await?;
-        tx.commit().await?;
 
         // the caller sees what was just committed; no need to read it back
         Ok(Created::New(ServiceRequest {
@@ -287,50 +281,34 @@ impl Store {
             .as_ref()
             .and_then(from_timestamp)
             .unwrap_or_else(Utc::now);
-        let mut tx = self.pool.begin().await?;
-
-        let current: Option<i16> = sqlx::query_scalar(
-            "SELECT status_rank FROM service_requests WHERE sr_id = $1 FOR UPDATE",
-        )
-        .bind(sr_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(current_rank) = current else {
-            return Ok(None);
-        };
-        let appended = append_timeline(
-            &mut tx,
-            sr_id,
-            status,
-            occurred_at,
-            &update.source,
-            &update.message,
-            &update.transition_key,
-        )
-        .await?;
-        if !appended {
-            tx.rollback().await?;
-            return Ok(Some(false));
-        }
-        let rank = i16::from(lifecycle_rank(status));
         let priority = Priority::try_from(update.priority).unwrap_or_default();
         let resolution = ResolutionCode::try_from(update.resolution_code).unwrap_or_default();
-        sqlx::query(
-            "UPDATE service_requests SET \
-                status = CASE WHEN $2 >= status_rank THEN $3 ELSE status END, \
-                status_rank = GREATEST(status_rank, $2), \
-                agency = CASE WHEN $4 <> '' THEN $4 ELSE agency END, \
-                precinct = CASE WHEN $5 <> '' THEN $5 ELSE precinct END, \
-                priority = CASE WHEN $6 <> '' THEN $6 ELSE priority END, \
-                sla_due_at = COALESCE($7, sla_due_at), \
-                resolution_code = CASE WHEN $8 <> '' THEN $8 ELSE resolution_code END, \
-                resolution_text = CASE WHEN $8 <> '' THEN $9 ELSE resolution_text END, \
-                resolved_at = CASE WHEN $8 <> '' THEN $10 ELSE resolved_at END, \
-                updated_at = now() \
-             WHERE sr_id = $1",
+        // one statement: the timeline entry is appended once per transition,
+        // and only an appended entry moves the request; the update re-reads a
+        // row changed concurrently, so the highest rank wins
+        let row = sqlx::query(
+            "WITH target AS (SELECT sr_id FROM service_requests WHERE sr_id = $1), \
+             appended AS ( \
+                INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
+                SELECT sr_id, $3, $10, $11, $12, $13 FROM target \
+                ON CONFLICT (sr_id, transition_key) DO NOTHING RETURNING sr_id), \
+             updated AS ( \
+                UPDATE service_requests SET \
+                    status = CASE WHEN $2 >= status_rank THEN $3 ELSE status END, \
+                    status_rank = GREATEST(status_rank, $2), \
+                    agency = CASE WHEN $4 <> '' THEN $4 ELSE agency END, \
+                    precinct = CASE WHEN $5 <> '' THEN $5 ELSE precinct END, \
+                    priority = CASE WHEN $6 <> '' THEN $6 ELSE priority END, \
+                    sla_due_at = COALESCE($7, sla_due_at), \
+                    resolution_code = CASE WHEN $8 <> '' THEN $8 ELSE resolution_code END, \
+                    resolution_text = CASE WHEN $8 <> '' THEN $9 ELSE resolution_text END, \
+                    resolved_at = CASE WHEN $8 <> '' THEN $10 ELSE resolved_at END, \
+                    updated_at = now() \
+                WHERE sr_id IN (SELECT sr_id FROM appended) RETURNING 1) \
+             SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM updated)",
         )
         .bind(sr_id)
-        .bind(rank)
+        .bind(i16::from(lifecycle_rank(status)))
         .bind(status_name(status))
         .bind(&update.agency)
         .bind(&update.precinct)
@@ -347,11 +325,13 @@ impl Store {
         })
         .bind(&update.resolution_text)
         .bind(occurred_at)
-        .execute(&mut *tx)
+        .bind(&update.source)
+        .bind(&update.message)
+        .bind(&update.transition_key)
+        .fetch_one(&self.pool)
         .await?;
-        debug_assert!(current_rank >= 0);
-        tx.commit().await?;
-        Ok(Some(true))
+        let (found, applied): (i64, i64) = (row.get(0), row.get(1));
+        Ok((found > 0).then_some(applied > 0))
     }
 
     /// Requests that stopped before reaching their destination queue — most
@@ -389,31 +369,6 @@ impl Store {
         tx.commit().await?;
         Ok(rows.len())
     }
-}
-
-/// Appends a timeline entry unless this transition was recorded already.
-async fn append_timeline(
-    conn: &mut PgConnection,
-    sr_id: Uuid,
-    status: ServiceRequestStatus,
-    occurred_at: DateTime<Utc>,
-    source: &str,
-    message: &str,
-    transition_key: &str,
-) -> StoreResult<bool> {
-    let result = sqlx::query(
-        "INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sr_id, transition_key) DO NOTHING",
-    )
-    .bind(sr_id)
-    .bind(status_name(status))
-    .bind(occurred_at)
-    .bind(source)
-    .bind(message)
-    .bind(transition_key)
-    .execute(conn)
-    .await?;
-    Ok(result.rows_affected() == 1)
 }
 
 fn route_job_from_row(row: &PgRow) -> RouteJob {

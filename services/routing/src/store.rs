@@ -74,12 +74,24 @@ impl Store {
         let outcome = RouteOutcome::try_from(decision.outcome).unwrap_or_default();
         let priority = Priority::try_from(decision.priority).unwrap_or_default();
 
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO route_decisions (sr_id, sr_number, complaint_type, descriptor, latitude, longitude, outcome, \
-                agency, precinct, priority, sla_minutes, sla_due_at, rule_id, explanation, decided_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             ON CONFLICT (sr_id) DO NOTHING",
+        let fresh = StoredDecision {
+            sr_number: job.sr_number.clone(),
+            decision,
+            decided_at: now,
+            sla_due_at,
+            new: true,
+        };
+        // the usual case in one statement: the decision and its jobs
+        let jobs = outputs(job, &fresh)?;
+        let (queues, envelopes) = outbox::columns(&jobs);
+        let written = sqlx::query(
+            "WITH decided AS ( \
+                INSERT INTO route_decisions (sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
+                    outcome, agency, precinct, priority, sla_minutes, sla_due_at, rule_id, explanation, decided_at) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                ON CONFLICT (sr_id) DO NOTHING RETURNING sr_id) \
+             INSERT INTO outbox (queue, envelope) \
+             SELECT * FROM unnest($16::text[], $17::bytea[]) WHERE EXISTS (SELECT 1 FROM decided)",
         )
         .bind(sr_id)
         .bind(&job.sr_number)
@@ -88,73 +100,41 @@ impl Store {
         .bind(job.location.as_ref().map(|l| l.latitude))
         .bind(job.location.as_ref().map(|l| l.longitude))
         .bind(outcome.as_str_name())
-        .bind(&decision.agency)
-        .bind(&decision.precinct)
+        .bind(&fresh.decision.agency)
+        .bind(&fresh.decision.precinct)
         .bind(priority_name(priority))
-        .bind(decision.sla_minutes as i32)
+        .bind(fresh.decision.sla_minutes as i32)
         .bind(sla_due_at)
-        .bind(&decision.rule_id)
-        .bind(serde_json::json!(decision.explanation))
+        .bind(&fresh.decision.rule_id)
+        .bind(serde_json::json!(fresh.decision.explanation))
         .bind(now)
-        .execute(&mut *tx)
+        .bind(queues)
+        .bind(envelopes)
+        .execute(&self.pool)
         .await?
-        .rows_affected()
-            == 1;
-
-        let stored = if inserted {
-            StoredDecision {
-                sr_number: job.sr_number.clone(),
-                decision,
-                decided_at: now,
-                sla_due_at,
-                new: true,
-            }
-        } else {
-            let row = sqlx::query("SELECT * FROM route_decisions WHERE sr_id = $1")
-                .bind(sr_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            StoredDecision {
-                new: false,
-                ..decision_from_row(&row)
-            }
-        };
-
-        let outcome = RouteOutcome::try_from(stored.decision.outcome).unwrap_or_default();
-        if outcome == RouteOutcome::Dispatch {
-            let dispatch = DispatchJob {
-                sr_id: job.sr_id.clone(),
-                sr_number: job.sr_number.clone(),
-                complaint_type: job.complaint_type.clone(),
-                descriptor: job.descriptor.clone(),
-                location: job.location,
-                address: job.address.clone(),
-                agency: stored.decision.agency.clone(),
-                precinct: stored.decision.precinct.clone(),
-                priority: stored.decision.priority,
-                sla_due_at: stored.sla_due_at.map(to_timestamp),
-                created_at: job.created_at,
-                routed_at: Some(to_timestamp(stored.decided_at)),
-                photo_count: job.photo_count,
-                complainant_consented: job.complainant_consented,
-            };
-            outbox::enqueue(
-                &mut tx,
-                queues::DISPATCH,
-                kinds::DISPATCH,
-                &job.sr_id,
-                &dispatch,
-            )
-            .await?;
+        .rows_affected();
+        if written > 0 {
+            return Ok(fresh);
         }
-        let update = status_update(&job.sr_id, &stored);
-        outbox::enqueue(
-            &mut tx,
-            queues::STATUS,
-            kinds::STATUS_UPDATE,
-            &job.sr_id,
-            &update,
+
+        // routed before: emit again what the first decision said
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT * FROM route_decisions WHERE sr_id = $1")
+            .bind(sr_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let stored = StoredDecision {
+            new: false,
+            ..decision_from_row(&row)
+        };
+        let jobs = outputs(job, &stored)?;
+        let (queues, envelopes) = outbox::columns(&jobs);
+        sqlx::query(
+            "INSERT INTO outbox (queue, envelope) SELECT * FROM unnest($1::text[], $2::bytea[])",
         )
+        .bind(queues)
+        .bind(envelopes)
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(stored)
@@ -167,6 +147,44 @@ impl Store {
             .await?;
         Ok(row.as_ref().map(decision_from_row))
     }
+}
+
+/// The jobs a decision sends: a dispatch job for police work, and always a
+/// status update for intake.
+fn outputs(job: &RouteJob, stored: &StoredDecision) -> StoreResult<Vec<outbox::OutboxRow>> {
+    let mut rows = Vec::with_capacity(2);
+    if RouteOutcome::try_from(stored.decision.outcome) == Ok(RouteOutcome::Dispatch) {
+        let dispatch = DispatchJob {
+            sr_id: job.sr_id.clone(),
+            sr_number: job.sr_number.clone(),
+            complaint_type: job.complaint_type.clone(),
+            descriptor: job.descriptor.clone(),
+            location: job.location,
+            address: job.address.clone(),
+            agency: stored.decision.agency.clone(),
+            precinct: stored.decision.precinct.clone(),
+            priority: stored.decision.priority,
+            sla_due_at: stored.sla_due_at.map(to_timestamp),
+            created_at: job.created_at,
+            routed_at: Some(to_timestamp(stored.decided_at)),
+            photo_count: job.photo_count,
+            complainant_consented: job.complainant_consented,
+        };
+        rows.push(outbox::prepare(
+            queues::DISPATCH,
+            kinds::DISPATCH,
+            &job.sr_id,
+            &dispatch,
+        )?);
+    }
+    let update = status_update(&job.sr_id, stored);
+    rows.push(outbox::prepare(
+        queues::STATUS,
+        kinds::STATUS_UPDATE,
+        &job.sr_id,
+        &update,
+    )?);
+    Ok(rows)
 }
 
 /// What intake shows the public about a decision.
