@@ -160,3 +160,48 @@ async fn a_request_is_one_trace_across_every_service_and_queue_hop() -> anyhow::
 
     suite.stop().await
 }
+
+#[tokio::test]
+async fn quiet_logs_do_not_turn_tracing_off() -> anyhow::Result<()> {
+    let receiver = OtlpReceiver::start().await?;
+    let suite = Suite::start(SuiteOptions {
+        otlp_endpoint: Some(receiver.endpoint()),
+        env: vec![("RUST_LOG".into(), "warn".into())],
+        ..SuiteOptions::default()
+    })
+    .await?;
+    let created = suite
+        .intake()
+        .await?
+        .create_service_request(CreateServiceRequestRequest {
+            request_id: "quiet-1".into(),
+            complaint_type: "Noise - Street/Sidewalk".into(),
+            location: Some(GeoPoint {
+                latitude: 40.7484,
+                longitude: -73.9857,
+            }),
+            channel: Channel::Web as i32,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .service_request
+        .unwrap();
+    assert_eq!(
+        created.trace_id.len(),
+        32,
+        "a trace id with RUST_LOG=warn: {:?}",
+        created.trace_id
+    );
+    assert_ne!(created.trace_id, "0".repeat(32));
+    let trace_id = created.trace_id.clone();
+    receiver
+        .wait_for(Duration::from_secs(20), |spans| {
+            spans
+                .iter()
+                .find(|s| s.trace_id == trace_id && s.name == "process route")
+                .cloned()
+        })
+        .await?;
+    suite.stop().await
+}

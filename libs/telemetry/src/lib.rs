@@ -36,11 +36,15 @@ use opentelemetry_sdk::{
     resource::{EnvResourceDetector, ResourceDetector},
     trace::SdkTracerProvider,
 };
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// Log filter when `RUST_LOG` is unset: our own code at info, chatty
 /// transport and database crates only when something is wrong.
 pub const DEFAULT_LOG_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,sqlx=warn";
+
+/// Which spans are traced and exported, independent of `RUST_LOG`: the
+/// project's and the libraries' info-level spans, not their internals.
+pub const SPAN_FILTER: &str = "info,h2=off,tower=off,hyper=off,sqlx=off";
 
 /// How long dropping [`TelemetryGuard`] may wait for the last spans to leave.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -76,7 +80,11 @@ pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
     };
 
     let provider = tracer_provider(service_name)?;
-    let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("dispatch311"));
+    // RUST_LOG filters log lines only: spans are made whatever the log level,
+    // or a quiet service (RUST_LOG=warn) would stop tracing and propagating
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("dispatch311"))
+        .with_filter(EnvFilter::new(SPAN_FILTER));
     let json_logs = (!text_logs).then(|| logs::json_layer(std::io::stderr));
     let text_logs = text_logs.then(|| {
         tracing_subscriber::fmt::layer()
@@ -84,11 +92,10 @@ pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
             .with_ansi(std::io::stderr().is_terminal())
     });
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(otel_layer)
-        .with(logs::OtelIdsLayer::default())
-        .with(json_logs)
-        .with(text_logs)
+        .with(logs::OtelIdsLayer::default().with_filter(EnvFilter::new(SPAN_FILTER)))
+        .with(json_logs.with_filter(filter.clone()))
+        .with(text_logs.with_filter(filter))
         .try_init();
     if installed.is_err() {
         // Someone (an earlier call, a test harness) owns the global subscriber.

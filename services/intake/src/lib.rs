@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod numbers;
 pub mod status_updates;
 pub mod store;
 pub mod validate;

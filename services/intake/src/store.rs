@@ -1,6 +1,8 @@
 //! Intake's storage: service requests, their timelines, complainant contacts
 //! and the outbox, all in the `intake` schema.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use dispatch311_domain::{
     SrNumber,
@@ -20,7 +22,7 @@ use dispatch311_queue::outbox;
 use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
-use crate::validate::NewServiceRequest;
+use crate::{numbers::SrSequence, validate::NewServiceRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +62,7 @@ const RECEIVED_MESSAGE: &str = "request received";
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    numbers: Arc<SrSequence>,
 }
 
 const SR_COLUMNS: &str = "sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
@@ -68,7 +71,10 @@ const SR_COLUMNS: &str = "sr_id, sr_number, complaint_type, descriptor, latitude
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            numbers: Arc::default(),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -83,10 +89,8 @@ impl Store {
         // PostgreSQL keeps microseconds: the answer must match later reads
         let now = Utc::now().trunc_subsecs(6);
         // the number goes into the route job, so it is drawn first; a repeated
-        // request id leaves a gap in the sequence, which is harmless
-        let sequence: i64 = sqlx::query_scalar("SELECT nextval('sr_number_seq')")
-            .fetch_one(&self.pool)
-            .await?;
+        // request id leaves a gap in the numbers, which is harmless
+        let sequence = self.numbers.next(&self.pool).await?;
         let sr_number = SrNumber::new(now.year(), sequence).to_string();
         let photos = serde_json::Value::Array(
             new.photos
