@@ -10,6 +10,11 @@ pub mod queues {
     pub const DISPATCH: &str = "dispatch";
     /// routing, dispatch, survey -> intake: `StatusUpdate`.
     pub const STATUS: &str = "status";
+    /// dispatch -> survey: `ClosedEvent`.
+    pub const CLOSED: &str = "closed";
+    /// dispatch -> dispatch: `DispatchTimer`, scheduled (acknowledgement
+    /// timeouts, SLA breaches); one delivery per timer across replicas.
+    pub const DISPATCH_TIMERS: &str = "dispatch-timers";
 }
 
 /// Job kinds (the `kind` field of the envelope).
@@ -17,6 +22,8 @@ pub mod kinds {
     pub const ROUTE: &str = "route";
     pub const DISPATCH: &str = "dispatch";
     pub const STATUS_UPDATE: &str = "status_update";
+    pub const CLOSED: &str = "closed";
+    pub const DISPATCH_TIMER: &str = "dispatch_timer";
 }
 
 /// Consumer group names: one per consuming service.

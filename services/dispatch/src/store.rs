@@ -114,8 +114,11 @@ impl Store {
                     $19, $20, $21) \
                 ON CONFLICT (sr_id) DO NOTHING RETURNING job_id), \
              event AS ( \
-                INSERT INTO job_events (job_id, event_type, occurred_at, actor, reason) \
-                SELECT job_id, 'QUEUED', $19, 'dispatch', $22 FROM queued), \
+                INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
+                    previous_hash, hash) \
+                SELECT job_id, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', $22, '', \
+                    job_event_hash('', job_id, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', NULL, NULL, NULL, $22) \
+                FROM queued), \
              told AS (INSERT INTO outbox (queue, envelope) VALUES ($23, $24)) \
              SELECT (SELECT job_id FROM queued), (SELECT job_id FROM jobs WHERE sr_id = $2)",
         )
@@ -282,6 +285,7 @@ fn job_from_row(row: &PgRow) -> Job {
         created_at: Some(to_timestamp(row.get("created_at"))),
         queued_at: Some(to_timestamp(row.get("queued_at"))),
         photo_count: row.get::<i32, _>("photo_count") as u32,
+        ..Default::default()
     }
 }
 
