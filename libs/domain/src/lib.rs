@@ -3,6 +3,7 @@
 //! conversions. No I/O lives here.
 
 pub mod bounds;
+pub mod distance;
 pub mod sr_number;
 pub mod status;
 pub mod taxonomy;
@@ -11,3 +12,4 @@ pub mod time;
 pub use bounds::CityBounds;
 pub use sr_number::SrNumber;
 pub mod jobs;
+pub mod resolution;

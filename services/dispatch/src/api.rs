@@ -13,16 +13,22 @@ use dispatch311_proto::dispatch::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::store::{JobKey, QueuePosition, Store, StoreError};
+use crate::{
+    lifecycle::Lifecycle,
+    store::{JobKey, QueuePosition, Store, StoreError},
+    supervision::Supervision,
+    units::Units,
+    watch::Watch,
+};
 
+/// The adapter: queue views here; each group of RPCs delegates to the
+/// module that owns its rules.
 pub struct DispatchApi {
-    store: Store,
-}
-
-impl DispatchApi {
-    pub fn new(store: Store) -> Self {
-        Self { store }
-    }
+    pub store: Store,
+    pub lifecycle: Lifecycle,
+    pub units: Units,
+    pub supervision: Supervision,
+    pub watch: Watch,
 }
 
 #[tonic::async_trait]
@@ -107,148 +113,204 @@ impl DispatchService for DispatchApi {
 
     async fn list_jobs(
         &self,
-        _request: Request<dispatch::ListJobsRequest>,
+        request: Request<dispatch::ListJobsRequest>,
     ) -> Result<Response<dispatch::ListJobsResponse>, Status> {
-        Err(Status::unimplemented("list_jobs is being built"))
+        self.supervision
+            .list_jobs(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_job_timeline(
         &self,
-        _request: Request<dispatch::GetJobTimelineRequest>,
+        request: Request<dispatch::GetJobTimelineRequest>,
     ) -> Result<Response<dispatch::GetJobTimelineResponse>, Status> {
-        Err(Status::unimplemented("get_job_timeline is being built"))
+        self.supervision
+            .get_job_timeline(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn verify_job_timeline(
         &self,
-        _request: Request<dispatch::VerifyJobTimelineRequest>,
+        request: Request<dispatch::VerifyJobTimelineRequest>,
     ) -> Result<Response<dispatch::VerifyJobTimelineResponse>, Status> {
-        Err(Status::unimplemented("verify_job_timeline is being built"))
-    }
-
-    async fn register_unit(
-        &self,
-        _request: Request<dispatch::RegisterUnitRequest>,
-    ) -> Result<Response<dispatch::RegisterUnitResponse>, Status> {
-        Err(Status::unimplemented("register_unit is being built"))
-    }
-
-    async fn report_unit_status(
-        &self,
-        _request: Request<dispatch::ReportUnitStatusRequest>,
-    ) -> Result<Response<dispatch::ReportUnitStatusResponse>, Status> {
-        Err(Status::unimplemented("report_unit_status is being built"))
-    }
-
-    async fn list_units(
-        &self,
-        _request: Request<dispatch::ListUnitsRequest>,
-    ) -> Result<Response<dispatch::ListUnitsResponse>, Status> {
-        Err(Status::unimplemented("list_units is being built"))
-    }
-
-    async fn recommend_units(
-        &self,
-        _request: Request<dispatch::RecommendUnitsRequest>,
-    ) -> Result<Response<dispatch::RecommendUnitsResponse>, Status> {
-        Err(Status::unimplemented("recommend_units is being built"))
-    }
-
-    async fn set_auto_assign(
-        &self,
-        _request: Request<dispatch::SetAutoAssignRequest>,
-    ) -> Result<Response<dispatch::SetAutoAssignResponse>, Status> {
-        Err(Status::unimplemented("set_auto_assign is being built"))
-    }
-
-    async fn assign_job(
-        &self,
-        _request: Request<dispatch::AssignJobRequest>,
-    ) -> Result<Response<dispatch::AssignJobResponse>, Status> {
-        Err(Status::unimplemented("assign_job is being built"))
-    }
-
-    async fn acknowledge_job(
-        &self,
-        _request: Request<dispatch::AcknowledgeJobRequest>,
-    ) -> Result<Response<dispatch::AcknowledgeJobResponse>, Status> {
-        Err(Status::unimplemented("acknowledge_job is being built"))
-    }
-
-    async fn report_en_route(
-        &self,
-        _request: Request<dispatch::ReportEnRouteRequest>,
-    ) -> Result<Response<dispatch::ReportEnRouteResponse>, Status> {
-        Err(Status::unimplemented("report_en_route is being built"))
-    }
-
-    async fn report_on_scene(
-        &self,
-        _request: Request<dispatch::ReportOnSceneRequest>,
-    ) -> Result<Response<dispatch::ReportOnSceneResponse>, Status> {
-        Err(Status::unimplemented("report_on_scene is being built"))
-    }
-
-    async fn record_evidence_viewed(
-        &self,
-        _request: Request<dispatch::RecordEvidenceViewedRequest>,
-    ) -> Result<Response<dispatch::RecordEvidenceViewedResponse>, Status> {
-        Err(Status::unimplemented(
-            "record_evidence_viewed is being built",
-        ))
-    }
-
-    async fn close_job(
-        &self,
-        _request: Request<dispatch::CloseJobRequest>,
-    ) -> Result<Response<dispatch::CloseJobResponse>, Status> {
-        Err(Status::unimplemented("close_job is being built"))
-    }
-
-    async fn cancel_job(
-        &self,
-        _request: Request<dispatch::CancelJobRequest>,
-    ) -> Result<Response<dispatch::CancelJobResponse>, Status> {
-        Err(Status::unimplemented("cancel_job is being built"))
-    }
-
-    async fn reopen_job(
-        &self,
-        _request: Request<dispatch::ReopenJobRequest>,
-    ) -> Result<Response<dispatch::ReopenJobResponse>, Status> {
-        Err(Status::unimplemented("reopen_job is being built"))
-    }
-
-    async fn approve_reroute(
-        &self,
-        _request: Request<dispatch::ApproveRerouteRequest>,
-    ) -> Result<Response<dispatch::ApproveRerouteResponse>, Status> {
-        Err(Status::unimplemented("approve_reroute is being built"))
+        self.supervision
+            .verify_job_timeline(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn list_review_items(
         &self,
-        _request: Request<dispatch::ListReviewItemsRequest>,
+        request: Request<dispatch::ListReviewItemsRequest>,
     ) -> Result<Response<dispatch::ListReviewItemsResponse>, Status> {
-        Err(Status::unimplemented("list_review_items is being built"))
+        self.supervision
+            .list_review_items(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_precinct_stats(
         &self,
-        _request: Request<dispatch::GetPrecinctStatsRequest>,
+        request: Request<dispatch::GetPrecinctStatsRequest>,
     ) -> Result<Response<dispatch::GetPrecinctStatsResponse>, Status> {
-        Err(Status::unimplemented("get_precinct_stats is being built"))
+        self.supervision
+            .get_precinct_stats(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
-    type WatchAssignmentsStream = std::pin::Pin<
-        Box<dyn futures::Stream<Item = Result<dispatch::WatchAssignmentsResponse, Status>> + Send>,
-    >;
+    async fn register_unit(
+        &self,
+        request: Request<dispatch::RegisterUnitRequest>,
+    ) -> Result<Response<dispatch::RegisterUnitResponse>, Status> {
+        self.units
+            .register_unit(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn report_unit_status(
+        &self,
+        request: Request<dispatch::ReportUnitStatusRequest>,
+    ) -> Result<Response<dispatch::ReportUnitStatusResponse>, Status> {
+        self.units
+            .report_unit_status(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_units(
+        &self,
+        request: Request<dispatch::ListUnitsRequest>,
+    ) -> Result<Response<dispatch::ListUnitsResponse>, Status> {
+        self.units
+            .list_units(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn recommend_units(
+        &self,
+        request: Request<dispatch::RecommendUnitsRequest>,
+    ) -> Result<Response<dispatch::RecommendUnitsResponse>, Status> {
+        self.units
+            .recommend_units(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn set_auto_assign(
+        &self,
+        request: Request<dispatch::SetAutoAssignRequest>,
+    ) -> Result<Response<dispatch::SetAutoAssignResponse>, Status> {
+        self.units
+            .set_auto_assign(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn assign_job(
+        &self,
+        request: Request<dispatch::AssignJobRequest>,
+    ) -> Result<Response<dispatch::AssignJobResponse>, Status> {
+        self.lifecycle
+            .assign_job(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn acknowledge_job(
+        &self,
+        request: Request<dispatch::AcknowledgeJobRequest>,
+    ) -> Result<Response<dispatch::AcknowledgeJobResponse>, Status> {
+        self.lifecycle
+            .acknowledge_job(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn report_en_route(
+        &self,
+        request: Request<dispatch::ReportEnRouteRequest>,
+    ) -> Result<Response<dispatch::ReportEnRouteResponse>, Status> {
+        self.lifecycle
+            .report_en_route(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn report_on_scene(
+        &self,
+        request: Request<dispatch::ReportOnSceneRequest>,
+    ) -> Result<Response<dispatch::ReportOnSceneResponse>, Status> {
+        self.lifecycle
+            .report_on_scene(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn record_evidence_viewed(
+        &self,
+        request: Request<dispatch::RecordEvidenceViewedRequest>,
+    ) -> Result<Response<dispatch::RecordEvidenceViewedResponse>, Status> {
+        self.lifecycle
+            .record_evidence_viewed(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn close_job(
+        &self,
+        request: Request<dispatch::CloseJobRequest>,
+    ) -> Result<Response<dispatch::CloseJobResponse>, Status> {
+        self.lifecycle
+            .close_job(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<dispatch::CancelJobRequest>,
+    ) -> Result<Response<dispatch::CancelJobResponse>, Status> {
+        self.lifecycle
+            .cancel_job(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn reopen_job(
+        &self,
+        request: Request<dispatch::ReopenJobRequest>,
+    ) -> Result<Response<dispatch::ReopenJobResponse>, Status> {
+        self.lifecycle
+            .reopen_job(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn approve_reroute(
+        &self,
+        request: Request<dispatch::ApproveRerouteRequest>,
+    ) -> Result<Response<dispatch::ApproveRerouteResponse>, Status> {
+        self.lifecycle
+            .approve_reroute(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type WatchAssignmentsStream = crate::watch::AssignmentStream;
 
     async fn watch_assignments(
         &self,
-        _request: Request<dispatch::WatchAssignmentsRequest>,
+        request: Request<dispatch::WatchAssignmentsRequest>,
     ) -> Result<Response<Self::WatchAssignmentsStream>, Status> {
-        Err(Status::unimplemented("watch_assignments is being built"))
+        self.watch
+            .watch_assignments(request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

@@ -10,7 +10,15 @@ use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
 
 use crate::{
-    api::DispatchApi, config::DispatchConfig, dispatch_jobs::DispatchJobHandler, store::Store,
+    api::DispatchApi,
+    config::{DispatchConfig, DispatchRules},
+    dispatch_jobs::DispatchJobHandler,
+    lifecycle::Lifecycle,
+    store::Store,
+    supervision::Supervision,
+    timers::TimerHandler,
+    units::Units,
+    watch::Watch,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -19,6 +27,7 @@ pub struct Application {
     listener: TcpListener,
     store: Store,
     queue: JobQueue,
+    rules: DispatchRules,
 }
 
 impl Application {
@@ -31,6 +40,7 @@ impl Application {
             listener,
             store: Store::new(pool),
             queue,
+            rules: config.rules,
         })
     }
 
@@ -47,7 +57,8 @@ impl Application {
     ) -> anyhow::Result<()> {
         let mut workers = dispatch311_grpc::Workers::new();
         let relay = OutboxRelay::new(self.store.pool().clone(), self.queue.clone());
-        let handler = DispatchJobHandler::new(self.store.clone(), relay.notifier());
+        let relay_wakeup = relay.notifier();
+        let handler = DispatchJobHandler::new(self.store.clone(), relay_wakeup.clone());
         workers.spawn("outbox relay", relay.run(workers.stop_token()));
         let consumer = self.queue.consumer(queues::DISPATCH, groups::DISPATCH)?;
         workers.spawn(
@@ -55,9 +66,36 @@ impl Application {
             consumer.run(Arc::new(handler), workers.stop_token()),
         );
 
-        let routes = Routes::new(DispatchServiceServer::new(DispatchApi::new(
-            self.store.clone(),
-        )));
+        let timers = self
+            .queue
+            .consumer(queues::DISPATCH_TIMERS, groups::DISPATCH)?;
+        let timer_handler = TimerHandler {
+            store: self.store.clone(),
+            rules: self.rules.clone(),
+        };
+        workers.spawn(
+            "timer consumer",
+            timers.run(Arc::new(timer_handler), workers.stop_token()),
+        );
+
+        let api = DispatchApi {
+            store: self.store.clone(),
+            lifecycle: Lifecycle {
+                store: self.store.clone(),
+                rules: self.rules.clone(),
+                relay_wakeup: relay_wakeup.clone(),
+            },
+            units: Units {
+                store: self.store.clone(),
+            },
+            supervision: Supervision {
+                store: self.store.clone(),
+            },
+            watch: Watch {
+                store: self.store.clone(),
+            },
+        };
+        let routes = Routes::new(DispatchServiceServer::new(api));
         tracing::info!(port = self.port(), "dispatch serving");
         let names = [<DispatchServiceServer<DispatchApi> as NamedService>::NAME];
         dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await

@@ -1,6 +1,6 @@
 //! Dispatch's configuration, from the environment (documented in the README).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use dispatch311_db::DbConfig;
@@ -12,6 +12,47 @@ pub struct DispatchConfig {
     pub listen_addr: SocketAddr,
     pub db: DbConfig,
     pub queue: QueueConfig,
+    pub rules: DispatchRules,
+}
+
+/// The accountability thresholds and timers, each from its own variable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchRules {
+    /// `DISPATCH311_ACK_TIMEOUT_SECS` (300): an assignment not acknowledged
+    /// within this goes back to the queue and the supervisor is alerted.
+    pub ack_timeout: Duration,
+    /// `DISPATCH311_ON_SCENE_RADIUS_M` (150): how near the incident an arrival
+    /// must be reported for an outcome that claims a visit.
+    pub on_scene_radius_m: f64,
+    /// `DISPATCH311_FAST_CLOSURE_SECS` (300): closures sooner than this after
+    /// assignment are flagged.
+    pub fast_closure: Duration,
+    /// `DISPATCH311_MIN_ON_SCENE_SECS` (60): shorter stays on scene are flagged.
+    pub min_on_scene: Duration,
+    /// `DISPATCH311_CLOSURE_BURST_COUNT` (5) closures by one officer within
+    /// `DISPATCH311_CLOSURE_BURST_SECS` (600) are flagged.
+    pub burst_count: u32,
+    pub burst_window: Duration,
+    /// `DISPATCH311_FAR_FROM_SCENE_M` (500): closing from farther is flagged.
+    pub far_from_scene_m: f64,
+    /// `DISPATCH311_SLA_OVERRIDE_SECS` (unset): for tests and drills, every
+    /// job's SLA is due this long after it is queued, whatever routing said.
+    pub sla_override: Option<Duration>,
+}
+
+impl Default for DispatchRules {
+    fn default() -> Self {
+        Self {
+            ack_timeout: Duration::from_secs(300),
+            on_scene_radius_m: 150.0,
+            fast_closure: Duration::from_secs(300),
+            min_on_scene: Duration::from_secs(60),
+            burst_count: 5,
+            burst_window: Duration::from_secs(600),
+            far_from_scene_m: 500.0,
+            sla_override: None,
+        }
+    }
 }
 
 impl DispatchConfig {
@@ -24,6 +65,48 @@ impl DispatchConfig {
             listen_addr,
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
+            rules: DispatchRules::from_env()?,
         })
+    }
+}
+
+impl DispatchRules {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let defaults = Self::default();
+        let secs = |name: &str, default: Duration| -> anyhow::Result<Duration> {
+            Ok(env_number(name)?
+                .map(Duration::from_secs_f64)
+                .unwrap_or(default))
+        };
+        Ok(Self {
+            ack_timeout: secs("DISPATCH311_ACK_TIMEOUT_SECS", defaults.ack_timeout)?,
+            on_scene_radius_m: env_number("DISPATCH311_ON_SCENE_RADIUS_M")?
+                .unwrap_or(defaults.on_scene_radius_m),
+            fast_closure: secs("DISPATCH311_FAST_CLOSURE_SECS", defaults.fast_closure)?,
+            min_on_scene: secs("DISPATCH311_MIN_ON_SCENE_SECS", defaults.min_on_scene)?,
+            burst_count: env_number("DISPATCH311_CLOSURE_BURST_COUNT")?
+                .map_or(defaults.burst_count, |n| n as u32),
+            burst_window: secs("DISPATCH311_CLOSURE_BURST_SECS", defaults.burst_window)?,
+            far_from_scene_m: env_number("DISPATCH311_FAR_FROM_SCENE_M")?
+                .unwrap_or(defaults.far_from_scene_m),
+            sla_override: env_number("DISPATCH311_SLA_OVERRIDE_SECS")?.map(Duration::from_secs_f64),
+        })
+    }
+}
+
+fn env_number(name: &str) -> anyhow::Result<Option<f64>> {
+    match std::env::var(name) {
+        Ok(value) => {
+            let number: f64 = value
+                .trim()
+                .parse()
+                .with_context(|| format!("{name} must be a number"))?;
+            anyhow::ensure!(
+                number.is_finite() && number >= 0.0,
+                "{name} must be a positive number"
+            );
+            Ok(Some(number))
+        }
+        Err(_) => Ok(None),
     }
 }

@@ -5,7 +5,16 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod dispatch_jobs;
+pub mod events;
+pub mod feed;
+pub mod flags;
+pub mod lifecycle;
+pub mod outputs;
 pub mod store;
+pub mod supervision;
+pub mod timers;
+pub mod units;
+pub mod watch;
 
 pub use app::Application;
 pub use config::DispatchConfig;

@@ -101,6 +101,8 @@ impl Store {
                 job.precinct.trim()
             ),
             transition_key: "dispatch:queued".into(),
+            // the QUEUED event is the job's first
+            dispatch_sequence: 1,
             ..Default::default()
         };
         let told = outbox::prepare(queues::STATUS, kinds::STATUS_UPDATE, &update.sr_id, &update)?;

@@ -288,8 +288,10 @@ impl Store {
         let priority = Priority::try_from(update.priority).unwrap_or_default();
         let resolution = ResolutionCode::try_from(update.resolution_code).unwrap_or_default();
         // one statement: the timeline entry is appended once per transition,
-        // and only an appended entry moves the request; the update re-reads a
-        // row changed concurrently, so the highest rank wins
+        // and only an appended entry moves the request. Before dispatch, the
+        // furthest step wins (the update re-reads a row changed concurrently);
+        // from dispatch on, its event sequence orders the updates, because
+        // its lifecycle can go back (reassigned, reopened)
         let row = sqlx::query(
             "WITH target AS (SELECT sr_id FROM service_requests WHERE sr_id = $1), \
              appended AS ( \
@@ -298,15 +300,21 @@ impl Store {
                 ON CONFLICT (sr_id, transition_key) DO NOTHING RETURNING sr_id), \
              updated AS ( \
                 UPDATE service_requests SET \
-                    status = CASE WHEN $2 >= status_rank THEN $3 ELSE status END, \
-                    status_rank = GREATEST(status_rank, $2), \
+                    status = CASE WHEN $14 > 0 THEN (CASE WHEN $14 > dispatch_sequence THEN $3 ELSE status END) \
+                                  WHEN $2 >= status_rank AND dispatch_sequence = 0 THEN $3 ELSE status END, \
+                    status_rank = CASE WHEN $14 > 0 THEN (CASE WHEN $14 > dispatch_sequence THEN $2 ELSE status_rank END) \
+                                  ELSE GREATEST(status_rank, $2) END, \
+                    dispatch_sequence = GREATEST(dispatch_sequence, $14), \
                     agency = CASE WHEN $4 <> '' THEN $4 ELSE agency END, \
                     precinct = CASE WHEN $5 <> '' THEN $5 ELSE precinct END, \
                     priority = CASE WHEN $6 <> '' THEN $6 ELSE priority END, \
                     sla_due_at = COALESCE($7, sla_due_at), \
-                    resolution_code = CASE WHEN $8 <> '' THEN $8 ELSE resolution_code END, \
-                    resolution_text = CASE WHEN $8 <> '' THEN $9 ELSE resolution_text END, \
-                    resolved_at = CASE WHEN $8 <> '' THEN $10 ELSE resolved_at END, \
+                    resolution_code = CASE WHEN $8 <> '' THEN $8 WHEN $3 = 'REOPENED' THEN '' \
+                                           ELSE resolution_code END, \
+                    resolution_text = CASE WHEN $8 <> '' THEN $9 WHEN $3 = 'REOPENED' THEN '' \
+                                           ELSE resolution_text END, \
+                    resolved_at = CASE WHEN $8 <> '' THEN $10 WHEN $3 = 'REOPENED' THEN NULL \
+                                       ELSE resolved_at END, \
                     updated_at = now() \
                 WHERE sr_id IN (SELECT sr_id FROM appended) RETURNING 1) \
              SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM updated)",
@@ -332,6 +340,7 @@ impl Store {
         .bind(&update.source)
         .bind(&update.message)
         .bind(&update.transition_key)
+        .bind(update.dispatch_sequence)
         .fetch_one(&self.pool)
         .await?;
         let (found, applied): (i64, i64) = (row.get(0), row.get(1));

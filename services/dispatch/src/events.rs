@@ -1,0 +1,184 @@
+//! The append-only, hash-chained event log of each job.
+//!
+//! Every state change appends one event with who, in what role, when, where
+//! and why. Each event stores the SHA-256 of its predecessor's hash and its
+//! own content (`job_event_hash` in migration 0002, the only place the formula
+//! lives), so a row changed behind the service's back breaks the chain at that
+//! event, and `verify` finds it. A trigger refuses UPDATE and DELETE.
+//!
+//! Callers append while holding the job's row lock (`SELECT … FOR UPDATE` on
+//! `jobs`), which orders the events of one job.
+
+use chrono::{DateTime, Utc};
+use dispatch311_domain::time::to_timestamp;
+use dispatch311_proto::{
+    common::v1::GeoPoint,
+    dispatch::v1::{Actor, EventType, JobEvent, Role, VerifyJobTimelineResponse},
+};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+/// Who did something, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorRef {
+    pub id: String,
+    pub role: Role,
+}
+
+impl ActorRef {
+    /// The service itself (timers, auto-assignment).
+    pub fn system() -> Self {
+        Self {
+            id: "dispatch".into(),
+            role: Role::System,
+        }
+    }
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_type: EventType,
+    pub actor: ActorRef,
+    pub occurred_at: DateTime<Utc>,
+    pub position: Option<(f64, f64)>,
+    pub unit_id: Option<Uuid>,
+    pub reason: String,
+}
+
+pub fn event_type_name(t: EventType) -> &'static str {
+    t.as_str_name().trim_start_matches("EVENT_TYPE_")
+}
+
+pub fn role_name(role: Role) -> &'static str {
+    role.as_str_name().trim_start_matches("ROLE_")
+}
+
+/// Appends `event` to the job's log and returns its sequence. The caller
+/// holds the job's row lock.
+pub async fn append(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    event: &NewEvent,
+) -> Result<i64, sqlx::Error> {
+    let (latitude, longitude) = event.position.unzip();
+    sqlx::query_scalar(
+        "WITH last AS ( \
+            SELECT coalesce(max(sequence), 0) AS sequence, \
+                   coalesce((SELECT hash FROM job_events WHERE job_id = $1 ORDER BY sequence DESC LIMIT 1), '') AS hash \
+            FROM job_events WHERE job_id = $1) \
+         INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, latitude, longitude, \
+            unit_id, reason, previous_hash, hash) \
+         SELECT $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9, last.hash, \
+            job_event_hash(last.hash, $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         FROM last RETURNING sequence",
+    )
+    .bind(job_id)
+    .bind(event_type_name(event.event_type))
+    .bind(event.occurred_at)
+    .bind(&event.actor.id)
+    .bind(role_name(event.actor.role))
+    .bind(latitude)
+    .bind(longitude)
+    .bind(event.unit_id)
+    .bind(&event.reason)
+    .fetch_one(conn)
+    .await
+}
+
+/// The job's events, oldest first.
+pub async fn timeline(pool: &PgPool, job_id: Uuid) -> Result<Vec<JobEvent>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT sequence, event_type, occurred_at, actor, actor_role, latitude, longitude, unit_id, reason, \
+            previous_hash, hash FROM job_events WHERE job_id = $1 ORDER BY sequence",
+    )
+    .bind(job_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let latitude: Option<f64> = r.get("latitude");
+            let longitude: Option<f64> = r.get("longitude");
+            let unit_id: Option<Uuid> = r.get("unit_id");
+            let event_type: String = r.get("event_type");
+            let role: String = r.get("actor_role");
+            JobEvent {
+                sequence: r.get("sequence"),
+                r#type: EventType::from_str_name(&format!("EVENT_TYPE_{event_type}"))
+                    .unwrap_or_default() as i32,
+                occurred_at: Some(to_timestamp(r.get("occurred_at"))),
+                actor: Some(Actor {
+                    id: r.get("actor"),
+                    role: Role::from_str_name(&format!("ROLE_{role}")).unwrap_or_default() as i32,
+                }),
+                position: latitude
+                    .zip(longitude)
+                    .map(|(latitude, longitude)| GeoPoint {
+                        latitude,
+                        longitude,
+                    }),
+                unit_id: unit_id.map(|u| u.to_string()).unwrap_or_default(),
+                reason: r.get("reason"),
+                hash: r.get("hash"),
+                previous_hash: r.get("previous_hash"),
+            }
+        })
+        .collect())
+}
+
+/// Recomputes every event's hash from its content and its predecessor's
+/// stored hash; reports the first event where either does not match.
+pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResponse, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT sequence, hash, previous_hash, \
+            lag(hash) OVER (ORDER BY sequence) AS predecessor_hash, \
+            lag(sequence) OVER (ORDER BY sequence) AS predecessor_sequence, \
+            job_event_hash(previous_hash, job_id, sequence, event_type, occurred_at, actor, actor_role, latitude, \
+                longitude, unit_id, reason) AS recomputed \
+         FROM job_events WHERE job_id = $1 ORDER BY sequence",
+    )
+    .bind(job_id)
+    .fetch_all(pool)
+    .await?;
+    let mut checked = 0;
+    for row in &rows {
+        checked += 1;
+        let sequence: i64 = row.get("sequence");
+        let hash: String = row.get("hash");
+        let previous_hash: String = row.get("previous_hash");
+        let predecessor_hash: Option<String> = row.get("predecessor_hash");
+        let predecessor_sequence: Option<i64> = row.get("predecessor_sequence");
+        let recomputed: String = row.get("recomputed");
+        let broken = if predecessor_sequence.map_or(sequence != 1, |p| p + 1 != sequence) {
+            Some(format!(
+                "event {sequence} does not follow event {}",
+                predecessor_sequence.unwrap_or(0)
+            ))
+        } else if previous_hash != predecessor_hash.unwrap_or_default() {
+            Some(format!(
+                "event {sequence} does not chain to the event before it"
+            ))
+        } else if hash != recomputed {
+            Some(format!(
+                "event {sequence} was changed after it was recorded"
+            ))
+        } else {
+            None
+        };
+        if let Some(detail) = broken {
+            return Ok(VerifyJobTimelineResponse {
+                intact: false,
+                events_checked: checked,
+                first_broken_sequence: sequence,
+                detail,
+            });
+        }
+    }
+    Ok(VerifyJobTimelineResponse {
+        intact: true,
+        events_checked: checked,
+        first_broken_sequence: 0,
+        detail: String::new(),
+    })
+}

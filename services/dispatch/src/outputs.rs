@@ -1,0 +1,83 @@
+//! What dispatch tells the other services, written to its outbox in the
+//! transaction of the change: status updates for intake's public timeline,
+//! closed events for the survey service, and its own scheduled timers.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use dispatch311_domain::{
+    jobs::{kinds, queues},
+    time::to_timestamp,
+};
+use dispatch311_proto::{
+    common::v1::{ResolutionCode, ServiceRequestStatus},
+    jobs::v1::{ClosedEvent, DispatchTimer, StatusUpdate},
+};
+use dispatch311_queue::{QueueError, new_traced_envelope, outbox};
+use prost_types::Timestamp;
+use sqlx::PgConnection;
+
+/// A public status change of the request behind a job. `sequence` is the job
+/// event that caused it; `transition_key` makes a redelivery harmless.
+pub struct PublicChange<'a> {
+    pub sr_id: &'a str,
+    pub status: ServiceRequestStatus,
+    pub message: String,
+    pub transition_key: String,
+    pub sequence: i64,
+    pub at: DateTime<Utc>,
+    pub resolution: Option<(ResolutionCode, String)>,
+}
+
+pub async fn tell_intake(
+    conn: &mut PgConnection,
+    change: PublicChange<'_>,
+) -> Result<(), QueueError> {
+    let (resolution_code, resolution_text) = change
+        .resolution
+        .unwrap_or((ResolutionCode::Unspecified, String::new()));
+    let update = StatusUpdate {
+        sr_id: change.sr_id.to_string(),
+        status: change.status as i32,
+        occurred_at: Some(to_timestamp(change.at)),
+        source: "dispatch".into(),
+        message: change.message,
+        resolution_code: resolution_code as i32,
+        resolution_text,
+        transition_key: change.transition_key,
+        dispatch_sequence: change.sequence,
+        ..Default::default()
+    };
+    outbox::enqueue(
+        conn,
+        queues::STATUS,
+        kinds::STATUS_UPDATE,
+        &update.sr_id,
+        &update,
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn publish_closed(
+    conn: &mut PgConnection,
+    event: &ClosedEvent,
+) -> Result<(), QueueError> {
+    outbox::enqueue(conn, queues::CLOSED, kinds::CLOSED, &event.sr_id, event).await?;
+    Ok(())
+}
+
+/// Schedules a check on a job for `at` on the shared queue, so it survives
+/// restarts and runs on one replica.
+pub async fn schedule_timer(
+    conn: &mut PgConnection,
+    sr_id: &str,
+    timer: &DispatchTimer,
+    at: DateTime<Utc>,
+) -> Result<(), QueueError> {
+    let (mut envelope, _span) =
+        new_traced_envelope(queues::DISPATCH_TIMERS, kinds::DISPATCH_TIMER, sr_id, timer)?;
+    let at: SystemTime = at.into();
+    envelope.deliver_at = Some(Timestamp::from(at));
+    outbox::enqueue_envelope(conn, queues::DISPATCH_TIMERS, &envelope).await
+}
