@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use dispatch311_domain::{
     jobs::{kinds, queues},
-    status::{priority_from_name, priority_name},
+    status::{priority_from_name, priority_name, resolution_from_name},
+    taxonomy,
     time::{from_timestamp, to_timestamp},
 };
 use dispatch311_proto::{
@@ -50,8 +51,8 @@ pub struct Store {
     pool: PgPool,
 }
 
-const JOB_COLUMNS: &str = "job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
-    cross_street, borough, postal_code, agency, precinct, priority, state, sla_due_at, created_at, queued_at, photo_count";
+const JOB_COLUMNS: &str =
+    "jobs.*, (SELECT call_sign FROM units u WHERE u.unit_id = jobs.unit_id) AS unit_call_sign";
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
@@ -111,9 +112,10 @@ impl Store {
             "WITH queued AS ( \
                 INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
                     street_address, cross_street, borough, postal_code, agency, precinct, priority, priority_rank, \
-                    state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented) \
+                    state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented, \
+                    police_matter) \
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'QUEUED', $16, $17, $18, \
-                    $19, $20, $21) \
+                    $19, $20, $21, $25) \
                 ON CONFLICT (sr_id) DO NOTHING RETURNING job_id), \
              event AS ( \
                 INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
@@ -148,6 +150,7 @@ impl Store {
         .bind(format!("queued for precinct {precinct}"))
         .bind(&told.queue)
         .bind(&told.envelope)
+        .bind(taxonomy::lookup(&job.complaint_type).is_none_or(|t| t.police_matter))
         .fetch_one(&self.pool)
         .await?;
         let (new_job, existing_job): (Option<Uuid>, Option<Uuid>) = (row.get(0), row.get(1));
@@ -261,6 +264,9 @@ fn job_from_row(row: &PgRow) -> Job {
     let longitude: Option<f64> = row.get("longitude");
     let sla_due_at: Option<DateTime<Utc>> = row.get("sla_due_at");
     let state: String = row.get("state");
+    let unit_id: Option<Uuid> = row.get("unit_id");
+    let assigned_at: Option<DateTime<Utc>> = row.get("assigned_at");
+    let closed_at: Option<DateTime<Utc>> = row.get("closed_at");
     Job {
         job_id: job_id.to_string(),
         sr_id: sr_id.to_string(),
@@ -287,7 +293,23 @@ fn job_from_row(row: &PgRow) -> Job {
         created_at: Some(to_timestamp(row.get("created_at"))),
         queued_at: Some(to_timestamp(row.get("queued_at"))),
         photo_count: row.get::<i32, _>("photo_count") as u32,
-        ..Default::default()
+        unit_id: unit_id.map(|u| u.to_string()).unwrap_or_default(),
+        unit_call_sign: row
+            .try_get::<Option<String>, _>("unit_call_sign")
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+        assigned_at: assigned_at.map(to_timestamp),
+        closed_at: closed_at.map(to_timestamp),
+        resolution_code: resolution_from_name(row.get("resolution_code")).unwrap_or_default()
+            as i32,
+        resolution_notes: row.get("resolution_notes"),
+        summons_number: row.get("summons_number"),
+        sla_remaining_seconds: sla_due_at.map_or(0, |due| (due - Utc::now()).num_seconds()),
+        sla_breached: row.get("sla_breached"),
+        // filled by callers that show flags (one more query)
+        flags: Vec::new(),
+        reopen_count: row.get::<i32, _>("reopen_count") as u32,
     }
 }
 
@@ -313,5 +335,95 @@ mod tests {
             QueuePosition::decode(&format!("{}|extra", position.encode())),
             None
         );
+    }
+}
+
+/// A job as the lifecycle rules need it, read under its row lock.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub job_id: Uuid,
+    pub sr_id: Uuid,
+    pub sr_number: String,
+    pub complaint_type: String,
+    pub descriptor: String,
+    pub borough: String,
+    pub agency: String,
+    pub precinct: String,
+    pub location: Option<(f64, f64)>,
+    pub priority: Priority,
+    pub state: JobState,
+    pub unit_id: Option<Uuid>,
+    pub assignment_number: i64,
+    pub created_at: DateTime<Utc>,
+    pub queued_at: DateTime<Utc>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub en_route_at: Option<DateTime<Utc>>,
+    pub on_scene_at: Option<DateTime<Utc>>,
+    pub on_scene_position: Option<(f64, f64)>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub sla_due_at: Option<DateTime<Utc>>,
+    pub sla_breached: bool,
+    pub police_matter: bool,
+    pub photo_count: i32,
+    pub reopen_count: i32,
+    pub closure_count: i32,
+    pub complainant_consented: bool,
+}
+
+pub fn state_name(state: JobState) -> &'static str {
+    state.as_str_name().trim_start_matches("JOB_STATE_")
+}
+
+/// Locks the job's row for the rest of the transaction and reads it; `None`
+/// when there is no such job. Every change to a job goes through this, so
+/// the changes (and the events they append) of one job happen one at a time.
+/// Lock order: the job first, then its unit.
+pub async fn lock_job(
+    conn: &mut sqlx::PgConnection,
+    job_id: Uuid,
+) -> Result<Option<JobRow>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE")
+        .bind(job_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(job_row))
+}
+
+pub fn job_row(row: &PgRow) -> JobRow {
+    let latitude: Option<f64> = row.get("latitude");
+    let longitude: Option<f64> = row.get("longitude");
+    let on_scene_latitude: Option<f64> = row.get("on_scene_latitude");
+    let on_scene_longitude: Option<f64> = row.get("on_scene_longitude");
+    let state: String = row.get("state");
+    JobRow {
+        job_id: row.get("job_id"),
+        sr_id: row.get("sr_id"),
+        sr_number: row.get("sr_number"),
+        complaint_type: row.get("complaint_type"),
+        descriptor: row.get("descriptor"),
+        borough: row.get("borough"),
+        agency: row.get("agency"),
+        precinct: row.get("precinct"),
+        location: latitude.zip(longitude),
+        priority: priority_from_name(row.get("priority")).unwrap_or(Priority::Normal),
+        state: JobState::from_str_name(&format!("JOB_STATE_{state}")).unwrap_or_default(),
+        unit_id: row.get("unit_id"),
+        assignment_number: row.get("assignment_number"),
+        created_at: row.get("created_at"),
+        queued_at: row.get("queued_at"),
+        assigned_at: row.get("assigned_at"),
+        acknowledged_at: row.get("acknowledged_at"),
+        en_route_at: row.get("en_route_at"),
+        on_scene_at: row.get("on_scene_at"),
+        on_scene_position: on_scene_latitude.zip(on_scene_longitude),
+        closed_at: row.get("closed_at"),
+        sla_due_at: row.get("sla_due_at"),
+        sla_breached: row.get("sla_breached"),
+        police_matter: row.get("police_matter"),
+        photo_count: row.get("photo_count"),
+        reopen_count: row.get("reopen_count"),
+        closure_count: row.get("closure_count"),
+        complainant_consented: row.get("complainant_consented"),
     }
 }
