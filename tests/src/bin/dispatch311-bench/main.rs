@@ -22,6 +22,8 @@ use std::{
     time::Duration,
 };
 
+mod lifecycle;
+
 use anyhow::{Context as _, bail};
 use dispatch311_proto::routing::v1::{
     ExplainRouteRequest, RouteOutcome, routing_service_client::RoutingServiceClient,
@@ -54,6 +56,9 @@ concurrency. Stops within S seconds whatever happens.
   --requests N      requests to file (default 20000; env DISPATCH311_BENCH_REQUESTS)
   --concurrency C   requests in flight (default 32; env DISPATCH311_BENCH_CONCURRENCY)
   --max-seconds S   time bound of the whole run (default 120; env DISPATCH311_BENCH_MAX_SECONDS)
+  --lifecycles L    full dispatch lifecycles to run on the queued jobs afterwards, 0 for none
+                    (default 3000; env DISPATCH311_BENCH_LIFECYCLES)
+  --units-per-precinct U   patrol units registered per precinct for them (default 8)
   --data FILE       311 export to replay (default <data dir>/nyc311/service-requests-2023-02-28.csv)
 
 servers (loopback only):
@@ -85,6 +90,9 @@ const HISTOGRAM_MAX_MICROS: u64 = 3_600_000_000;
 #[derive(Debug, Clone, PartialEq)]
 struct Config {
     requests: u64,
+    /// Job lifecycles to run on the dispatch path after the creates; 0 skips it.
+    lifecycles: u64,
+    units_per_precinct: usize,
     concurrency: usize,
     max_seconds: u64,
     data_file: PathBuf,
@@ -114,6 +122,8 @@ impl Config {
         let mut requests = env_number("DISPATCH311_BENCH_REQUESTS", 20_000)?;
         let mut concurrency = env_number("DISPATCH311_BENCH_CONCURRENCY", 32)?;
         let mut max_seconds = env_number("DISPATCH311_BENCH_MAX_SECONDS", 120)?;
+        let mut lifecycles = env_number("DISPATCH311_BENCH_LIFECYCLES", 3_000)?;
+        let mut units_per_precinct = env_number("DISPATCH311_BENCH_UNITS_PER_PRECINCT", 8)?;
         let mut data_file = nyc311::data_dir().join(nyc311::HALF_DAY_FILE);
 
         let mut args = args.iter();
@@ -135,6 +145,8 @@ impl Config {
                 "--requests" => requests = number(flag, &value()?)?,
                 "--concurrency" => concurrency = number(flag, &value()?)?,
                 "--max-seconds" => max_seconds = number(flag, &value()?)?,
+                "--lifecycles" => lifecycles = number(flag, &value()?)?,
+                "--units-per-precinct" => units_per_precinct = number(flag, &value()?)?,
                 "--data" => data_file = PathBuf::from(value()?),
                 other => bail!("unknown argument {other:?}\n\n{USAGE}"),
             }
@@ -144,6 +156,9 @@ impl Config {
         }
         if !(1..=1_024).contains(&concurrency) {
             bail!("--concurrency must be between 1 and 1024");
+        }
+        if !(1..=100).contains(&units_per_precinct) {
+            bail!("--units-per-precinct must be between 1 and 100");
         }
         if !(5..=3_600).contains(&max_seconds) {
             bail!("--max-seconds must be between 5 and 3600");
@@ -156,6 +171,8 @@ impl Config {
         };
         let config = Config {
             requests,
+            lifecycles,
+            units_per_precinct: units_per_precinct as usize,
             concurrency: concurrency as usize,
             max_seconds,
             data_file,
@@ -640,7 +657,7 @@ async fn dispatched_rows(
     rows: &[CsvRequest],
     concurrency: usize,
     deadline: Instant,
-) -> Result<Vec<bool>, String> {
+) -> Result<Vec<Option<String>>, String> {
     let explained = futures::stream::iter(rows.iter().map(|row| {
         let mut routing = routing.clone();
         let request = ExplainRouteRequest {
@@ -656,8 +673,12 @@ async fn dispatched_rows(
                 .await
                 .map_err(|_| "timed out".to_string())?
                 .map_err(|status| format!("{:?}: {}", status.code(), status.message()))?;
-            let outcome = response.into_inner().decision.map(|d| d.outcome());
-            Ok::<_, String>(outcome == Some(RouteOutcome::Dispatch))
+            let decision = response.into_inner().decision;
+            Ok::<_, String>(
+                decision
+                    .filter(|d| d.outcome() == RouteOutcome::Dispatch)
+                    .map(|d| d.precinct),
+            )
         }
     }))
     .buffered(concurrency)
@@ -892,10 +913,19 @@ async fn run(config: Config) -> anyhow::Result<bool> {
                 "routing could not explain the rows ({why}); sampling police rows with coordinates"
             );
             rows.iter()
-                .map(|row| row.is_nypd() && row.coordinates().is_some())
+                .map(|row| (row.is_nypd() && row.coordinates().is_some()).then(String::new))
                 .collect()
         }
     };
+    let precincts: Vec<String> = dispatched
+        .iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let dispatched: Vec<bool> = dispatched.iter().map(Option::is_some).collect();
     let dispatched_count = dispatched.iter().filter(|d| **d).count() as u64;
     let expected_dispatched = config.requests * dispatched_count / rows.len() as u64;
     let sample_every = (expected_dispatched / SAMPLES_WANTED).clamp(1, SAMPLE_EVERY);
@@ -922,7 +952,13 @@ async fn run(config: Config) -> anyhow::Result<bool> {
     let redis_deadline = (Instant::now() + bound / 10).min(hard_deadline);
     let redis = raw_redis(&config, &rows, &run_id, redis_deadline).await;
 
-    let samples_deadline = hard_deadline - reserve;
+    // the dispatch path gets a quarter of the run after the creates
+    let lifecycle_budget = if config.lifecycles > 0 {
+        bound / 4
+    } else {
+        Duration::ZERO
+    };
+    let samples_deadline = hard_deadline - reserve - lifecycle_budget;
     let creates_deadline = samples_deadline - drain;
     if Instant::now() >= creates_deadline {
         bail!(
@@ -930,6 +966,7 @@ async fn run(config: Config) -> anyhow::Result<bool> {
             config.max_seconds
         );
     }
+    let dispatch = clients.dispatch.clone();
     let (created, followed) = creates(
         &config,
         clients,
@@ -998,6 +1035,24 @@ async fn run(config: Config) -> anyhow::Result<bool> {
     print_errors("raw PostgreSQL INSERT", &postgres);
     print_errors("raw Redis XADD", &redis);
     print_errors("CreateServiceRequest", &created);
+
+    if config.lifecycles > 0 && !precincts.is_empty() {
+        println!();
+        let figures = lifecycle::run(
+            dispatch,
+            precincts,
+            config.units_per_precinct,
+            config.concurrency,
+            config.lifecycles,
+            &run_id,
+            hard_deadline - reserve,
+        )
+        .await;
+        match figures {
+            Ok(figures) => lifecycle::print(&figures),
+            Err(why) => println!("dispatch path not measured: {why:#}"),
+        }
+    }
     println!("finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(any_created)
 }
