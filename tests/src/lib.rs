@@ -3,6 +3,7 @@
 //! the spans they export, and a reader for the city's 311 data used by the
 //! replay tests and the benchmark.
 
+pub mod cad;
 pub mod nyc311;
 pub mod otlp;
 pub mod suite;

@@ -130,19 +130,70 @@ impl Suite {
     }
 
     fn spawn(&mut self, service: Service) -> anyhow::Result<()> {
+        let (binary, mut command) =
+            self.command(service, self.ports[&service], &self.log_path(service))?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        self.processes.insert(service, child);
+        Ok(())
+    }
+
+    /// Starts one more process of `service` (a second replica) on its own
+    /// port, with the same database, Redis prefix and environment as the
+    /// suite's process, and waits until it serves. It logs to
+    /// `<service>-replica-<port>.log` and is killed when the returned
+    /// [`Replica`] is dropped.
+    pub async fn spawn_replica(&self, service: Service) -> anyhow::Result<Replica> {
+        let port = free_port()?;
+        let log_path = self
+            .log_dir
+            .join(format!("{}-replica-{port}.log", service.name()));
+        let (binary, mut command) = self.command(service, port, &log_path)?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut replica = Replica {
+            url: format!("http://127.0.0.1:{port}"),
+            log_path,
+            child,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = replica.child.try_wait()? {
+                anyhow::bail!(
+                    "{} replica exited during start-up ({status}):\n{}",
+                    service.name(),
+                    std::fs::read_to_string(&replica.log_path).unwrap_or_default()
+                );
+            }
+            if serving(&replica.url).await {
+                return Ok(replica);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("{} replica not serving after 30s", service.name());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The command that runs `service` on `port` with the suite's environment.
+    fn command(
+        &self,
+        service: Service,
+        port: u16,
+        log_path: &std::path::Path,
+    ) -> anyhow::Result<(PathBuf, Command)> {
         let binary = binary_path(service)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_path(service))?;
+            .open(log_path)?;
         let mut command = Command::new(&binary);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(
-                service.addr_var(),
-                format!("127.0.0.1:{}", self.ports[&service]),
-            )
+            .env(service.addr_var(), format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
             .env("DISPATCH311_REDIS_PREFIX", &self.redis_prefix)
@@ -169,11 +220,7 @@ impl Suite {
         for (key, value) in &self.options.env {
             command.env(key, value);
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        self.processes.insert(service, child);
-        Ok(())
+        Ok((binary, command))
     }
 
     /// Waits until the service answers its gRPC health check as SERVING.
@@ -204,22 +251,7 @@ impl Suite {
     }
 
     async fn health(&self, service: Service) -> bool {
-        use tonic_health::pb::{
-            HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-        };
-        let Ok(channel) = Channel::from_shared(self.url(service))
-            .expect("valid url")
-            .connect()
-            .await
-        else {
-            return false;
-        };
-        let answer = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await;
-        matches!(answer, Ok(r) if r.get_ref().status == ServingStatus::Serving as i32)
+        serving(&self.url(service)).await
     }
 
     pub fn url(&self, service: Service) -> String {
@@ -329,6 +361,52 @@ impl Drop for Suite {
             let _ = child.wait();
         }
     }
+}
+
+/// An extra process of a service, started with [`Suite::spawn_replica`];
+/// killed when dropped.
+pub struct Replica {
+    pub url: String,
+    pub log_path: PathBuf,
+    child: Child,
+}
+
+impl Replica {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub async fn dispatch(&self) -> anyhow::Result<DispatchServiceClient<Channel>> {
+        Ok(DispatchServiceClient::new(
+            Channel::from_shared(self.url.clone())?.connect().await?,
+        ))
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the gRPC server at `url` answers its health check as SERVING.
+async fn serving(url: &str) -> bool {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let Ok(endpoint) = Channel::from_shared(url.to_string()) else {
+        return false;
+    };
+    let Ok(channel) = endpoint.connect().await else {
+        return false;
+    };
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    matches!(answer, Ok(r) if r.get_ref().status == ServingStatus::Serving as i32)
 }
 
 /// Polls `check` until it returns `Some`, or fails after `timeout`.

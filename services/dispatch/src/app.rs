@@ -38,7 +38,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
-            store: Store::new(pool),
+            store: Store::new(pool).with_sla_override(config.rules.sla_override),
             queue,
             rules: config.rules,
         })
@@ -58,7 +58,12 @@ impl Application {
         let mut workers = dispatch311_grpc::Workers::new();
         let relay = OutboxRelay::new(self.store.pool().clone(), self.queue.clone());
         let relay_wakeup = relay.notifier();
-        let handler = DispatchJobHandler::new(self.store.clone(), relay_wakeup.clone());
+        let lifecycle = Lifecycle {
+            store: self.store.clone(),
+            rules: self.rules.clone(),
+            relay_wakeup: relay_wakeup.clone(),
+        };
+        let handler = DispatchJobHandler::new(self.store.clone(), lifecycle.clone());
         workers.spawn("outbox relay", relay.run(workers.stop_token()));
         let consumer = self.queue.consumer(queues::DISPATCH, groups::DISPATCH)?;
         workers.spawn(
@@ -72,28 +77,27 @@ impl Application {
         let timer_handler = TimerHandler {
             store: self.store.clone(),
             rules: self.rules.clone(),
+            relay_wakeup: relay_wakeup.clone(),
         };
         workers.spawn(
             "timer consumer",
             timers.run(Arc::new(timer_handler), workers.stop_token()),
         );
 
+        let watch = Watch::new(self.store.clone());
+        // open assignment streams end when the server starts shutting down
+        let shutdown = watch.closing_on(shutdown);
         let api = DispatchApi {
             store: self.store.clone(),
-            lifecycle: Lifecycle {
-                store: self.store.clone(),
-                rules: self.rules.clone(),
-                relay_wakeup: relay_wakeup.clone(),
-            },
             units: Units {
                 store: self.store.clone(),
+                lifecycle: lifecycle.clone(),
             },
+            lifecycle,
             supervision: Supervision {
                 store: self.store.clone(),
             },
-            watch: Watch {
-                store: self.store.clone(),
-            },
+            watch,
         };
         let routes = Routes::new(DispatchServiceServer::new(api));
         tracing::info!(port = self.port(), "dispatch serving");

@@ -1,6 +1,8 @@
 //! Dispatch's storage: jobs, their event log and the outbox, all in the
 //! `dispatch` schema.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use dispatch311_domain::{
     jobs::{kinds, queues},
@@ -49,14 +51,27 @@ pub enum JobKey {
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// `DispatchRules::sla_override`: when set, a new job's SLA is due this
+    /// long after it is queued, whatever routing said.
+    sla_override: Option<Duration>,
 }
 
-const JOB_COLUMNS: &str =
+pub(crate) const JOB_COLUMNS: &str =
     "jobs.*, (SELECT call_sign FROM units u WHERE u.unit_id = jobs.unit_id) AS unit_call_sign";
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            sla_override: None,
+        }
+    }
+
+    /// Every job queued from now on is due `sla_override` after it is queued
+    /// (tests and drills); `None` keeps routing's due time.
+    pub fn with_sla_override(mut self, sla_override: Option<Duration>) -> Self {
+        self.sla_override = sla_override;
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -108,6 +123,22 @@ impl Store {
         };
         let told = outbox::prepare(queues::STATUS, kinds::STATUS_UPDATE, &update.sr_id, &update)?;
         let precinct = job.precinct.trim();
+
+        // the SLA clock starts with the job: a timer, written with it, checks
+        // for a breach when it is due (only a NEW job gets one; a reopened job
+        // keeps its first due time and is not armed again)
+        let job_id = Uuid::now_v7();
+        let routed_due_at = job.sla_due_at.as_ref().and_then(from_timestamp);
+        let sla_due_at = match self.sla_override {
+            Some(after) => chrono::Duration::from_std(after)
+                .ok()
+                .and_then(|after| now.checked_add_signed(after))
+                .or(routed_due_at),
+            None => routed_due_at,
+        };
+        let sla_timer = sla_due_at
+            .map(|due| crate::timers::prepare_sla_timer(&job.sr_id, job_id, due))
+            .transpose()?;
         let row = sqlx::query(
             "WITH queued AS ( \
                 INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
@@ -123,10 +154,11 @@ impl Store {
                 SELECT job_id, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', $22, '', \
                     job_event_hash('', job_id, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', NULL, NULL, NULL, $22) \
                 FROM queued), \
-             told AS (INSERT INTO outbox (queue, envelope) VALUES ($23, $24)) \
+             told AS (INSERT INTO outbox (queue, envelope) VALUES ($23, $24)), \
+             sla_timer AS (INSERT INTO outbox (queue, envelope) SELECT $26, $27 FROM queued WHERE $27::bytea IS NOT NULL) \
              SELECT (SELECT job_id FROM queued), (SELECT job_id FROM jobs WHERE sr_id = $2)",
         )
-        .bind(Uuid::now_v7())
+        .bind(job_id)
         .bind(sr_id)
         .bind(&job.sr_number)
         .bind(&job.complaint_type)
@@ -141,7 +173,7 @@ impl Store {
         .bind(precinct)
         .bind(priority_name(priority))
         .bind(priority as i16)
-        .bind(job.sla_due_at.as_ref().and_then(from_timestamp))
+        .bind(sla_due_at)
         .bind(created_at)
         .bind(job.routed_at.as_ref().and_then(from_timestamp))
         .bind(now)
@@ -151,6 +183,8 @@ impl Store {
         .bind(&told.queue)
         .bind(&told.envelope)
         .bind(taxonomy::lookup(&job.complaint_type).is_none_or(|t| t.police_matter))
+        .bind(queues::DISPATCH_TIMERS)
+        .bind(sla_timer.map(|timer| timer.envelope))
         .fetch_one(&self.pool)
         .await?;
         let (new_job, existing_job): (Option<Uuid>, Option<Uuid>) = (row.get(0), row.get(1));
@@ -181,7 +215,10 @@ impl Store {
                 .await?
             }
         };
-        Ok(row.as_ref().map(job_from_row))
+        let Some(row) = row else { return Ok(None) };
+        let mut job = job_from_row(&row);
+        job.flags = crate::flags::of_job(&self.pool, row.get("job_id")).await?;
+        Ok(Some(job))
     }
 
     /// A page of a precinct's queue after `after` (the queue position of the
@@ -257,7 +294,7 @@ impl QueuePosition {
     }
 }
 
-fn job_from_row(row: &PgRow) -> Job {
+pub(crate) fn job_from_row(row: &PgRow) -> Job {
     let job_id: Uuid = row.get("job_id");
     let sr_id: Uuid = row.get("sr_id");
     let latitude: Option<f64> = row.get("latitude");

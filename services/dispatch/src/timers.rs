@@ -1,22 +1,507 @@
 //! Consumes the `dispatch-timers` queue: scheduled checks on jobs
 //! (acknowledgement timeouts, SLA breaches). A timer fires once even with
 //! several replicas: the queue delivers it to one consumer at a time, and the
-//! check changes a job only if the job is still in the state the timer guards.
+//! check changes a job only if the job is still in the state the timer guards,
+//! read under the job's row lock, so a redelivery finds nothing left to do.
+//!
+//! - `ack_timeout` (scheduled by the assignment for `assigned_at +
+//!   ack_timeout`): a job still ASSIGNED with the same assignment number goes
+//!   back to QUEUED. It keeps its `queued_at`, so it returns to its old place
+//!   in the precinct queue rather than behind requests filed after it: the
+//!   complainant should not wait longer because a unit did not answer. The
+//!   unit is released, its feed says UNASSIGNED, intake hears QUEUED again
+//!   (all by `lifecycle::requeue`) and an ACK_TIMEOUT flag puts the job in
+//!   front of the supervisor.
+//! - `sla_breach` (scheduled by `Store::enqueue` in the statement that creates
+//!   the job, for `sla_due_at`): a job still open at its due time is marked
+//!   breached and flagged. A reopened job keeps its first due time and is not
+//!   armed again; if it was breached, it stays breached.
 
-use dispatch311_queue::{Delivery, JobHandler, Outcome};
+use std::{sync::Arc, time::Duration, time::SystemTime};
 
-use crate::{config::DispatchRules, store::Store};
+use chrono::{DateTime, Utc};
+use dispatch311_domain::jobs::{kinds, queues};
+use dispatch311_proto::{
+    dispatch::v1::{EventType, FlagKind, JobState},
+    jobs::v1::DispatchTimer,
+};
+use dispatch311_queue::{Delivery, JobHandler, Outcome, QueueError, new_traced_envelope, outbox};
+use dispatch311_telemetry::attributes::{self, set_on_current};
+use prost::Message;
+use prost_types::Timestamp;
+use sqlx::PgConnection;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{
+    config::DispatchRules,
+    events::{self, ActorRef, NewEvent},
+    flags,
+    lifecycle::{self, Failure, now_micros},
+    store::{self, JobRow, Store, StoreResult},
+    units,
+};
+
+/// The `check` of an acknowledgement timer.
+pub const ACK_TIMEOUT: &str = "ack_timeout";
+/// The `check` of an SLA timer.
+pub const SLA_BREACH: &str = "sla_breach";
 
 pub struct TimerHandler {
     pub store: Store,
     pub rules: DispatchRules,
+    /// Wakes the outbox relay after a commit that told intake something.
+    pub relay_wakeup: Arc<Notify>,
+}
+
+/// The outbox row of an SLA timer for `job_id`, due at `due`; `Store::enqueue`
+/// writes it in the statement that creates the job.
+pub fn prepare_sla_timer(
+    sr_id: &str,
+    job_id: Uuid,
+    due: DateTime<Utc>,
+) -> Result<outbox::OutboxRow, QueueError> {
+    let timer = DispatchTimer {
+        job_id: job_id.to_string(),
+        check: SLA_BREACH.into(),
+        assignment_number: 0,
+    };
+    let (mut envelope, _span) = new_traced_envelope(
+        queues::DISPATCH_TIMERS,
+        kinds::DISPATCH_TIMER,
+        sr_id,
+        &timer,
+    )?;
+    envelope.deliver_at = Some(Timestamp::from(SystemTime::from(due)));
+    Ok(outbox::OutboxRow {
+        queue: queues::DISPATCH_TIMERS.to_string(),
+        envelope: envelope.encode_to_vec(),
+        job_id: envelope.job_id,
+    })
+}
+
+/// A timer's check, as decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    AckTimeout { assignment_number: i64 },
+    SlaBreach,
+}
+
+impl Check {
+    fn of(timer: &DispatchTimer) -> Option<Self> {
+        match timer.check.as_str() {
+            ACK_TIMEOUT => Some(Self::AckTimeout {
+                assignment_number: timer.assignment_number,
+            }),
+            SLA_BREACH => Some(Self::SlaBreach),
+            _ => None,
+        }
+    }
+}
+
+/// What a check decides about a job, from the job as locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    /// The guarded condition holds: change the job.
+    Act,
+    /// Nothing to do any more (acknowledged, reassigned, closed, already done).
+    Moot(&'static str),
+    /// Delivered before it is due (clocks differ): look again after this.
+    NotDue(Duration),
+}
+
+fn is_open(state: JobState) -> bool {
+    !matches!(
+        state,
+        JobState::Closed | JobState::Cancelled | JobState::Rerouted | JobState::Unspecified
+    )
+}
+
+fn decide_ack_timeout(
+    job: &JobRow,
+    assignment_number: i64,
+    ack_timeout: Duration,
+    now: DateTime<Utc>,
+) -> Decision {
+    if job.state != JobState::Assigned {
+        return Decision::Moot("the assignment was acknowledged or ended");
+    }
+    if job.assignment_number != assignment_number {
+        return Decision::Moot("the job was assigned again since");
+    }
+    let due = job.assigned_at.and_then(|at| {
+        chrono::Duration::from_std(ack_timeout)
+            .ok()
+            .and_then(|timeout| at.checked_add_signed(timeout))
+    });
+    match due.map(|due| (due - now).to_std()) {
+        Some(Ok(remaining)) if !remaining.is_zero() => Decision::NotDue(remaining),
+        _ => Decision::Act,
+    }
+}
+
+fn decide_sla_breach(job: &JobRow, now: DateTime<Utc>) -> Decision {
+    if !is_open(job.state) {
+        return Decision::Moot("the job is no longer open");
+    }
+    if job.sla_breached {
+        return Decision::Moot("the breach is already recorded");
+    }
+    let Some(due) = job.sla_due_at else {
+        return Decision::Moot("the job has no SLA");
+    };
+    match (due - now).to_std() {
+        Ok(remaining) if !remaining.is_zero() => Decision::NotDue(remaining),
+        _ => Decision::Act,
+    }
 }
 
 impl JobHandler for TimerHandler {
-    async fn handle(&self, _delivery: Delivery) -> Outcome {
-        Outcome::Retry {
-            error: "timers are not built yet".into(),
-            after: None,
+    async fn handle(&self, delivery: Delivery) -> Outcome {
+        let timer: DispatchTimer = match delivery.payload() {
+            Ok(timer) => timer,
+            Err(e) => return Outcome::dead_letter(format!("undecodable dispatch timer: {e}")),
+        };
+        let Ok(job_id) = Uuid::parse_str(&timer.job_id) else {
+            return Outcome::dead_letter(format!(
+                "timer for a job id that is not a UUID: {}",
+                timer.job_id
+            ));
+        };
+        let Some(check) = Check::of(&timer) else {
+            return Outcome::dead_letter(format!("unknown timer check: {}", timer.check));
+        };
+        match self.run(job_id, check).await {
+            Ok(Decision::Act) => {
+                self.relay_wakeup.notify_one();
+                tracing::info!(%job_id, check = %timer.check, "timer fired");
+                Outcome::Done
+            }
+            Ok(Decision::Moot(why)) => {
+                tracing::debug!(%job_id, check = %timer.check, why, "timer has nothing to do");
+                Outcome::Done
+            }
+            Ok(Decision::NotDue(remaining)) => {
+                Outcome::retry_after("timer delivered before it is due", remaining)
+            }
+            Err(e) => Outcome::retry(e),
         }
+    }
+}
+
+impl TimerHandler {
+    /// Runs the check in one transaction, committed only when it acts.
+    async fn run(&self, job_id: Uuid, check: Check) -> Result<Decision, Failure> {
+        let mut tx = self.store.pool().begin().await?;
+        let Some(job) = store::lock_job(&mut tx, job_id).await? else {
+            return Ok(Decision::Moot("there is no such job"));
+        };
+        set_on_current(attributes::SR_NUMBER, job.sr_number.clone());
+        set_on_current(attributes::PRECINCT, job.precinct.clone());
+        let now = now_micros();
+        let decision = match check {
+            Check::AckTimeout { assignment_number } => {
+                decide_ack_timeout(&job, assignment_number, self.rules.ack_timeout, now)
+            }
+            Check::SlaBreach => decide_sla_breach(&job, now),
+        };
+        if decision != Decision::Act {
+            return Ok(decision);
+        }
+        let decision = match check {
+            Check::AckTimeout { .. } => self.time_out(&mut tx, &job, now).await?,
+            Check::SlaBreach => {
+                record_breach(&mut tx, &job, now).await?;
+                Decision::Act
+            }
+        };
+        if decision == Decision::Act {
+            tx.commit().await?;
+        }
+        Ok(decision)
+    }
+
+    /// Puts an unacknowledged job back in the queue, releases its unit and
+    /// flags the timeout. No auto-assignment follows: the nearest available
+    /// unit is often the one that did not answer; the job waits for a
+    /// dispatcher or for the next unit that becomes available.
+    async fn time_out(
+        &self,
+        conn: &mut PgConnection,
+        job: &JobRow,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, Failure> {
+        let assignment = job.assignment_number;
+        let timeout_secs = self.rules.ack_timeout.as_secs();
+        // lock order: the job (held), then its unit
+        let unit = match job.unit_id {
+            Some(unit_id) => units::lock_unit(conn, unit_id).await?,
+            None => None,
+        };
+        let Some(unit) = unit else {
+            tracing::warn!(job_id = %job.job_id, "assigned job without a unit; leaving it alone");
+            return Ok(Decision::Moot("the job has no unit to take it from"));
+        };
+        let event = NewEvent {
+            event_type: EventType::AckTimeout,
+            actor: ActorRef::system(),
+            occurred_at: now,
+            position: None,
+            unit_id: Some(unit.unit_id),
+            reason: format!(
+                "unit {} did not acknowledge within {timeout_secs}s; back in the precinct queue",
+                unit.call_sign
+            ),
+        };
+        lifecycle::requeue(
+            conn,
+            job,
+            &unit,
+            event,
+            "back in the dispatch queue: the assigned unit did not acknowledge in time",
+        )
+        .await?;
+        flags::raise(
+            conn,
+            job.job_id,
+            FlagKind::AckTimeout,
+            &format!(
+                "assignment {assignment} to unit {} not acknowledged within {timeout_secs}s",
+                unit.call_sign
+            ),
+            &format!("ack_timeout:{assignment}"),
+            now,
+        )
+        .await?;
+        Ok(Decision::Act)
+    }
+}
+
+/// Marks an open job past its SLA as breached; the flag puts it in the
+/// supervisor's review list.
+async fn record_breach(
+    conn: &mut PgConnection,
+    job: &JobRow,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let due = job
+        .sla_due_at
+        .map(|due| due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    let state = store::state_name(job.state);
+    sqlx::query("UPDATE jobs SET sla_breached = true, updated_at = $2 WHERE job_id = $1")
+        .bind(job.job_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    events::append(
+        conn,
+        job.job_id,
+        &NewEvent {
+            event_type: EventType::SlaBreached,
+            actor: ActorRef::system(),
+            occurred_at: now,
+            position: None,
+            unit_id: job.unit_id,
+            reason: format!("SLA due at {due} passed while the job was {state}"),
+        },
+    )
+    .await?;
+    flags::raise(
+        conn,
+        job.job_id,
+        FlagKind::SlaBreach,
+        &format!("still {state} when the SLA was due at {due}"),
+        "sla_breach",
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use dispatch311_proto::common::v1::Priority;
+
+    use super::*;
+
+    fn job(state: JobState) -> JobRow {
+        let queued_at = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        JobRow {
+            job_id: Uuid::now_v7(),
+            sr_id: Uuid::now_v7(),
+            sr_number: "311-00000001".into(),
+            complaint_type: "Illegal Parking".into(),
+            descriptor: "Blocked Hydrant".into(),
+            borough: "BROOKLYN".into(),
+            agency: "NYPD".into(),
+            precinct: "78".into(),
+            location: None,
+            priority: Priority::Normal,
+            state,
+            unit_id: None,
+            assignment_number: 0,
+            created_at: queued_at,
+            queued_at,
+            assigned_at: None,
+            acknowledged_at: None,
+            en_route_at: None,
+            on_scene_at: None,
+            on_scene_position: None,
+            closed_at: None,
+            sla_due_at: None,
+            sla_breached: false,
+            police_matter: true,
+            photo_count: 0,
+            reopen_count: 0,
+            closure_count: 0,
+            complainant_consented: false,
+        }
+    }
+
+    fn assigned(assignment_number: i64, at: DateTime<Utc>) -> JobRow {
+        JobRow {
+            unit_id: Some(Uuid::now_v7()),
+            assignment_number,
+            assigned_at: Some(at),
+            ..job(JobState::Assigned)
+        }
+    }
+
+    #[test]
+    fn an_unacknowledged_assignment_times_out_once_due() {
+        let at = Utc::now();
+        let timeout = Duration::from_secs(300);
+        let job = assigned(2, at);
+        assert_eq!(
+            decide_ack_timeout(&job, 2, timeout, at + chrono::Duration::seconds(300)),
+            Decision::Act
+        );
+        assert_eq!(
+            decide_ack_timeout(&job, 2, timeout, at + chrono::Duration::seconds(400)),
+            Decision::Act
+        );
+        assert_eq!(
+            decide_ack_timeout(&job, 2, timeout, at + chrono::Duration::seconds(290)),
+            Decision::NotDue(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn an_ack_timer_of_an_acknowledged_or_later_assignment_is_moot() {
+        let at = Utc::now() - chrono::Duration::hours(1);
+        let timeout = Duration::from_secs(300);
+        let now = Utc::now();
+        let reassigned = assigned(3, at);
+        assert!(matches!(
+            decide_ack_timeout(&reassigned, 2, timeout, now),
+            Decision::Moot(_)
+        ));
+        for state in [
+            JobState::Acknowledged,
+            JobState::EnRoute,
+            JobState::OnScene,
+            JobState::Closed,
+            JobState::Cancelled,
+            JobState::Queued,
+        ] {
+            let job = JobRow {
+                state,
+                ..assigned(2, at)
+            };
+            assert!(
+                matches!(decide_ack_timeout(&job, 2, timeout, now), Decision::Moot(_)),
+                "{state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_open_job_past_its_due_time_breaches_its_sla() {
+        let due = Utc::now();
+        for state in [
+            JobState::Queued,
+            JobState::Assigned,
+            JobState::Acknowledged,
+            JobState::EnRoute,
+            JobState::OnScene,
+        ] {
+            let job = JobRow {
+                sla_due_at: Some(due),
+                ..job(state)
+            };
+            assert_eq!(decide_sla_breach(&job, due), Decision::Act, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn an_sla_timer_waits_for_its_due_time_and_fires_once() {
+        let due = Utc::now();
+        let open = JobRow {
+            sla_due_at: Some(due),
+            ..job(JobState::Queued)
+        };
+        assert_eq!(
+            decide_sla_breach(&open, due - chrono::Duration::seconds(5)),
+            Decision::NotDue(Duration::from_secs(5))
+        );
+        let breached = JobRow {
+            sla_breached: true,
+            ..open.clone()
+        };
+        assert!(matches!(
+            decide_sla_breach(&breached, due),
+            Decision::Moot(_)
+        ));
+        let no_sla = job(JobState::Queued);
+        assert!(matches!(decide_sla_breach(&no_sla, due), Decision::Moot(_)));
+    }
+
+    #[test]
+    fn a_finished_job_never_breaches() {
+        let due = Utc::now() - chrono::Duration::hours(1);
+        for state in [JobState::Closed, JobState::Cancelled, JobState::Rerouted] {
+            let job = JobRow {
+                sla_due_at: Some(due),
+                ..job(state)
+            };
+            assert!(
+                matches!(decide_sla_breach(&job, Utc::now()), Decision::Moot(_)),
+                "{state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_checks_are_refused() {
+        let timer = DispatchTimer {
+            job_id: Uuid::now_v7().to_string(),
+            check: "coffee_break".into(),
+            assignment_number: 1,
+        };
+        assert_eq!(Check::of(&timer), None);
+        let ack = DispatchTimer {
+            check: ACK_TIMEOUT.into(),
+            ..timer
+        };
+        assert_eq!(
+            Check::of(&ack),
+            Some(Check::AckTimeout {
+                assignment_number: 1
+            })
+        );
+    }
+
+    #[test]
+    fn sla_timers_are_scheduled_for_their_due_time() {
+        let due = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let job_id = Uuid::now_v7();
+        let row = prepare_sla_timer(&Uuid::now_v7().to_string(), job_id, due).unwrap();
+        assert_eq!(row.queue, queues::DISPATCH_TIMERS);
+        let envelope = dispatch311_queue::JobEnvelope::decode(row.envelope.as_slice()).unwrap();
+        assert_eq!(envelope.deliver_at.unwrap().seconds, 1_790_000_000);
+        let timer = DispatchTimer::decode(envelope.payload.as_slice()).unwrap();
+        assert_eq!(timer.job_id, job_id.to_string());
+        assert_eq!(timer.check, SLA_BREACH);
     }
 }

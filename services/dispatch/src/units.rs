@@ -1,49 +1,810 @@
 //! Patrol units: registration, status and position reports, and the
 //! recommendation of the nearest available unit. 911 comes first: a unit busy
-//! with an emergency is never recommended or assigned 311 work.
+//! with an emergency is never recommended or assigned 311 work, and a unit
+//! called to one gives its 311 job back to the queue.
+//!
+//! Lock order, as everywhere: the job first, then its unit(s).
 
-use dispatch311_proto::dispatch::v1 as dispatch;
+use chrono::{DateTime, Utc};
+use dispatch311_domain::{distance::meters_between, time::to_timestamp};
+use dispatch311_grpc::{
+    pagination,
+    status::{FieldViolations, failed_precondition, not_found, permission_denied},
+};
+use dispatch311_proto::{
+    common::v1::GeoPoint,
+    dispatch::v1::{self as dispatch, AssignmentChange, EventType, Role, Unit, UnitStatus},
+};
+use sqlx::{PgConnection, Row, postgres::PgRow};
 use tonic::Status;
+use uuid::Uuid;
 
-use crate::store::Store;
+use crate::{
+    events::{ActorRef, NewEvent},
+    feed,
+    lifecycle::{self, Failure, Lifecycle},
+    state_machine::{Refusal, unit_status_after_release},
+    store::{JobKey, JobRow, Store, lock_job},
+    validate,
+};
 
 pub struct Units {
     pub store: Store,
+    /// Status reports can take a job from a unit, and a unit back in service
+    /// can be auto-assigned: both are lifecycle transitions.
+    pub lifecycle: Lifecycle,
 }
+
+const MAX_CALL_SIGN_CHARS: usize = 32;
+const MAX_OFFICERS: usize = 16;
+const DEFAULT_RECOMMENDATIONS: usize = 5;
+const MAX_RECOMMENDATIONS: usize = 100;
 
 impl Units {
     pub async fn register_unit(
         &self,
-        _request: dispatch::RegisterUnitRequest,
+        request: dispatch::RegisterUnitRequest,
     ) -> Result<dispatch::RegisterUnitResponse, Status> {
-        Err(Status::unimplemented("register_unit is not built yet"))
+        let mut v = FieldViolations::new();
+        let actor = validate::actor(request.actor.as_ref(), &mut v);
+        let call_sign = request.call_sign.trim().to_string();
+        if call_sign.is_empty() {
+            v.add("call_sign", "required, e.g. \"14-ADAM-3\"");
+        } else if call_sign.chars().count() > MAX_CALL_SIGN_CHARS
+            || !call_sign.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+        {
+            v.add(
+                "call_sign",
+                format!("must be at most {MAX_CALL_SIGN_CHARS} printable ASCII characters"),
+            );
+        }
+        let precinct = validate::precinct(&request.precinct, "precinct", &mut v);
+        let mut officer_ids: Vec<String> = Vec::new();
+        for (i, id) in request.officer_ids.iter().enumerate() {
+            let id = validate::text(id, &format!("officer_ids[{i}]"), 64, true, &mut v);
+            if !officer_ids.contains(&id) {
+                officer_ids.push(id);
+            }
+        }
+        if officer_ids.is_empty() {
+            v.add("officer_ids", "at least one officer works a unit");
+        } else if officer_ids.len() > MAX_OFFICERS {
+            v.add("officer_ids", format!("at most {MAX_OFFICERS} officers"));
+        }
+        let position = validate::position(request.position.as_ref(), "position", &mut v);
+        v.into_result()?;
+        validate::role(
+            &actor,
+            &[Role::Dispatcher, Role::Supervisor, Role::System],
+            "only dispatchers and supervisors register units",
+        )?;
+
+        let now = lifecycle::now_micros();
+        let (latitude, longitude) = position.unzip();
+        // one statement: registering a call sign again updates it and creates nothing
+        let row = sqlx::query(
+            "INSERT INTO units (unit_id, call_sign, precinct, officer_ids, status, latitude, longitude, \
+                position_reported_at, current_job_id, updated_at) \
+             VALUES ($1, $2, $3, $4, 'AVAILABLE', $5, $6, $7, NULL, $8) \
+             ON CONFLICT (call_sign) DO UPDATE SET \
+                precinct = EXCLUDED.precinct, officer_ids = EXCLUDED.officer_ids, \
+                latitude = coalesce(EXCLUDED.latitude, units.latitude), \
+                longitude = coalesce(EXCLUDED.longitude, units.longitude), \
+                position_reported_at = coalesce(EXCLUDED.position_reported_at, units.position_reported_at), \
+                updated_at = EXCLUDED.updated_at \
+             RETURNING *",
+        )
+        .bind(Uuid::now_v7())
+        .bind(&call_sign)
+        .bind(&precinct)
+        .bind(&officer_ids)
+        .bind(latitude)
+        .bind(longitude)
+        .bind(position.map(|_| now))
+        .bind(now)
+        .fetch_one(self.store.pool())
+        .await
+        .map_err(Failure::from)?;
+        let unit = unit_row(&row);
+        tracing::info!(unit_id = %unit.unit_id, call_sign = %unit.call_sign, precinct = %unit.precinct, "unit registered");
+        Ok(dispatch::RegisterUnitResponse {
+            unit: Some(unit.to_proto()),
+        })
     }
 
     pub async fn report_unit_status(
         &self,
-        _request: dispatch::ReportUnitStatusRequest,
+        request: dispatch::ReportUnitStatusRequest,
     ) -> Result<dispatch::ReportUnitStatusResponse, Status> {
-        Err(Status::unimplemented("report_unit_status is not built yet"))
+        let mut v = FieldViolations::new();
+        let actor = validate::actor(request.actor.as_ref(), &mut v);
+        let unit_id = validate::uuid(&request.unit_id, "unit_id", &mut v);
+        let status = match UnitStatus::try_from(request.status) {
+            Ok(
+                s @ (UnitStatus::Unspecified
+                | UnitStatus::Available
+                | UnitStatus::BusyEmergency
+                | UnitStatus::OutOfService),
+            ) => s,
+            Ok(UnitStatus::Assigned | UnitStatus::EnRoute | UnitStatus::OnScene) => {
+                v.add(
+                    "status",
+                    "ASSIGNED, EN_ROUTE and ON_SCENE follow the unit's job: report them on the job",
+                );
+                UnitStatus::Unspecified
+            }
+            Err(_) => {
+                v.add("status", "not a unit status");
+                UnitStatus::Unspecified
+            }
+        };
+        let position = validate::position(request.position.as_ref(), "position", &mut v);
+        if request.status == UnitStatus::Unspecified as i32 && request.position.is_none() {
+            v.add("status", "give a status, a position or both");
+        }
+        v.into_result()?;
+        validate::role(
+            &actor,
+            &[
+                Role::Officer,
+                Role::Dispatcher,
+                Role::Supervisor,
+                Role::System,
+            ],
+            "only the unit's officers, dispatchers and supervisors report a unit's status",
+        )?;
+
+        let report = StatusReport {
+            actor,
+            unit_id,
+            status,
+            position,
+        };
+        let outcome = self.apply_report(&report).await?;
+        self.lifecycle.relay_wakeup.notify_one();
+        // what the change freed is offered to auto-assignment, after commit
+        if let Some(job_id) = outcome.requeued_job {
+            self.lifecycle.try_auto_assign_job(job_id).await;
+        }
+        if outcome.became_available {
+            self.lifecycle.try_auto_assign_unit(unit_id).await;
+        }
+        let mut conn = self.store.pool().acquire().await.map_err(Failure::from)?;
+        let unit = read_unit(&mut conn, unit_id)
+            .await
+            .map_err(Failure::from)?
+            .ok_or_else(|| not_found("unit", unit_id.to_string()))?;
+        Ok(dispatch::ReportUnitStatusResponse {
+            unit: Some(unit.to_proto()),
+        })
+    }
+
+    /// Applies a status report in one transaction. A unit called to a 911
+    /// emergency or going out of service gives its 311 job back to the
+    /// queue; to keep the lock order (job, then unit), the unit's job is
+    /// locked first and the report is retried if the unit changed jobs
+    /// meanwhile.
+    async fn apply_report(&self, report: &StatusReport) -> Result<ReportOutcome, Failure> {
+        let pulls_unit = matches!(
+            report.status,
+            UnitStatus::BusyEmergency | UnitStatus::OutOfService
+        );
+        for _ in 0..3 {
+            let mut tx = self.store.pool().begin().await?;
+            let Some(seen) = read_unit(&mut tx, report.unit_id).await? else {
+                return Err(not_found("unit", report.unit_id.to_string()).into());
+            };
+            let job = match seen.current_job_id {
+                Some(job_id) if pulls_unit => lock_job(&mut tx, job_id).await?,
+                _ => None,
+            };
+            let Some(unit) = lock_unit(&mut tx, report.unit_id).await? else {
+                return Err(not_found("unit", report.unit_id.to_string()).into());
+            };
+            if unit.current_job_id != seen.current_job_id {
+                continue;
+            }
+            if report.actor.role == Role::Officer && !unit.has_officer(&report.actor.id) {
+                return Err(permission_denied(format!(
+                    "officer {} does not work unit {}",
+                    report.actor.id, unit.call_sign
+                ))
+                .into());
+            }
+            if report.status == UnitStatus::Available
+                && let Some(job_id) = unit.current_job_id
+            {
+                return Err(failed_precondition(
+                    "UNIT_ON_A_JOB",
+                    format!("units/{}", unit.unit_id),
+                    format!(
+                        "unit {} is working job {job_id}: its status follows the job until the job is closed \
+                         or reassigned",
+                        unit.call_sign
+                    ),
+                )
+                .into());
+            }
+
+            let now = lifecycle::now_micros();
+            let status = if report.status == UnitStatus::Unspecified {
+                unit.status
+            } else {
+                report.status
+            };
+            sqlx::query("UPDATE units SET status = $2, updated_at = $3 WHERE unit_id = $1")
+                .bind(unit.unit_id)
+                .bind(status_name(status))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(position) = report.position {
+                set_position(&mut tx, unit.unit_id, position, now).await?;
+            }
+            let mut requeued_job = None;
+            if let Some(job) = job.filter(|j| j.unit_id == Some(unit.unit_id)) {
+                let (reason, public_message) = if report.status == UnitStatus::BusyEmergency {
+                    (
+                        "unit pulled to a 911 emergency",
+                        "back in the precinct queue: the assigned unit was called to an emergency",
+                    )
+                } else {
+                    (
+                        "unit went out of service",
+                        "back in the precinct queue: the assigned unit went out of service",
+                    )
+                };
+                let unit_now = UnitRow {
+                    status,
+                    ..unit.clone()
+                };
+                let event = NewEvent {
+                    event_type: EventType::Reassigned,
+                    actor: report.actor.clone(),
+                    occurred_at: now,
+                    position: report.position,
+                    unit_id: Some(unit.unit_id),
+                    reason: reason.to_string(),
+                };
+                lifecycle::requeue(&mut tx, &job, &unit_now, event, public_message).await?;
+                tracing::info!(job_id = %job.job_id, unit_id = %unit.unit_id, unit_status = status_name(status), "job back in the queue: its unit was taken away");
+                requeued_job = Some(job.job_id);
+            }
+            tx.commit().await?;
+            return Ok(ReportOutcome {
+                requeued_job,
+                became_available: status == UnitStatus::Available
+                    && unit.status != UnitStatus::Available,
+            });
+        }
+        Err(Status::aborted("the unit changed jobs during the report; report again").into())
     }
 
     pub async fn list_units(
         &self,
-        _request: dispatch::ListUnitsRequest,
+        request: dispatch::ListUnitsRequest,
     ) -> Result<dispatch::ListUnitsResponse, Status> {
-        Err(Status::unimplemented("list_units is not built yet"))
+        let mut v = FieldViolations::new();
+        let precinct = validate::precinct(&request.precinct, "precinct", &mut v);
+        let limit = pagination::page_size(request.page_size, "page_size", &mut v);
+        let after = pagination::decode_token(&request.page_token, "page_token", &mut v);
+        v.into_result()?;
+
+        // call signs are unique: the last one of a page is the cursor
+        let rows = sqlx::query(
+            "SELECT * FROM units WHERE precinct = $1 AND ($2::text IS NULL OR call_sign > $2) \
+             ORDER BY call_sign LIMIT $3",
+        )
+        .bind(&precinct)
+        .bind(after)
+        .bind(limit as i64 + 1)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(Failure::from)?;
+        let mut units: Vec<UnitRow> = rows.iter().map(unit_row).collect();
+        let next_page_token = if units.len() > limit {
+            units.truncate(limit);
+            units
+                .last()
+                .map(|u| pagination::encode_token(&u.call_sign))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(dispatch::ListUnitsResponse {
+            units: units.iter().map(UnitRow::to_proto).collect(),
+            next_page_token,
+        })
     }
 
     pub async fn recommend_units(
         &self,
-        _request: dispatch::RecommendUnitsRequest,
+        request: dispatch::RecommendUnitsRequest,
     ) -> Result<dispatch::RecommendUnitsResponse, Status> {
-        Err(Status::unimplemented("recommend_units is not built yet"))
+        let mut v = FieldViolations::new();
+        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
+        let max_units = match usize::try_from(request.max_units) {
+            Ok(0) => DEFAULT_RECOMMENDATIONS,
+            Ok(n) => n.min(MAX_RECOMMENDATIONS),
+            Err(_) => {
+                v.add("max_units", "must not be negative");
+                DEFAULT_RECOMMENDATIONS
+            }
+        };
+        v.into_result()?;
+
+        let job = self
+            .store
+            .get(&JobKey::Id(job_id))
+            .await
+            .map_err(Failure::from)?
+            .ok_or_else(|| not_found("dispatch job", job_id.to_string()))?;
+        let Some(location) = job.location.map(|l| (l.latitude, l.longitude)) else {
+            return Err(failed_precondition(
+                "NO_LOCATION",
+                format!("jobs/{job_id}"),
+                "the job has no location to measure distances from",
+            ));
+        };
+        let mut conn = self.store.pool().acquire().await.map_err(Failure::from)?;
+        let mut ranked = available_near(&mut conn, &job.precinct, location)
+            .await
+            .map_err(Failure::from)?;
+        ranked.truncate(max_units);
+        Ok(dispatch::RecommendUnitsResponse {
+            recommendations: ranked
+                .into_iter()
+                .map(|(unit, distance_meters)| dispatch::UnitRecommendation {
+                    unit: Some(unit.to_proto()),
+                    distance_meters,
+                })
+                .collect(),
+        })
     }
 
     pub async fn set_auto_assign(
         &self,
-        _request: dispatch::SetAutoAssignRequest,
+        request: dispatch::SetAutoAssignRequest,
     ) -> Result<dispatch::SetAutoAssignResponse, Status> {
-        Err(Status::unimplemented("set_auto_assign is not built yet"))
+        let mut v = FieldViolations::new();
+        let actor = validate::actor(request.actor.as_ref(), &mut v);
+        let precinct = validate::precinct(&request.precinct, "precinct", &mut v);
+        v.into_result()?;
+        validate::role(
+            &actor,
+            &[Role::Supervisor],
+            "only a supervisor turns auto-assignment on or off",
+        )?;
+        sqlx::query(
+            "INSERT INTO precinct_settings (precinct, auto_assign) VALUES ($1, $2) \
+             ON CONFLICT (precinct) DO UPDATE SET auto_assign = EXCLUDED.auto_assign",
+        )
+        .bind(&precinct)
+        .bind(request.enabled)
+        .execute(self.store.pool())
+        .await
+        .map_err(Failure::from)?;
+        tracing::info!(%precinct, enabled = request.enabled, supervisor = %actor.id, "auto-assignment set");
+        Ok(dispatch::SetAutoAssignResponse {
+            precinct,
+            enabled: request.enabled,
+        })
+    }
+}
+
+struct StatusReport {
+    actor: ActorRef,
+    unit_id: Uuid,
+    status: UnitStatus,
+    position: Option<(f64, f64)>,
+}
+
+struct ReportOutcome {
+    requeued_job: Option<Uuid>,
+    became_available: bool,
+}
+
+/// A unit as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitRow {
+    pub unit_id: Uuid,
+    pub call_sign: String,
+    pub precinct: String,
+    pub officer_ids: Vec<String>,
+    pub status: UnitStatus,
+    pub position: Option<(f64, f64)>,
+    pub position_reported_at: Option<DateTime<Utc>>,
+    pub current_job_id: Option<Uuid>,
+}
+
+impl UnitRow {
+    pub fn has_officer(&self, officer_id: &str) -> bool {
+        self.officer_ids.iter().any(|id| id == officer_id)
+    }
+
+    pub fn to_proto(&self) -> Unit {
+        Unit {
+            unit_id: self.unit_id.to_string(),
+            call_sign: self.call_sign.clone(),
+            precinct: self.precinct.clone(),
+            officer_ids: self.officer_ids.clone(),
+            status: self.status as i32,
+            position: self.position.map(|(latitude, longitude)| GeoPoint {
+                latitude,
+                longitude,
+            }),
+            position_reported_at: self.position_reported_at.map(to_timestamp),
+            current_job_id: self
+                .current_job_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Why `unit` cannot take `job`, if it cannot. 911 work is named first: it
+/// is the reason a dispatcher most needs to hear.
+pub fn why_cannot_take(unit: &UnitRow, job: &JobRow) -> Option<Refusal> {
+    let call_sign = &unit.call_sign;
+    match unit.status {
+        UnitStatus::BusyEmergency => {
+            return Some(Refusal::new(
+                "UNIT_ON_EMERGENCY",
+                format!(
+                    "unit {call_sign} is on a 911 emergency; 311 work never takes a unit off an emergency"
+                ),
+            ));
+        }
+        UnitStatus::OutOfService => {
+            return Some(Refusal::new(
+                "UNIT_OUT_OF_SERVICE",
+                format!("unit {call_sign} is out of service"),
+            ));
+        }
+        _ => {}
+    }
+    if unit.precinct != job.precinct {
+        return Some(Refusal::new(
+            "UNIT_OF_ANOTHER_PRECINCT",
+            format!(
+                "unit {call_sign} belongs to precinct {}; the job is in precinct {}",
+                unit.precinct, job.precinct
+            ),
+        ));
+    }
+    if unit.current_job_id.is_some() || unit.status != UnitStatus::Available {
+        return Some(Refusal::new(
+            "UNIT_BUSY",
+            format!("unit {call_sign} is already working another job"),
+        ));
+    }
+    None
+}
+
+pub fn status_name(status: UnitStatus) -> &'static str {
+    status.as_str_name().trim_start_matches("UNIT_STATUS_")
+}
+
+pub fn unit_row(row: &PgRow) -> UnitRow {
+    let latitude: Option<f64> = row.get("latitude");
+    let longitude: Option<f64> = row.get("longitude");
+    let status: String = row.get("status");
+    UnitRow {
+        unit_id: row.get("unit_id"),
+        call_sign: row.get("call_sign"),
+        precinct: row.get("precinct"),
+        officer_ids: row.get("officer_ids"),
+        status: UnitStatus::from_str_name(&format!("UNIT_STATUS_{status}")).unwrap_or_default(),
+        position: latitude.zip(longitude),
+        position_reported_at: row.get("position_reported_at"),
+        current_job_id: row.get("current_job_id"),
+    }
+}
+
+/// Reads a unit without locking it.
+pub async fn read_unit(
+    conn: &mut PgConnection,
+    unit_id: Uuid,
+) -> Result<Option<UnitRow>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM units WHERE unit_id = $1")
+        .bind(unit_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(unit_row))
+}
+
+/// Locks a unit's row for the rest of the transaction (after its job's, if any).
+pub async fn lock_unit(
+    conn: &mut PgConnection,
+    unit_id: Uuid,
+) -> Result<Option<UnitRow>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM units WHERE unit_id = $1 FOR UPDATE")
+        .bind(unit_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(unit_row))
+}
+
+/// Locks several units in one order (by id), so two transactions that lock
+/// the same units never wait on each other in a circle.
+pub async fn lock_units(
+    conn: &mut PgConnection,
+    unit_ids: &[Uuid],
+) -> Result<Vec<UnitRow>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT * FROM units WHERE unit_id = ANY($1) ORDER BY unit_id FOR UPDATE")
+            .bind(unit_ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.iter().map(unit_row).collect())
+}
+
+/// The available units of `precinct` with a known position, nearest to
+/// `location` first, with their distances in meters.
+pub async fn available_near(
+    conn: &mut PgConnection,
+    precinct: &str,
+    location: (f64, f64),
+) -> Result<Vec<(UnitRow, f64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM units WHERE precinct = $1 AND status = 'AVAILABLE' AND current_job_id IS NULL \
+            AND latitude IS NOT NULL AND longitude IS NOT NULL",
+    )
+    .bind(precinct)
+    .fetch_all(conn)
+    .await?;
+    Ok(rank_by_distance(rows.iter().map(unit_row), location))
+}
+
+/// Units with a position, nearest to `location` first (call sign breaks ties).
+pub fn rank_by_distance(
+    units: impl IntoIterator<Item = UnitRow>,
+    location: (f64, f64),
+) -> Vec<(UnitRow, f64)> {
+    let mut ranked: Vec<(UnitRow, f64)> = units
+        .into_iter()
+        .filter_map(|unit| {
+            let distance = meters_between(unit.position?, location);
+            Some((unit, distance))
+        })
+        .collect();
+    ranked.sort_by(|(a, da), (b, db)| da.total_cmp(db).then_with(|| a.call_sign.cmp(&b.call_sign)));
+    ranked
+}
+
+pub async fn set_position(
+    conn: &mut PgConnection,
+    unit_id: Uuid,
+    position: (f64, f64),
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE units SET latitude = $2, longitude = $3, position_reported_at = $4, updated_at = $4 \
+         WHERE unit_id = $1",
+    )
+    .bind(unit_id)
+    .bind(position.0)
+    .bind(position.1)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The locked `unit` takes `job_id`: ASSIGNED, and its feed says so.
+pub async fn take(
+    conn: &mut PgConnection,
+    unit: &UnitRow,
+    job_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE units SET status = 'ASSIGNED', current_job_id = $2, updated_at = $3 WHERE unit_id = $1",
+    )
+    .bind(unit.unit_id)
+    .bind(job_id)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    feed::push(conn, unit.unit_id, job_id, AssignmentChange::Assigned, at).await?;
+    Ok(())
+}
+
+/// The locked `unit` follows its job to `status` (en route, on scene); its
+/// feed gets an update.
+pub async fn follow(
+    conn: &mut PgConnection,
+    unit: &UnitRow,
+    job_id: Uuid,
+    status: UnitStatus,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if unit.current_job_id == Some(job_id) {
+        sqlx::query("UPDATE units SET status = $2, updated_at = $3 WHERE unit_id = $1")
+            .bind(unit.unit_id)
+            .bind(status_name(status))
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+    }
+    feed::push(conn, unit.unit_id, job_id, AssignmentChange::Updated, at).await?;
+    Ok(())
+}
+
+/// The locked `unit` no longer works `job_id` (closed, cancelled, taken
+/// away): available again unless it is on 911 work or out of service; its
+/// feed gets `change`.
+pub async fn release(
+    conn: &mut PgConnection,
+    unit: &UnitRow,
+    job_id: Uuid,
+    change: AssignmentChange,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if unit.current_job_id == Some(job_id) {
+        sqlx::query(
+            "UPDATE units SET status = $2, current_job_id = NULL, updated_at = $3 WHERE unit_id = $1",
+        )
+        .bind(unit.unit_id)
+        .bind(status_name(unit_status_after_release(unit.status)))
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    feed::push(conn, unit.unit_id, job_id, change, at).await?;
+    Ok(())
+}
+
+/// Whether the precinct turned auto-assignment on.
+pub async fn auto_assign_on(conn: &mut PgConnection, precinct: &str) -> Result<bool, sqlx::Error> {
+    let enabled: Option<bool> =
+        sqlx::query_scalar("SELECT auto_assign FROM precinct_settings WHERE precinct = $1")
+            .bind(precinct)
+            .fetch_optional(conn)
+            .await?;
+    Ok(enabled.unwrap_or(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use dispatch311_proto::{common::v1::Priority, dispatch::v1::JobState};
+
+    use super::*;
+
+    fn unit(call_sign: &str, status: UnitStatus, position: Option<(f64, f64)>) -> UnitRow {
+        UnitRow {
+            unit_id: Uuid::now_v7(),
+            call_sign: call_sign.into(),
+            precinct: "14".into(),
+            officer_ids: vec!["O-1".into()],
+            status,
+            position,
+            position_reported_at: None,
+            current_job_id: None,
+        }
+    }
+
+    fn queued_job(precinct: &str) -> JobRow {
+        let now = Utc::now();
+        JobRow {
+            job_id: Uuid::now_v7(),
+            sr_id: Uuid::now_v7(),
+            sr_number: "SR-2026-0000001".into(),
+            complaint_type: "Illegal Parking".into(),
+            descriptor: "Blocked Hydrant".into(),
+            borough: "MANHATTAN".into(),
+            agency: "NYPD".into(),
+            precinct: precinct.into(),
+            location: Some((40.7484, -73.9857)),
+            priority: Priority::High,
+            state: JobState::Queued,
+            unit_id: None,
+            assignment_number: 0,
+            created_at: now,
+            queued_at: now,
+            assigned_at: None,
+            acknowledged_at: None,
+            en_route_at: None,
+            on_scene_at: None,
+            on_scene_position: None,
+            closed_at: None,
+            sla_due_at: None,
+            sla_breached: false,
+            police_matter: true,
+            photo_count: 0,
+            reopen_count: 0,
+            closure_count: 0,
+            complainant_consented: false,
+        }
+    }
+
+    #[test]
+    fn only_an_available_unit_of_the_precinct_takes_a_job() {
+        let job = queued_job("14");
+        assert_eq!(
+            why_cannot_take(&unit("14-ADAM-1", UnitStatus::Available, None), &job),
+            None
+        );
+        let refusal =
+            why_cannot_take(&unit("14-ADAM-2", UnitStatus::BusyEmergency, None), &job).unwrap();
+        assert_eq!(refusal.rule, "UNIT_ON_EMERGENCY");
+        assert_eq!(
+            refusal.description,
+            "unit 14-ADAM-2 is on a 911 emergency; 311 work never takes a unit off an emergency"
+        );
+        assert_eq!(
+            why_cannot_take(&unit("14-ADAM-3", UnitStatus::OutOfService, None), &job)
+                .unwrap()
+                .rule,
+            "UNIT_OUT_OF_SERVICE"
+        );
+        assert_eq!(
+            why_cannot_take(
+                &unit("14-ADAM-4", UnitStatus::Available, None),
+                &queued_job("18")
+            )
+            .unwrap()
+            .rule,
+            "UNIT_OF_ANOTHER_PRECINCT"
+        );
+        let busy = UnitRow {
+            current_job_id: Some(Uuid::now_v7()),
+            ..unit("14-ADAM-5", UnitStatus::Assigned, None)
+        };
+        assert_eq!(why_cannot_take(&busy, &job).unwrap().rule, "UNIT_BUSY");
+    }
+
+    #[test]
+    fn the_911_refusal_wins_over_every_other() {
+        let emergency_elsewhere = UnitRow {
+            precinct: "18".into(),
+            ..unit("18-BOY-1", UnitStatus::BusyEmergency, None)
+        };
+        assert_eq!(
+            why_cannot_take(&emergency_elsewhere, &queued_job("14"))
+                .unwrap()
+                .rule,
+            "UNIT_ON_EMERGENCY"
+        );
+    }
+
+    #[test]
+    fn units_rank_by_distance_and_those_without_a_position_are_left_out() {
+        let incident = (40.7484, -73.9857);
+        let ranked = rank_by_distance(
+            [
+                unit(
+                    "14-ADAM-3",
+                    UnitStatus::Available,
+                    Some((40.7574, -73.9857)),
+                ),
+                unit(
+                    "14-ADAM-1",
+                    UnitStatus::Available,
+                    Some((40.7494, -73.9857)),
+                ),
+                unit("14-ADAM-9", UnitStatus::Available, None),
+                unit(
+                    "14-ADAM-2",
+                    UnitStatus::Available,
+                    Some((40.7444, -73.9857)),
+                ),
+            ],
+            incident,
+        );
+        let order: Vec<&str> = ranked.iter().map(|(u, _)| u.call_sign.as_str()).collect();
+        assert_eq!(order, ["14-ADAM-1", "14-ADAM-2", "14-ADAM-3"]);
+        assert!((ranked[0].1 - 111.0).abs() < 2.0, "{}", ranked[0].1);
+    }
+
+    #[test]
+    fn a_unit_knows_its_officers() {
+        let unit = UnitRow {
+            officer_ids: vec!["O-1".into(), "O-2".into()],
+            ..unit("14-ADAM-1", UnitStatus::Available, None)
+        };
+        assert!(unit.has_officer("O-2"));
+        assert!(!unit.has_officer("O-3"));
+        assert_eq!(unit.to_proto().status, UnitStatus::Available as i32);
     }
 }
