@@ -147,7 +147,8 @@ pub async fn run(
     let in_flight = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for (precinct, unit_id, officer) in units.iter().cloned() {
+    let unit_count = units.len();
+    for (precinct, unit_id, officer) in units {
         let queues = queues.clone();
         let in_flight = in_flight.clone();
         let dispatch = dispatch.clone();
@@ -191,7 +192,7 @@ pub async fn run(
     }
     let mut total = LifecycleFigures {
         jobs_found: found,
-        units: units.len(),
+        units: unit_count,
         completed: 0,
         elapsed: Duration::ZERO,
         latency: BTreeMap::new(),
