@@ -307,7 +307,7 @@ async fn lifecycle(
 pub fn print(figures: &LifecycleFigures) {
     let per_second = figures.completed as f64 / figures.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "dispatch path: {} lifecycles in {:.2} s = {per_second:.0} lifecycles/s ({} RPCs/s), {} units on {} queued jobs",
+        "dispatch path: {} lifecycles in {:.2} s = {per_second:.0} lifecycles/s ({:.0} RPCs/s), {} units on {} queued jobs",
         figures.completed,
         figures.elapsed.as_secs_f64(),
         per_second * STEPS.len() as f64,
