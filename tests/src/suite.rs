@@ -198,6 +198,13 @@ impl Suite {
             .env("REDIS_URL", &self.redis_url)
             .env("DISPATCH311_REDIS_PREFIX", &self.redis_prefix)
             .env("DISPATCH311_DB_MAX_CONNECTIONS", "8")
+            // where each service reaches the others (survey calls intake)
+            .envs(Service::ALL.iter().map(|other| {
+                (
+                    format!("DISPATCH311_{}_URL", other.name().to_uppercase()),
+                    self.url(*other),
+                )
+            }))
             .env(
                 "RUST_LOG",
                 std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()),

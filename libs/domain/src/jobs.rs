@@ -15,6 +15,8 @@ pub mod queues {
     /// dispatch -> dispatch: `DispatchTimer`, scheduled (acknowledgement
     /// timeouts, SLA breaches); one delivery per timer across replicas.
     pub const DISPATCH_TIMERS: &str = "dispatch-timers";
+    /// survey -> dispatch: `ReopenRequest`.
+    pub const REOPEN: &str = "reopen";
 }
 
 /// Job kinds (the `kind` field of the envelope).
@@ -24,6 +26,7 @@ pub mod kinds {
     pub const STATUS_UPDATE: &str = "status_update";
     pub const CLOSED: &str = "closed";
     pub const DISPATCH_TIMER: &str = "dispatch_timer";
+    pub const REOPEN: &str = "reopen";
 }
 
 /// Consumer group names: one per consuming service.

@@ -173,6 +173,21 @@ impl IntakeService for IntakeApi {
             next_page_token,
         }))
     }
+
+    async fn release_complainant_contact(
+        &self,
+        _request: Request<dispatch311_proto::intake::v1::ReleaseComplainantContactRequest>,
+    ) -> Result<Response<dispatch311_proto::intake::v1::ReleaseComplainantContactResponse>, Status>
+    {
+        Err(Status::unimplemented("contact release is being built"))
+    }
+
+    async fn list_contact_releases(
+        &self,
+        _request: Request<dispatch311_proto::intake::v1::ListContactReleasesRequest>,
+    ) -> Result<Response<dispatch311_proto::intake::v1::ListContactReleasesResponse>, Status> {
+        Err(Status::unimplemented("contact release is being built"))
+    }
 }
 
 /// Keyset cursor of a listed request: its creation time and id.
