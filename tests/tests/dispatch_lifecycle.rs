@@ -281,7 +281,7 @@ async fn tampering_with_a_recorded_event_is_detected_at_its_sequence() -> anyhow
     let pool = suite.database().await?;
 
     let mut jobs = Vec::new();
-    for (n, north) in [0.0, 100.0, 200.0, 300.0].into_iter().enumerate() {
+    for (n, north) in [0.0, 100.0, 200.0, 300.0, 400.0].into_iter().enumerate() {
         let job = hydrant_at(&suite, offset(EMPIRE_STATE, north, 0.0)).await?;
         let officer_id = format!("O-{n}");
         let unit = register_unit(
@@ -360,6 +360,14 @@ async fn tampering_with_a_recorded_event_is_detected_at_its_sequence() -> anyhow
         .bind(job_uuid(3)?)
         .execute(&mut *tx)
         .await?;
+    // ... and cuts the end off a log, the closure with it
+    sqlx::query(
+        "DELETE FROM dispatch.job_events WHERE job_id = $1 \
+         AND sequence = (SELECT max(sequence) FROM dispatch.job_events WHERE job_id = $1)",
+    )
+    .bind(job_uuid(4)?)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("ALTER TABLE dispatch.job_events ENABLE TRIGGER job_events_append_only")
         .execute(&mut *tx)
         .await?;
@@ -388,6 +396,10 @@ async fn tampering_with_a_recorded_event_is_detected_at_its_sequence() -> anyhow
         first_broken, 4,
         "the event after the gap no longer links: {detail}"
     );
+
+    let (intact, checked, first_broken, detail) = verify(&dispatch, &jobs[4].job_id).await?;
+    assert!(!intact, "a log cut short no longer ends where the job says it does");
+    assert_eq!(first_broken, checked + 1, "the first missing event is reported: {detail}");
 
     // the edit is not hidden: the timeline shows what is stored now
     let events = timeline(&dispatch, &jobs[0].job_id).await?;

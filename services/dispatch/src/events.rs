@@ -66,12 +66,15 @@ pub async fn append(
         "WITH last AS ( \
             SELECT coalesce(max(sequence), 0) AS sequence, \
                    coalesce((SELECT hash FROM job_events WHERE job_id = $1 ORDER BY sequence DESC LIMIT 1), '') AS hash \
-            FROM job_events WHERE job_id = $1) \
-         INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, latitude, longitude, \
-            unit_id, reason, previous_hash, hash) \
-         SELECT $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9, last.hash, \
-            job_event_hash(last.hash, $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         FROM last RETURNING sequence",
+            FROM job_events WHERE job_id = $1), \
+         appended AS ( \
+            INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, latitude, \
+                longitude, unit_id, reason, previous_hash, hash) \
+            SELECT $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9, last.hash, \
+                job_event_hash(last.hash, $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            FROM last RETURNING sequence, hash) \
+         UPDATE jobs SET last_event_sequence = appended.sequence, last_event_hash = appended.hash \
+         FROM appended WHERE jobs.job_id = $1 RETURNING appended.sequence",
     )
     .bind(job_id)
     .bind(event_type_name(event.event_type))
@@ -174,6 +177,24 @@ pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResp
                 detail,
             });
         }
+    }
+    // the job row remembers where its log ends: a log cut short at the end
+    // chains perfectly and only this catches it
+    let (anchor_sequence, anchor_hash): (i64, String) =
+        sqlx::query_as("SELECT last_event_sequence, last_event_hash FROM jobs WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or_default();
+    let last = rows.last().map(|r| (r.get::<i64, _>("sequence"), r.get::<String, _>("hash")));
+    if last != Some((anchor_sequence, anchor_hash)) && anchor_sequence > 0 {
+        let ends_at = last.map_or(0, |(sequence, _)| sequence);
+        return Ok(VerifyJobTimelineResponse {
+            intact: false,
+            events_checked: checked,
+            first_broken_sequence: ends_at + 1,
+            detail: format!("the log ends at event {ends_at} but the job recorded event {anchor_sequence} as its last"),
+        });
     }
     Ok(VerifyJobTimelineResponse {
         intact: true,
