@@ -18,7 +18,7 @@ use dispatch311_proto::{
     },
     intake::v1::{
         Complainant, CreateServiceRequestRequest, GetServiceRequestRequest, PhotoReference,
-        ServiceRequest, get_service_request_request,
+        ServiceRequest, get_service_request_request, intake_service_client::IntakeServiceClient,
     },
 };
 use prost::Message as _;
@@ -150,7 +150,15 @@ pub async fn wait_for_sr_status(
     sr_number: &str,
     status: ServiceRequestStatus,
 ) -> anyhow::Result<ServiceRequest> {
-    let intake = suite.intake().await?;
+    wait_for_public_status(&suite.intake().await?, sr_number, status).await
+}
+
+/// Waits until intake (through `intake`) shows `sr_number` with `status`.
+pub async fn wait_for_public_status(
+    intake: &IntakeServiceClient<Channel>,
+    sr_number: &str,
+    status: ServiceRequestStatus,
+) -> anyhow::Result<ServiceRequest> {
     eventually(
         PIPELINE,
         &format!("{sr_number} to become {status:?} in intake"),

@@ -25,7 +25,7 @@ use dispatch311_proto::{
 use dispatch311_tests::{
     cad::{
         Dispatch, close, close_request, drive_to_scene, get_job, percentile_bounds, register_unit,
-        seconds_between, supervisor, timestamp_of, verify, wait_for_job, wait_for_sr_status,
+        seconds_between, supervisor, timestamp_of, verify, wait_for_job, wait_for_public_status,
     },
     nyc311::{self, CsvRequest},
     suite::{Suite, SuiteOptions},
@@ -289,7 +289,6 @@ async fn a_real_half_day_of_police_311_closes_with_figures_that_add_up() -> anyh
     for check in checks {
         public_checks.push(check.await??);
     }
-    let suite_ref = &suite;
     for chunk in public_checks.chunks(CONCURRENCY) {
         let mut waits = Vec::new();
         for (code, sr_number) in chunk {
@@ -298,8 +297,9 @@ async fn a_real_half_day_of_police_311_closes_with_figures_that_add_up() -> anyh
                 ResolutionCode::OutsideJurisdiction => ServiceRequestStatus::Referred,
                 _ => ServiceRequestStatus::Closed,
             };
+            let intake = &intake;
             waits.push(async move {
-                let sr = wait_for_sr_status(suite_ref, sr_number, status).await?;
+                let sr = wait_for_public_status(intake, sr_number, status).await?;
                 if status == ServiceRequestStatus::Closed {
                     let resolution = sr.resolution.unwrap_or_default();
                     anyhow::ensure!(
@@ -315,11 +315,13 @@ async fn a_real_half_day_of_police_311_closes_with_figures_that_add_up() -> anyh
         }
     }
 
+    let checked_in = started.elapsed() - filed_in - worked_in;
     let mut outcomes: Vec<(&str, usize)> = outcomes.into_iter().collect();
     outcomes.sort();
     eprintln!(
         "dispatch replay: {received} jobs in {} precincts, {closed} closed ({fast} within 5 minutes \
-         of assignment), filed in {filed_in:.1?}, worked in {worked_in:.1?}; outcomes {outcomes:?}",
+         of assignment), filed in {filed_in:.1?}, worked in {worked_in:.1?}, checked in {checked_in:.1?}; \
+         outcomes {outcomes:?}",
         expected.len()
     );
 

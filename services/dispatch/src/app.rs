@@ -1,5 +1,5 @@
-//! Wires dispatch together: database, queue consumer, outbox relay and the
-//! gRPC server; runs until told to stop.
+//! Wires dispatch together: database, queue consumers (dispatch jobs, timers,
+//! reopen requests), outbox relay and the gRPC server; runs until told to stop.
 
 use std::{future::Future, sync::Arc};
 
@@ -14,6 +14,7 @@ use crate::{
     config::{DispatchConfig, DispatchRules},
     dispatch_jobs::DispatchJobHandler,
     lifecycle::Lifecycle,
+    reopen_requests::ReopenRequestHandler,
     store::Store,
     supervision::Supervision,
     timers::TimerHandler,
@@ -82,6 +83,15 @@ impl Application {
         workers.spawn(
             "timer consumer",
             timers.run(Arc::new(timer_handler), workers.stop_token()),
+        );
+
+        let reopens = self.queue.consumer(queues::REOPEN, groups::DISPATCH)?;
+        workers.spawn(
+            "reopen request consumer",
+            reopens.run(
+                Arc::new(ReopenRequestHandler::new(lifecycle.clone())),
+                workers.stop_token(),
+            ),
         );
 
         let watch = Watch::new(self.store.clone());

@@ -11,6 +11,7 @@ pub mod feed;
 pub mod flags;
 pub mod lifecycle;
 pub mod outputs;
+pub mod reopen_requests;
 pub mod state_machine;
 pub mod store;
 pub mod supervision;

@@ -50,6 +50,30 @@ const MAX_REASON_CHARS: usize = 1000;
 const MAX_NOTES_CHARS: usize = 4000;
 const MIN_REROUTE_REASON_CHARS: usize = 10;
 
+/// Who reopens a job and why, whether it becomes more urgent, and whether it
+/// goes on the review list (a REOPENED_BY_COMPLAINANT flag).
+#[derive(Debug, Clone)]
+pub struct Reopening {
+    pub actor: ActorRef,
+    pub reason: String,
+    pub raise_priority: bool,
+    pub for_review: bool,
+}
+
+/// What [`Lifecycle::reopen_if`] did.
+#[derive(Debug)]
+pub enum GuardedReopen {
+    /// Reopened: the job as it is now.
+    Reopened(Box<dispatch::Job>),
+    /// The job, as locked, failed the check; nothing changed.
+    Unchanged {
+        job_id: Uuid,
+        state: JobState,
+        closure_count: i32,
+        why: &'static str,
+    },
+}
+
 #[derive(Clone)]
 pub struct Lifecycle {
     pub store: Store,
@@ -418,10 +442,61 @@ impl Lifecycle {
             "only a supervisor (or the survey path) reopens a job",
         )?;
 
-        let mut change = self.begin(job_id).await?;
+        let for_review =
+            accountability::reopened_by_complainant(&reason, actor.role, request.raise_priority);
+        let reopening = Reopening {
+            actor,
+            reason,
+            raise_priority: request.raise_priority,
+            for_review,
+        };
+        let change = self.begin(job_id).await?;
+        let job = self.reopen(change, reopening).await?;
+        Ok(dispatch::ReopenJobResponse { job: Some(job) })
+    }
+
+    /// Reopens the job of request `sr_id` if, as locked, it passes `check`
+    /// (which says why not otherwise); nothing changes when it does not.
+    /// `None` when the request has no job.
+    pub async fn reopen_if(
+        &self,
+        sr_id: Uuid,
+        reopening: Reopening,
+        check: impl FnOnce(&JobRow) -> Result<(), &'static str>,
+    ) -> Result<Option<GuardedReopen>, Failure> {
+        let job_id: Option<Uuid> = sqlx::query_scalar("SELECT job_id FROM jobs WHERE sr_id = $1")
+            .bind(sr_id)
+            .fetch_optional(self.store.pool())
+            .await?;
+        let Some(job_id) = job_id else {
+            return Ok(None);
+        };
+        let change = self.begin(job_id).await?;
+        if let Err(why) = check(&change.job) {
+            // dropping the transaction releases the lock and changes nothing
+            return Ok(Some(GuardedReopen::Unchanged {
+                job_id,
+                state: change.job.state,
+                closure_count: change.job.closure_count,
+                why,
+            }));
+        }
+        let job = self.reopen(change, reopening).await?;
+        Ok(Some(GuardedReopen::Reopened(Box::new(job))))
+    }
+
+    /// A closed job goes back to its precinct queue (more urgent when asked),
+    /// with a REOPENED event, and a REOPENED_BY_COMPLAINANT flag when it is
+    /// for review; intake hears the reopening with the new priority.
+    async fn reopen(
+        &self,
+        mut change: JobChange,
+        reopening: Reopening,
+    ) -> Result<dispatch::Job, Failure> {
         change.check(Transition::Reopen)?;
+        let job_id = change.job.job_id;
         let now = change.now;
-        let priority = if request.raise_priority {
+        let priority = if reopening.raise_priority {
             accountability::raised(change.job.priority)
         } else {
             change.job.priority
@@ -444,19 +519,18 @@ impl Lifecycle {
         .execute(&mut *change.tx)
         .await
         .map_err(Failure::from)?;
-        let by_complainant =
-            accountability::reopened_by_complainant(&reason, actor.role, request.raise_priority);
+        let for_review = reopening.for_review;
         let event = NewEvent {
             event_type: EventType::Reopened,
-            actor,
+            actor: reopening.actor,
             occurred_at: now,
             position: None,
             unit_id: None,
-            reason,
+            reason: reopening.reason,
         };
         // the flag says why the job is reopened, so it comes first and the
         // reopening stays the job's latest event
-        if by_complainant {
+        if for_review {
             flags::raise(
                 &mut change.tx,
                 job_id,
@@ -487,10 +561,10 @@ impl Lifecycle {
             ..Default::default()
         };
         tell_intake_update(&mut change.tx, &update).await?;
-        tracing::info!(%job_id, reopen_count, priority = priority_name(priority), by_complainant, "job reopened");
+        tracing::info!(%job_id, reopen_count, priority = priority_name(priority), for_review, "job reopened");
         let job = self.finish(change).await?;
         self.try_auto_assign_job(job_id).await;
-        Ok(dispatch::ReopenJobResponse { job: Some(job) })
+        Ok(job)
     }
 
     pub async fn approve_reroute(

@@ -13,8 +13,10 @@ use dispatch311_proto::{
     common::v1::ServiceRequestStatus,
     intake::v1::{
         CreateServiceRequestRequest, CreateServiceRequestResponse, GetServiceRequestRequest,
-        GetServiceRequestResponse, ListServiceRequestsRequest, ListServiceRequestsResponse,
-        get_service_request_request::Key, intake_service_server::IntakeService,
+        GetServiceRequestResponse, ListContactReleasesRequest, ListContactReleasesResponse,
+        ListServiceRequestsRequest, ListServiceRequestsResponse, ReleaseComplainantContactRequest,
+        ReleaseComplainantContactResponse, get_service_request_request::Key,
+        intake_service_server::IntakeService,
     },
 };
 use dispatch311_telemetry::{
@@ -26,8 +28,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    store::{Created, ListFilter, SrKey, Store, StoreError},
-    validate::validate,
+    store::{Created, ListFilter, Release, SrKey, Store, StoreError, purpose_name},
+    validate::{release_page_token, validate, validate_release, validate_release_list},
 };
 
 pub struct IntakeApi {
@@ -176,17 +178,85 @@ impl IntakeService for IntakeApi {
 
     async fn release_complainant_contact(
         &self,
-        _request: Request<dispatch311_proto::intake::v1::ReleaseComplainantContactRequest>,
-    ) -> Result<Response<dispatch311_proto::intake::v1::ReleaseComplainantContactResponse>, Status>
-    {
-        Err(Status::unimplemented("contact release is being built"))
+        request: Request<ReleaseComplainantContactRequest>,
+    ) -> Result<Response<ReleaseComplainantContactResponse>, Status> {
+        let release = validate_release(request.into_inner())?;
+        set_on_current(attributes::SR_NUMBER, release.sr_number.clone());
+        // only who asked, why and for which request are logged: the contact never is
+        let sr_number = release.sr_number.as_str();
+        let purpose = purpose_name(release.purpose);
+        let requester = release.requester.as_str();
+        match self
+            .store
+            .release_contact(&release)
+            .await
+            .map_err(store_status)?
+        {
+            Release::Released(complainant) => {
+                tracing::info!(
+                    sr_number,
+                    purpose,
+                    requester,
+                    "complainant contact released"
+                );
+                Ok(Response::new(ReleaseComplainantContactResponse {
+                    complainant: Some(complainant),
+                }))
+            }
+            Release::UnknownRequest => Err(grpc_status::not_found("service request", sr_number)),
+            Release::NoContact => {
+                tracing::info!(
+                    sr_number,
+                    purpose,
+                    requester,
+                    "no complainant contact to release"
+                );
+                Err(grpc_status::not_found("complainant contact", sr_number))
+            }
+            Release::NoConsent => {
+                tracing::warn!(
+                    sr_number,
+                    purpose,
+                    requester,
+                    "contact release refused: the complainant did not consent"
+                );
+                Err(grpc_status::failed_precondition(
+                    "NO_CONSENT",
+                    format!("service_requests/{sr_number}"),
+                    "the complainant did not consent to be contacted",
+                ))
+            }
+        }
     }
 
     async fn list_contact_releases(
         &self,
-        _request: Request<dispatch311_proto::intake::v1::ListContactReleasesRequest>,
-    ) -> Result<Response<dispatch311_proto::intake::v1::ListContactReleasesResponse>, Status> {
-        Err(Status::unimplemented("contact release is being built"))
+        request: Request<ListContactReleasesRequest>,
+    ) -> Result<Response<ListContactReleasesResponse>, Status> {
+        let query = validate_release_list(request.into_inner())?;
+        let limit = query.page_size;
+        let mut rows = self
+            .store
+            .list_releases(&query, limit + 1)
+            .await
+            .map_err(store_status)?;
+        let next_page_token = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last()
+                .map(|last| release_page_token(last.released_at, last.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        tracing::debug!(
+            sr_number = query.sr_number.as_deref(),
+            returned = rows.len(),
+            "listed contact releases"
+        );
+        Ok(Response::new(ListContactReleasesResponse {
+            releases: rows.into_iter().map(|row| row.release).collect(),
+            next_page_token,
+        }))
     }
 }
 

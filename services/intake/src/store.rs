@@ -15,14 +15,19 @@ use dispatch311_domain::{
 };
 use dispatch311_proto::{
     common::v1::{Address, GeoPoint, Priority, ResolutionCode, ServiceRequestStatus},
-    intake::v1::{Resolution, ServiceRequest, TimelineEntry},
+    intake::v1::{
+        Complainant, ContactRelease, ReleasePurpose, Resolution, ServiceRequest, TimelineEntry,
+    },
     jobs::v1::{RouteJob, StatusUpdate},
 };
 use dispatch311_queue::outbox;
 use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
-use crate::{numbers::SrSequence, validate::NewServiceRequest};
+use crate::{
+    numbers::SrSequence,
+    validate::{ContactReleaseRequest, NewServiceRequest, ReleaseListQuery},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,6 +60,26 @@ pub struct ListFilter {
     /// (created_at, sr_id) of the last row of the previous page.
     pub after: Option<(DateTime<Utc>, Uuid)>,
     pub limit: usize,
+}
+
+/// What asking for a complainant's contact found.
+#[derive(Debug)]
+pub enum Release {
+    /// No request has this number.
+    UnknownRequest,
+    /// The request is anonymous, or its contact is gone.
+    NoContact,
+    /// The complainant did not consent to be contacted: nothing released.
+    NoConsent,
+    /// The contact, released and recorded.
+    Released(Complainant),
+}
+
+/// A recorded release with its keyset position.
+pub struct RecordedRelease {
+    pub id: i64,
+    pub released_at: DateTime<Utc>,
+    pub release: ContactRelease,
 }
 
 const RECEIVED_MESSAGE: &str = "request received";
@@ -347,6 +372,86 @@ impl Store {
         Ok((found > 0).then_some(applied > 0))
     }
 
+    /// Releases the complainant's contact of a request for one purpose to one
+    /// requester, and records the release. Reading the contact and recording
+    /// the release are one statement (one transaction), so no contact is
+    /// released without its record, and nothing is recorded for a request
+    /// without a contact or without consent.
+    pub async fn release_contact(&self, request: &ContactReleaseRequest) -> StoreResult<Release> {
+        let row = sqlx::query(
+            "WITH target AS ( \
+                SELECT s.sr_id, s.sr_number, c.sr_id IS NOT NULL AS has_contact, \
+                    coalesce(c.consent_to_contact, false) AS consented, c.name, c.phone, c.email \
+                FROM service_requests s LEFT JOIN complainant_contacts c ON c.sr_id = s.sr_id \
+                WHERE s.sr_number = $1), \
+             recorded AS ( \
+                INSERT INTO contact_releases (sr_id, sr_number, purpose, requester, released_at) \
+                SELECT sr_id, sr_number, $2, $3, now() FROM target WHERE has_contact AND consented \
+                RETURNING id) \
+             SELECT has_contact, consented, name, phone, email, (SELECT count(*) FROM recorded) AS recorded \
+             FROM target",
+        )
+        .bind(&request.sr_number)
+        .bind(purpose_name(request.purpose))
+        .bind(&request.requester)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Release::UnknownRequest);
+        };
+        if !row.get::<bool, _>("has_contact") {
+            return Ok(Release::NoContact);
+        }
+        if !row.get::<bool, _>("consented") {
+            return Ok(Release::NoConsent);
+        }
+        debug_assert_eq!(row.get::<i64, _>("recorded"), 1, "a release is recorded");
+        Ok(Release::Released(Complainant {
+            name: row.get("name"),
+            phone: row.get("phone"),
+            email: row.get("email"),
+            consent_to_contact: true,
+        }))
+    }
+
+    /// Recorded releases, newest first, after the query's keyset position;
+    /// at most `limit`.
+    pub async fn list_releases(
+        &self,
+        query: &ReleaseListQuery,
+        limit: usize,
+    ) -> StoreResult<Vec<RecordedRelease>> {
+        let (after_at, after_id) = query.after.unzip();
+        let rows = sqlx::query(
+            "SELECT id, sr_number, purpose, requester, released_at FROM contact_releases \
+             WHERE ($1::text IS NULL OR sr_number = $1) \
+               AND ($2::timestamptz IS NULL OR (released_at, id) < ($2, $3)) \
+             ORDER BY released_at DESC, id DESC LIMIT $4",
+        )
+        .bind(query.sr_number.as_deref())
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let released_at: DateTime<Utc> = row.get("released_at");
+                RecordedRelease {
+                    id: row.get("id"),
+                    released_at,
+                    release: ContactRelease {
+                        sr_number: row.get("sr_number"),
+                        purpose: purpose_from_name(row.get("purpose")) as i32,
+                        requester: row.get("requester"),
+                        released_at: Some(to_timestamp(released_at)),
+                    },
+                }
+            })
+            .collect())
+    }
+
     /// Requests that stopped before reaching their destination queue — most
     /// likely their jobs were lost with Redis — older than `older_than`, and
     /// not re-published since then. Re-publishes their route job through the
@@ -382,6 +487,15 @@ impl Store {
         tx.commit().await?;
         Ok(rows.len())
     }
+}
+
+/// How a release purpose is stored, e.g. `SATISFACTION_SURVEY`.
+pub fn purpose_name(purpose: ReleasePurpose) -> &'static str {
+    purpose.as_str_name().trim_start_matches("RELEASE_PURPOSE_")
+}
+
+fn purpose_from_name(name: &str) -> ReleasePurpose {
+    ReleasePurpose::from_str_name(&format!("RELEASE_PURPOSE_{name}")).unwrap_or_default()
 }
 
 fn route_job_from_row(row: &PgRow) -> RouteJob {

@@ -1,13 +1,17 @@
-//! Turns a `CreateServiceRequestRequest` into a `NewServiceRequest`, or into
-//! INVALID_ARGUMENT listing every field that is wrong. Nothing is stored
-//! unless the whole request is valid.
+//! Turns a `CreateServiceRequestRequest` into a `NewServiceRequest`, and the
+//! contact-release requests into their queries, or into INVALID_ARGUMENT
+//! listing every field that is wrong. Nothing is stored or released unless
+//! the whole request is valid.
 
 use chrono::{DateTime, Duration, Utc};
-use dispatch311_domain::{CityBounds, taxonomy, time::from_timestamp};
-use dispatch311_grpc::status::FieldViolations;
+use dispatch311_domain::{CityBounds, SrNumber, taxonomy, time::from_timestamp};
+use dispatch311_grpc::{pagination, status::FieldViolations};
 use dispatch311_proto::{
     common::v1::{Address, Channel},
-    intake::v1::{Complainant, CreateServiceRequestRequest, PhotoReference},
+    intake::v1::{
+        Complainant, CreateServiceRequestRequest, ListContactReleasesRequest, PhotoReference,
+        ReleaseComplainantContactRequest, ReleasePurpose,
+    },
 };
 
 pub const MAX_REQUEST_ID: usize = 128;
@@ -18,6 +22,8 @@ pub const MAX_PHOTOS: usize = 10;
 pub const MAX_PHOTO_URI: usize = 2_048;
 pub const MAX_NAME: usize = 100;
 pub const MAX_EMAIL: usize = 254;
+/// Who asks for a contact, e.g. `survey:<survey system id>`.
+pub const MAX_REQUESTER: usize = 100;
 /// Clocks of phones and call-center desks drift; a little future is tolerated.
 pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 /// Older observations are history, not a condition to dispatch to.
@@ -184,6 +190,104 @@ pub fn validate(
         complainant,
         observed_at,
     })
+}
+
+/// A valid `ReleaseComplainantContact`: whose contact, why, for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactReleaseRequest {
+    /// In its canonical spelling.
+    pub sr_number: String,
+    pub purpose: ReleasePurpose,
+    pub requester: String,
+}
+
+pub fn validate_release(
+    request: ReleaseComplainantContactRequest,
+) -> Result<ContactReleaseRequest, tonic::Status> {
+    let mut v = FieldViolations::new();
+    let sr_number = sr_number(&mut v, "sr_number", &request.sr_number);
+    let purpose = match ReleasePurpose::try_from(request.purpose) {
+        Ok(ReleasePurpose::Unspecified) => {
+            v.add("purpose", "required: why the contact is released");
+            ReleasePurpose::Unspecified
+        }
+        Ok(purpose) => purpose,
+        Err(_) => {
+            v.add("purpose", format!("unknown purpose {}", request.purpose));
+            ReleasePurpose::Unspecified
+        }
+    };
+    let requester = request.requester.trim().to_string();
+    if requester.is_empty() {
+        v.add("requester", "required: who asks, e.g. survey:<system id>");
+    } else {
+        check_text(&mut v, "requester", &requester, MAX_REQUESTER);
+    }
+    v.into_result()?;
+    Ok(ContactReleaseRequest {
+        sr_number: sr_number.expect("a bad number is a violation"),
+        purpose,
+        requester,
+    })
+}
+
+/// A valid `ListContactReleases`: an optional request, and the keyset
+/// position after the previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseListQuery {
+    pub sr_number: Option<String>,
+    /// (released_at, id) of the last release of the previous page.
+    pub after: Option<(DateTime<Utc>, i64)>,
+    pub page_size: usize,
+}
+
+pub fn validate_release_list(
+    request: ListContactReleasesRequest,
+) -> Result<ReleaseListQuery, tonic::Status> {
+    let mut v = FieldViolations::new();
+    let sr_number = if request.sr_number.trim().is_empty() {
+        None
+    } else {
+        sr_number(&mut v, "sr_number", &request.sr_number)
+    };
+    let page_size = pagination::page_size(request.page_size, "page_size", &mut v);
+    let after =
+        pagination::decode_token(&request.page_token, "page_token", &mut v).and_then(|cursor| {
+            let parsed = parse_release_cursor(&cursor);
+            if parsed.is_none() {
+                v.add("page_token", "not a token from this list");
+            }
+            parsed
+        });
+    v.into_result()?;
+    Ok(ReleaseListQuery {
+        sr_number,
+        after,
+        page_size,
+    })
+}
+
+/// The `page_token` that continues after a release recorded at
+/// `released_at` with id `id`.
+pub fn release_page_token(released_at: DateTime<Utc>, id: i64) -> String {
+    pagination::encode_token(&format!("{}|{id}", released_at.timestamp_micros()))
+}
+
+fn parse_release_cursor(cursor: &str) -> Option<(DateTime<Utc>, i64)> {
+    let (micros, id) = cursor.split_once('|')?;
+    let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((at, id.parse().ok()?))
+}
+
+/// The canonical spelling of an SR number, or a violation of `field`.
+fn sr_number(v: &mut FieldViolations, field: &str, value: &str) -> Option<String> {
+    match value.parse::<SrNumber>() {
+        Ok(number) => Some(number.to_string()),
+        Err(e) => {
+            v.add(field, e.to_string());
+            None
+        }
+    }
 }
 
 fn check_location(
@@ -442,5 +546,101 @@ mod tests {
             violations(request),
             ["photos[0].uri", "photos[0].content_type"]
         );
+    }
+
+    fn release(sr_number: &str, purpose: i32, requester: &str) -> ReleaseComplainantContactRequest {
+        ReleaseComplainantContactRequest {
+            sr_number: sr_number.into(),
+            purpose,
+            requester: requester.into(),
+        }
+    }
+
+    fn release_violations(request: ReleaseComplainantContactRequest) -> Vec<String> {
+        use tonic_types::StatusExt;
+        let status = validate_release(request).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let bad = status
+            .get_details_bad_request()
+            .expect("field violations attached");
+        bad.field_violations.into_iter().map(|f| f.field).collect()
+    }
+
+    const SURVEY: i32 = ReleasePurpose::SatisfactionSurvey as i32;
+
+    #[test]
+    fn a_release_names_a_request_a_purpose_and_who_asks() {
+        let valid =
+            validate_release(release(" SR-2026-0000042 ", SURVEY, " survey:main ")).unwrap();
+        assert_eq!(
+            valid,
+            ContactReleaseRequest {
+                sr_number: "SR-2026-0000042".into(),
+                purpose: ReleasePurpose::SatisfactionSurvey,
+                requester: "survey:main".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_release_without_number_purpose_or_requester_names_each_field() {
+        assert_eq!(
+            release_violations(release("", 0, "")),
+            ["sr_number", "purpose", "requester"]
+        );
+        assert_eq!(
+            release_violations(release("2026-42", 99, "  ")),
+            ["sr_number", "purpose", "requester"]
+        );
+    }
+
+    #[test]
+    fn a_requester_is_at_most_100_plain_characters() {
+        let at_limit = "s".repeat(MAX_REQUESTER);
+        assert!(validate_release(release("SR-2026-0000042", SURVEY, &at_limit)).is_ok());
+        let too_long = "s".repeat(MAX_REQUESTER + 1);
+        assert_eq!(
+            release_violations(release("SR-2026-0000042", SURVEY, &too_long)),
+            ["requester"]
+        );
+        assert_eq!(
+            release_violations(release("SR-2026-0000042", SURVEY, "survey\u{7}")),
+            ["requester"]
+        );
+    }
+
+    #[test]
+    fn release_lists_page_through_their_own_tokens_only() {
+        let first = validate_release_list(ListContactReleasesRequest::default()).unwrap();
+        assert_eq!(first.sr_number, None);
+        assert_eq!(first.after, None);
+        assert_eq!(first.page_size, pagination::DEFAULT_PAGE_SIZE);
+
+        let released_at = DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap();
+        let next = validate_release_list(ListContactReleasesRequest {
+            sr_number: "SR-2026-0000042".into(),
+            page_size: 5,
+            page_token: release_page_token(released_at, 17),
+        })
+        .unwrap();
+        assert_eq!(next.sr_number.as_deref(), Some("SR-2026-0000042"));
+        assert_eq!(next.after, Some((released_at, 17)));
+        assert_eq!(next.page_size, 5);
+
+        use tonic_types::StatusExt;
+        let status = validate_release_list(ListContactReleasesRequest {
+            sr_number: "not-a-number".into(),
+            page_size: -1,
+            page_token: pagination::encode_token("yesterday"),
+        })
+        .unwrap_err();
+        let fields: Vec<String> = status
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|f| f.field)
+            .collect();
+        assert_eq!(fields, ["sr_number", "page_size", "page_token"]);
     }
 }
