@@ -79,6 +79,24 @@ service_pid() {
     echo "$pid"
 }
 
+# intake's contact key for development (`id:base64`): made once and kept in
+# .local/dev-keys (ignored by git), so contacts sealed by one `make run` still
+# open in the next; prints it
+dev_contact_keys() {
+    local dir="$repo_root/.local/dev-keys"
+    local file="$dir/contact-keys"
+    if [[ ! -s $file ]]; then
+        (
+            umask 077
+            mkdir -p "$dir"
+            printf 'dev1:%s\n' "$(head -c 32 /dev/urandom | base64 | tr -d '\n')" >"$file.tmp"
+            mv "$file.tmp" "$file"
+        ) || return 1
+        printf '%s: made a development contact key in %s\n' "$log_tag" "${file#"$repo_root"/}" >&2
+    fi
+    cat "$file"
+}
+
 # Exports the suite's settings. Listen addresses can be overridden from the
 # environment; the database and Redis are the local servers the ensure-*
 # scripts provide, so an unrelated DATABASE_URL in the caller's shell does not leak in.
@@ -87,6 +105,11 @@ suite_env() {
     export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DISPATCH311_DB_NAME"
     export REDIS_URL="redis://127.0.0.1:6379"
     export RUST_LOG="${RUST_LOG:-info}"
+    # a key set in the environment wins (e.g. one shared by a team's database)
+    if [[ -z ${DISPATCH311_CONTACT_KEYS:-} ]]; then
+        DISPATCH311_CONTACT_KEYS=$(dev_contact_keys) || die "cannot make a development contact key in .local/dev-keys"
+    fi
+    export DISPATCH311_CONTACT_KEYS
     export DISPATCH311_INTAKE_ADDR="${DISPATCH311_INTAKE_ADDR:-127.0.0.1:50051}"
     export DISPATCH311_ROUTING_ADDR="${DISPATCH311_ROUTING_ADDR:-127.0.0.1:50052}"
     export DISPATCH311_DISPATCH_ADDR="${DISPATCH311_DISPATCH_ADDR:-127.0.0.1:50053}"

@@ -87,6 +87,21 @@ impl SuiteOptions {
     }
 }
 
+/// The variable that holds intake's contact keys (`id:base64,…`, current first).
+pub const CONTACT_KEYS_VAR: &str = "DISPATCH311_CONTACT_KEYS";
+
+/// A fresh random contact key named `key_id`, as `DISPATCH311_CONTACT_KEYS`
+/// spells one: `key_id:<32 bytes in base64>`.
+pub fn random_contact_key(key_id: &str) -> String {
+    use base64::Engine as _;
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the system random number generator works");
+    format!(
+        "{key_id}:{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
 /// A running suite. Processes are killed when it is dropped; call `stop` to
 /// also drop the test database.
 pub struct Suite {
@@ -94,6 +109,9 @@ pub struct Suite {
     pub redis_url: String,
     pub redis_prefix: String,
     pub log_dir: PathBuf,
+    /// The suite's own random contact key (`suite:<base64>`), used unless
+    /// the options set `DISPATCH311_CONTACT_KEYS`.
+    pub contact_keys: String,
     options: SuiteOptions,
     ports: HashMap<Service, u16>,
     processes: HashMap<Service, Child>,
@@ -113,6 +131,7 @@ impl Suite {
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
             redis_prefix,
             log_dir,
+            contact_keys: random_contact_key("suite"),
             options,
             ports: HashMap::new(),
             processes: HashMap::new(),
@@ -198,6 +217,7 @@ impl Suite {
             .env("REDIS_URL", &self.redis_url)
             .env("DISPATCH311_REDIS_PREFIX", &self.redis_prefix)
             .env("DISPATCH311_DB_MAX_CONNECTIONS", "8")
+            .env(CONTACT_KEYS_VAR, &self.contact_keys)
             // where each service reaches the others (survey calls intake)
             .envs(Service::ALL.iter().map(|other| {
                 (
@@ -228,6 +248,33 @@ impl Suite {
             command.env(key, value);
         }
         Ok((binary, command))
+    }
+
+    /// Sets `key` to `value` in the environment of every process started
+    /// from now on (a `restart`, a replica, `run_command`), e.g. new contact keys.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.options.env.retain(|(k, _)| k != key);
+        self.options.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Runs `service`'s binary with `args` (a one-off command such as
+    /// `rekey`) in the suite's environment and waits for it to exit; its
+    /// stdout and stderr are returned.
+    pub async fn run_command(
+        &self,
+        service: Service,
+        args: &[&str],
+    ) -> anyhow::Result<std::process::Output> {
+        let (binary, mut command) = self.command(service, 0, &self.log_path(service))?;
+        command
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let output = tokio::process::Command::from(command)
+            .output()
+            .await
+            .with_context(|| format!("cannot run {}", binary.display()))?;
+        Ok(output)
     }
 
     /// Waits until the service answers its gRPC health check as SERVING.
@@ -293,6 +340,10 @@ impl Suite {
         let Some(mut child) = self.processes.remove(&service) else {
             return Ok(true);
         };
+        // it may have exited by itself (a start-up the test expected to fail)
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.success());
+        }
         Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())

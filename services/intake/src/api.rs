@@ -283,5 +283,7 @@ fn store_status(err: StoreError) -> Status {
         }
         StoreError::Database(e) => grpc_status::internal(&e),
         StoreError::Queue(e) => grpc_status::internal(&e),
+        // logged with the request id and the key id, never what was sealed
+        e @ (StoreError::Seal(_) | StoreError::Open { .. }) => grpc_status::internal(&e),
     }
 }

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 
 use crate::{
-    api::IntakeApi, config::IntakeConfig, status_updates::StatusUpdateHandler, store::Store,
+    api::IntakeApi, config::IntakeConfig, contact_crypto, status_updates::StatusUpdateHandler,
+    store::Store,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -27,13 +28,12 @@ impl Application {
     /// Connects to PostgreSQL (applying migrations) and Redis, and binds the
     /// listener, so `port()` is known before serving.
     pub async fn build(config: IntakeConfig) -> anyhow::Result<Self> {
-        let pool = dispatch311_db::connect(&config.db).await?;
-        dispatch311_db::migrate(&pool, &MIGRATOR).await?;
+        let store = open_store(&config).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
-            store: Store::new(pool),
+            store,
             queue,
             config,
         })
@@ -77,6 +77,42 @@ impl Application {
         let names = [<IntakeServiceServer<IntakeApi> as NamedService>::NAME];
         dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await
     }
+}
+
+/// Connects to PostgreSQL, applies the migrations, and checks that the
+/// configured contact keys open every stored contact: a key removed too early
+/// stops the start rather than failing each release later.
+pub(crate) async fn open_store(config: &IntakeConfig) -> anyhow::Result<Store> {
+    let pool = dispatch311_db::connect(&config.db).await?;
+    dispatch311_db::migrate(&pool, &MIGRATOR).await?;
+    let cipher = &config.contact_cipher;
+    let store = Store::new(pool, cipher.clone());
+    let stored = store.contact_key_ids().await?;
+    let missing: Vec<&str> = stored
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !cipher.has_key(id))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "complainant contacts are sealed under key ids {} that {} does not hold: \
+         keep those keys (after the current one) until `dispatch311-intake rekey` has re-sealed them",
+        missing.join(", "),
+        contact_crypto::KEYS_VAR
+    );
+    let older: Vec<&str> = stored
+        .iter()
+        .map(String::as_str)
+        .filter(|id| *id != cipher.current_key_id())
+        .collect();
+    if !older.is_empty() {
+        tracing::warn!(
+            current_key_id = cipher.current_key_id(),
+            older_key_ids = %older.join(","),
+            "some complainant contacts are sealed under older keys: run `dispatch311-intake rekey`"
+        );
+    }
+    Ok(store)
 }
 
 /// Re-publishes route jobs of requests stuck before routing or queueing,

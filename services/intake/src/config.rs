@@ -7,6 +7,8 @@ use dispatch311_db::DbConfig;
 use dispatch311_domain::CityBounds;
 use dispatch311_queue::QueueConfig;
 
+use crate::contact_crypto::{self, ContactCipher};
+
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
     /// `DISPATCH311_INTAKE_ADDR`, default `0.0.0.0:50051`; port 0 picks a free port.
@@ -18,6 +20,9 @@ pub struct IntakeConfig {
     /// `DISPATCH311_RECONCILE_AFTER_SECS`, default 120: a request still not
     /// routed or queued after this long gets its route job published again.
     pub reconcile_after: Duration,
+    /// `DISPATCH311_CONTACT_KEYS`, required: the keys that seal complainant
+    /// contacts at rest, as `id:base64,…` with the current key first.
+    pub contact_cipher: ContactCipher,
 }
 
 impl IntakeConfig {
@@ -35,12 +40,22 @@ impl IntakeConfig {
                 .parse()
                 .context("DISPATCH311_RECONCILE_AFTER_SECS must be a whole number of seconds")?,
         );
+        // no default key: a key everyone knows would seal nothing
+        let keys = std::env::var(contact_crypto::KEYS_VAR).with_context(|| {
+            format!(
+                "{} is required: the keys that seal complainant contacts, as id:base64 \
+                 (e.g. k1:$(head -c 32 /dev/urandom | base64)); `make run` makes a development key",
+                contact_crypto::KEYS_VAR
+            )
+        })?;
+        let contact_cipher = ContactCipher::parse(&keys)?;
         Ok(Self {
             listen_addr,
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
             city_bounds,
             reconcile_after,
+            contact_cipher,
         })
     }
 }

@@ -4,7 +4,9 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod contact_crypto;
 pub mod numbers;
+pub mod rekey;
 pub mod status_updates;
 pub mod store;
 pub mod validate;

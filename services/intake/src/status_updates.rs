@@ -49,6 +49,10 @@ impl JobHandler for StatusUpdateHandler {
                 error: format!("queue: {e}"),
                 after: None,
             },
+            // status updates never touch contacts; were one to, retrying would not help
+            Err(e @ (StoreError::Seal(_) | StoreError::Open { .. })) => Outcome::DeadLetter {
+                reason: e.to_string(),
+            },
         }
     }
 }

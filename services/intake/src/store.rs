@@ -1,5 +1,7 @@
 //! Intake's storage: service requests, their timelines, complainant contacts
-//! and the outbox, all in the `intake` schema.
+//! and the outbox, all in the `intake` schema. Contacts are sealed here
+//! before they are written and opened here after they are read: the database
+//! never holds them in plain text.
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 use crate::{
+    contact_crypto::{ContactCipher, ContactCryptoError},
     numbers::SrSequence,
     validate::{ContactReleaseRequest, NewServiceRequest, ReleaseListQuery},
 };
@@ -35,6 +38,16 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Queue(#[from] dispatch311_queue::QueueError),
+    #[error("cannot seal the complainant contact")]
+    Seal(#[source] ContactCryptoError),
+    /// Names the request and the key only: never what was sealed.
+    #[error("cannot open the complainant contact of request {sr_id} sealed under key {key_id}")]
+    Open {
+        sr_id: Uuid,
+        key_id: String,
+        #[source]
+        source: ContactCryptoError,
+    },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -84,10 +97,21 @@ pub struct RecordedRelease {
 
 const RECEIVED_MESSAGE: &str = "request received";
 
+/// What a `rekey_batch` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RekeyBatch {
+    /// Contacts now sealed under the current key.
+    pub resealed: usize,
+    /// The last contact looked at: the next batch starts after it; `None`
+    /// when no contact was left to look at.
+    pub last: Option<Uuid>,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
     numbers: Arc<SrSequence>,
+    contacts: ContactCipher,
 }
 
 const SR_COLUMNS: &str = "sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
@@ -95,10 +119,11 @@ const SR_COLUMNS: &str = "sr_id, sr_number, complaint_type, descriptor, latitude
     resolution_code, resolution_text, resolved_at, trace_id, created_at, updated_at";
 
 impl Store {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, contacts: ContactCipher) -> Self {
         Self {
             pool,
             numbers: Arc::default(),
+            contacts,
         }
     }
 
@@ -125,7 +150,15 @@ impl Store {
         );
         let (latitude, longitude) = new.location.unzip();
         let status = ServiceRequestStatus::Received;
-        let contact = new.complainant.clone().unwrap_or_default();
+        let consented = new
+            .complainant
+            .as_ref()
+            .is_some_and(|c| c.consent_to_contact);
+        let sealed = match &new.complainant {
+            Some(contact) => Some(seal_contact(&self.contacts, sr_id, contact)?),
+            None => None,
+        };
+        let (key_id, sealed) = sealed.map(|s| (s.key_id, s.blob)).unzip();
 
         let job = RouteJob {
             sr_id: sr_id.to_string(),
@@ -139,7 +172,7 @@ impl Store {
             address: Some(new.address.clone()),
             photo_count: new.photos.len() as u32,
             created_at: Some(to_timestamp(now)),
-            complainant_consented: contact.consent_to_contact,
+            complainant_consented: consented,
         };
         let route = outbox::prepare(queues::ROUTE, kinds::ROUTE, &job.sr_id, &job)?;
 
@@ -151,12 +184,12 @@ impl Store {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19) \
                 ON CONFLICT (request_id) DO NOTHING RETURNING sr_id), \
              contact AS ( \
-                INSERT INTO complainant_contacts (sr_id, name, phone, email, consent_to_contact) \
-                SELECT sr_id, $20, $21, $22, $23 FROM sr WHERE $24), \
+                INSERT INTO complainant_contacts (sr_id, key_id, sealed, consent_to_contact) \
+                SELECT sr_id, $20, $21, $22 FROM sr WHERE $21::bytea IS NOT NULL), \
              timeline AS ( \
                 INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
-                SELECT sr_id, $15, $18, 'intake', $25, 'intake:received' FROM sr), \
-             job AS (INSERT INTO outbox (queue, envelope) SELECT $26, $27 FROM sr) \
+                SELECT sr_id, $15, $18, 'intake', $23, 'intake:received' FROM sr), \
+             job AS (INSERT INTO outbox (queue, envelope) SELECT $24, $25 FROM sr) \
              SELECT count(*) FROM sr",
         )
         .bind(sr_id)
@@ -178,11 +211,9 @@ impl Store {
         .bind(trace_id)
         .bind(now)
         .bind(new.observed_at)
-        .bind(&contact.name)
-        .bind(&contact.phone)
-        .bind(&contact.email)
-        .bind(contact.consent_to_contact)
-        .bind(new.complainant.is_some())
+        .bind(key_id)
+        .bind(sealed)
+        .bind(consented)
         .bind(RECEIVED_MESSAGE)
         .bind(&route.queue)
         .bind(&route.envelope)
@@ -373,28 +404,21 @@ impl Store {
     }
 
     /// Releases the complainant's contact of a request for one purpose to one
-    /// requester, and records the release. Reading the contact and recording
-    /// the release are one statement (one transaction), so no contact is
-    /// released without its record, and nothing is recorded for a request
-    /// without a contact or without consent.
+    /// requester, and records the release. The contact is read, opened and
+    /// its release recorded in one transaction, and handed out only once that
+    /// commits: no contact is released without its record, and nothing is
+    /// recorded for a request without a contact, without consent, or whose
+    /// contact cannot be opened.
     pub async fn release_contact(&self, request: &ContactReleaseRequest) -> StoreResult<Release> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "WITH target AS ( \
-                SELECT s.sr_id, s.sr_number, c.sr_id IS NOT NULL AS has_contact, \
-                    coalesce(c.consent_to_contact, false) AS consented, c.name, c.phone, c.email \
-                FROM service_requests s LEFT JOIN complainant_contacts c ON c.sr_id = s.sr_id \
-                WHERE s.sr_number = $1), \
-             recorded AS ( \
-                INSERT INTO contact_releases (sr_id, sr_number, purpose, requester, released_at) \
-                SELECT sr_id, sr_number, $2, $3, now() FROM target WHERE has_contact AND consented \
-                RETURNING id) \
-             SELECT has_contact, consented, name, phone, email, (SELECT count(*) FROM recorded) AS recorded \
-             FROM target",
+            "SELECT s.sr_id, s.sr_number, c.sr_id IS NOT NULL AS has_contact, \
+                coalesce(c.consent_to_contact, false) AS consented, c.key_id, c.sealed \
+             FROM service_requests s LEFT JOIN complainant_contacts c ON c.sr_id = s.sr_id \
+             WHERE s.sr_number = $1",
         )
         .bind(&request.sr_number)
-        .bind(purpose_name(request.purpose))
-        .bind(&request.requester)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
             return Ok(Release::UnknownRequest);
@@ -405,13 +429,96 @@ impl Store {
         if !row.get::<bool, _>("consented") {
             return Ok(Release::NoConsent);
         }
-        debug_assert_eq!(row.get::<i64, _>("recorded"), 1, "a release is recorded");
-        Ok(Release::Released(Complainant {
-            name: row.get("name"),
-            phone: row.get("phone"),
-            email: row.get("email"),
-            consent_to_contact: true,
-        }))
+        let sr_id: Uuid = row.get("sr_id");
+        let mut complainant =
+            open_contact(&self.contacts, sr_id, row.get("key_id"), row.get("sealed"))?;
+        complainant.consent_to_contact = true;
+        sqlx::query(
+            "INSERT INTO contact_releases (sr_id, sr_number, purpose, requester, released_at) \
+             VALUES ($1, $2, $3, $4, now())",
+        )
+        .bind(sr_id)
+        .bind(row.get::<String, _>("sr_number"))
+        .bind(purpose_name(request.purpose))
+        .bind(&request.requester)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Release::Released(complainant))
+    }
+
+    /// The key ids contacts are sealed under, each once.
+    pub async fn contact_key_ids(&self) -> StoreResult<Vec<String>> {
+        // a walk down the key_id index, one step per distinct id: a handful
+        // of index probes however many contacts there are
+        let ids = sqlx::query_scalar(
+            "WITH RECURSIVE ids AS ( \
+                (SELECT key_id FROM complainant_contacts ORDER BY key_id LIMIT 1) \
+                UNION ALL \
+                SELECT (SELECT c.key_id FROM complainant_contacts c WHERE c.key_id > ids.key_id \
+                        ORDER BY c.key_id LIMIT 1) \
+                FROM ids WHERE ids.key_id IS NOT NULL) \
+             SELECT key_id FROM ids WHERE key_id IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    /// Re-seals under the current key at most `limit` contacts sealed under
+    /// another one, the first ones after `after` in id order, in one
+    /// transaction. Contacts already under the current key are left alone,
+    /// so running it again changes nothing.
+    pub async fn rekey_batch(&self, after: Option<Uuid>, limit: i64) -> StoreResult<RekeyBatch> {
+        let current = self.contacts.current_key_id();
+        let mut tx = self.pool.begin().await?;
+        // the row locks keep a concurrent rekey from sealing the same contact twice
+        let rows = sqlx::query(
+            "SELECT sr_id, key_id, sealed FROM complainant_contacts \
+             WHERE key_id <> $1 AND ($2::uuid IS NULL OR sr_id > $2) \
+             ORDER BY sr_id LIMIT $3 FOR UPDATE",
+        )
+        .bind(current)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut blobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let sr_id: Uuid = row.get("sr_id");
+            let key_id: String = row.get("key_id");
+            let sealed: Vec<u8> = row.get("sealed");
+            let aad = sr_id.as_bytes();
+            let plain = self
+                .contacts
+                .decrypt(&key_id, &sealed, aad)
+                .map_err(|source| StoreError::Open {
+                    sr_id,
+                    key_id,
+                    source,
+                })?;
+            let resealed = self
+                .contacts
+                .encrypt(&plain, aad)
+                .map_err(StoreError::Seal)?;
+            ids.push(sr_id);
+            blobs.push(resealed.blob);
+        }
+        sqlx::query(
+            "UPDATE complainant_contacts c SET key_id = $1, sealed = u.sealed \
+             FROM UNNEST($2::uuid[], $3::bytea[]) AS u(sr_id, sealed) WHERE c.sr_id = u.sr_id",
+        )
+        .bind(current)
+        .bind(&ids)
+        .bind(&blobs)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RekeyBatch {
+            resealed: ids.len(),
+            last: ids.last().copied(),
+        })
     }
 
     /// Recorded releases, newest first, after the query's keyset position;
@@ -487,6 +594,66 @@ impl Store {
         tx.commit().await?;
         Ok(rows.len())
     }
+}
+
+/// What is sealed of a complainant: everything that identifies them. Consent
+/// stays in plain text, because it identifies no one and queries need it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedContact {
+    name: String,
+    phone: String,
+    email: String,
+}
+
+/// Seals a contact for the row of request `sr_id`: the request id is the
+/// associated data, so the sealed value opens in that row only.
+fn seal_contact(
+    cipher: &ContactCipher,
+    sr_id: Uuid,
+    contact: &Complainant,
+) -> StoreResult<crate::contact_crypto::Sealed> {
+    let plain = serde_json::to_vec(&SealedContact {
+        name: contact.name.clone(),
+        phone: contact.phone.clone(),
+        email: contact.email.clone(),
+    })
+    .expect("three strings serialize");
+    cipher
+        .encrypt(&plain, sr_id.as_bytes())
+        .map_err(StoreError::Seal)
+}
+
+/// Opens the contact sealed in the row of request `sr_id`; consent is not
+/// part of it and comes back false.
+fn open_contact(
+    cipher: &ContactCipher,
+    sr_id: Uuid,
+    key_id: String,
+    sealed: Vec<u8>,
+) -> StoreResult<Complainant> {
+    let plain = match cipher.decrypt(&key_id, &sealed, sr_id.as_bytes()) {
+        Ok(plain) => plain,
+        Err(source) => {
+            return Err(StoreError::Open {
+                sr_id,
+                key_id,
+                source,
+            });
+        }
+    };
+    // it authenticated, so it is what `seal_contact` wrote; a failure here
+    // is a bug, reported like any value that does not open
+    let contact: SealedContact = serde_json::from_slice(&plain).map_err(|_| StoreError::Open {
+        sr_id,
+        key_id,
+        source: ContactCryptoError::Malformed,
+    })?;
+    Ok(Complainant {
+        name: contact.name,
+        phone: contact.phone,
+        email: contact.email,
+        consent_to_contact: false,
+    })
 }
 
 /// How a release purpose is stored, e.g. `SATISFACTION_SURVEY`.
