@@ -1,9 +1,10 @@
 //! Test support for dispatch311: the harness that runs the real service
 //! binaries against real PostgreSQL and Redis, an OTLP receiver that collects
-//! the spans they export, and a reader for the city's 311 data used by the
-//! replay tests and the benchmark.
+//! the spans they export, a reader for the city's 311 data used by the
+//! replay tests and the benchmark, and helpers for the dispatch (CAD) tests.
 
 pub mod cad;
 pub mod nyc311;
 pub mod otlp;
 pub mod suite;
+pub mod survey;

@@ -398,8 +398,15 @@ async fn tampering_with_a_recorded_event_is_detected_at_its_sequence() -> anyhow
     );
 
     let (intact, checked, first_broken, detail) = verify(&dispatch, &jobs[4].job_id).await?;
-    assert!(!intact, "a log cut short no longer ends where the job says it does");
-    assert_eq!(first_broken, checked + 1, "the first missing event is reported: {detail}");
+    assert!(
+        !intact,
+        "a log cut short no longer ends where the job says it does"
+    );
+    assert_eq!(
+        first_broken,
+        checked + 1,
+        "the first missing event is reported: {detail}"
+    );
 
     // the edit is not hidden: the timeline shows what is stored now
     let events = timeline(&dispatch, &jobs[0].job_id).await?;

@@ -186,14 +186,18 @@ pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResp
             .fetch_optional(pool)
             .await?
             .unwrap_or_default();
-    let last = rows.last().map(|r| (r.get::<i64, _>("sequence"), r.get::<String, _>("hash")));
+    let last = rows
+        .last()
+        .map(|r| (r.get::<i64, _>("sequence"), r.get::<String, _>("hash")));
     if last != Some((anchor_sequence, anchor_hash)) && anchor_sequence > 0 {
         let ends_at = last.map_or(0, |(sequence, _)| sequence);
         return Ok(VerifyJobTimelineResponse {
             intact: false,
             events_checked: checked,
             first_broken_sequence: ends_at + 1,
-            detail: format!("the log ends at event {ends_at} but the job recorded event {anchor_sequence} as its last"),
+            detail: format!(
+                "the log ends at event {ends_at} but the job recorded event {anchor_sequence} as its last"
+            ),
         });
     }
     Ok(VerifyJobTimelineResponse {

@@ -1,22 +1,46 @@
-//! Wires the survey service: for now its gRPC server with health and
-//! reflection; the closed-request store and its consumer come with surveys.
+//! Wires the survey service together: database, `closed` consumer, outbox
+//! relay for reopen requests, the intake client and the gRPC server; runs
+//! until told to stop.
 
-use std::future::Future;
+use std::{future::Future, sync::Arc, time::Duration};
 
+use dispatch311_domain::jobs::{groups, queues};
 use dispatch311_proto::survey::v1::survey_service_server::SurveyServiceServer;
+use dispatch311_queue::{JobQueue, outbox::OutboxRelay};
 use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
 
-use crate::{api::SurveyApi, config::SurveyConfig};
+use crate::{
+    api::SurveyApi, closed_events::ClosedEventHandler, config::SurveyConfig,
+    contact::ContactSource, store::Store,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
     listener: TcpListener,
+    store: Store,
+    queue: JobQueue,
+    contacts: ContactSource,
+    token_ttl: Duration,
 }
 
 impl Application {
+    /// Connects to PostgreSQL (applying migrations) and Redis, and binds the
+    /// listener, so `port()` is known before serving. Intake is reached on
+    /// first use: the service starts without it.
     pub async fn build(config: SurveyConfig) -> anyhow::Result<Self> {
+        let pool = dispatch311_db::connect(&config.db).await?;
+        dispatch311_db::migrate(&pool, &MIGRATOR).await?;
+        let queue = JobQueue::connect(config.queue.clone()).await?;
+        let contacts = ContactSource::connect_lazy(&config.intake_url)?;
+        let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
-            listener: TcpListener::bind(config.listen_addr).await?,
+            listener,
+            store: Store::new(pool),
+            queue,
+            contacts,
+            token_ttl: config.token_ttl,
         })
     }
 
@@ -27,20 +51,32 @@ impl Application {
             .unwrap_or_default()
     }
 
+    /// Serves until `shutdown` resolves, then stops taking requests, lets
+    /// in-flight RPCs and jobs finish, and returns.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let routes = Routes::new(SurveyServiceServer::new(SurveyApi));
+        let mut workers = dispatch311_grpc::Workers::new();
+        let relay = OutboxRelay::new(self.store.pool().clone(), self.queue.clone());
+        let relay_wakeup = relay.notifier();
+        workers.spawn("outbox relay", relay.run(workers.stop_token()));
+        let consumer = self.queue.consumer(queues::CLOSED, groups::SURVEY)?;
+        let handler = Arc::new(ClosedEventHandler::new(self.store.clone()));
+        workers.spawn(
+            "closed event consumer",
+            consumer.run(handler, workers.stop_token()),
+        );
+
+        let api = SurveyApi {
+            store: self.store.clone(),
+            contacts: self.contacts.clone(),
+            token_ttl: self.token_ttl,
+            relay_wakeup,
+        };
+        let routes = Routes::new(SurveyServiceServer::new(api));
         tracing::info!(port = self.port(), "survey serving");
         let names = [<SurveyServiceServer<SurveyApi> as NamedService>::NAME];
-        dispatch311_grpc::serve_with_workers(
-            self.listener,
-            routes,
-            &names,
-            shutdown,
-            dispatch311_grpc::Workers::new(),
-        )
-        .await
+        dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await
     }
 }
