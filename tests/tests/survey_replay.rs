@@ -1,4 +1,4 @@
-//! Real-data replay through the survey: a sample of the NYPD requests with
+//! Real-data replay through the survey: the NYPD requests with
 //! coordinates of a real half day of New York 311 (2023-02-28) is filed
 //! through intake (four in five with a complainant who agreed to a survey,
 //! the fifth anonymous), worked by units of its precinct and closed with the
@@ -8,10 +8,9 @@
 //! precinct must equal those this test computes from the same jobs and
 //! answers.
 //!
-//! To stay within a minute the sample is the first 300 rows that dispatch
-//! can close: rows without a stated outcome, and rows the department closed
-//! as "outside police jurisdiction" (which dispatch refuses for police work;
-//! see dispatch_replay), are left out.
+//! Every row dispatch can close is replayed: rows without a stated outcome,
+//! and rows the department closed as "outside police jurisdiction" (which
+//! dispatch refuses for police work; see dispatch_replay), are left out.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -34,7 +33,6 @@ use dispatch311_tests::{
 };
 use tokio::sync::Semaphore;
 
-const SAMPLE: usize = 300;
 const UNITS_PER_PRECINCT: usize = 2;
 const CONCURRENCY: usize = 16;
 
@@ -92,11 +90,14 @@ async fn a_real_half_day_closed_and_surveyed_gives_figures_that_add_up_by_precin
                 ResolutionCode::Unspecified | ResolutionCode::OutsideJurisdiction
             )
         })
-        .take(SAMPLE)
         .enumerate()
         .map(|(index, (row, code))| (index, row, code))
         .collect();
-    assert_eq!(rows.len(), SAMPLE, "closable police rows with coordinates");
+    let sample = rows.len();
+    assert!(
+        sample > 1_400,
+        "the half day has about 1,520 closable police rows with coordinates, found {sample}"
+    );
 
     let started = std::time::Instant::now();
     let suite = Suite::start(SuiteOptions::default().with_real_precinct_map()).await?;
@@ -201,12 +202,12 @@ async fn a_real_half_day_closed_and_surveyed_gives_figures_that_add_up_by_precin
     let closures = poller
         .wait_for_count(
             "closures",
-            SAMPLE,
+            sample,
             std::time::Duration::from_secs(30),
             |_| true,
         )
         .await?;
-    assert_eq!(closures.len(), SAMPLE, "each closure once");
+    assert_eq!(closures.len(), sample, "each closure once");
     let mut submissions = Vec::new();
     for closure in closures {
         let (row, record) = records
@@ -282,7 +283,7 @@ async fn a_real_half_day_closed_and_surveyed_gives_figures_that_add_up_by_precin
 
     let total = &overall["all"];
     eprintln!(
-        "survey replay: {SAMPLE} closures in {} precincts ({closed_in:.1?}), {answered} answers, \
+        "survey replay: {sample} closures in {} precincts ({closed_in:.1?}), {answered} answers, \
          {:.0}% satisfied, {:.0}% dissatisfied, {} reopened, {:.0}% closed within 5 minutes, \
          {:.0}% with a summons, {} flagged; total {:.1?}",
         expected.len(),
