@@ -352,3 +352,59 @@ async fn every_service_stops_cleanly_on_sigterm_with_nothing_left_unfinished() -
     }
     suite.stop().await
 }
+
+#[tokio::test]
+async fn responders_read_the_description_without_the_complainants_name_phone_or_email()
+-> anyhow::Result<()> {
+    let suite = Suite::start(SuiteOptions::default()).await?;
+    let mut intake = suite.intake().await?;
+    let mut request = blocked_hydrant("redact-1");
+    request.description =
+        "Dana Example here, call 212-555-0100 or dana@example.org: grey van on the hydrant since 8am".into();
+    let created = intake
+        .create_service_request(request)
+        .await?
+        .into_inner()
+        .service_request
+        .unwrap();
+    wait_for_status(&suite, &created.sr_number, ServiceRequestStatus::Queued).await?;
+
+    let mut dispatch = suite.dispatch().await?;
+    let job = dispatch
+        .get_job(GetJobRequest {
+            key: Some(get_job_request::Key::SrNumber(created.sr_number.clone())),
+        })
+        .await?
+        .into_inner()
+        .job
+        .unwrap();
+    assert!(
+        job.description
+            .contains("grey van on the hydrant since 8am"),
+        "{:?}",
+        job.description
+    );
+    for secret in ["Dana", "Example", "555-0100", "dana@example.org"] {
+        assert!(
+            !job.description.contains(secret),
+            "{secret} reached responders: {:?}",
+            job.description
+        );
+    }
+    // the original stays in intake, and only there
+    let pool = suite.database().await?;
+    let original: String =
+        sqlx::query_scalar("SELECT description FROM intake.service_requests WHERE sr_number = $1")
+            .bind(&created.sr_number)
+            .fetch_one(&pool)
+            .await?;
+    assert!(original.contains("dana@example.org"));
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM routing.route_decisions r WHERE r::text LIKE '%dana@example.org%') + \
+                (SELECT count(*) FROM dispatch.jobs j WHERE j::text LIKE '%dana@example.org%')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(leaked, 0);
+    suite.stop().await
+}

@@ -12,4 +12,5 @@ pub mod time;
 pub use bounds::CityBounds;
 pub use sr_number::SrNumber;
 pub mod jobs;
+pub mod redact;
 pub mod resolution;

@@ -144,10 +144,10 @@ impl Store {
                 INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
                     street_address, cross_street, borough, postal_code, agency, precinct, priority, priority_rank, \
                     state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented, \
-                    police_matter, last_event_sequence, last_event_hash) \
+                    police_matter, last_event_sequence, last_event_hash, description) \
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'QUEUED', $16, $17, $18, \
                     $19, $20, $21, $25, 1, \
-                    job_event_hash('', $1, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', NULL, NULL, NULL, $22)) \
+                    job_event_hash('', $1, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', NULL, NULL, NULL, $22), $28) \
                 ON CONFLICT (sr_id) DO NOTHING RETURNING job_id), \
              event AS ( \
                 INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
@@ -186,6 +186,7 @@ impl Store {
         .bind(taxonomy::lookup(&job.complaint_type).is_none_or(|t| t.police_matter))
         .bind(queues::DISPATCH_TIMERS)
         .bind(sla_timer.map(|timer| timer.envelope))
+        .bind(&job.description_for_responders)
         .fetch_one(&self.pool)
         .await?;
         let (new_job, existing_job): (Option<Uuid>, Option<Uuid>) = (row.get(0), row.get(1));
@@ -348,6 +349,7 @@ pub(crate) fn job_from_row(row: &PgRow) -> Job {
         // filled by callers that show flags (one more query)
         flags: Vec::new(),
         reopen_count: row.get::<i32, _>("reopen_count") as u32,
+        description: row.get("description"),
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use dispatch311_domain::{
     SrNumber,
     jobs::{kinds, queues},
+    redact,
     status::{
         channel_from_name, channel_name, lifecycle_rank, priority_from_name, priority_name,
         resolution_from_name, resolution_name, status_from_name, status_name,
@@ -173,6 +174,10 @@ impl Store {
             photo_count: new.photos.len() as u32,
             created_at: Some(to_timestamp(now)),
             complainant_consented: consented,
+            description_for_responders: redact::for_responders(
+                &new.description,
+                new.complainant.as_ref().map_or("", |c| c.name.as_str()),
+            ),
         };
         let route = outbox::prepare(queues::ROUTE, kinds::ROUTE, &job.sr_id, &job)?;
 
@@ -180,8 +185,9 @@ impl Store {
             "WITH sr AS ( \
                 INSERT INTO service_requests (sr_id, sr_number, request_id, complaint_type, descriptor, latitude, \
                     longitude, street_address, cross_street, borough, postal_code, description, photos, channel, \
-                    status, status_rank, trace_id, created_at, updated_at, observed_at) \
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19) \
+                    status, status_rank, trace_id, created_at, updated_at, observed_at, description_for_responders) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, \
+                    $26) \
                 ON CONFLICT (request_id) DO NOTHING RETURNING sr_id), \
              contact AS ( \
                 INSERT INTO complainant_contacts (sr_id, key_id, sealed, consent_to_contact) \
@@ -217,6 +223,7 @@ impl Store {
         .bind(RECEIVED_MESSAGE)
         .bind(&route.queue)
         .bind(&route.envelope)
+        .bind(&job.description_for_responders)
         .fetch_one(&self.pool)
         .await?
         .get(0);
@@ -571,7 +578,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, cross_street, \
-                borough, postal_code, jsonb_array_length(photos) AS photo_count, created_at, \
+                borough, postal_code, jsonb_array_length(photos) AS photo_count, created_at, description_for_responders, \
                 COALESCE((SELECT consent_to_contact FROM complainant_contacts c WHERE c.sr_id = s.sr_id), false) AS consented \
              FROM service_requests s \
              WHERE status IN ('RECEIVED', 'ROUTED') AND created_at < $1 \
@@ -684,6 +691,7 @@ fn route_job_from_row(row: &PgRow) -> RouteJob {
         photo_count: row.get::<i32, _>("photo_count") as u32,
         created_at: Some(to_timestamp(row.get("created_at"))),
         complainant_consented: row.get("consented"),
+        description_for_responders: row.get("description_for_responders"),
     }
 }
 

@@ -169,6 +169,7 @@ fn outputs(job: &RouteJob, stored: &StoredDecision) -> StoreResult<Vec<outbox::O
             routed_at: Some(to_timestamp(stored.decided_at)),
             photo_count: job.photo_count,
             complainant_consented: job.complainant_consented,
+            description_for_responders: job.description_for_responders.clone(),
         };
         rows.push(outbox::prepare(
             queues::DISPATCH,
