@@ -15,6 +15,8 @@ export DISPATCH311_PROFILE=release
 # logging every request would measure the log writer
 export RUST_LOG="${RUST_LOG:-warn}"
 export DISPATCH311_REDIS_PREFIX="bench:"
+# the benchmark measures capacity, not the per-integrator limits
+export DISPATCH311_RATE_LIMIT_PER_SECOND="${DISPATCH311_RATE_LIMIT_PER_SECOND:-1000000}"
 data_dir="${DISPATCH311_DATA_DIR:-$repo_root/../shared/data}"
 if [[ -z ${DISPATCH311_PRECINCT_MAP:-} && -f $data_dir/nypd-precincts.geojson ]]; then
     export DISPATCH311_PRECINCT_MAP="$data_dir/nypd-precincts.geojson"

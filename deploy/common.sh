@@ -97,6 +97,11 @@ dev_contact_keys() {
     cat "$file"
 }
 
+# where `make run` keeps the development token-signing key, its JWKS and a
+# token per role (made by `dispatch311-cli dev-keys`, ignored by git)
+dev_keys_dir="$repo_root/.local/dev-keys"
+dev_roles=(integrator public dispatcher officer supervisor survey_system auditor admin)
+
 # Exports the suite's settings. Listen addresses can be overridden from the
 # environment; the database and Redis are the local servers the ensure-*
 # scripts provide, so an unrelated DATABASE_URL in the caller's shell does not leak in.
@@ -110,6 +115,9 @@ suite_env() {
         DISPATCH311_CONTACT_KEYS=$(dev_contact_keys) || die "cannot make a development contact key in .local/dev-keys"
     fi
     export DISPATCH311_CONTACT_KEYS
+    # the services verify tokens with the public key; the cli signs with the private one
+    export DISPATCH311_AUTH_JWKS="${DISPATCH311_AUTH_JWKS:-$dev_keys_dir/auth-jwks.json}"
+    export DISPATCH311_AUTH_SIGNING_KEY="${DISPATCH311_AUTH_SIGNING_KEY:-$dev_keys_dir/auth-signing-key.pem}"
     export DISPATCH311_INTAKE_ADDR="${DISPATCH311_INTAKE_ADDR:-127.0.0.1:50051}"
     export DISPATCH311_ROUTING_ADDR="${DISPATCH311_ROUTING_ADDR:-127.0.0.1:50052}"
     export DISPATCH311_DISPATCH_ADDR="${DISPATCH311_DISPATCH_ADDR:-127.0.0.1:50053}"

@@ -27,6 +27,10 @@ cargo build --bins "${build_flags[@]}"
 # settings are exported after the build: cargo never sees DATABASE_URL
 suite_env
 mkdir -p "$run_dir" "$log_dir"
+# the development token keys, made once (a JWKS set in the environment wins)
+if [[ $DISPATCH311_AUTH_JWKS == "$dev_keys_dir/auth-jwks.json" ]]; then
+    "$bin_dir/dispatch311-cli" dev-keys --dir "$dev_keys_dir" >/dev/null
+fi
 
 for svc in "${services[@]}"; do
     [[ -x $bin_dir/dispatch311-$svc ]] || die "the build made no binary dispatch311-$svc"
@@ -74,6 +78,19 @@ for svc in "${services[@]}"; do
     printf '  %-9s %-17s pid %-7s log .local/logs/%s.log\n' "$svc" "$(service_addr "$svc")" "$(<"$run_dir/$svc.pid")" "$svc"
 done
 echo
+# a development token per role, valid 12 hours, kept for copy and paste
+if [[ -r $DISPATCH311_AUTH_SIGNING_KEY ]]; then
+    mkdir -p "$dev_keys_dir/tokens"
+    echo "every call needs a bearer token; development tokens (12 h, also in .local/dev-keys/tokens/<role>):"
+    for role in "${dev_roles[@]}"; do
+        token=$("$bin_dir/dispatch311-cli" token --role "$role")
+        (umask 077 && printf '%s\n' "$token" >"$dev_keys_dir/tokens/$role")
+        printf '  %-13s %s\n' "$role" "$token"
+    done
+    echo "  e.g. grpcurl -plaintext -H \"authorization: Bearer \$(cat .local/dev-keys/tokens/integrator)\" $(connect_addr "$DISPATCH311_ROUTING_ADDR") dispatch311.routing.v1.RoutingService/ListRoutingRules"
+    echo "  more: dispatch311-cli token --role ROLE [--subject ID] (README: Access)"
+    echo
+fi
 traces_endpoint=${OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:-${OTEL_EXPORTER_OTLP_ENDPOINT:-}}
 if [[ -n $traces_endpoint ]]; then
     echo "traces:  sent to $traces_endpoint (see deploy/README.md)"

@@ -14,7 +14,7 @@ use dispatch311_proto::{
         AcknowledgeJobRequest, Actor, AssignJobRequest, CloseJobRequest, FlagKind, GetJobRequest,
         GetJobTimelineRequest, Job, JobEvent, ListUnitsRequest, RegisterUnitRequest,
         ReportEnRouteRequest, ReportOnSceneRequest, Role, Unit, VerifyJobTimelineRequest,
-        VerifyJobTimelineResponse, dispatch_service_client::DispatchServiceClient, get_job_request,
+        VerifyJobTimelineResponse, get_job_request,
     },
     intake::v1::{
         Complainant, CreateServiceRequestRequest, GetServiceRequestRequest, PhotoReference,
@@ -22,11 +22,11 @@ use dispatch311_proto::{
     },
 };
 use prost::Message as _;
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
-use crate::suite::{Suite, eventually};
+use crate::suite::{AuthChannel, Suite, eventually};
 
-pub type Dispatch = DispatchServiceClient<Channel>;
+pub use crate::acting::Dispatch;
 
 /// The Empire State Building, 350 5th Avenue: Midtown South (precinct 14) on
 /// both the demo and the real precinct map.
@@ -155,7 +155,7 @@ pub async fn wait_for_sr_status(
 
 /// Waits until intake (through `intake`) shows `sr_number` with `status`.
 pub async fn wait_for_public_status(
-    intake: &IntakeServiceClient<Channel>,
+    intake: &IntakeServiceClient<AuthChannel>,
     sr_number: &str,
     status: ServiceRequestStatus,
 ) -> anyhow::Result<ServiceRequest> {

@@ -2,7 +2,9 @@
 //! binaries against real PostgreSQL and Redis, an OTLP receiver that collects
 //! the spans they export, a reader for the city's 311 data used by the
 //! replay tests and the benchmark, and helpers for the dispatch (CAD) tests.
+//! Every client carries a bearer token signed with the suite's own key.
 
+pub mod acting;
 pub mod cad;
 pub mod nyc311;
 pub mod otlp;

@@ -15,8 +15,10 @@ use std::{
 };
 
 use anyhow::Context as _;
+use dispatch311_auth::{
+    Authenticated, BearerToken, DEFAULT_AUDIENCE, DEFAULT_ISSUER, KeyPair, Role, TokenSigner,
+};
 use dispatch311_proto::{
-    dispatch::v1::dispatch_service_client::DispatchServiceClient,
     intake::v1::intake_service_client::IntakeServiceClient,
     routing::v1::routing_service_client::RoutingServiceClient,
     survey::v1::survey_service_client::SurveyServiceClient,
@@ -87,6 +89,46 @@ impl SuiteOptions {
     }
 }
 
+/// A channel whose calls carry a bearer token.
+pub type AuthChannel = Authenticated<Channel>;
+
+/// Who the suite's default clients are.
+pub const INTEGRATOR: &str = "test-311-app";
+pub const SUPERVISOR: &str = "S-900";
+pub const SURVEY_SYSTEM: &str = "test-survey-system";
+
+/// How long the tokens the tests mint live.
+const TEST_TOKEN_TTL: Duration = Duration::from_secs(3_600);
+
+/// The suite's token issuer: a key made for this suite only, whose public
+/// half every service of the suite trusts.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    signer: TokenSigner,
+}
+
+impl Tokens {
+    pub fn new(signer: TokenSigner) -> Self {
+        Self { signer }
+    }
+
+    /// A valid token for `subject` in `role`.
+    pub fn mint(&self, role: Role, subject: &str) -> String {
+        self.signer
+            .mint(subject, role, TEST_TOKEN_TTL)
+            .expect("the suite's key signs")
+    }
+
+    pub fn bearer(&self, role: Role, subject: &str) -> anyhow::Result<BearerToken> {
+        BearerToken::new(&self.mint(role, subject))
+    }
+
+    /// The signer itself, for tokens with unusual claims (expired, other audience).
+    pub fn signer(&self) -> &TokenSigner {
+        &self.signer
+    }
+}
+
 /// The variable that holds intake's contact keys (`id:base64,…`, current first).
 pub const CONTACT_KEYS_VAR: &str = "DISPATCH311_CONTACT_KEYS";
 
@@ -112,6 +154,9 @@ pub struct Suite {
     /// The suite's own random contact key (`suite:<base64>`), used unless
     /// the options set `DISPATCH311_CONTACT_KEYS`.
     pub contact_keys: String,
+    /// Tokens the services of this suite accept.
+    pub tokens: Tokens,
+    jwks_path: PathBuf,
     options: SuiteOptions,
     ports: HashMap<Service, u16>,
     processes: HashMap<Service, Child>,
@@ -125,6 +170,12 @@ impl Suite {
             .join("dispatch311-tests")
             .join(redis_prefix.trim_end_matches(':'));
         std::fs::create_dir_all(&log_dir)?;
+        let keys = KeyPair::generate("suite")?;
+        let jwks_path = log_dir.join("auth-jwks.json");
+        std::fs::write(&jwks_path, &keys.jwks_json)?;
+        let tokens = Tokens {
+            signer: keys.signer(DEFAULT_ISSUER, DEFAULT_AUDIENCE)?,
+        };
         let mut suite = Suite {
             database_url,
             redis_url: std::env::var("REDIS_URL")
@@ -132,6 +183,8 @@ impl Suite {
             redis_prefix,
             log_dir,
             contact_keys: random_contact_key("suite"),
+            tokens,
+            jwks_path,
             options,
             ports: HashMap::new(),
             processes: HashMap::new(),
@@ -174,6 +227,7 @@ impl Suite {
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let mut replica = Replica {
             url: format!("http://127.0.0.1:{port}"),
+            tokens: self.tokens.clone(),
             log_path,
             child,
         };
@@ -218,6 +272,10 @@ impl Suite {
             .env("DISPATCH311_REDIS_PREFIX", &self.redis_prefix)
             .env("DISPATCH311_DB_MAX_CONNECTIONS", "8")
             .env(CONTACT_KEYS_VAR, &self.contact_keys)
+            .env("DISPATCH311_AUTH_JWKS", &self.jwks_path)
+            // replays file thousands of requests as one integrator; the test of
+            // the limits sets its own through the options
+            .env("DISPATCH311_RATE_LIMIT_PER_SECOND", "1000000")
             // where each service reaches the others (survey calls intake)
             .envs(Service::ALL.iter().map(|other| {
                 (
@@ -368,31 +426,64 @@ impl Suite {
         self.wait_ready(service).await
     }
 
-    pub async fn intake(&self) -> anyhow::Result<IntakeServiceClient<Channel>> {
+    /// Intake as the suite's integrator.
+    pub async fn intake(&self) -> anyhow::Result<IntakeServiceClient<AuthChannel>> {
+        self.intake_as(Role::Integrator, INTEGRATOR).await
+    }
+
+    pub async fn intake_as(
+        &self,
+        role: Role,
+        subject: &str,
+    ) -> anyhow::Result<IntakeServiceClient<AuthChannel>> {
         Ok(IntakeServiceClient::new(
-            self.channel(Service::Intake).await?,
+            self.authenticated(Service::Intake, role, subject).await?,
         ))
     }
 
-    pub async fn routing(&self) -> anyhow::Result<RoutingServiceClient<Channel>> {
+    /// Routing as a supervisor (who may call all of it).
+    pub async fn routing(&self) -> anyhow::Result<RoutingServiceClient<AuthChannel>> {
         Ok(RoutingServiceClient::new(
-            self.channel(Service::Routing).await?,
+            self.authenticated(Service::Routing, Role::Supervisor, SUPERVISOR)
+                .await?,
         ))
     }
 
-    pub async fn dispatch(&self) -> anyhow::Result<DispatchServiceClient<Channel>> {
-        Ok(DispatchServiceClient::new(
-            self.channel(Service::Dispatch).await?,
-        ))
+    /// Dispatch as its users' devices: see [`crate::acting::Dispatch`].
+    pub async fn dispatch(&self) -> anyhow::Result<crate::acting::Dispatch> {
+        crate::acting::Dispatch::new(self.channel(Service::Dispatch).await?, self.tokens.clone())
     }
 
-    pub async fn survey(&self) -> anyhow::Result<SurveyServiceClient<Channel>> {
+    /// The survey system's client.
+    pub async fn survey(&self) -> anyhow::Result<SurveyServiceClient<AuthChannel>> {
+        self.survey_as(Role::SurveySystem, SURVEY_SYSTEM).await
+    }
+
+    pub async fn survey_as(
+        &self,
+        role: Role,
+        subject: &str,
+    ) -> anyhow::Result<SurveyServiceClient<AuthChannel>> {
         Ok(SurveyServiceClient::new(
-            self.channel(Service::Survey).await?,
+            self.authenticated(Service::Survey, role, subject).await?,
         ))
     }
 
-    async fn channel(&self, service: Service) -> anyhow::Result<Channel> {
+    /// A connection to `service` whose calls carry a token for `subject` in `role`.
+    pub async fn authenticated(
+        &self,
+        service: Service,
+        role: Role,
+        subject: &str,
+    ) -> anyhow::Result<AuthChannel> {
+        Ok(self
+            .tokens
+            .bearer(role, subject)?
+            .wrap(self.channel(service).await?))
+    }
+
+    /// A connection to `service` without credentials.
+    pub async fn channel(&self, service: Service) -> anyhow::Result<Channel> {
         Ok(Channel::from_shared(self.url(service))?.connect().await?)
     }
 
@@ -425,6 +516,7 @@ impl Drop for Suite {
 /// killed when dropped.
 pub struct Replica {
     pub url: String,
+    tokens: Tokens,
     pub log_path: PathBuf,
     child: Child,
 }
@@ -434,10 +526,11 @@ impl Replica {
         self.child.id()
     }
 
-    pub async fn dispatch(&self) -> anyhow::Result<DispatchServiceClient<Channel>> {
-        Ok(DispatchServiceClient::new(
+    pub async fn dispatch(&self) -> anyhow::Result<crate::acting::Dispatch> {
+        crate::acting::Dispatch::new(
             Channel::from_shared(self.url.clone())?.connect().await?,
-        ))
+            self.tokens.clone(),
+        )
     }
 }
 

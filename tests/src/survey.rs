@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use crate::suite::AuthChannel;
 use anyhow::Context as _;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc, Weekday};
 use dispatch311_proto::{
@@ -22,11 +23,10 @@ use dispatch311_proto::{
         survey_service_client::SurveyServiceClient,
     },
 };
-use tonic::transport::Channel;
 
 use crate::cad::{self, Dispatch, PIPELINE, close, close_request, drive_to_scene, get_job};
 
-pub type Survey = SurveyServiceClient<Channel>;
+pub type Survey = SurveyServiceClient<AuthChannel>;
 
 /// Whether and how a complainant can be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

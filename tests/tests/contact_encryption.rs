@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use dispatch311_auth::Role;
 use dispatch311_proto::intake::v1::{
     Complainant, CreateServiceRequestRequest, ListContactReleasesRequest,
     ReleaseComplainantContactRequest, ReleasePurpose, ServiceRequest,
@@ -14,12 +15,12 @@ use dispatch311_proto::intake::v1::{
 };
 use dispatch311_tests::{
     cad::{EMPIRE_STATE, complaint, wait_for_job},
-    suite::{CONTACT_KEYS_VAR, Service, Suite, SuiteOptions, random_contact_key},
+    suite::{AuthChannel, CONTACT_KEYS_VAR, Service, Suite, SuiteOptions, random_contact_key},
 };
 use sqlx::PgPool;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
-type Intake = IntakeServiceClient<Channel>;
+type Intake = IntakeServiceClient<AuthChannel>;
 
 /// Schemas whose tables must never hold a contact: intake's own (where it is
 /// sealed) and the services it must never reach. The survey's is left out:
@@ -65,7 +66,6 @@ async fn release(intake: &Intake, sr_number: &str) -> Result<Complainant, tonic:
         .release_complainant_contact(ReleaseComplainantContactRequest {
             sr_number: sr_number.to_string(),
             purpose: ReleasePurpose::SatisfactionSurvey as i32,
-            requester: "survey:city-311-surveys".to_string(),
         })
         .await?
         .into_inner()
@@ -169,6 +169,9 @@ async fn a_filed_contact_is_nowhere_in_the_database_in_plain_text_yet_released_o
 -> anyhow::Result<()> {
     let suite = Suite::start(SuiteOptions::default()).await?;
     let intake = suite.intake().await?;
+    let surveys = suite
+        .intake_as(Role::SurveySystem, "city-311-surveys")
+        .await?;
     let db = suite.database().await?;
 
     let consenting = canary(true);
@@ -193,9 +196,9 @@ async fn a_filed_contact_is_nowhere_in_the_database_in_plain_text_yet_released_o
 
     // after routing and dispatch handled it, and after a release was recorded
     wait_for_job(&suite.dispatch().await?, &sr.sr_number).await?;
-    let released = release(&intake, &sr.sr_number).await?;
+    let released = release(&surveys, &sr.sr_number).await?;
     assert_eq!(released, consenting);
-    let refused = release(&intake, &other.sr_number).await.unwrap_err();
+    let refused = release(&surveys, &other.sr_number).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
 
     let searched = assert_nowhere_in_database(&db, &consenting).await?;
@@ -221,6 +224,9 @@ async fn a_sealed_contact_copied_to_another_request_does_not_open_and_nothing_is
 -> anyhow::Result<()> {
     let suite = Suite::start(SuiteOptions::default()).await?;
     let intake = suite.intake().await?;
+    let surveys = suite
+        .intake_as(Role::SurveySystem, "city-311-surveys")
+        .await?;
     let db = suite.database().await?;
 
     let victim = canary(true);
@@ -237,14 +243,15 @@ async fn a_sealed_contact_copied_to_another_request_does_not_open_and_nothing_is
     .execute(&db)
     .await?;
 
-    let status = release(&intake, &other_sr.sr_number).await.unwrap_err();
+    let status = release(&surveys, &other_sr.sr_number).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal, "{status:?}");
     for needle in needles(&victim) {
         assert!(!status.message().contains(&needle), "{status:?}");
     }
     // nothing left intake, so no release is recorded
-    let recorded = intake
-        .clone()
+    let recorded = suite
+        .intake_as(Role::Auditor, "oversight-7")
+        .await?
         .list_contact_releases(ListContactReleasesRequest {
             sr_number: other_sr.sr_number.clone(),
             ..Default::default()
@@ -271,7 +278,7 @@ async fn a_sealed_contact_copied_to_another_request_does_not_open_and_nothing_is
     }
 
     // the victim's own row still opens
-    assert_eq!(release(&intake, &victim_sr.sr_number).await?, victim);
+    assert_eq!(release(&surveys, &victim_sr.sr_number).await?, victim);
     suite.stop().await
 }
 
@@ -321,6 +328,9 @@ async fn rekey_reseals_every_contact_under_the_new_key_so_the_old_one_can_be_ret
     suite.set_env(CONTACT_KEYS_VAR, &format!("{k2},{k1}"));
     suite.restart(Service::Intake).await?;
     let intake = suite.intake().await?;
+    let surveys = suite
+        .intake_as(Role::SurveySystem, "city-311-surveys")
+        .await?;
     let newcomer = canary(true);
     let newcomer_sr = file(&intake, filed_by(&newcomer)).await?;
     let (key_id,): (String,) =
@@ -330,7 +340,7 @@ async fn rekey_reseals_every_contact_under_the_new_key_so_the_old_one_can_be_ret
             .await?;
     assert_eq!(key_id, "k2", "new contacts are sealed under the first key");
     for (sr_number, complainant) in &filed {
-        assert_eq!(&release(&intake, sr_number).await?, complainant);
+        assert_eq!(&release(&surveys, sr_number).await?, complainant);
     }
 
     // three batches of two, each its own transaction
@@ -365,11 +375,13 @@ async fn rekey_reseals_every_contact_under_the_new_key_so_the_old_one_can_be_ret
     assert!(suite.terminate(Service::Intake).await?);
     suite.set_env(CONTACT_KEYS_VAR, &k2);
     suite.restart(Service::Intake).await?;
-    let intake = suite.intake().await?;
+    let surveys = suite
+        .intake_as(Role::SurveySystem, "city-311-surveys")
+        .await?;
     for (sr_number, complainant) in &filed {
-        assert_eq!(&release(&intake, sr_number).await?, complainant);
+        assert_eq!(&release(&surveys, sr_number).await?, complainant);
     }
-    assert_eq!(release(&intake, &newcomer_sr.sr_number).await?, newcomer);
+    assert_eq!(release(&surveys, &newcomer_sr.sr_number).await?, newcomer);
     for (_, complainant) in &filed {
         assert_nowhere_in_database(&db, complainant).await?;
     }

@@ -1,8 +1,10 @@
 //! Releasing a complainant's contact details, end to end with the real
 //! binaries: only for a complainant who consented, each release recorded
-//! (append-only) and listed for auditors newest first, and the contact never
-//! written to intake's log.
+//! (append-only) under the verified caller and listed for auditors newest
+//! first, only the survey system may ask, and the contact never written to
+//! intake's log.
 
+use dispatch311_auth::Role;
 use dispatch311_proto::intake::v1::{
     Complainant, CreateServiceRequestRequest, ListContactReleasesRequest,
     ListContactReleasesResponse, ReleaseComplainantContactRequest, ReleasePurpose, ServiceRequest,
@@ -10,13 +12,15 @@ use dispatch311_proto::intake::v1::{
 };
 use dispatch311_tests::{
     cad::{COMPLAINANT_EMAIL, COMPLAINANT_NAME, COMPLAINANT_PHONE, EMPIRE_STATE, complaint},
-    suite::{Service, Suite, SuiteOptions},
+    suite::{AuthChannel, Service, Suite, SuiteOptions},
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
-type Intake = IntakeServiceClient<Channel>;
+type Intake = IntakeServiceClient<AuthChannel>;
 
-const REQUESTER: &str = "survey:city-311-surveys";
+/// The survey system's token subject, and how intake records it.
+const SURVEY_SYSTEM: &str = "city-311-surveys";
+const REQUESTER: &str = "survey_system:city-311-surveys";
 
 async fn file(
     intake: &Intake,
@@ -35,7 +39,6 @@ fn release_of(sr_number: &str) -> ReleaseComplainantContactRequest {
     ReleaseComplainantContactRequest {
         sr_number: sr_number.to_string(),
         purpose: ReleasePurpose::SatisfactionSurvey as i32,
-        requester: REQUESTER.to_string(),
     }
 }
 
@@ -62,14 +65,45 @@ async fn a_consenting_complainants_contact_is_released_once_per_ask_and_recorded
     let mut suite = Suite::start(SuiteOptions::default()).await?;
     // nothing but this test asks for contacts
     suite.kill(Service::Survey)?;
-    let intake = suite.intake().await?;
+    let integrator = suite.intake().await?;
+    let survey_system = suite.intake_as(Role::SurveySystem, SURVEY_SYSTEM).await?;
+    let auditor = suite.intake_as(Role::Auditor, "oversight-7").await?;
 
     let consenting = file(
-        &intake,
+        &integrator,
         complaint("Illegal Parking", "Blocked Hydrant", EMPIRE_STATE),
     )
     .await?;
-    let released = intake
+    // the integrator that filed it, an auditor and responders may not have it
+    for (who, role) in [
+        ("the filing integrator", Role::Integrator),
+        ("an auditor", Role::Auditor),
+        ("an officer", Role::Officer),
+        ("a supervisor", Role::Supervisor),
+        ("an admin", Role::Admin),
+    ] {
+        let subject = if role == Role::Integrator {
+            dispatch311_tests::suite::INTEGRATOR
+        } else {
+            "someone"
+        };
+        let refused = suite
+            .intake_as(role, subject)
+            .await?
+            .release_complainant_contact(release_of(&consenting.sr_number))
+            .await
+            .expect_err("only the survey system is released contacts");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{who}: {refused:?}");
+    }
+    assert!(
+        releases(&auditor, &consenting.sr_number, 0, "")
+            .await?
+            .releases
+            .is_empty(),
+        "a refused ask records no release"
+    );
+
+    let released = survey_system
         .clone()
         .release_complainant_contact(release_of(&consenting.sr_number))
         .await?
@@ -86,7 +120,7 @@ async fn a_consenting_complainants_contact_is_released_once_per_ask_and_recorded
         }
     );
 
-    let listed = releases(&intake, &consenting.sr_number, 0, "").await?;
+    let listed = releases(&auditor, &consenting.sr_number, 0, "").await?;
     assert_eq!(listed.releases.len(), 1, "{listed:?}");
     let release = &listed.releases[0];
     assert_eq!(release.sr_number, consenting.sr_number);
@@ -101,18 +135,20 @@ async fn a_consenting_complainants_contact_is_released_once_per_ask_and_recorded
     assert!(listed.next_page_token.is_empty());
 
     // every ask is a release of its own, listed newest first, a page at a time
-    let mut second_ask = release_of(&consenting.sr_number);
-    second_ask.requester = "survey:call-back-desk".into();
-    intake
-        .clone()
-        .release_complainant_contact(second_ask)
+    suite
+        .intake_as(Role::SurveySystem, "call-back-desk")
+        .await?
+        .release_complainant_contact(release_of(&consenting.sr_number))
         .await?;
-    let first_page = releases(&intake, &consenting.sr_number, 1, "").await?;
+    let first_page = releases(&auditor, &consenting.sr_number, 1, "").await?;
     assert_eq!(first_page.releases.len(), 1);
-    assert_eq!(first_page.releases[0].requester, "survey:call-back-desk");
+    assert_eq!(
+        first_page.releases[0].requester,
+        "survey_system:call-back-desk"
+    );
     assert!(!first_page.next_page_token.is_empty());
     let second_page = releases(
-        &intake,
+        &auditor,
         &consenting.sr_number,
         1,
         &first_page.next_page_token,
@@ -131,8 +167,8 @@ async fn a_consenting_complainants_contact_is_released_once_per_ask_and_recorded
     // without consent: refused, nothing recorded
     let mut no_consent = complaint("Illegal Parking", "Blocked Hydrant", EMPIRE_STATE);
     no_consent.complainant.as_mut().unwrap().consent_to_contact = false;
-    let declined = file(&intake, no_consent).await?;
-    let refused = intake
+    let declined = file(&integrator, no_consent).await?;
+    let refused = survey_system
         .clone()
         .release_complainant_contact(release_of(&declined.sr_number))
         .await
@@ -140,7 +176,7 @@ async fn a_consenting_complainants_contact_is_released_once_per_ask_and_recorded
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert!(!format!("{refused:?}").contains(COMPLAINANT_PHONE));
     assert!(
-        releases(&intake, &declined.sr_number, 0, "")
+        releases(&auditor, &declined.sr_number, 0, "")
             .await?
             .releases
             .is_empty()
@@ -149,22 +185,22 @@ async fn a_consenting_complainants_contact_is_released_once_per_ask_and_recorded
     // anonymous: there is no contact to release
     let mut anonymous = complaint("Illegal Parking", "Blocked Hydrant", EMPIRE_STATE);
     anonymous.complainant = None;
-    let anonymous = file(&intake, anonymous).await?;
-    let missing = intake
+    let anonymous = file(&integrator, anonymous).await?;
+    let missing = survey_system
         .clone()
         .release_complainant_contact(release_of(&anonymous.sr_number))
         .await
         .expect_err("an anonymous request has no contact");
     assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
     assert!(
-        releases(&intake, &anonymous.sr_number, 0, "")
+        releases(&auditor, &anonymous.sr_number, 0, "")
             .await?
             .releases
             .is_empty()
     );
 
-    // an unknown request, or a request that does not say why or for whom
-    let unknown = intake
+    // an unknown request, or a request that does not say why
+    let unknown = survey_system
         .clone()
         .release_complainant_contact(release_of("SR-2026-9999999"))
         .await
@@ -172,16 +208,15 @@ async fn a_consenting_complainants_contact_is_released_once_per_ask_and_recorded
     assert_eq!(unknown.code(), Code::NotFound);
     let mut no_purpose = release_of(&consenting.sr_number);
     no_purpose.purpose = ReleasePurpose::Unspecified as i32;
-    no_purpose.requester = String::new();
-    let invalid = intake
+    let invalid = survey_system
         .clone()
         .release_complainant_contact(no_purpose)
         .await
-        .expect_err("purpose and requester are required");
+        .expect_err("a purpose is required");
     assert_eq!(invalid.code(), Code::InvalidArgument);
 
     // the audit trail holds exactly the two releases, and cannot be edited
-    let all = releases(&intake, "", 0, "").await?;
+    let all = releases(&auditor, "", 0, "").await?;
     assert_eq!(
         all.releases
             .iter()
@@ -197,7 +232,7 @@ async fn a_consenting_complainants_contact_is_released_once_per_ask_and_recorded
         let refused = sqlx::query(change).execute(&db).await;
         assert!(refused.is_err(), "{change} must be refused");
     }
-    assert_eq!(releases(&intake, "", 0, "").await?.releases.len(), 2);
+    assert_eq!(releases(&auditor, "", 0, "").await?.releases.len(), 2);
     db.close().await;
 
     // the log says who took which request's contact, never the contact

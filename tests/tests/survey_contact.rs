@@ -4,6 +4,7 @@
 //! and with intake down the caller is told to retry. The contact is never
 //! stored by the survey service or written to its log.
 
+use dispatch311_auth::Role;
 use dispatch311_proto::{
     common::v1::ResolutionCode,
     intake::v1::{ListContactReleasesRequest, ReleasePurpose},
@@ -16,14 +17,14 @@ use dispatch311_tests::{
     cad::{
         COMPLAINANT_EMAIL, COMPLAINANT_NAME, COMPLAINANT_PHONE, EMPIRE_STATE, file, register_unit,
     },
-    suite::{Service, Suite, SuiteOptions},
+    suite::{SURVEY_SYSTEM, Service, Suite, SuiteOptions},
     survey::{Complainant, Poller, answer, close_at_scene, closure_of, complaint_from},
 };
 use tonic::Code;
 
 async fn releases_of(suite: &Suite, sr_number: &str) -> anyhow::Result<Vec<(i32, String)>> {
     let releases = suite
-        .intake()
+        .intake_as(Role::Auditor, "oversight-7")
         .await?
         .list_contact_releases(ListContactReleasesRequest {
             sr_number: sr_number.to_string(),
@@ -116,7 +117,7 @@ async fn the_contact_is_released_only_through_a_valid_token_and_every_release_is
         releases_of(&suite, &released.sr_number).await?,
         [(
             ReleasePurpose::SatisfactionSurvey as i32,
-            "survey".to_string()
+            format!("survey_system:{SURVEY_SYSTEM}")
         )]
     );
     // each release is recorded, a repeat too

@@ -1,12 +1,14 @@
 //! Serving a service's gRPC API with what every dispatch311 server needs,
 //! wired once: grpc.health.v1 (for Kubernetes' native gRPC probes), server
 //! reflection (for grpcurl and the like), a server span per call that joins
-//! the caller's trace, and a graceful shutdown that reports NOT_SERVING and
+//! the caller's trace, authentication and the policy table on every RPC
+//! (`dispatch311_auth::AuthLayer`), and a graceful shutdown that reports NOT_SERVING and
 //! lets in-flight calls finish.
 
 use std::{convert::Infallible, future::Future, time::Duration};
 
 use anyhow::Context as _;
+use dispatch311_auth::AuthLayer;
 use dispatch311_telemetry::grpc::{GrpcStatusLayer, server_span};
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::{
@@ -23,8 +25,8 @@ use tonic_health::ServingStatus;
 /// default 30 s termination grace period.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The gRPC services of one binary, served with health, reflection, tracing
-/// and graceful shutdown. Health reports each added service (and the server
+/// The gRPC services of one binary, served with health, reflection, tracing,
+/// authentication and graceful shutdown. Health reports each added service (and the server
 /// as a whole, `""`) SERVING until shutdown starts.
 ///
 /// ```no_run
@@ -32,8 +34,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// # async fn run(api: impl IntakeService) -> anyhow::Result<()> {
 /// use dispatch311_grpc::{GrpcServer, shutdown_signal};
 ///
+/// let auth = dispatch311_auth::AuthConfig::from_env()?.layer()?;
 /// let listener = tokio::net::TcpListener::bind("0.0.0.0:50051").await?;
-/// GrpcServer::new()
+/// GrpcServer::new(auth)
 ///     .add_service(IntakeServiceServer::new(api))
 ///     .serve(listener, shutdown_signal())
 ///     .await
@@ -44,21 +47,18 @@ pub struct GrpcServer {
     routes: Routes,
     served: Vec<&'static str>,
     drain_timeout: Duration,
+    auth: AuthLayer,
 }
 
-impl Default for GrpcServer {
-    fn default() -> Self {
+impl GrpcServer {
+    /// Every RPC goes through `auth`: there is no unauthenticated server.
+    pub fn new(auth: AuthLayer) -> Self {
         Self {
             routes: Routes::default(),
             served: Vec::new(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            auth,
         }
-    }
-}
-
-impl GrpcServer {
-    pub fn new() -> Self {
-        Self::default()
     }
 
     /// Adds a generated tonic server (`XxxServiceServer::new(api)`).
@@ -137,6 +137,8 @@ impl GrpcServer {
         let server = Server::builder()
             .trace_fn(server_span)
             .layer(GrpcStatusLayer)
+            // inside the status layer, so refusals are recorded on the span too
+            .layer(self.auth)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, signal);
 
@@ -160,12 +162,14 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     served: &[&'static str],
+    auth: AuthLayer,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let server = GrpcServer {
         routes,
         served: served.to_vec(),
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        auth,
     };
     server.serve(listener, shutdown).await
 }

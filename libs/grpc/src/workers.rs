@@ -94,6 +94,7 @@ pub async fn serve_with_workers(
     listener: tokio::net::TcpListener,
     routes: tonic::service::Routes,
     served: &[&'static str],
+    auth: dispatch311_auth::AuthLayer,
     shutdown: impl Future<Output = ()> + Send + 'static,
     workers: Workers,
 ) -> anyhow::Result<()> {
@@ -104,7 +105,7 @@ pub async fn serve_with_workers(
             _ = failure.cancelled() => {}
         }
     };
-    let served = crate::serve(listener, routes, served, stop_serving).await;
+    let served = crate::serve(listener, routes, served, auth, stop_serving).await;
     let stopped = workers.stop().await;
     served.and(stopped)
 }

@@ -1,4 +1,6 @@
 //! A `GrpcServer` on an ephemeral port, called as a client would call it.
+//! The probe service stands in for a real API: it answers on the path of
+//! `SurveyService/ListClosedRequests`, so the policy table applies to it.
 
 use std::{
     convert::Infallible,
@@ -8,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use dispatch311_auth::{AuthLayer, KeyPair, RateLimit, Role, TokenVerifier, client::with_token};
 use dispatch311_grpc::{GrpcServer, client};
 use dispatch311_telemetry::grpc::TracedChannel;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -33,7 +36,7 @@ const PROBE_DELAY: Duration = Duration::from_millis(300);
 struct SlowProbe;
 
 impl NamedService for SlowProbe {
-    const NAME: &'static str = "dispatch311.test.v1.SlowProbe";
+    const NAME: &'static str = "dispatch311.survey.v1.SurveyService";
 }
 
 impl Service<http::Request<Body>> for SlowProbe {
@@ -67,23 +70,28 @@ impl UnaryService<()> for Wait {
     }
 }
 
-async fn call_probe(channel: TracedChannel) -> Result<(), Status> {
+async fn call_probe(channel: TracedChannel, token: Option<&str>) -> Result<(), Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
         .map_err(|error| Status::unavailable(error.to_string()))?;
-    let path = http::uri::PathAndQuery::from_static("/dispatch311.test.v1.SlowProbe/Wait");
-    grpc.unary(
-        tonic::Request::new(()),
-        path,
-        ProstCodec::<(), ()>::default(),
-    )
-    .await?;
+    let path = http::uri::PathAndQuery::from_static(
+        "/dispatch311.survey.v1.SurveyService/ListClosedRequests",
+    );
+    let request = match token {
+        Some(token) => with_token((), token).unwrap(),
+        None => tonic::Request::new(()),
+    };
+    grpc.unary(request, path, ProstCodec::<(), ()>::default())
+        .await?;
     Ok(())
 }
 
 struct Running {
     channel: TracedChannel,
+    /// A token of the one role the probe's method admits.
+    survey_token: String,
+    officer_token: String,
     address: std::net::SocketAddr,
     stop: oneshot::Sender<()>,
     served: JoinHandle<anyhow::Result<()>>,
@@ -93,8 +101,20 @@ async fn start(drain_timeout: Duration) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
+    let keys = KeyPair::generate("test").unwrap();
+    let verifier = TokenVerifier::from_jwks(&keys.jwks_json, "issuer", "audience").unwrap();
+    let signer = keys.signer("issuer", "audience").unwrap();
+    let mint = |role| {
+        signer
+            .mint("caller", role, Duration::from_secs(60))
+            .unwrap()
+    };
+    let limit = RateLimit {
+        per_second: 100.0,
+        burst: 100.0,
+    };
     let served = tokio::spawn(
-        GrpcServer::new()
+        GrpcServer::new(AuthLayer::new(verifier, limit))
             .add_service(SlowProbe)
             .with_drain_timeout(drain_timeout)
             .serve(listener, async {
@@ -104,6 +124,8 @@ async fn start(drain_timeout: Duration) -> Running {
     let channel = client::connect_lazy(&address.to_string()).unwrap();
     Running {
         channel,
+        survey_token: mint(Role::SurveySystem),
+        officer_token: mint(Role::Officer),
         address,
         stop,
         served,
@@ -137,7 +159,7 @@ async fn health_reports_each_service_and_reflection_lists_the_apis() {
     );
     let unknown = health_of(server.channel.clone(), "dispatch311.nothing.v1.Nothing").await;
     assert_eq!(unknown.unwrap_err().code(), Code::NotFound);
-    call_probe(server.channel.clone())
+    call_probe(server.channel.clone(), Some(&server.survey_token))
         .await
         .expect("the added service answers");
 
@@ -233,7 +255,10 @@ async fn shutdown_reports_not_serving_lets_calls_in_flight_finish_and_refuses_ne
         .into_inner();
     assert_eq!(watch.message().await.unwrap().unwrap().status, SERVING);
 
-    let in_flight = tokio::spawn(call_probe(server.channel.clone()));
+    let in_flight = tokio::spawn({
+        let (channel, token) = (server.channel.clone(), server.survey_token.clone());
+        async move { call_probe(channel, Some(&token)).await }
+    });
     tokio::time::sleep(PROBE_DELAY / 3).await;
     server.stop.send(()).unwrap();
 
@@ -255,4 +280,32 @@ async fn shutdown_reports_not_serving_lets_calls_in_flight_finish_and_refuses_ne
         health_of(fresh, "").await.unwrap_err().code(),
         Code::Unavailable
     );
+}
+
+#[tokio::test]
+async fn calls_need_a_token_of_a_role_the_policy_admits_while_health_stays_open() {
+    let server = start(Duration::from_secs(5)).await;
+
+    assert_eq!(
+        health_of(server.channel.clone(), "").await.unwrap(),
+        SERVING
+    );
+    let missing = call_probe(server.channel.clone(), None).await.unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    assert!(missing.message().contains("bearer token"), "{missing:?}");
+    let garbage = call_probe(server.channel.clone(), Some("x.y.z"))
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.code(), Code::Unauthenticated);
+    let forbidden = call_probe(server.channel.clone(), Some(&server.officer_token))
+        .await
+        .unwrap_err();
+    assert_eq!(forbidden.code(), Code::PermissionDenied);
+    assert!(forbidden.message().contains("officer"), "{forbidden:?}");
+    call_probe(server.channel.clone(), Some(&server.survey_token))
+        .await
+        .unwrap();
+
+    server.stop.send(()).unwrap();
+    server.served.await.unwrap().unwrap();
 }

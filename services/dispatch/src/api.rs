@@ -1,5 +1,6 @@
 //! The gRPC adapter of the dispatch service.
 
+use dispatch311_auth::Role as AuthRole;
 use dispatch311_domain::SrNumber;
 use dispatch311_grpc::{
     pagination,
@@ -166,7 +167,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::RegisterUnitRequest>,
     ) -> Result<Response<dispatch::RegisterUnitResponse>, Status> {
         self.units
-            .register_unit(request.into_inner())
+            .register_unit(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -176,7 +177,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::ReportUnitStatusRequest>,
     ) -> Result<Response<dispatch::ReportUnitStatusResponse>, Status> {
         self.units
-            .report_unit_status(request.into_inner())
+            .report_unit_status(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -206,7 +207,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::SetAutoAssignRequest>,
     ) -> Result<Response<dispatch::SetAutoAssignResponse>, Status> {
         self.units
-            .set_auto_assign(request.into_inner())
+            .set_auto_assign(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -216,7 +217,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::AssignJobRequest>,
     ) -> Result<Response<dispatch::AssignJobResponse>, Status> {
         self.lifecycle
-            .assign_job(request.into_inner())
+            .assign_job(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -226,7 +227,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::AcknowledgeJobRequest>,
     ) -> Result<Response<dispatch::AcknowledgeJobResponse>, Status> {
         self.lifecycle
-            .acknowledge_job(request.into_inner())
+            .acknowledge_job(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -236,7 +237,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::ReportEnRouteRequest>,
     ) -> Result<Response<dispatch::ReportEnRouteResponse>, Status> {
         self.lifecycle
-            .report_en_route(request.into_inner())
+            .report_en_route(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -246,7 +247,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::ReportOnSceneRequest>,
     ) -> Result<Response<dispatch::ReportOnSceneResponse>, Status> {
         self.lifecycle
-            .report_on_scene(request.into_inner())
+            .report_on_scene(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -256,7 +257,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::RecordEvidenceViewedRequest>,
     ) -> Result<Response<dispatch::RecordEvidenceViewedResponse>, Status> {
         self.lifecycle
-            .record_evidence_viewed(request.into_inner())
+            .record_evidence_viewed(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -266,7 +267,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::CloseJobRequest>,
     ) -> Result<Response<dispatch::CloseJobResponse>, Status> {
         self.lifecycle
-            .close_job(request.into_inner())
+            .close_job(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -276,7 +277,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::CancelJobRequest>,
     ) -> Result<Response<dispatch::CancelJobResponse>, Status> {
         self.lifecycle
-            .cancel_job(request.into_inner())
+            .cancel_job(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -286,7 +287,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::ReopenJobRequest>,
     ) -> Result<Response<dispatch::ReopenJobResponse>, Status> {
         self.lifecycle
-            .reopen_job(request.into_inner())
+            .reopen_job(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -296,7 +297,7 @@ impl DispatchService for DispatchApi {
         request: Request<dispatch::ApproveRerouteRequest>,
     ) -> Result<Response<dispatch::ApproveRerouteResponse>, Status> {
         self.lifecycle
-            .approve_reroute(request.into_inner())
+            .approve_reroute(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -312,6 +313,68 @@ impl DispatchService for DispatchApi {
             .await
             .map(Response::new)
     }
+}
+
+/// Requests that name who acts.
+trait Acted {
+    fn actor_mut(&mut self) -> &mut Option<dispatch::Actor>;
+}
+
+macro_rules! acted {
+    ($($request:ident),* $(,)?) => {
+        $(impl Acted for dispatch::$request {
+            fn actor_mut(&mut self) -> &mut Option<dispatch::Actor> {
+                &mut self.actor
+            }
+        })*
+    };
+}
+
+acted!(
+    RegisterUnitRequest,
+    ReportUnitStatusRequest,
+    SetAutoAssignRequest,
+    AssignJobRequest,
+    AcknowledgeJobRequest,
+    ReportEnRouteRequest,
+    ReportOnSceneRequest,
+    RecordEvidenceViewedRequest,
+    CloseJobRequest,
+    CancelJobRequest,
+    ReopenJobRequest,
+    ApproveRerouteRequest,
+);
+
+/// The request with its actor set to the verified caller. The token decides
+/// who acts: a request may still name its actor (older clients do), but
+/// only as the caller; naming anyone else is PERMISSION_DENIED.
+fn as_caller<T: Acted>(request: Request<T>) -> Result<T, Status> {
+    let caller = dispatch311_auth::caller(&request)?;
+    let role = match caller.role {
+        AuthRole::Dispatcher => dispatch::Role::Dispatcher,
+        AuthRole::Officer => dispatch::Role::Officer,
+        AuthRole::Supervisor => dispatch::Role::Supervisor,
+        other => {
+            return Err(Status::permission_denied(format!(
+                "the {other} role does not act in dispatch"
+            )));
+        }
+    };
+    let mut message = request.into_inner();
+    let actor = message.actor_mut();
+    if let Some(named) = actor.as_ref()
+        && (named.id.trim() != caller.subject || named.role != role as i32)
+    {
+        return Err(Status::permission_denied(format!(
+            "the actor must be the caller: this token is for {} {:?}",
+            caller.role, caller.subject
+        )));
+    }
+    *actor = Some(dispatch::Actor {
+        id: caller.subject,
+        role: role as i32,
+    });
+    Ok(message)
 }
 
 fn store_status(err: StoreError) -> Status {

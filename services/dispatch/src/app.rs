@@ -26,6 +26,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
     listener: TcpListener,
+    auth: dispatch311_auth::AuthLayer,
     store: Store,
     queue: JobQueue,
     rules: DispatchRules,
@@ -36,9 +37,11 @@ impl Application {
         let pool = dispatch311_db::connect(&config.db).await?;
         dispatch311_db::migrate(&pool, &MIGRATOR).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
+        let auth = config.auth.layer()?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
+            auth,
             store: Store::new(pool).with_sla_override(config.rules.sla_override),
             queue,
             rules: config.rules,
@@ -112,6 +115,14 @@ impl Application {
         let routes = Routes::new(DispatchServiceServer::new(api));
         tracing::info!(port = self.port(), "dispatch serving");
         let names = [<DispatchServiceServer<DispatchApi> as NamedService>::NAME];
-        dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await
+        dispatch311_grpc::serve_with_workers(
+            self.listener,
+            routes,
+            &names,
+            self.auth,
+            shutdown,
+            workers,
+        )
+        .await
     }
 }

@@ -12,6 +12,9 @@ pub struct DispatchConfig {
     pub listen_addr: SocketAddr,
     pub db: DbConfig,
     pub queue: QueueConfig,
+    /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
+    /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
+    pub auth: dispatch311_auth::AuthConfig,
     pub rules: DispatchRules,
 }
 
@@ -65,6 +68,7 @@ impl DispatchConfig {
             listen_addr,
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
+            auth: dispatch311_auth::AuthConfig::from_env()?,
             rules: DispatchRules::from_env()?,
         })
     }

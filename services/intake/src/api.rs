@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use dispatch311_auth::{View, caller};
 use dispatch311_domain::{CityBounds, SrNumber, status::status_name, time::from_timestamp};
 use dispatch311_grpc::{
     pagination,
@@ -15,7 +16,7 @@ use dispatch311_proto::{
         CreateServiceRequestRequest, CreateServiceRequestResponse, GetServiceRequestRequest,
         GetServiceRequestResponse, ListContactReleasesRequest, ListContactReleasesResponse,
         ListServiceRequestsRequest, ListServiceRequestsResponse, ReleaseComplainantContactRequest,
-        ReleaseComplainantContactResponse, get_service_request_request::Key,
+        ReleaseComplainantContactResponse, ServiceRequest, get_service_request_request::Key,
         intake_service_server::IntakeService,
     },
 };
@@ -55,11 +56,12 @@ impl IntakeService for IntakeApi {
         &self,
         request: Request<CreateServiceRequestRequest>,
     ) -> Result<Response<CreateServiceRequestResponse>, Status> {
+        let filed_by = caller(&request)?.subject;
         let new = validate(request.into_inner(), &self.bounds, Utc::now())?;
         let trace_id = trace_id_of(&tracing::Span::current()).unwrap_or_default();
         let created = self
             .store
-            .create(&new, &trace_id)
+            .create(&new, &filed_by, &trace_id)
             .await
             .map_err(store_status)?;
         let service_request = match created {
@@ -87,11 +89,19 @@ impl IntakeService for IntakeApi {
         &self,
         request: Request<GetServiceRequestRequest>,
     ) -> Result<Response<GetServiceRequestResponse>, Status> {
+        let caller = caller(&request)?;
         let (key, shown) = match request.into_inner().key {
             Some(Key::SrNumber(number)) => match number.parse::<SrNumber>() {
                 Ok(parsed) => (SrKey::Number(parsed.to_string()), number),
                 Err(e) => return Err(grpc_status::invalid_argument("sr_number", e.to_string())),
             },
+            // the public knows a request by the number on its receipt only
+            Some(Key::SrId(_)) if caller.view == View::Public => {
+                return Err(grpc_status::invalid_argument(
+                    "sr_id",
+                    "the public view is by sr_number only",
+                ));
+            }
             Some(Key::SrId(id)) => match Uuid::parse_str(id.trim()) {
                 Ok(parsed) => (SrKey::Id(parsed), id),
                 Err(_) => return Err(grpc_status::invalid_argument("sr_id", "must be a UUID")),
@@ -103,9 +113,17 @@ impl IntakeService for IntakeApi {
                 ));
             }
         };
-        match self.store.get(&key).await.map_err(store_status)? {
+        // another integrator's request is NOT_FOUND, not PERMISSION_DENIED:
+        // which numbers exist is not theirs to learn either
+        let filed_by = caller
+            .sees_own_requests_only()
+            .then_some(caller.subject.as_str());
+        match self.store.get(&key, filed_by).await.map_err(store_status)? {
             Some(sr) => Ok(Response::new(GetServiceRequestResponse {
-                service_request: Some(sr),
+                service_request: Some(match caller.view {
+                    View::Public => public_status_only(sr),
+                    View::Full | View::OwnRequests => sr,
+                }),
             })),
             None => Err(grpc_status::not_found("service request", &shown)),
         }
@@ -115,6 +133,7 @@ impl IntakeService for IntakeApi {
         &self,
         request: Request<ListServiceRequestsRequest>,
     ) -> Result<Response<ListServiceRequestsResponse>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let mut v = FieldViolations::new();
         let limit = pagination::page_size(request.page_size, "page_size", &mut v);
@@ -155,6 +174,9 @@ impl IntakeService for IntakeApi {
             created_before,
             after,
             limit: limit + 1,
+            filed_by: caller
+                .sees_own_requests_only()
+                .then(|| caller.subject.clone()),
         };
         let mut rows = self.store.list(&filter).await.map_err(store_status)?;
         let next_page_token = if rows.len() > limit {
@@ -180,7 +202,10 @@ impl IntakeService for IntakeApi {
         &self,
         request: Request<ReleaseComplainantContactRequest>,
     ) -> Result<Response<ReleaseComplainantContactResponse>, Status> {
-        let release = validate_release(request.into_inner())?;
+        // the release is recorded under the verified caller, never a name it gives itself
+        let caller = caller(&request)?;
+        let requester = format!("{}:{}", caller.role, caller.subject);
+        let release = validate_release(request.into_inner(), requester)?;
         set_on_current(attributes::SR_NUMBER, release.sr_number.clone());
         // only who asked, why and for which request are logged: the contact never is
         let sr_number = release.sr_number.as_str();
@@ -257,6 +282,18 @@ impl IntakeService for IntakeApi {
             releases: rows.into_iter().map(|row| row.release).collect(),
             next_page_token,
         }))
+    }
+}
+
+/// What anyone holding the SR number may see: where the request stands and
+/// who handles it, not where it is (often the complainant's home) nor the
+/// internal trace id.
+fn public_status_only(sr: ServiceRequest) -> ServiceRequest {
+    ServiceRequest {
+        location: None,
+        address: None,
+        trace_id: String::new(),
+        ..sr
     }
 }
 

@@ -19,6 +19,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
     listener: TcpListener,
+    auth: dispatch311_auth::AuthLayer,
     store: Store,
     queue: JobQueue,
     config: IntakeConfig,
@@ -30,9 +31,11 @@ impl Application {
     pub async fn build(config: IntakeConfig) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
+        let auth = config.auth.layer()?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
+            auth,
             store,
             queue,
             config,
@@ -75,7 +78,15 @@ impl Application {
         let routes = Routes::new(IntakeServiceServer::new(api));
         tracing::info!(port = self.port(), "intake serving");
         let names = [<IntakeServiceServer<IntakeApi> as NamedService>::NAME];
-        dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await
+        dispatch311_grpc::serve_with_workers(
+            self.listener,
+            routes,
+            &names,
+            self.auth,
+            shutdown,
+            workers,
+        )
+        .await
     }
 }
 

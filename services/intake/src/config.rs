@@ -15,6 +15,9 @@ pub struct IntakeConfig {
     pub listen_addr: SocketAddr,
     pub db: DbConfig,
     pub queue: QueueConfig,
+    /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
+    /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
+    pub auth: dispatch311_auth::AuthConfig,
     /// `DISPATCH311_CITY_BOUNDS` as `min_lat,min_lon,max_lat,max_lon`; default New York City.
     pub city_bounds: CityBounds,
     /// `DISPATCH311_RECONCILE_AFTER_SECS`, default 120: a request still not
@@ -53,6 +56,7 @@ impl IntakeConfig {
             listen_addr,
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
+            auth: dispatch311_auth::AuthConfig::from_env()?,
             city_bounds,
             reconcile_after,
             contact_cipher,

@@ -74,6 +74,8 @@ pub struct ListFilter {
     /// (created_at, sr_id) of the last row of the previous page.
     pub after: Option<(DateTime<Utc>, Uuid)>,
     pub limit: usize,
+    /// Only the requests this integrator filed.
+    pub filed_by: Option<String>,
 }
 
 /// What asking for a complainant's contact found.
@@ -135,7 +137,14 @@ impl Store {
     /// Stores a new request, its first timeline entry, the complainant's
     /// contact and the route job in one statement (one transaction). A request
     /// id seen before returns the request it created, and writes nothing.
-    pub async fn create(&self, new: &NewServiceRequest, trace_id: &str) -> StoreResult<Created> {
+    /// Files `new` for the integrator `filed_by`; its request id is unique
+    /// among that integrator's requests.
+    pub async fn create(
+        &self,
+        new: &NewServiceRequest,
+        filed_by: &str,
+        trace_id: &str,
+    ) -> StoreResult<Created> {
         let sr_id = Uuid::now_v7();
         // PostgreSQL keeps microseconds: the answer must match later reads
         let now = Utc::now().trunc_subsecs(6);
@@ -185,10 +194,11 @@ impl Store {
             "WITH sr AS ( \
                 INSERT INTO service_requests (sr_id, sr_number, request_id, complaint_type, descriptor, latitude, \
                     longitude, street_address, cross_street, borough, postal_code, description, photos, channel, \
-                    status, status_rank, trace_id, created_at, updated_at, observed_at, description_for_responders) \
+                    status, status_rank, trace_id, created_at, updated_at, observed_at, description_for_responders, \
+                    filed_by) \
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, \
-                    $26) \
-                ON CONFLICT (request_id) DO NOTHING RETURNING sr_id), \
+                    $26, $27) \
+                ON CONFLICT (filed_by, request_id) DO NOTHING RETURNING sr_id), \
              contact AS ( \
                 INSERT INTO complainant_contacts (sr_id, key_id, sealed, consent_to_contact) \
                 SELECT sr_id, $20, $21, $22 FROM sr WHERE $21::bytea IS NOT NULL), \
@@ -224,11 +234,12 @@ impl Store {
         .bind(&route.queue)
         .bind(&route.envelope)
         .bind(&job.description_for_responders)
+        .bind(filed_by)
         .fetch_one(&self.pool)
         .await?
         .get(0);
         if inserted == 0 {
-            let existing = self.get_by_request_id(&new.request_id).await?;
+            let existing = self.get_by_request_id(filed_by, &new.request_id).await?;
             return Ok(Created::Existing(
                 existing.expect("a conflicting request id has a row"),
             ));
@@ -258,22 +269,31 @@ impl Store {
         }))
     }
 
-    /// The public view of one request with its timeline.
-    pub async fn get(&self, key: &SrKey) -> StoreResult<Option<ServiceRequest>> {
+    /// The public view of one request with its timeline; with `filed_by`,
+    /// only if that integrator filed it.
+    pub async fn get(
+        &self,
+        key: &SrKey,
+        filed_by: Option<&str>,
+    ) -> StoreResult<Option<ServiceRequest>> {
         let row = match key {
             SrKey::Id(id) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {SR_COLUMNS} FROM service_requests WHERE sr_id = $1"
+                    "SELECT {SR_COLUMNS} FROM service_requests \
+                     WHERE sr_id = $1 AND ($2::text IS NULL OR filed_by = $2)"
                 )))
                 .bind(id)
+                .bind(filed_by)
                 .fetch_optional(&self.pool)
                 .await?
             }
             SrKey::Number(number) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {SR_COLUMNS} FROM service_requests WHERE sr_number = $1"
+                    "SELECT {SR_COLUMNS} FROM service_requests \
+                     WHERE sr_number = $1 AND ($2::text IS NULL OR filed_by = $2)"
                 )))
                 .bind(number)
+                .bind(filed_by)
                 .fetch_optional(&self.pool)
                 .await?
             }
@@ -298,14 +318,20 @@ impl Store {
         Ok(Some(request))
     }
 
-    async fn get_by_request_id(&self, request_id: &str) -> StoreResult<Option<ServiceRequest>> {
-        let sr_id: Option<Uuid> =
-            sqlx::query_scalar("SELECT sr_id FROM service_requests WHERE request_id = $1")
-                .bind(request_id)
-                .fetch_optional(&self.pool)
-                .await?;
+    async fn get_by_request_id(
+        &self,
+        filed_by: &str,
+        request_id: &str,
+    ) -> StoreResult<Option<ServiceRequest>> {
+        let sr_id: Option<Uuid> = sqlx::query_scalar(
+            "SELECT sr_id FROM service_requests WHERE filed_by = $1 AND request_id = $2",
+        )
+        .bind(filed_by)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
         match sr_id {
-            Some(id) => self.get(&SrKey::Id(id)).await,
+            Some(id) => self.get(&SrKey::Id(id), None).await,
             None => Ok(None),
         }
     }
@@ -320,6 +346,7 @@ impl Store {
                AND ($3::timestamptz IS NULL OR created_at >= $3) \
                AND ($4::timestamptz IS NULL OR created_at < $4) \
                AND ($5::timestamptz IS NULL OR (created_at, sr_id) < ($5, $6)) \
+               AND ($8::text IS NULL OR filed_by = $8) \
              ORDER BY created_at DESC, sr_id DESC LIMIT $7"
         )))
         .bind(filter.status.map(status_name))
@@ -329,6 +356,7 @@ impl Store {
         .bind(after_at)
         .bind(after_id)
         .bind(filter.limit as i64)
+        .bind(filter.filed_by.as_deref())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(public_view).collect())

@@ -22,8 +22,6 @@ pub const MAX_PHOTOS: usize = 10;
 pub const MAX_PHOTO_URI: usize = 2_048;
 pub const MAX_NAME: usize = 100;
 pub const MAX_EMAIL: usize = 254;
-/// Who asks for a contact, e.g. `survey:<survey system id>`.
-pub const MAX_REQUESTER: usize = 100;
 /// Clocks of phones and call-center desks drift; a little future is tolerated.
 pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 /// Older observations are history, not a condition to dispatch to.
@@ -201,8 +199,11 @@ pub struct ContactReleaseRequest {
     pub requester: String,
 }
 
+/// `requester` is the verified caller (`role:subject`); the request's own
+/// `requester` field is ignored.
 pub fn validate_release(
     request: ReleaseComplainantContactRequest,
+    requester: String,
 ) -> Result<ContactReleaseRequest, tonic::Status> {
     let mut v = FieldViolations::new();
     let sr_number = sr_number(&mut v, "sr_number", &request.sr_number);
@@ -217,12 +218,6 @@ pub fn validate_release(
             ReleasePurpose::Unspecified
         }
     };
-    let requester = request.requester.trim().to_string();
-    if requester.is_empty() {
-        v.add("requester", "required: who asks, e.g. survey:<system id>");
-    } else {
-        check_text(&mut v, "requester", &requester, MAX_REQUESTER);
-    }
     v.into_result()?;
     Ok(ContactReleaseRequest {
         sr_number: sr_number.expect("a bad number is a violation"),
@@ -548,17 +543,16 @@ mod tests {
         );
     }
 
-    fn release(sr_number: &str, purpose: i32, requester: &str) -> ReleaseComplainantContactRequest {
+    fn release(sr_number: &str, purpose: i32) -> ReleaseComplainantContactRequest {
         ReleaseComplainantContactRequest {
             sr_number: sr_number.into(),
             purpose,
-            requester: requester.into(),
         }
     }
 
     fn release_violations(request: ReleaseComplainantContactRequest) -> Vec<String> {
         use tonic_types::StatusExt;
-        let status = validate_release(request).unwrap_err();
+        let status = validate_release(request, "survey_system:city".into()).unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         let bad = status
             .get_details_bad_request()
@@ -569,43 +563,28 @@ mod tests {
     const SURVEY: i32 = ReleasePurpose::SatisfactionSurvey as i32;
 
     #[test]
-    fn a_release_names_a_request_a_purpose_and_who_asks() {
-        let valid =
-            validate_release(release(" SR-2026-0000042 ", SURVEY, " survey:main ")).unwrap();
+    fn a_release_names_a_request_and_a_purpose_and_records_the_verified_caller() {
+        let valid = validate_release(
+            release(" SR-2026-0000042 ", SURVEY),
+            "survey_system:city".into(),
+        )
+        .unwrap();
         assert_eq!(
             valid,
             ContactReleaseRequest {
                 sr_number: "SR-2026-0000042".into(),
                 purpose: ReleasePurpose::SatisfactionSurvey,
-                requester: "survey:main".into(),
+                requester: "survey_system:city".into(),
             }
         );
     }
 
     #[test]
-    fn a_release_without_number_purpose_or_requester_names_each_field() {
+    fn a_release_without_number_or_purpose_names_each_field() {
+        assert_eq!(release_violations(release("", 0)), ["sr_number", "purpose"]);
         assert_eq!(
-            release_violations(release("", 0, "")),
-            ["sr_number", "purpose", "requester"]
-        );
-        assert_eq!(
-            release_violations(release("2026-42", 99, "  ")),
-            ["sr_number", "purpose", "requester"]
-        );
-    }
-
-    #[test]
-    fn a_requester_is_at_most_100_plain_characters() {
-        let at_limit = "s".repeat(MAX_REQUESTER);
-        assert!(validate_release(release("SR-2026-0000042", SURVEY, &at_limit)).is_ok());
-        let too_long = "s".repeat(MAX_REQUESTER + 1);
-        assert_eq!(
-            release_violations(release("SR-2026-0000042", SURVEY, &too_long)),
-            ["requester"]
-        );
-        assert_eq!(
-            release_violations(release("SR-2026-0000042", SURVEY, "survey\u{7}")),
-            ["requester"]
+            release_violations(release("2026-42", 99)),
+            ["sr_number", "purpose"]
         );
     }
 

@@ -17,6 +17,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
     listener: TcpListener,
+    auth: dispatch311_auth::AuthLayer,
     router: Arc<Router>,
     store: Store,
     queue: JobQueue,
@@ -36,9 +37,11 @@ impl Application {
         let pool = dispatch311_db::connect(&config.db).await?;
         dispatch311_db::migrate(&pool, &MIGRATOR).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
+        let auth = config.auth.layer()?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
+            auth,
             router,
             store: Store::new(pool),
             queue,
@@ -73,6 +76,14 @@ impl Application {
         )));
         tracing::info!(port = self.port(), "routing serving");
         let names = [<RoutingServiceServer<RoutingApi> as NamedService>::NAME];
-        dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await
+        dispatch311_grpc::serve_with_workers(
+            self.listener,
+            routes,
+            &names,
+            self.auth,
+            shutdown,
+            workers,
+        )
+        .await
     }
 }

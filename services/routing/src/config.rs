@@ -12,6 +12,9 @@ pub struct RoutingConfig {
     pub listen_addr: SocketAddr,
     pub db: DbConfig,
     pub queue: QueueConfig,
+    /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
+    /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
+    pub auth: dispatch311_auth::AuthConfig,
     /// `DISPATCH311_ROUTING_RULES`: a rules file; default the table built into
     /// the binary (`config/rules.toml`).
     pub rules_path: Option<PathBuf>,
@@ -35,6 +38,7 @@ impl RoutingConfig {
             listen_addr,
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
+            auth: dispatch311_auth::AuthConfig::from_env()?,
             rules_path: path("DISPATCH311_ROUTING_RULES"),
             precinct_map_path: path("DISPATCH311_PRECINCT_MAP"),
         })

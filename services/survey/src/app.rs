@@ -19,6 +19,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
     listener: TcpListener,
+    auth: dispatch311_auth::AuthLayer,
     store: Store,
     queue: JobQueue,
     contacts: ContactSource,
@@ -34,9 +35,11 @@ impl Application {
         dispatch311_db::migrate(&pool, &MIGRATOR).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
         let contacts = ContactSource::connect_lazy(&config.intake_url)?;
+        let auth = config.auth.layer()?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
+            auth,
             store: Store::new(pool),
             queue,
             contacts,
@@ -77,6 +80,14 @@ impl Application {
         let routes = Routes::new(SurveyServiceServer::new(api));
         tracing::info!(port = self.port(), "survey serving");
         let names = [<SurveyServiceServer<SurveyApi> as NamedService>::NAME];
-        dispatch311_grpc::serve_with_workers(self.listener, routes, &names, shutdown, workers).await
+        dispatch311_grpc::serve_with_workers(
+            self.listener,
+            routes,
+            &names,
+            self.auth,
+            shutdown,
+            workers,
+        )
+        .await
     }
 }

@@ -17,6 +17,9 @@ pub struct SurveyConfig {
     pub listen_addr: SocketAddr,
     pub db: DbConfig,
     pub queue: QueueConfig,
+    /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
+    /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
+    pub auth: dispatch311_auth::AuthConfig,
     /// `DISPATCH311_INTAKE_URL`, default `http://127.0.0.1:50051`: where
     /// contact details are released from.
     pub intake_url: String,
@@ -35,6 +38,7 @@ impl SurveyConfig {
             listen_addr,
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
+            auth: dispatch311_auth::AuthConfig::from_env()?,
             intake_url: env_or("DISPATCH311_INTAKE_URL", "http://127.0.0.1:50051"),
             token_ttl: token_ttl(token_days.as_deref())?,
         })

@@ -11,10 +11,7 @@ use dispatch311_proto::intake::v1::{
     intake_service_client::IntakeServiceClient,
 };
 use dispatch311_telemetry::grpc::TracedChannel;
-use tonic::{Code, Status};
-
-/// Who intake records as the receiver of the details.
-pub const REQUESTER: &str = "survey";
+use tonic::{Code, Status, metadata::AsciiMetadataValue};
 
 /// A release should be quick; a slow intake is an unavailable one.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,13 +31,22 @@ impl ContactSource {
     }
 
     /// The contact of `sr_number`'s complainant, released for the
-    /// satisfaction survey.
-    pub async fn release(&self, sr_number: &str) -> Result<Complainant, Status> {
+    /// satisfaction survey to the caller whose `authorization` is forwarded:
+    /// intake verifies that token again and records its subject.
+    pub async fn release(
+        &self,
+        sr_number: &str,
+        authorization: Option<AsciiMetadataValue>,
+    ) -> Result<Complainant, Status> {
         let mut request = tonic::Request::new(ReleaseComplainantContactRequest {
             sr_number: sr_number.to_string(),
             purpose: ReleasePurpose::SatisfactionSurvey as i32,
-            requester: REQUESTER.to_string(),
         });
+        if let Some(authorization) = authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization);
+        }
         request.set_timeout(RELEASE_TIMEOUT);
         match self
             .intake
@@ -69,6 +75,12 @@ fn intake_refusal(sr_number: &str, refusal: Status) -> Status {
             sr_number,
             "the complainant did not agree to be contacted",
         ),
+        // intake trusts other keys or roles than this service does: a
+        // deployment mistake the caller should hear about, not retry
+        Code::Unauthenticated | Code::PermissionDenied => Status::permission_denied(format!(
+            "intake refused to release the contact to this caller: {}",
+            refusal.message()
+        )),
         // down, overloaded, slow, or not yet able to release: worth retrying
         Code::Unavailable
         | Code::DeadlineExceeded
@@ -92,7 +104,9 @@ mod tests {
             (Code::Unavailable, Code::Unavailable),
             (Code::DeadlineExceeded, Code::Unavailable),
             (Code::Unimplemented, Code::Unavailable),
-            (Code::PermissionDenied, Code::Internal),
+            (Code::PermissionDenied, Code::PermissionDenied),
+            (Code::Unauthenticated, Code::PermissionDenied),
+            (Code::InvalidArgument, Code::Internal),
         ];
         for (from_intake, expected) in cases {
             let mapped = intake_refusal("SR-2026-0000042", Status::new(from_intake, "no"));

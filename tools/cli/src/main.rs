@@ -2,6 +2,7 @@
 //! dispatch311 suite from a terminal.
 
 mod args;
+mod auth;
 mod show;
 mod tour;
 
@@ -9,6 +10,7 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use args::{Args, UsageError};
+use dispatch311_auth::{Authenticated, Role};
 use dispatch311_proto::{
     common::v1::{Address, Channel as IntakeChannel, GeoPoint},
     dispatch::v1::{ListQueueRequest, dispatch_service_client::DispatchServiceClient},
@@ -38,20 +40,32 @@ commands:
                  how routing would route such a request, and why (changes nothing)
   rules          the routing rules in force, in matching order
   tour           the two-minute tour: file complaints and follow them through the suite
+  token --role ROLE [--subject ID] [--hours H]
+                 a development bearer token (roles: integrator, public, dispatcher,
+                 officer, supervisor, survey_system, auditor, admin)
+  dev-keys --dir DIR
+                 makes a development token-signing key and its JWKS in DIR (kept if present)
 
 servers (environment):
   DISPATCH311_INTAKE_URL    default http://127.0.0.1:50051
   DISPATCH311_ROUTING_URL   default http://127.0.0.1:50052
-  DISPATCH311_DISPATCH_URL  default http://127.0.0.1:50053";
+  DISPATCH311_DISPATCH_URL  default http://127.0.0.1:50053
+
+credentials (environment):
+  DISPATCH311_TOKEN         a bearer token for every call, or else
+  DISPATCH311_AUTH_SIGNING_KEY  a development signing key (make run sets it): the
+                            cli signs its own tokens, as integrator for intake and
+                            routing and as dispatcher for the queue";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The suite's three public APIs.
+/// The suite's three public APIs, each calling with a token of the role the
+/// cli uses it in.
 pub struct Clients {
-    pub intake: IntakeServiceClient<Channel>,
-    pub routing: RoutingServiceClient<Channel>,
-    pub dispatch: DispatchServiceClient<Channel>,
+    pub intake: IntakeServiceClient<Authenticated<Channel>>,
+    pub routing: RoutingServiceClient<Authenticated<Channel>>,
+    pub dispatch: DispatchServiceClient<Authenticated<Channel>>,
     intake_url: String,
 }
 
@@ -64,16 +78,25 @@ impl Clients {
                 .unwrap_or_else(|| format!("http://127.0.0.1:{port}"))
         };
         let intake_url = url("DISPATCH311_INTAKE_URL", 50051);
+        let credentials = auth::Credentials::from_env()?;
         Ok(Self {
-            intake: IntakeServiceClient::new(channel("DISPATCH311_INTAKE_URL", &intake_url)?),
-            routing: RoutingServiceClient::new(channel(
-                "DISPATCH311_ROUTING_URL",
-                &url("DISPATCH311_ROUTING_URL", 50052),
-            )?),
-            dispatch: DispatchServiceClient::new(channel(
-                "DISPATCH311_DISPATCH_URL",
-                &url("DISPATCH311_DISPATCH_URL", 50053),
-            )?),
+            intake: IntakeServiceClient::new(
+                credentials
+                    .bearer(Role::Integrator)?
+                    .wrap(channel("DISPATCH311_INTAKE_URL", &intake_url)?),
+            ),
+            routing: RoutingServiceClient::new(credentials.bearer(Role::Integrator)?.wrap(
+                channel(
+                    "DISPATCH311_ROUTING_URL",
+                    &url("DISPATCH311_ROUTING_URL", 50052),
+                )?,
+            )),
+            dispatch: DispatchServiceClient::new(credentials.bearer(Role::Dispatcher)?.wrap(
+                channel(
+                    "DISPATCH311_DISPATCH_URL",
+                    &url("DISPATCH311_DISPATCH_URL", 50053),
+                )?,
+            )),
             intake_url,
         })
     }
@@ -254,6 +277,39 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
             }
             print!("{}", show::rules(&rules));
             Ok(())
+        }
+        "token" => {
+            let role: Role = args
+                .required_flag("role")?
+                .parse()
+                .map_err(|e: dispatch311_auth::UnknownRole| UsageError(e.to_string()))?;
+            let subject = args
+                .flag("subject")
+                .unwrap_or_else(|| auth::default_subject(role).to_string());
+            let hours = match args.flag("hours") {
+                None => 12.0,
+                Some(text) => text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|h| *h > 0.0 && *h <= 24.0 * 30.0)
+                    .ok_or_else(|| {
+                        UsageError(format!(
+                            "--hours must be above 0 and at most 720, got {text:?}"
+                        ))
+                    })?,
+            };
+            args.finish()?;
+            let signer = dispatch311_auth::signer_from_env()?;
+            println!(
+                "{}",
+                signer.mint(&subject, role, Duration::from_secs_f64(hours * 3_600.0))?
+            );
+            Ok(())
+        }
+        "dev-keys" => {
+            let dir = args.required_flag("dir")?;
+            args.finish()?;
+            auth::dev_keys(std::path::Path::new(&dir))
         }
         "tour" => {
             args.finish()?;

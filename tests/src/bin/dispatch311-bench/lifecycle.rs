@@ -14,15 +14,15 @@ use dispatch311_proto::{
     dispatch::v1::{
         AcknowledgeJobRequest, Actor, AssignJobRequest, CloseJobRequest, ListQueueRequest,
         RegisterUnitRequest, ReportEnRouteRequest, ReportOnSceneRequest, ReportUnitStatusRequest,
-        Role, UnitStatus, dispatch_service_client::DispatchServiceClient,
+        Role, UnitStatus,
     },
 };
+use dispatch311_tests::acting::Dispatch;
 use hdrhistogram::Histogram;
 use tokio::{
     sync::Semaphore,
     time::{Instant, timeout_at},
 };
-use tonic::transport::Channel;
 
 use super::{millis, new_histogram};
 
@@ -55,7 +55,7 @@ pub struct LifecycleFigures {
 /// units each and at most `concurrency` lifecycles in flight, until done or
 /// `deadline`.
 pub async fn run(
-    dispatch: DispatchServiceClient<Channel>,
+    dispatch: Dispatch,
     precincts: Vec<String>,
     units_per_precinct: usize,
     concurrency: usize,
@@ -227,7 +227,7 @@ struct WorkerFigures {
 /// One job from assignment to closure; the latency of each step in µs, or
 /// the step that failed.
 async fn lifecycle(
-    mut dispatch: DispatchServiceClient<Channel>,
+    mut dispatch: Dispatch,
     dispatcher: &Actor,
     officer: &Actor,
     unit_id: &str,

@@ -25,21 +25,24 @@ use std::{
 mod lifecycle;
 
 use anyhow::{Context as _, bail};
+use dispatch311_auth::Role;
 use dispatch311_proto::routing::v1::{
     ExplainRouteRequest, RouteOutcome, routing_service_client::RoutingServiceClient,
 };
 use dispatch311_proto::{
     Timestamp,
     common::v1::{GeoPoint, ServiceRequestStatus},
-    dispatch::v1::{
-        GetJobRequest, dispatch_service_client::DispatchServiceClient, get_job_request,
-    },
+    dispatch::v1::{GetJobRequest, get_job_request},
     intake::v1::{
         CreateServiceRequestRequest, GetServiceRequestRequest, get_service_request_request,
         intake_service_client::IntakeServiceClient,
     },
 };
-use dispatch311_tests::nyc311::{self, CsvRequest};
+use dispatch311_tests::{
+    acting::Dispatch,
+    nyc311::{self, CsvRequest},
+    suite::{AuthChannel, Tokens},
+};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use prost::Message as _;
@@ -559,8 +562,8 @@ enum SampleOutcome {
 }
 
 async fn follow_sample(
-    mut dispatch: DispatchServiceClient<Channel>,
-    mut intake: IntakeServiceClient<Channel>,
+    mut dispatch: Dispatch,
+    mut intake: IntakeServiceClient<AuthChannel>,
     sample: Sample,
     give_up_at: Instant,
 ) -> SampleOutcome {
@@ -628,19 +631,30 @@ async fn connect(url: &str) -> anyhow::Result<Channel> {
 /// that is not running is reported at once.
 struct SuiteClients {
     /// A few HTTP/2 connections, as a busy integrator would hold.
-    intake: Vec<IntakeServiceClient<Channel>>,
-    routing: RoutingServiceClient<Channel>,
-    dispatch: DispatchServiceClient<Channel>,
+    intake: Vec<IntakeServiceClient<AuthChannel>>,
+    routing: RoutingServiceClient<AuthChannel>,
+    dispatch: Dispatch,
 }
 
 impl SuiteClients {
+    /// Every call carries a token signed with the development key
+    /// (`DISPATCH311_AUTH_SIGNING_KEY`, set by deploy/bench.sh).
     async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let tokens = Tokens::new(dispatch311_auth::signer_from_env()?);
         let mut intake = Vec::new();
         for _ in 0..CHANNELS.min(config.concurrency) {
-            intake.push(IntakeServiceClient::new(connect(&config.intake_url).await?));
+            intake.push(IntakeServiceClient::new(
+                tokens
+                    .bearer(Role::Integrator, "bench-311-app")?
+                    .wrap(connect(&config.intake_url).await?),
+            ));
         }
-        let routing = RoutingServiceClient::new(connect(&config.routing_url).await?);
-        let dispatch = DispatchServiceClient::new(connect(&config.dispatch_url).await?);
+        let routing = RoutingServiceClient::new(
+            tokens
+                .bearer(Role::Supervisor, "bench-supervisor")?
+                .wrap(connect(&config.routing_url).await?),
+        );
+        let dispatch = Dispatch::new(connect(&config.dispatch_url).await?, tokens)?;
         Ok(Self {
             intake,
             routing,
@@ -653,7 +667,7 @@ impl SuiteClients {
 /// (ExplainRoute) so the queue latency is sampled only from requests that get
 /// there, whatever precinct map and rules the suite runs with.
 async fn dispatched_rows(
-    routing: &RoutingServiceClient<Channel>,
+    routing: &RoutingServiceClient<AuthChannel>,
     rows: &[CsvRequest],
     concurrency: usize,
     deadline: Instant,
