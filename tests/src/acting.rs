@@ -93,6 +93,7 @@ acting! {
     report_en_route(ReportEnRouteRequest) -> ReportEnRouteResponse;
     report_on_scene(ReportOnSceneRequest) -> ReportOnSceneResponse;
     record_evidence_viewed(RecordEvidenceViewedRequest) -> RecordEvidenceViewedResponse;
+    get_job_photo(GetJobPhotoRequest) -> GetJobPhotoResponse;
     close_job(CloseJobRequest) -> CloseJobResponse;
     cancel_job(CancelJobRequest) -> CancelJobResponse;
     reopen_job(ReopenJobRequest) -> ReopenJobResponse;

@@ -459,6 +459,8 @@ impl CsvRequest {
             channel: self.channel() as i32,
             complainant: None,
             observed_at: None,
+            voice_recording_uri: String::new(),
+            photo_ids: Vec::new(),
         }
     }
 

@@ -31,6 +31,8 @@ pub struct ReceivedSpan {
     pub span_id: String,
     pub parent_span_id: String,
     pub attributes: HashMap<String, String>,
+    /// The span's events (log lines recorded in it): name, then `key=value`s.
+    pub events: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -69,6 +71,18 @@ impl TraceService for Collector {
                                     a.key.clone(),
                                     a.value.as_ref().map(text).unwrap_or_default(),
                                 )
+                            })
+                            .collect(),
+                        events: span
+                            .events
+                            .iter()
+                            .map(|event| {
+                                let mut line = event.name.clone();
+                                for a in &event.attributes {
+                                    let value = a.value.as_ref().map(text).unwrap_or_default();
+                                    line.push_str(&format!(" {}={value}", a.key));
+                                }
+                                line
                             })
                             .collect(),
                         name: span.name,

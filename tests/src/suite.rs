@@ -273,6 +273,8 @@ impl Suite {
             .env("DISPATCH311_DB_MAX_CONNECTIONS", "8")
             .env(CONTACT_KEYS_VAR, &self.contact_keys)
             .env("DISPATCH311_AUTH_JWKS", &self.jwks_path)
+            // intake writes the suite's photos here and dispatch reads them
+            .env("DISPATCH311_PHOTO_DIR", self.log_dir.join("photos"))
             // replays file thousands of requests as one integrator; the test of
             // the limits sets its own through the options
             .env("DISPATCH311_RATE_LIMIT_PER_SECOND", "1000000")

@@ -3,29 +3,44 @@
 //! (every column of every table is searched), yet the release RPC still
 //! returns it; a sealed contact copied into another request's row does not
 //! open; and rotating the key (`dispatch311-intake rekey`) re-seals every
-//! contact so the old key can be retired.
+//! contact so the old key can be retired. And the canary: a complainant's
+//! name, phone and e-mail, also written into the description, filed and
+//! carried through the whole lifecycle and the survey, are then found nowhere
+//! but in intake's sealed storage — not in any schema, Redis command or key,
+//! exported span, or log.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use dispatch311_auth::Role;
-use dispatch311_proto::intake::v1::{
-    Complainant, CreateServiceRequestRequest, ListContactReleasesRequest,
-    ReleaseComplainantContactRequest, ReleasePurpose, ServiceRequest,
-    intake_service_client::IntakeServiceClient,
+use dispatch311_proto::{
+    common::v1::{ResolutionCode, ServiceRequestStatus},
+    intake::v1::{
+        Complainant, CreateServiceRequestRequest, ListContactReleasesRequest,
+        ReleaseComplainantContactRequest, ReleasePurpose, ServiceRequest,
+        intake_service_client::IntakeServiceClient,
+    },
+    survey::v1::{Agreement, ConditionCorrected, DissatisfactionReason, GetSurveyContactRequest},
 };
 use dispatch311_tests::{
-    cad::{EMPIRE_STATE, complaint, wait_for_job},
+    cad::{EMPIRE_STATE, complaint, register_unit, wait_for_job, wait_for_sr_status},
+    otlp::OtlpReceiver,
     suite::{AuthChannel, CONTACT_KEYS_VAR, Service, Suite, SuiteOptions, random_contact_key},
+    survey::{Poller, answer, close_at_scene, closure_of},
 };
+use futures::StreamExt as _;
 use sqlx::PgPool;
 use tonic::Code;
 
 type Intake = IntakeServiceClient<AuthChannel>;
 
-/// Schemas whose tables must never hold a contact: intake's own (where it is
-/// sealed) and the services it must never reach. The survey's is left out:
-/// the survey is the one path a consented contact may take, on purpose.
-const SCHEMAS: [&str; 3] = ["intake", "routing", "dispatch"];
+/// Schemas whose tables must never hold a contact in plain text: intake's
+/// own (where it is sealed) and every other service's (the survey passes a
+/// consented contact through, never stores it).
+const SCHEMAS: [&str; 4] = ["intake", "routing", "dispatch", "survey"];
 
 /// A complainant no other test files: a name, phone and e-mail that cannot
 /// appear anywhere by chance.
@@ -343,7 +358,8 @@ async fn rekey_reseals_every_contact_under_the_new_key_so_the_old_one_can_be_ret
         assert_eq!(&release(&surveys, sr_number).await?, complainant);
     }
 
-    // three batches of two, each its own transaction
+    // batches of two, each its own transaction: three of the six contacts
+    // under k1, four of the seven descriptions under k1
     let output = suite
         .run_command(Service::Intake, &["rekey", "--batch-size", "2"])
         .await?;
@@ -354,10 +370,15 @@ async fn rekey_reseals_every_contact_under_the_new_key_so_the_old_one_can_be_ret
     );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
-        "re-encrypted 6 complainant contacts under key k2 (3 batches)"
+        "re-encrypted 6 complainant contacts and 7 descriptions under key k2 (7 batches)"
     );
     let under_k2 = sealed_contacts(&db).await?;
     assert_eq!(key_ids(&under_k2), ["k2"; 7]);
+    let description_keys: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT key_id FROM intake.sealed_descriptions")
+            .fetch_all(&db)
+            .await?;
+    assert_eq!(description_keys, ["k2"]);
     for (sr_id, (_, old)) in &under_k1 {
         assert_ne!(&under_k2[sr_id].1, old, "{sr_id} was re-sealed");
     }
@@ -367,7 +388,7 @@ async fn rekey_reseals_every_contact_under_the_new_key_so_the_old_one_can_be_ret
     assert!(again.status.success());
     assert_eq!(
         String::from_utf8_lossy(&again.stdout).trim(),
-        "re-encrypted 0 complainant contacts under key k2 (0 batches)"
+        "re-encrypted 0 complainant contacts and 0 descriptions under key k2 (0 batches)"
     );
     assert_eq!(sealed_contacts(&db).await?, under_k2);
 
@@ -411,5 +432,208 @@ async fn intake_refuses_to_start_without_contact_keys() -> anyhow::Result<()> {
             "the key is not echoed: {refused}"
         );
     }
+    suite.stop().await
+}
+
+/// Every Redis command the suite runs, as MONITOR prints it (payloads
+/// included), from the moment this is called: what passes through a stream
+/// and is deleted after its ack is seen too.
+async fn watch_redis(suite: &Suite) -> anyhow::Result<Arc<Mutex<Vec<String>>>> {
+    let client = redis::Client::open(suite.redis_url.as_str())?;
+    let monitor = client.get_async_monitor().await?;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (prefix, lines) = (suite.redis_prefix.clone(), seen.clone());
+    tokio::spawn(async move {
+        let mut commands = monitor.into_on_message::<String>();
+        while let Some(line) = commands.next().await {
+            // other tests share the server; this suite's keys carry its prefix
+            if line.contains(&prefix) {
+                lines.lock().unwrap().push(line);
+            }
+        }
+    });
+    Ok(seen)
+}
+
+/// Every value under the suite's Redis prefix, whatever its type.
+async fn redis_contents(suite: &Suite) -> anyhow::Result<Vec<String>> {
+    let client = redis::Client::open(suite.redis_url.as_str())?;
+    let mut redis = client.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", suite.redis_prefix))
+        .query_async(&mut redis)
+        .await?;
+    let mut contents = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut redis).await?;
+        let mut read = match kind.as_str() {
+            "stream" => redis::cmd("XRANGE"),
+            "zset" => redis::cmd("ZRANGE"),
+            "hash" => redis::cmd("HGETALL"),
+            "list" => redis::cmd("LRANGE"),
+            "set" => redis::cmd("SMEMBERS"),
+            _ => redis::cmd("GET"),
+        };
+        read.arg(&key);
+        match kind.as_str() {
+            "stream" => {
+                read.arg("-").arg("+");
+            }
+            "zset" | "list" => {
+                read.arg(0).arg(-1);
+            }
+            _ => {}
+        }
+        let value: redis::Value = read.query_async(&mut redis).await?;
+        contents.push(format!("{key} ({kind}): {value:?}"));
+    }
+    Ok(contents)
+}
+
+/// Fails if any of `texts` (from `place`) holds a detail of `complainant`.
+fn assert_absent<'a>(
+    place: &str,
+    texts: impl IntoIterator<Item = &'a String>,
+    complainant: &Complainant,
+) {
+    let needles = needles(complainant);
+    for text in texts {
+        // MONITOR escapes bytes as \xNN; the details are printable ASCII
+        let text = text.to_lowercase();
+        for needle in &needles {
+            assert!(
+                !text.contains(&needle.to_lowercase()),
+                "{place} holds a contact detail ({needle}): {text}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_canary_is_nowhere_but_in_intakes_sealed_storage_after_the_whole_lifecycle()
+-> anyhow::Result<()> {
+    let receiver = OtlpReceiver::start().await?;
+    let suite = Suite::start(SuiteOptions {
+        otlp_endpoint: Some(receiver.endpoint()),
+        ..Default::default()
+    })
+    .await?;
+    let redis_commands = watch_redis(&suite).await?;
+    let db = suite.database().await?;
+    let dispatch = suite.dispatch().await?;
+    let mut survey = suite.survey().await?;
+
+    // the complainant names themself in the description too
+    let canary = canary(true);
+    let mut request = filed_by(&canary);
+    request.description = format!(
+        "This is {} again, the truck is still on the hydrant. Call me at {} or write to {}.",
+        canary.name, canary.phone, canary.email
+    );
+    let sr = file(&suite.intake().await?, request).await?;
+
+    // the whole lifecycle: routed, queued, worked, closed, surveyed
+    let job = wait_for_job(&dispatch, &sr.sr_number).await?;
+    assert!(
+        !job.description.contains(&canary.email) && job.description.contains("[redacted"),
+        "responders read the redacted description: {:?}",
+        job.description
+    );
+    let unit = register_unit(&dispatch, "14-CANARY-1", "14", &["O-14-77"], EMPIRE_STATE).await?;
+    close_at_scene(
+        &dispatch,
+        &job,
+        &unit,
+        "O-14-77",
+        ResolutionCode::NoEvidence,
+    )
+    .await?;
+    wait_for_sr_status(&suite, &sr.sr_number, ServiceRequestStatus::Closed).await?;
+    let mut poller = Poller::new(survey.clone(), 100);
+    let closure = poller
+        .wait_for(&sr.sr_number, closure_of(&sr.sr_number, 1))
+        .await?;
+    let contact = survey
+        .get_survey_contact(GetSurveyContactRequest {
+            survey_token: closure.survey_token.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        (
+            contact.name.as_str(),
+            contact.phone.as_str(),
+            contact.email.as_str()
+        ),
+        (
+            canary.name.as_str(),
+            canary.phone.as_str(),
+            canary.email.as_str()
+        ),
+        "the survey path still reaches the consenting complainant"
+    );
+    survey
+        .submit_survey_response(answer(
+            &closure.survey_token,
+            Agreement::Agree,
+            DissatisfactionReason::Unspecified,
+            ConditionCorrected::Yes,
+            "thanks",
+        ))
+        .await?;
+    // every service has exported the spans of its part
+    receiver
+        .wait_for(Duration::from_secs(20), |spans| {
+            spans
+                .iter()
+                .any(|s| {
+                    s.service == "dispatch311-survey" && s.name.contains("SubmitSurveyResponse")
+                })
+                .then_some(())
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // the database: every row of every schema, as text and as bytea hex
+    let searched = assert_nowhere_in_database(&db, &canary).await?;
+    assert!(searched >= 20, "only {searched} rows searched");
+    let (sealed_description,): (Vec<u8>,) =
+        sqlx::query_as("SELECT sealed FROM intake.sealed_descriptions WHERE sr_id = $1::uuid")
+            .bind(&sr.sr_id)
+            .fetch_one(&db)
+            .await?;
+    assert!(
+        !sealed_description.is_empty(),
+        "the original words are kept, sealed"
+    );
+
+    // Redis: every command the suite ran, and whatever is left under its prefix
+    let commands = redis_commands.lock().unwrap().clone();
+    assert!(
+        commands.iter().any(|c| c.contains("XADD")) && commands.len() > 20,
+        "MONITOR saw the suite's queue traffic: {} commands",
+        commands.len()
+    );
+    assert_absent("a Redis command", &commands, &canary);
+    assert_absent("a Redis key", &redis_contents(&suite).await?, &canary);
+
+    // every exported span: names, attributes, events
+    let spans = receiver.spans();
+    let services: std::collections::BTreeSet<&str> =
+        spans.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(services.len(), 4, "spans from every service: {services:?}");
+    let span_texts: Vec<String> = spans
+        .iter()
+        .map(|s| format!("{} {:?} {:?}", s.name, s.attributes, s.events))
+        .collect();
+    assert_absent("an exported span", &span_texts, &canary);
+
+    // every service's log
+    for service in Service::ALL {
+        let log = std::fs::read_to_string(suite.log_path(service)).unwrap_or_default();
+        assert_absent(&format!("the {} log", service.name()), [&log], &canary);
+    }
+
+    db.close().await;
     suite.stop().await
 }

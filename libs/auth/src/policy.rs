@@ -132,6 +132,7 @@ pub const POLICY: &[Rule] = rules! {
     // the only RPC that returns contact details: the survey path, recorded
     INTAKE "ReleaseComplainantContact" => SURVEY_SYSTEM;
     INTAKE "ListContactReleases" => &[full(Auditor), full(Admin)];
+    INTAKE "UploadPhoto" => &[OWN_REQUESTS];
 
     ROUTING "ExplainRoute" => ROUTING_READ;
     ROUTING "ListRoutingRules" => ROUTING_READ;
@@ -151,7 +152,9 @@ pub const POLICY: &[Rule] = rules! {
     DISPATCH "AcknowledgeJob" => UNIT_REPORT;
     DISPATCH "ReportEnRoute" => UNIT_REPORT;
     DISPATCH "ReportOnScene" => UNIT_REPORT;
-    DISPATCH "RecordEvidenceViewed" => &[full(Officer)];
+    DISPATCH "RecordEvidenceViewed" => UNIT_REPORT;
+    // the photo itself, each view recorded
+    DISPATCH "GetJobPhoto" => UNIT_REPORT;
     DISPATCH "CloseJob" => UNIT_REPORT;
     DISPATCH "CancelJob" => DISPATCHING;
     DISPATCH "ReopenJob" => SUPERVISOR_ONLY;

@@ -17,6 +17,9 @@ pub mod queues {
     pub const DISPATCH_TIMERS: &str = "dispatch-timers";
     /// survey -> dispatch: `ReopenRequest`.
     pub const REOPEN: &str = "reopen";
+    /// intake -> intake: `RetentionSweep`, scheduled; each sweep schedules
+    /// the next.
+    pub const RETENTION: &str = "retention";
 }
 
 /// Job kinds (the `kind` field of the envelope).
@@ -27,6 +30,7 @@ pub mod kinds {
     pub const CLOSED: &str = "closed";
     pub const DISPATCH_TIMER: &str = "dispatch_timer";
     pub const REOPEN: &str = "reopen";
+    pub const RETENTION_SWEEP: &str = "retention_sweep";
 }
 
 /// Consumer group names: one per consuming service.

@@ -262,6 +262,16 @@ impl DispatchService for DispatchApi {
             .map(Response::new)
     }
 
+    async fn get_job_photo(
+        &self,
+        request: Request<dispatch::GetJobPhotoRequest>,
+    ) -> Result<Response<dispatch::GetJobPhotoResponse>, Status> {
+        self.lifecycle
+            .get_job_photo(as_caller(request)?)
+            .await
+            .map(Response::new)
+    }
+
     async fn close_job(
         &self,
         request: Request<dispatch::CloseJobRequest>,
@@ -339,6 +349,7 @@ acted!(
     ReportEnRouteRequest,
     ReportOnSceneRequest,
     RecordEvidenceViewedRequest,
+    GetJobPhotoRequest,
     CloseJobRequest,
     CancelJobRequest,
     ReopenJobRequest,

@@ -27,6 +27,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Application {
     listener: TcpListener,
     auth: dispatch311_auth::AuthLayer,
+    photos: dispatch311_photos::PhotoStore,
     store: Store,
     queue: JobQueue,
     rules: DispatchRules,
@@ -38,10 +39,12 @@ impl Application {
         dispatch311_db::migrate(&pool, &MIGRATOR).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
         let auth = config.auth.layer()?;
+        let photos = dispatch311_photos::PhotoStore::from_env()?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
             auth,
+            photos,
             store: Store::new(pool).with_sla_override(config.rules.sla_override),
             queue,
             rules: config.rules,
@@ -66,6 +69,7 @@ impl Application {
             store: self.store.clone(),
             rules: self.rules.clone(),
             relay_wakeup: relay_wakeup.clone(),
+            photos: self.photos.clone(),
         };
         let handler = DispatchJobHandler::new(self.store.clone(), lifecycle.clone());
         workers.spawn("outbox relay", relay.run(workers.stop_token()));

@@ -80,6 +80,8 @@ pub struct Lifecycle {
     pub rules: DispatchRules,
     /// Wakes the outbox relay after a commit.
     pub relay_wakeup: Arc<Notify>,
+    /// The complainants' photos (written by intake, metadata stripped).
+    pub photos: dispatch311_photos::PhotoStore,
 }
 
 impl Lifecycle {
@@ -202,14 +204,7 @@ impl Lifecycle {
         let actor = validate::actor(request.actor.as_ref(), &mut v);
         let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
         v.into_result()?;
-        validate::role(
-            &actor,
-            &[Role::Officer, Role::Supervisor],
-            "only an officer of the assigned unit or a supervisor views a job's photos",
-        )?;
-
-        let mut change = self.begin(job_id).await?;
-        change.check(Transition::ViewEvidence)?;
+        let change = self.open_for_viewing(&actor, job_id).await?;
         let photo_count = u32::try_from(change.job.photo_count).unwrap_or(0);
         if request.photo_index >= photo_count {
             return Err(invalid_argument(
@@ -217,6 +212,66 @@ impl Lifecycle {
                 format!("the request has {photo_count} photo(s); the index starts at 0"),
             ));
         }
+        let reason = format!("photo {}", request.photo_index);
+        let job = self.record_view(change, actor, reason).await?;
+        Ok(dispatch::RecordEvidenceViewedResponse { job: Some(job) })
+    }
+
+    /// Reads one uploaded photo of a job for its viewer and records the view
+    /// in the same transaction: no photo leaves unrecorded, and a photo that
+    /// cannot be read records nothing.
+    pub async fn get_job_photo(
+        &self,
+        request: dispatch::GetJobPhotoRequest,
+    ) -> Result<dispatch::GetJobPhotoResponse, Status> {
+        let mut v = FieldViolations::new();
+        let actor = validate::actor(request.actor.as_ref(), &mut v);
+        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
+        v.into_result()?;
+        let mut change = self.open_for_viewing(&actor, job_id).await?;
+        let photo_ids: Vec<Uuid> =
+            sqlx::query_scalar("SELECT photo_ids FROM jobs WHERE job_id = $1")
+                .bind(job_id)
+                .fetch_one(&mut *change.tx)
+                .await
+                .map_err(Failure::from)?;
+        let Some(&photo_id) = photo_ids.get(request.photo_index as usize) else {
+            return Err(invalid_argument(
+                "photo_index",
+                format!(
+                    "the request has {} uploaded photo(s); the index starts at 0",
+                    photo_ids.len()
+                ),
+            ));
+        };
+        let content = self.photos.get(photo_id).await.map_err(|e| match e {
+            dispatch311_photos::PhotoStoreError::NotFound(_) => {
+                dispatch311_grpc::status::not_found(
+                    "photo",
+                    format!("{} of job {job_id}", request.photo_index),
+                )
+            }
+            other => dispatch311_grpc::status::unavailable("photo store", &other),
+        })?;
+        let reason = format!("photo {} fetched", request.photo_index);
+        let job = self.record_view(change, actor, reason).await?;
+        Ok(dispatch::GetJobPhotoResponse {
+            content_type: sniffed_type(&content).to_string(),
+            content,
+            job: Some(job),
+        })
+    }
+
+    /// Locks `job_id` for a view of its evidence by `actor`: an officer of the
+    /// assigned unit or a supervisor, in a state where there is evidence to see.
+    async fn open_for_viewing(&self, actor: &ActorRef, job_id: Uuid) -> Result<JobChange, Status> {
+        validate::role(
+            actor,
+            &[Role::Officer, Role::Supervisor],
+            "only an officer of the assigned unit or a supervisor views a job's photos",
+        )?;
+        let mut change = self.begin(job_id).await?;
+        change.check(Transition::ViewEvidence)?;
         if actor.role == Role::Officer {
             // reading the unit is enough: nothing about it changes
             let unit = match change.job.unit_id {
@@ -225,19 +280,28 @@ impl Lifecycle {
                     .map_err(Failure::from)?,
                 None => None,
             };
-            require_crew(&actor, unit.as_ref())?;
+            require_crew(actor, unit.as_ref())?;
         }
+        Ok(change)
+    }
+
+    /// Records an EVIDENCE_VIEWED event and commits.
+    async fn record_view(
+        &self,
+        mut change: JobChange,
+        actor: ActorRef,
+        reason: String,
+    ) -> Result<dispatch::Job, Status> {
         let event = NewEvent {
             event_type: EventType::EvidenceViewed,
             actor,
             occurred_at: change.now,
             position: None,
             unit_id: change.job.unit_id,
-            reason: format!("photo {}", request.photo_index),
+            reason,
         };
         change.record(event, None).await?;
-        let job = self.finish(change).await?;
-        Ok(dispatch::RecordEvidenceViewedResponse { job: Some(job) })
+        Ok(self.finish(change).await?)
     }
 
     pub async fn close_job(
@@ -1207,6 +1271,15 @@ async fn tell_intake_update(conn: &mut PgConnection, update: &StatusUpdate) -> R
 
 /// Why a lifecycle call failed: a refusal the caller gets as is, or a
 /// storage failure (UNAVAILABLE when PostgreSQL cannot be reached).
+/// The stored photo's type, from its first bytes (intake only stores JPEG and PNG).
+fn sniffed_type(content: &[u8]) -> &'static str {
+    if content.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    }
+}
+
 #[derive(Debug)]
 pub enum Failure {
     Refused(Status),

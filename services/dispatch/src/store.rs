@@ -144,10 +144,10 @@ impl Store {
                 INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
                     street_address, cross_street, borough, postal_code, agency, precinct, priority, priority_rank, \
                     state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented, \
-                    police_matter, last_event_sequence, last_event_hash, description) \
+                    police_matter, last_event_sequence, last_event_hash, description, photo_ids) \
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'QUEUED', $16, $17, $18, \
                     $19, $20, $21, $25, 1, \
-                    job_event_hash('', $1, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', NULL, NULL, NULL, $22), $28) \
+                    job_event_hash('', $1, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', NULL, NULL, NULL, $22), $28, $29) \
                 ON CONFLICT (sr_id) DO NOTHING RETURNING job_id), \
              event AS ( \
                 INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
@@ -187,6 +187,12 @@ impl Store {
         .bind(queues::DISPATCH_TIMERS)
         .bind(sla_timer.map(|timer| timer.envelope))
         .bind(&job.description_for_responders)
+        .bind(
+            job.photo_ids
+                .iter()
+                .filter_map(|id| Uuid::parse_str(id).ok())
+                .collect::<Vec<Uuid>>(),
+        )
         .fetch_one(&self.pool)
         .await?;
         let (new_job, existing_job): (Option<Uuid>, Option<Uuid>) = (row.get(0), row.get(1));

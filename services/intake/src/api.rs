@@ -10,14 +10,15 @@ use dispatch311_grpc::{
     pagination,
     status::{self as grpc_status, FieldViolations},
 };
+use dispatch311_photos::PhotoStore;
 use dispatch311_proto::{
     common::v1::ServiceRequestStatus,
     intake::v1::{
         CreateServiceRequestRequest, CreateServiceRequestResponse, GetServiceRequestRequest,
         GetServiceRequestResponse, ListContactReleasesRequest, ListContactReleasesResponse,
         ListServiceRequestsRequest, ListServiceRequestsResponse, ReleaseComplainantContactRequest,
-        ReleaseComplainantContactResponse, ServiceRequest, get_service_request_request::Key,
-        intake_service_server::IntakeService,
+        ReleaseComplainantContactResponse, ServiceRequest, UploadPhotoRequest, UploadPhotoResponse,
+        get_service_request_request::Key, intake_service_server::IntakeService,
     },
 };
 use dispatch311_telemetry::{
@@ -38,14 +39,22 @@ pub struct IntakeApi {
     bounds: CityBounds,
     /// Wakes the outbox relay as soon as a request commits.
     relay_wakeup: Arc<Notify>,
+    /// Where sanitized photos go.
+    photos: PhotoStore,
 }
 
 impl IntakeApi {
-    pub fn new(store: Store, bounds: CityBounds, relay_wakeup: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        bounds: CityBounds,
+        relay_wakeup: Arc<Notify>,
+        photos: PhotoStore,
+    ) -> Self {
         Self {
             store,
             bounds,
             relay_wakeup,
+            photos,
         }
     }
 }
@@ -78,6 +87,12 @@ impl IntakeService for IntakeApi {
             Created::Existing(sr) => {
                 tracing::info!(sr_number = %sr.sr_number, "repeated request id returns the first request");
                 sr
+            }
+            Created::PhotosUnavailable => {
+                return Err(grpc_status::invalid_argument(
+                    "photo_ids",
+                    "each must be a photo_id this integrator uploaded and has not filed with another request",
+                ));
             }
         };
         Ok(Response::new(CreateServiceRequestResponse {
@@ -252,6 +267,43 @@ impl IntakeService for IntakeApi {
                 ))
             }
         }
+    }
+
+    async fn upload_photo(
+        &self,
+        request: Request<UploadPhotoRequest>,
+    ) -> Result<Response<UploadPhotoResponse>, Status> {
+        let uploaded_by = caller(&request)?.subject;
+        let content = request.into_inner().content;
+        let clean = dispatch311_photos::sanitize(&content)
+            .map_err(|e| grpc_status::invalid_argument("content", e.to_string()))?;
+        let photo_id = Uuid::now_v7();
+        // the file first: a row never names a photo that is not there
+        self.photos
+            .put(photo_id, &clean.bytes)
+            .await
+            .map_err(|e| grpc_status::unavailable("photo store", &e))?;
+        self.store
+            .record_photo(
+                photo_id,
+                &uploaded_by,
+                clean.content_type,
+                clean.bytes.len(),
+            )
+            .await
+            .map_err(store_status)?;
+        tracing::info!(
+            %photo_id,
+            content_type = clean.content_type,
+            received_bytes = content.len(),
+            stored_bytes = clean.bytes.len(),
+            "photo uploaded, metadata stripped"
+        );
+        Ok(Response::new(UploadPhotoResponse {
+            photo_id: photo_id.to_string(),
+            content_type: clean.content_type.to_string(),
+            size_bytes: clean.bytes.len() as u32,
+        }))
     }
 
     async fn list_contact_releases(

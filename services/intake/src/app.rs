@@ -1,5 +1,6 @@
-//! Wires intake together: database, queue, outbox relay, status-update
-//! consumer, reconciler and the gRPC server; runs until told to stop.
+//! Wires intake together: database, queue, outbox relay, status-update and
+//! retention-sweep consumers, reconciler and the gRPC server; runs until told
+//! to stop.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -11,8 +12,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 
 use crate::{
-    api::IntakeApi, config::IntakeConfig, contact_crypto, status_updates::StatusUpdateHandler,
-    store::Store,
+    api::IntakeApi,
+    config::IntakeConfig,
+    contact_crypto,
+    retention::RetentionSweepHandler,
+    status_updates::StatusUpdateHandler,
+    store::{RetentionPolicy, Store},
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -20,6 +25,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Application {
     listener: TcpListener,
     auth: dispatch311_auth::AuthLayer,
+    photos: dispatch311_photos::PhotoStore,
     store: Store,
     queue: JobQueue,
     config: IntakeConfig,
@@ -32,10 +38,12 @@ impl Application {
         let store = open_store(&config).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
         let auth = config.auth.layer()?;
+        let photos = dispatch311_photos::PhotoStore::from_env()?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
             auth,
+            photos,
             store,
             queue,
             config,
@@ -65,17 +73,36 @@ impl Application {
             "status update consumer",
             consumer.run(handler, workers.stop_token()),
         );
+        let consumer = self.queue.consumer(queues::RETENTION, groups::INTAKE)?;
+        let handler = Arc::new(RetentionSweepHandler::new(
+            self.store.clone(),
+            self.config.retention,
+        ));
+        workers.spawn(
+            "retention sweep consumer",
+            consumer.run(handler, workers.stop_token()),
+        );
         workers.spawn(
             "reconciler",
             reconcile(
                 self.store.clone(),
                 self.config.reconcile_after,
+                self.config.retention,
                 workers.stop_token(),
             ),
         );
 
-        let api = IntakeApi::new(self.store.clone(), self.config.city_bounds, relay_wakeup);
-        let routes = Routes::new(IntakeServiceServer::new(api));
+        let api = IntakeApi::new(
+            self.store.clone(),
+            self.config.city_bounds,
+            relay_wakeup,
+            self.photos.clone(),
+        );
+        // a photo upload is up to 5 MiB of bytes plus framing
+        let routes = Routes::new(
+            IntakeServiceServer::new(api)
+                .max_decoding_message_size(dispatch311_photos::MAX_PHOTO_BYTES + 64 * 1024),
+        );
         tracing::info!(port = self.port(), "intake serving");
         let names = [<IntakeServiceServer<IntakeApi> as NamedService>::NAME];
         dispatch311_grpc::serve_with_workers(
@@ -127,10 +154,26 @@ pub(crate) async fn open_store(config: &IntakeConfig) -> anyhow::Result<Store> {
 }
 
 /// Re-publishes route jobs of requests stuck before routing or queueing,
-/// which is how requests survive the loss of every key in Redis.
-async fn reconcile(store: Store, after: Duration, stop: CancellationToken) -> anyhow::Result<()> {
+/// which is how requests survive the loss of every key in Redis; and keeps a
+/// retention sweep scheduled.
+async fn reconcile(
+    store: Store,
+    after: Duration,
+    retention: RetentionPolicy,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let period = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    // a sweep job may sit unclaimed this long after a crash before it is overdue
+    let grace = chrono::Duration::seconds(60);
     loop {
+        match store
+            .arm_retention(&retention, grace, chrono::Utc::now())
+            .await
+        {
+            Ok(true) => tracing::info!("no retention sweep was pending: scheduled one"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "checking the retention schedule failed"),
+        }
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(period) => {}

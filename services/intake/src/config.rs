@@ -7,7 +7,10 @@ use dispatch311_db::DbConfig;
 use dispatch311_domain::CityBounds;
 use dispatch311_queue::QueueConfig;
 
-use crate::contact_crypto::{self, ContactCipher};
+use crate::{
+    contact_crypto::{self, ContactCipher},
+    store::RetentionPolicy,
+};
 
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
@@ -26,6 +29,11 @@ pub struct IntakeConfig {
     /// `DISPATCH311_CONTACT_KEYS`, required: the keys that seal complainant
     /// contacts at rest, as `id:base64,…` with the current key first.
     pub contact_cipher: ContactCipher,
+    /// `DISPATCH311_CONTACT_RETENTION_DAYS` (default 30, the survey's default
+    /// window: keep it at least `DISPATCH311_SURVEY_TOKEN_DAYS`),
+    /// `DISPATCH311_VOICE_RETENTION_DAYS` (default 14) — fractions allowed —
+    /// and `DISPATCH311_RETENTION_SWEEP_SECS` (default 600).
+    pub retention: RetentionPolicy,
 }
 
 impl IntakeConfig {
@@ -52,6 +60,18 @@ impl IntakeConfig {
             )
         })?;
         let contact_cipher = ContactCipher::parse(&keys)?;
+        let retention = RetentionPolicy {
+            personal_data_after: days("DISPATCH311_CONTACT_RETENTION_DAYS", 30.0)?,
+            voice_recordings_after: days("DISPATCH311_VOICE_RETENTION_DAYS", 14.0)?,
+            every: chrono::Duration::seconds(
+                env_or("DISPATCH311_RETENTION_SWEEP_SECS", "600")
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|s| (1..=86_400).contains(s))
+                    .context("DISPATCH311_RETENTION_SWEEP_SECS must be 1 to 86400 seconds")?,
+            ),
+            batch: RETENTION_BATCH,
+        };
         Ok(Self {
             listen_addr,
             db: DbConfig::from_env(crate::SCHEMA)?,
@@ -60,8 +80,29 @@ impl IntakeConfig {
             city_bounds,
             reconcile_after,
             contact_cipher,
+            retention,
         })
     }
+}
+
+/// Requests (and recordings) one retention sweep handles; a full batch
+/// schedules the next sweep at once.
+const RETENTION_BATCH: i64 = 1_000;
+
+/// A retention period in days (fractions allowed) from `name`, or `default`.
+fn days(name: &str, default: f64) -> anyhow::Result<chrono::Duration> {
+    let days = match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+        None => default,
+        Some(text) => text
+            .trim()
+            .parse::<f64>()
+            .with_context(|| format!("{name} must be a number of days"))?,
+    };
+    anyhow::ensure!(
+        days.is_finite() && days > 0.0 && days <= 3_650.0,
+        "{name} must be more than 0 and at most 3650 days"
+    );
+    Ok(chrono::Duration::milliseconds((days * 86_400_000.0) as i64))
 }
 
 fn env_or(name: &str, default: &str) -> String {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod contact_crypto;
 pub mod numbers;
 pub mod rekey;
+pub mod retention;
 pub mod status_updates;
 pub mod store;
 pub mod validate;

@@ -15,8 +15,8 @@ async fn main() -> anyhow::Result<()> {
             let batch_size = rekey::parse_args(options)?;
             let report = rekey::run(&config, batch_size).await?;
             println!(
-                "re-encrypted {} complainant contacts under key {} ({} batches)",
-                report.resealed, report.key_id, report.batches
+                "re-encrypted {} complainant contacts and {} descriptions under key {} ({} batches)",
+                report.resealed, report.descriptions, report.key_id, report.batches
             );
             Ok(())
         }

@@ -41,18 +41,26 @@ impl JobHandler for StatusUpdateHandler {
             Ok(None) => Outcome::DeadLetter {
                 reason: format!("unknown service request {}", update.sr_id),
             },
-            Err(StoreError::Database(e)) => Outcome::Retry {
-                error: format!("database: {e}"),
-                after: None,
-            },
-            Err(StoreError::Queue(e)) => Outcome::Retry {
-                error: format!("queue: {e}"),
-                after: None,
-            },
-            // status updates never touch contacts; were one to, retrying would not help
-            Err(e @ (StoreError::Seal(_) | StoreError::Open { .. })) => Outcome::DeadLetter {
-                reason: e.to_string(),
-            },
+            Err(e) => outcome_of_failure(e),
         }
+    }
+}
+
+/// What a consumer of intake does with a job its store could not handle:
+/// retry what may pass (database, queue), dead-letter what will not (a
+/// sealed value that does not open will not open on the next try either).
+pub(crate) fn outcome_of_failure(error: StoreError) -> Outcome {
+    match error {
+        StoreError::Database(e) => Outcome::Retry {
+            error: format!("database: {e}"),
+            after: None,
+        },
+        StoreError::Queue(e) => Outcome::Retry {
+            error: format!("queue: {e}"),
+            after: None,
+        },
+        e @ (StoreError::Seal(_) | StoreError::Open { .. }) => Outcome::DeadLetter {
+            reason: e.to_string(),
+        },
     }
 }

@@ -53,10 +53,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// What `create` did: a new request, or the one first filed with this key.
+/// What `create` did: a new request, or the one first filed with this key;
+/// or nothing, because a photo id is not an upload of this integrator that
+/// is free to file.
 pub enum Created {
     New(ServiceRequest),
     Existing(ServiceRequest),
+    PhotosUnavailable,
 }
 
 /// A key to look a request up by.
@@ -100,6 +103,82 @@ pub struct RecordedRelease {
 
 const RECEIVED_MESSAGE: &str = "request received";
 
+/// The tables whose values are sealed with the contact keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedTable {
+    /// `complainant_contacts`: name, phone, e-mail.
+    Contacts,
+    /// `sealed_descriptions`: the complainant's own words, unredacted.
+    Descriptions,
+}
+
+impl SealedTable {
+    pub const ALL: [SealedTable; 2] = [SealedTable::Contacts, SealedTable::Descriptions];
+
+    fn table(self) -> &'static str {
+        match self {
+            SealedTable::Contacts => "complainant_contacts",
+            SealedTable::Descriptions => "sealed_descriptions",
+        }
+    }
+
+    /// The associated data a value of request `sr_id` is sealed with: a
+    /// value copied to another request, or from one table to the other,
+    /// does not open.
+    pub fn aad(self, sr_id: Uuid) -> Vec<u8> {
+        let mut aad = sr_id.as_bytes().to_vec();
+        if self == SealedTable::Descriptions {
+            aad.extend_from_slice(b"|description");
+        }
+        aad
+    }
+}
+
+/// How long personal data is kept, and how often the sweep runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Contacts and original descriptions: this long after the request
+    /// finished (closed, cancelled, referred, duplicate).
+    pub personal_data_after: chrono::Duration,
+    /// Voice recording references: this long after filing.
+    pub voice_recordings_after: chrono::Duration,
+    /// Time between sweeps.
+    pub every: chrono::Duration,
+    /// Most requests (and most recordings) one sweep handles.
+    pub batch: i64,
+}
+
+/// What one retention sweep deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Requests whose personal data was deleted.
+    pub requests: u64,
+    pub contacts: u64,
+    pub descriptions: u64,
+    pub voice_recordings: u64,
+    /// When the next sweep is due, if this one scheduled it.
+    pub next_due_at: Option<DateTime<Utc>>,
+}
+
+/// The job that runs a sweep, delivered at `due`.
+fn retention_sweep_envelope(
+    due: DateTime<Utc>,
+) -> Result<dispatch311_proto::jobs::v1::JobEnvelope, dispatch311_queue::QueueError> {
+    let sweep = dispatch311_proto::jobs::v1::RetentionSweep {
+        due_at: Some(to_timestamp(due)),
+    };
+    // not about one request: the sweep's id stands in for the request id
+    let (mut envelope, _span) = dispatch311_queue::new_traced_envelope(
+        queues::RETENTION,
+        kinds::RETENTION_SWEEP,
+        "retention",
+        &sweep,
+    )?;
+    let at: std::time::SystemTime = due.into();
+    envelope.deliver_at = Some(dispatch311_proto::Timestamp::from(at));
+    Ok(envelope)
+}
+
 /// What a `rekey_batch` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RekeyBatch {
@@ -119,7 +198,8 @@ pub struct Store {
 
 const SR_COLUMNS: &str = "sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
     cross_street, borough, postal_code, photos, channel, status, agency, precinct, priority, sla_due_at, \
-    resolution_code, resolution_text, resolved_at, trace_id, created_at, updated_at";
+    resolution_code, resolution_text, resolved_at, trace_id, created_at, updated_at, \
+    (SELECT count(*) FROM photos p WHERE p.sr_id = service_requests.sr_id) AS uploaded_photos";
 
 impl Store {
     pub fn new(pool: PgPool, contacts: ContactCipher) -> Self {
@@ -145,6 +225,23 @@ impl Store {
         filed_by: &str,
         trace_id: &str,
     ) -> StoreResult<Created> {
+        if !new.photo_ids.is_empty() {
+            // the integrator's own uploads, free or already filed with this
+            // very request (a repeat of the same request id)
+            let usable: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM photos WHERE photo_id = ANY($1) AND uploaded_by = $2 \
+                 AND (sr_id IS NULL OR sr_id = \
+                      (SELECT sr_id FROM service_requests WHERE filed_by = $2 AND request_id = $3))",
+            )
+            .bind(&new.photo_ids)
+            .bind(filed_by)
+            .bind(&new.request_id)
+            .fetch_one(&self.pool)
+            .await?;
+            if usable != new.photo_ids.len() as i64 {
+                return Ok(Created::PhotosUnavailable);
+            }
+        }
         let sr_id = Uuid::now_v7();
         // PostgreSQL keeps microseconds: the answer must match later reads
         let now = Utc::now().trunc_subsecs(6);
@@ -169,6 +266,18 @@ impl Store {
             None => None,
         };
         let (key_id, sealed) = sealed.map(|s| (s.key_id, s.blob)).unzip();
+        let (description_key_id, description_sealed) = if new.description.is_empty() {
+            (None, None)
+        } else {
+            let sealed = self
+                .contacts
+                .encrypt(
+                    new.description.as_bytes(),
+                    &SealedTable::Descriptions.aad(sr_id),
+                )
+                .map_err(StoreError::Seal)?;
+            (Some(sealed.key_id), Some(sealed.blob))
+        };
 
         let job = RouteJob {
             sr_id: sr_id.to_string(),
@@ -180,7 +289,8 @@ impl Store {
                 longitude,
             }),
             address: Some(new.address.clone()),
-            photo_count: new.photos.len() as u32,
+            photo_count: (new.photos.len() + new.photo_ids.len()) as u32,
+            photo_ids: new.photo_ids.iter().map(Uuid::to_string).collect(),
             created_at: Some(to_timestamp(now)),
             complainant_consented: consented,
             description_for_responders: redact::for_responders(
@@ -193,15 +303,22 @@ impl Store {
         let inserted: i64 = sqlx::query(
             "WITH sr AS ( \
                 INSERT INTO service_requests (sr_id, sr_number, request_id, complaint_type, descriptor, latitude, \
-                    longitude, street_address, cross_street, borough, postal_code, description, photos, channel, \
+                    longitude, street_address, cross_street, borough, postal_code, photos, channel, \
                     status, status_rank, trace_id, created_at, updated_at, observed_at, description_for_responders, \
-                    filed_by) \
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, \
-                    $26, $27) \
+                    filed_by, voice_recording_uri) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $16, $17, $18, $18, $19, \
+                    $26, $27, $29) \
                 ON CONFLICT (filed_by, request_id) DO NOTHING RETURNING sr_id), \
              contact AS ( \
                 INSERT INTO complainant_contacts (sr_id, key_id, sealed, consent_to_contact) \
                 SELECT sr_id, $20, $21, $22 FROM sr WHERE $21::bytea IS NOT NULL), \
+             description AS ( \
+                INSERT INTO sealed_descriptions (sr_id, key_id, sealed) \
+                SELECT sr_id, $28, $12 FROM sr WHERE $12::bytea IS NOT NULL), \
+             attached AS ( \
+                UPDATE photos p SET sr_id = sr.sr_id, position = u.position - 1 \
+                FROM sr, UNNEST($30::uuid[]) WITH ORDINALITY AS u(photo_id, position) \
+                WHERE p.photo_id = u.photo_id AND p.uploaded_by = $27 AND p.sr_id IS NULL), \
              timeline AS ( \
                 INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
                 SELECT sr_id, $15, $18, 'intake', $23, 'intake:received' FROM sr), \
@@ -219,7 +336,7 @@ impl Store {
         .bind(&new.address.cross_street)
         .bind(&new.address.borough)
         .bind(&new.address.postal_code)
-        .bind(&new.description)
+        .bind(description_sealed)
         .bind(photos)
         .bind(channel_name(new.channel))
         .bind(status_name(status))
@@ -235,6 +352,9 @@ impl Store {
         .bind(&route.envelope)
         .bind(&job.description_for_responders)
         .bind(filed_by)
+        .bind(description_key_id)
+        .bind(new.voice_recording_uri.as_deref())
+        .bind(&new.photo_ids)
         .fetch_one(&self.pool)
         .await?
         .get(0);
@@ -484,35 +604,44 @@ impl Store {
 
     /// The key ids contacts are sealed under, each once.
     pub async fn contact_key_ids(&self) -> StoreResult<Vec<String>> {
-        // a walk down the key_id index, one step per distinct id: a handful
-        // of index probes however many contacts there are
-        let ids = sqlx::query_scalar(
-            "WITH RECURSIVE ids AS ( \
-                (SELECT key_id FROM complainant_contacts ORDER BY key_id LIMIT 1) \
-                UNION ALL \
-                SELECT (SELECT c.key_id FROM complainant_contacts c WHERE c.key_id > ids.key_id \
-                        ORDER BY c.key_id LIMIT 1) \
-                FROM ids WHERE ids.key_id IS NOT NULL) \
-             SELECT key_id FROM ids WHERE key_id IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let mut ids = Vec::new();
+        for table in SealedTable::ALL {
+            // a walk down the key_id index, one step per distinct id: a
+            // handful of index probes however many rows there are
+            let table = table.table();
+            let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "WITH RECURSIVE ids AS ( \
+                    (SELECT key_id FROM {table} ORDER BY key_id LIMIT 1) \
+                    UNION ALL \
+                    SELECT (SELECT c.key_id FROM {table} c WHERE c.key_id > ids.key_id \
+                            ORDER BY c.key_id LIMIT 1) \
+                    FROM ids WHERE ids.key_id IS NOT NULL) \
+                 SELECT key_id FROM ids WHERE key_id IS NOT NULL"
+            )))
+            .fetch_all(&self.pool)
+            .await?;
+            ids.extend(found);
+        }
+        ids.sort();
+        ids.dedup();
         Ok(ids)
     }
 
-    /// Re-seals under the current key at most `limit` contacts sealed under
-    /// another one, the first ones after `after` in id order, in one
-    /// transaction. Contacts already under the current key are left alone,
-    /// so running it again changes nothing.
-    pub async fn rekey_batch(&self, after: Option<Uuid>, limit: i64) -> StoreResult<RekeyBatch> {
+    pub async fn rekey_batch(
+        &self,
+        table: SealedTable,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<RekeyBatch> {
         let current = self.contacts.current_key_id();
+        let name = table.table();
         let mut tx = self.pool.begin().await?;
-        // the row locks keep a concurrent rekey from sealing the same contact twice
-        let rows = sqlx::query(
-            "SELECT sr_id, key_id, sealed FROM complainant_contacts \
+        // the row locks keep a concurrent rekey from sealing the same value twice
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT sr_id, key_id, sealed FROM {name} \
              WHERE key_id <> $1 AND ($2::uuid IS NULL OR sr_id > $2) \
-             ORDER BY sr_id LIMIT $3 FOR UPDATE",
-        )
+             ORDER BY sr_id LIMIT $3 FOR UPDATE"
+        )))
         .bind(current)
         .bind(after)
         .bind(limit)
@@ -524,10 +653,10 @@ impl Store {
             let sr_id: Uuid = row.get("sr_id");
             let key_id: String = row.get("key_id");
             let sealed: Vec<u8> = row.get("sealed");
-            let aad = sr_id.as_bytes();
+            let aad = table.aad(sr_id);
             let plain = self
                 .contacts
-                .decrypt(&key_id, &sealed, aad)
+                .decrypt(&key_id, &sealed, &aad)
                 .map_err(|source| StoreError::Open {
                     sr_id,
                     key_id,
@@ -535,15 +664,15 @@ impl Store {
                 })?;
             let resealed = self
                 .contacts
-                .encrypt(&plain, aad)
+                .encrypt(&plain, &aad)
                 .map_err(StoreError::Seal)?;
             ids.push(sr_id);
             blobs.push(resealed.blob);
         }
-        sqlx::query(
-            "UPDATE complainant_contacts c SET key_id = $1, sealed = u.sealed \
-             FROM UNNEST($2::uuid[], $3::bytea[]) AS u(sr_id, sealed) WHERE c.sr_id = u.sr_id",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {name} c SET key_id = $1, sealed = u.sealed \
+             FROM UNNEST($2::uuid[], $3::bytea[]) AS u(sr_id, sealed) WHERE c.sr_id = u.sr_id"
+        )))
         .bind(current)
         .bind(&ids)
         .bind(&blobs)
@@ -554,6 +683,144 @@ impl Store {
             resealed: ids.len(),
             last: ids.last().copied(),
         })
+    }
+
+    /// Records a photo `uploaded_by` put in the photo store.
+    pub async fn record_photo(
+        &self,
+        photo_id: Uuid,
+        uploaded_by: &str,
+        content_type: &str,
+        size_bytes: usize,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO photos (photo_id, uploaded_by, content_type, size_bytes, uploaded_at) \
+             VALUES ($1, $2, $3, $4, now())",
+        )
+        .bind(photo_id)
+        .bind(uploaded_by)
+        .bind(content_type)
+        .bind(i32::try_from(size_bytes).unwrap_or(i32::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One retention sweep, in one transaction: deletes the contacts and
+    /// original descriptions of requests finished before
+    /// `now - policy.personal_data_after`, and the voice recording
+    /// references filed before `now - policy.voice_recordings_after`, at
+    /// most `policy.batch` of each; records every deletion; and, if this
+    /// sweep is the one that was due, schedules the next through the outbox
+    /// (at once when a batch was full).
+    pub async fn sweep_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SweepReport> {
+        let mut tx = self.pool.begin().await?;
+        // the schedule row is the lock: sweeps never overlap
+        sqlx::query("SELECT next_due_at FROM retention_schedule FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+        let finished_before = now - policy.personal_data_after;
+        let personal = sqlx::query(
+            "WITH due AS ( \
+                SELECT sr_id, sr_number FROM service_requests \
+                WHERE personal_data_deleted_at IS NULL \
+                  AND status IN ('CLOSED', 'SURVEYED', 'CANCELLED', 'REFERRED', 'DUPLICATE') \
+                  AND updated_at < $1 \
+                ORDER BY updated_at LIMIT $2 FOR UPDATE), \
+             marked AS ( \
+                UPDATE service_requests s SET personal_data_deleted_at = $3 FROM due \
+                WHERE s.sr_id = due.sr_id RETURNING s.sr_id), \
+             contacts AS ( \
+                DELETE FROM complainant_contacts c USING due WHERE c.sr_id = due.sr_id RETURNING c.sr_id), \
+             descriptions AS ( \
+                DELETE FROM sealed_descriptions d USING due WHERE d.sr_id = due.sr_id RETURNING d.sr_id), \
+             logged AS ( \
+                INSERT INTO retention_deletions (sr_id, sr_number, what, deleted_at) \
+                SELECT due.sr_id, due.sr_number, 'contact', $3 FROM due JOIN contacts USING (sr_id) \
+                UNION ALL \
+                SELECT due.sr_id, due.sr_number, 'description', $3 FROM due JOIN descriptions USING (sr_id)) \
+             SELECT (SELECT count(*) FROM marked) AS requests, (SELECT count(*) FROM contacts) AS contacts, \
+                    (SELECT count(*) FROM descriptions) AS descriptions",
+        )
+        .bind(finished_before)
+        .bind(policy.batch)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let filed_before = now - policy.voice_recordings_after;
+        let voice_recordings: i64 = sqlx::query_scalar(
+            "WITH due AS ( \
+                SELECT sr_id, sr_number FROM service_requests \
+                WHERE voice_recording_uri IS NOT NULL AND created_at < $1 \
+                ORDER BY created_at LIMIT $2 FOR UPDATE), \
+             cleared AS ( \
+                UPDATE service_requests s SET voice_recording_uri = NULL FROM due \
+                WHERE s.sr_id = due.sr_id RETURNING s.sr_id, due.sr_number), \
+             logged AS ( \
+                INSERT INTO retention_deletions (sr_id, sr_number, what, deleted_at) \
+                SELECT sr_id, sr_number, 'voice_recording', $3 FROM cleared) \
+             SELECT count(*) FROM cleared",
+        )
+        .bind(filed_before)
+        .bind(policy.batch)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let report = SweepReport {
+            requests: personal.get::<i64, _>("requests") as u64,
+            contacts: personal.get::<i64, _>("contacts") as u64,
+            descriptions: personal.get::<i64, _>("descriptions") as u64,
+            voice_recordings: voice_recordings as u64,
+            next_due_at: None,
+        };
+        let more_left = report.requests >= policy.batch as u64
+            || report.voice_recordings >= policy.batch as u64;
+        let next = if more_left { now } else { now + policy.every };
+        let moved: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "UPDATE retention_schedule SET next_due_at = $1 WHERE next_due_at <= $2 RETURNING next_due_at",
+        )
+        .bind(next)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(next) = moved {
+            let envelope = retention_sweep_envelope(next)?;
+            outbox::enqueue_envelope(&mut tx, queues::RETENTION, &envelope).await?;
+        }
+        tx.commit().await?;
+        Ok(SweepReport {
+            next_due_at: moved,
+            ..report
+        })
+    }
+
+    /// Schedules a sweep at once when the next one is overdue by more than
+    /// `policy.every` plus `grace` (the first ever, or one whose job was lost
+    /// with Redis). Returns whether it did.
+    pub async fn arm_retention(
+        &self,
+        policy: &RetentionPolicy,
+        grace: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let armed: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "UPDATE retention_schedule SET next_due_at = $1 WHERE next_due_at < $2 RETURNING next_due_at",
+        )
+        .bind(now)
+        .bind(now - policy.every - grace)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(due) = armed {
+            let envelope = retention_sweep_envelope(due)?;
+            outbox::enqueue_envelope(&mut tx, queues::RETENTION, &envelope).await?;
+        }
+        tx.commit().await?;
+        Ok(armed.is_some())
     }
 
     /// Recorded releases, newest first, after the query's keyset position;
@@ -606,7 +873,10 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, cross_street, \
-                borough, postal_code, jsonb_array_length(photos) AS photo_count, created_at, description_for_responders, \
+                borough, postal_code, created_at, description_for_responders, \
+                COALESCE((SELECT array_agg(p.photo_id ORDER BY p.position) FROM photos p WHERE p.sr_id = s.sr_id), \
+                    '{}') AS photo_ids, \
+                jsonb_array_length(photos) + (SELECT count(*) FROM photos p WHERE p.sr_id = s.sr_id)::int AS photo_count, \
                 COALESCE((SELECT consent_to_contact FROM complainant_contacts c WHERE c.sr_id = s.sr_id), false) AS consented \
              FROM service_requests s \
              WHERE status IN ('RECEIVED', 'ROUTED') AND created_at < $1 \
@@ -720,6 +990,11 @@ fn route_job_from_row(row: &PgRow) -> RouteJob {
         created_at: Some(to_timestamp(row.get("created_at"))),
         complainant_consented: row.get("consented"),
         description_for_responders: row.get("description_for_responders"),
+        photo_ids: row
+            .get::<Vec<Uuid>, _>("photo_ids")
+            .iter()
+            .map(Uuid::to_string)
+            .collect(),
     }
 }
 
@@ -758,7 +1033,8 @@ fn public_view(row: &PgRow) -> ServiceRequest {
         precinct: row.get("precinct"),
         priority: priority_from_name(row.get("priority")).unwrap_or_default() as i32,
         sla_due_at: sla_due_at.map(to_timestamp),
-        photo_count: photos.as_array().map_or(0, Vec::len) as u32,
+        photo_count: (photos.as_array().map_or(0, Vec::len)
+            + row.get::<i64, _>("uploaded_photos") as usize) as u32,
         resolution: resolution_from_name(&resolution_code).map(|code| Resolution {
             code: code as i32,
             text: row.get("resolution_text"),

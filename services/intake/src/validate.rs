@@ -41,6 +41,9 @@ pub struct NewServiceRequest {
     pub channel: Channel,
     pub complainant: Option<Complainant>,
     pub observed_at: DateTime<Utc>,
+    pub voice_recording_uri: Option<String>,
+    /// Uploaded photos, in the complainant's order.
+    pub photo_ids: Vec<uuid::Uuid>,
 }
 
 pub fn validate(
@@ -128,11 +131,32 @@ pub fn validate(
     let description = request.description;
     check_text(&mut v, "description", &description, MAX_DESCRIPTION);
 
-    if request.photos.len() > MAX_PHOTOS {
+    if request.photos.len() + request.photo_ids.len() > MAX_PHOTOS {
         v.add("photos", format!("at most {MAX_PHOTOS} photos"));
+    }
+    let mut photo_ids = Vec::with_capacity(request.photo_ids.len());
+    for (i, id) in request.photo_ids.iter().enumerate() {
+        match uuid::Uuid::parse_str(id.trim()) {
+            Ok(id) if !photo_ids.contains(&id) => photo_ids.push(id),
+            Ok(_) => v.add(format!("photo_ids[{i}]"), "the same photo twice"),
+            Err(_) => v.add(
+                format!("photo_ids[{i}]"),
+                "must be a photo_id from UploadPhoto",
+            ),
+        }
     }
     for (i, photo) in request.photos.iter().enumerate() {
         check_photo(&mut v, i, photo);
+    }
+    let voice_recording_uri =
+        Some(request.voice_recording_uri.trim().to_string()).filter(|uri| !uri.is_empty());
+    if let Some(uri) = &voice_recording_uri
+        && !is_media_uri(uri)
+    {
+        v.add(
+            "voice_recording_uri",
+            "must be an http(s) or s3 URI of at most 2,048 characters",
+        );
     }
 
     let channel = match Channel::try_from(request.channel) {
@@ -187,6 +211,8 @@ pub fn validate(
         channel,
         complainant,
         observed_at,
+        voice_recording_uri,
+        photo_ids,
     })
 }
 
@@ -319,16 +345,19 @@ fn check_location(
     Some((latitude, longitude))
 }
 
-fn check_photo(v: &mut FieldViolations, i: usize, photo: &PhotoReference) {
-    let uri = photo.uri.trim();
+/// Where a photo or a recording is kept: an http(s) or s3 URI, bounded.
+fn is_media_uri(uri: &str) -> bool {
     let allowed_scheme = ["https://", "http://", "s3://"]
         .iter()
         .any(|s| uri.starts_with(s));
-    if uri.is_empty()
-        || uri.len() > MAX_PHOTO_URI
-        || !allowed_scheme
-        || uri.chars().any(char::is_whitespace)
-    {
+    !uri.is_empty()
+        && uri.len() <= MAX_PHOTO_URI
+        && allowed_scheme
+        && !uri.chars().any(char::is_whitespace)
+}
+
+fn check_photo(v: &mut FieldViolations, i: usize, photo: &PhotoReference) {
+    if !is_media_uri(photo.uri.trim()) {
         v.add(
             format!("photos[{i}].uri"),
             "must be an http(s) or s3 URI of at most 2,048 characters",
@@ -528,6 +557,24 @@ mod tests {
         let text = format!("{status:?} {:?}", status.get_details_bad_request());
         assert!(text.contains("complainant.phone") && text.contains("complainant.email"));
         assert!(!text.contains("call me 555") && !text.contains("not-an-email"));
+    }
+
+    #[test]
+    fn a_voice_recording_is_an_http_or_s3_uri_and_optional() {
+        let mut request = valid();
+        request.voice_recording_uri = " s3://city-311-calls/2026/0042.ogg ".into();
+        let filed = validate(request, &CityBounds::NEW_YORK_CITY, Utc::now()).unwrap();
+        assert_eq!(
+            filed.voice_recording_uri.as_deref(),
+            Some("s3://city-311-calls/2026/0042.ogg")
+        );
+        let none = validate(valid(), &CityBounds::NEW_YORK_CITY, Utc::now()).unwrap();
+        assert_eq!(none.voice_recording_uri, None);
+        for bad in ["file:///tmp/call.ogg", "s3://calls/a b.ogg"] {
+            let mut request = valid();
+            request.voice_recording_uri = bad.into();
+            assert_eq!(violations(request), ["voice_recording_uri"], "{bad}");
+        }
     }
 
     #[test]

@@ -170,6 +170,7 @@ fn outputs(job: &RouteJob, stored: &StoredDecision) -> StoreResult<Vec<outbox::O
             photo_count: job.photo_count,
             complainant_consented: job.complainant_consented,
             description_for_responders: job.description_for_responders.clone(),
+            photo_ids: job.photo_ids.clone(),
         };
         rows.push(outbox::prepare(
             queues::DISPATCH,

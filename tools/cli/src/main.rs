@@ -32,6 +32,7 @@ commands:
   create --type TYPE [--descriptor D] (--lat LAT --lon LON | --address STREET)
          [--description TEXT] [--cross-street S] [--borough B] [--zip ZIP]
          [--channel mobile_app|web|phone|text|partner_agency|open311] [--request-id ID]
+         [--voice-recording URI]
                  file a service request; prints its SR number
   get SR-NUMBER  a request's status, agency, precinct, priority, SLA, timeline and trace id
   queue PRECINCT [--limit N]
@@ -369,6 +370,8 @@ async fn create(mut args: Args) -> anyhow::Result<()> {
         channel: channel as i32,
         complainant: None,
         observed_at: None,
+        voice_recording_uri: args.flag("voice-recording").unwrap_or_default(),
+        photo_ids: Vec::new(),
     };
     args.finish()?;
     let mut clients = Clients::from_env()?;

@@ -47,8 +47,7 @@ fn complaint(
         description: description.into(),
         photos: Vec::new(),
         channel: Channel::MobileApp as i32,
-        complainant: None,
-        observed_at: None,
+        ..Default::default()
     }
 }
 
