@@ -94,6 +94,7 @@ acting! {
     report_on_scene(ReportOnSceneRequest) -> ReportOnSceneResponse;
     record_evidence_viewed(RecordEvidenceViewedRequest) -> RecordEvidenceViewedResponse;
     get_job_photo(GetJobPhotoRequest) -> GetJobPhotoResponse;
+    relay_message_to_complainant(RelayMessageToComplainantRequest) -> RelayMessageToComplainantResponse;
     close_job(CloseJobRequest) -> CloseJobResponse;
     cancel_job(CancelJobRequest) -> CancelJobResponse;
     reopen_job(ReopenJobRequest) -> ReopenJobResponse;

@@ -133,6 +133,9 @@ pub const POLICY: &[Rule] = rules! {
     INTAKE "ReleaseComplainantContact" => SURVEY_SYSTEM;
     INTAKE "ListContactReleases" => &[full(Auditor), full(Admin)];
     INTAKE "UploadPhoto" => &[OWN_REQUESTS];
+    // the complainant's side of a responder's question, through the app that filed it
+    INTAKE "ListComplainantMessages" => &[OWN_REQUESTS];
+    INTAKE "AnswerComplainantMessage" => &[OWN_REQUESTS];
 
     ROUTING "ExplainRoute" => ROUTING_READ;
     ROUTING "ListRoutingRules" => ROUTING_READ;
@@ -155,6 +158,7 @@ pub const POLICY: &[Rule] = rules! {
     DISPATCH "RecordEvidenceViewed" => UNIT_REPORT;
     // the photo itself, each view recorded
     DISPATCH "GetJobPhoto" => UNIT_REPORT;
+    DISPATCH "RelayMessageToComplainant" => UNIT_REPORT;
     DISPATCH "CloseJob" => UNIT_REPORT;
     DISPATCH "CancelJob" => DISPATCHING;
     DISPATCH "ReopenJob" => SUPERVISOR_ONLY;

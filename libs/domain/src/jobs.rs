@@ -20,6 +20,10 @@ pub mod queues {
     /// intake -> intake: `RetentionSweep`, scheduled; each sweep schedules
     /// the next.
     pub const RETENTION: &str = "retention";
+    /// dispatch -> intake: `ComplainantQuestion`.
+    pub const COMPLAINANT_QUESTIONS: &str = "complainant-questions";
+    /// intake -> dispatch: `ComplainantAnswer`.
+    pub const COMPLAINANT_ANSWERS: &str = "complainant-answers";
 }
 
 /// Job kinds (the `kind` field of the envelope).
@@ -31,6 +35,8 @@ pub mod kinds {
     pub const DISPATCH_TIMER: &str = "dispatch_timer";
     pub const REOPEN: &str = "reopen";
     pub const RETENTION_SWEEP: &str = "retention_sweep";
+    pub const COMPLAINANT_QUESTION: &str = "complainant_question";
+    pub const COMPLAINANT_ANSWER: &str = "complainant_answer";
 }
 
 /// Consumer group names: one per consuming service.

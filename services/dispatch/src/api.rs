@@ -272,6 +272,16 @@ impl DispatchService for DispatchApi {
             .map(Response::new)
     }
 
+    async fn relay_message_to_complainant(
+        &self,
+        request: Request<dispatch::RelayMessageToComplainantRequest>,
+    ) -> Result<Response<dispatch::RelayMessageToComplainantResponse>, Status> {
+        self.lifecycle
+            .relay_message_to_complainant(as_caller(request)?)
+            .await
+            .map(Response::new)
+    }
+
     async fn close_job(
         &self,
         request: Request<dispatch::CloseJobRequest>,
@@ -350,6 +360,7 @@ acted!(
     ReportOnSceneRequest,
     RecordEvidenceViewedRequest,
     GetJobPhotoRequest,
+    RelayMessageToComplainantRequest,
     CloseJobRequest,
     CancelJobRequest,
     ReopenJobRequest,

@@ -11,6 +11,7 @@ use tonic::{server::NamedService, service::Routes};
 
 use crate::{
     api::DispatchApi,
+    complainant_answers::ComplainantAnswerHandler,
     config::{DispatchConfig, DispatchRules},
     dispatch_jobs::DispatchJobHandler,
     lifecycle::Lifecycle,
@@ -90,6 +91,17 @@ impl Application {
         workers.spawn(
             "timer consumer",
             timers.run(Arc::new(timer_handler), workers.stop_token()),
+        );
+
+        let answers = self
+            .queue
+            .consumer(queues::COMPLAINANT_ANSWERS, groups::DISPATCH)?;
+        workers.spawn(
+            "complainant answer consumer",
+            answers.run(
+                Arc::new(ComplainantAnswerHandler::new(lifecycle.clone())),
+                workers.stop_token(),
+            ),
         );
 
         let reopens = self.queue.consumer(queues::REOPEN, groups::DISPATCH)?;

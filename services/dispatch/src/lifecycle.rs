@@ -25,7 +25,7 @@ use dispatch311_grpc::status::{
 use dispatch311_proto::{
     common::v1::{ResolutionCode, ServiceRequestStatus},
     dispatch::v1::{self as dispatch, AssignmentChange, EventType, FlagKind, JobState, Role},
-    jobs::v1::{ClosedEvent, DispatchTimer, StatusUpdate},
+    jobs::v1::{ClosedEvent, ComplainantQuestion, DispatchTimer, StatusUpdate},
 };
 use dispatch311_queue::{QueueError, outbox};
 use dispatch311_telemetry::attributes::{self, set_on_current};
@@ -47,6 +47,11 @@ use crate::{
 };
 
 const MAX_REASON_CHARS: usize = 1000;
+const MAX_MESSAGE_CHARS: usize = 1000;
+const VIEWERS_ONLY: &str =
+    "only an officer of the assigned unit or a supervisor views a job's photos";
+/// Who answers, in the job's event log: never the complainant's identity.
+pub const COMPLAINANT_ACTOR: &str = "complainant";
 const MAX_NOTES_CHARS: usize = 4000;
 const MIN_REROUTE_REASON_CHARS: usize = 10;
 
@@ -204,7 +209,7 @@ impl Lifecycle {
         let actor = validate::actor(request.actor.as_ref(), &mut v);
         let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
         v.into_result()?;
-        let change = self.open_for_viewing(&actor, job_id).await?;
+        let change = self.open_for_crew(&actor, job_id, VIEWERS_ONLY).await?;
         let photo_count = u32::try_from(change.job.photo_count).unwrap_or(0);
         if request.photo_index >= photo_count {
             return Err(invalid_argument(
@@ -228,7 +233,7 @@ impl Lifecycle {
         let actor = validate::actor(request.actor.as_ref(), &mut v);
         let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
         v.into_result()?;
-        let mut change = self.open_for_viewing(&actor, job_id).await?;
+        let mut change = self.open_for_crew(&actor, job_id, VIEWERS_ONLY).await?;
         let photo_ids: Vec<Uuid> =
             sqlx::query_scalar("SELECT photo_ids FROM jobs WHERE job_id = $1")
                 .bind(job_id)
@@ -262,14 +267,16 @@ impl Lifecycle {
         })
     }
 
-    /// Locks `job_id` for a view of its evidence by `actor`: an officer of the
-    /// assigned unit or a supervisor, in a state where there is evidence to see.
-    async fn open_for_viewing(&self, actor: &ActorRef, job_id: Uuid) -> Result<JobChange, Status> {
-        validate::role(
-            actor,
-            &[Role::Officer, Role::Supervisor],
-            "only an officer of the assigned unit or a supervisor views a job's photos",
-        )?;
+    /// Locks `job_id` for its crew's work on an open job by `actor`: an
+    /// officer of the assigned unit or a supervisor (`refusal` says what the
+    /// others may not do).
+    async fn open_for_crew(
+        &self,
+        actor: &ActorRef,
+        job_id: Uuid,
+        refusal: &str,
+    ) -> Result<JobChange, Status> {
+        validate::role(actor, &[Role::Officer, Role::Supervisor], refusal)?;
         let mut change = self.begin(job_id).await?;
         change.check(Transition::ViewEvidence)?;
         if actor.role == Role::Officer {
@@ -283,6 +290,108 @@ impl Lifecycle {
             require_crew(actor, unit.as_ref())?;
         }
         Ok(change)
+    }
+
+    /// Sends the crew's question to the complainant through intake, and
+    /// records it (event, message row and the intake job in one transaction).
+    pub async fn relay_message_to_complainant(
+        &self,
+        request: dispatch::RelayMessageToComplainantRequest,
+    ) -> Result<dispatch::RelayMessageToComplainantResponse, Status> {
+        let mut v = FieldViolations::new();
+        let actor = validate::actor(request.actor.as_ref(), &mut v);
+        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
+        let text = validate::text(&request.message, "message", MAX_MESSAGE_CHARS, true, &mut v);
+        v.into_result()?;
+        let mut change = self
+            .open_for_crew(
+                &actor,
+                job_id,
+                "only an officer of the assigned unit or a supervisor writes to the complainant",
+            )
+            .await?;
+        let message_id = Uuid::now_v7();
+        let question = ComplainantQuestion {
+            message_id: message_id.to_string(),
+            sr_id: change.job.sr_id.to_string(),
+            sr_number: change.job.sr_number.clone(),
+            job_id: job_id.to_string(),
+            from: format!("NYPD precinct {}", change.job.precinct),
+            text: text.clone(),
+            asked_at: Some(to_timestamp(change.now)),
+        };
+        sqlx::query(
+            "INSERT INTO complainant_messages (message_id, job_id, asked_by, asked_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(message_id)
+        .bind(job_id)
+        .bind(&actor.id)
+        .bind(change.now)
+        .execute(&mut *change.tx)
+        .await
+        .map_err(Failure::from)?;
+        outbox::enqueue(
+            &mut change.tx,
+            queues::COMPLAINANT_QUESTIONS,
+            kinds::COMPLAINANT_QUESTION,
+            &question.sr_id,
+            &question,
+        )
+        .await
+        .map_err(Failure::from)?;
+        let event = NewEvent {
+            event_type: EventType::MessageToComplainant,
+            actor,
+            occurred_at: change.now,
+            position: None,
+            unit_id: change.job.unit_id,
+            reason: text,
+        };
+        change.record(event, None).await?;
+        let job = self.finish(change).await?;
+        Ok(dispatch::RelayMessageToComplainantResponse {
+            message_id: message_id.to_string(),
+            job: Some(job),
+        })
+    }
+
+    /// Puts the complainant's (redacted) answer to `message_id` on the job's
+    /// timeline, once. Returns whether it was new.
+    pub async fn record_complainant_answer(
+        &self,
+        job_id: Uuid,
+        message_id: Uuid,
+        text: String,
+    ) -> Result<bool, Failure> {
+        let mut change = self.begin(job_id).await?;
+        let answered = sqlx::query(
+            "UPDATE complainant_messages SET answered_at = $3 \
+             WHERE message_id = $1 AND job_id = $2 AND answered_at IS NULL",
+        )
+        .bind(message_id)
+        .bind(job_id)
+        .bind(change.now)
+        .execute(&mut *change.tx)
+        .await?
+        .rows_affected();
+        if answered == 0 {
+            return Ok(false);
+        }
+        let event = NewEvent {
+            event_type: EventType::ComplainantAnswered,
+            actor: ActorRef {
+                id: COMPLAINANT_ACTOR.into(),
+                role: Role::System,
+            },
+            occurred_at: change.now,
+            position: None,
+            unit_id: change.job.unit_id,
+            reason: text.chars().take(MAX_NOTES_CHARS).collect(),
+        };
+        change.record(event, None).await?;
+        self.finish(change).await?;
+        Ok(true)
     }
 
     /// Records an EVIDENCE_VIEWED event and commits.

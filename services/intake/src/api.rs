@@ -14,9 +14,11 @@ use dispatch311_photos::PhotoStore;
 use dispatch311_proto::{
     common::v1::ServiceRequestStatus,
     intake::v1::{
+        AnswerComplainantMessageRequest, AnswerComplainantMessageResponse,
         CreateServiceRequestRequest, CreateServiceRequestResponse, GetServiceRequestRequest,
-        GetServiceRequestResponse, ListContactReleasesRequest, ListContactReleasesResponse,
-        ListServiceRequestsRequest, ListServiceRequestsResponse, ReleaseComplainantContactRequest,
+        GetServiceRequestResponse, ListComplainantMessagesRequest, ListComplainantMessagesResponse,
+        ListContactReleasesRequest, ListContactReleasesResponse, ListServiceRequestsRequest,
+        ListServiceRequestsResponse, ReleaseComplainantContactRequest,
         ReleaseComplainantContactResponse, ServiceRequest, UploadPhotoRequest, UploadPhotoResponse,
         get_service_request_request::Key, intake_service_server::IntakeService,
     },
@@ -30,8 +32,10 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    store::{Created, ListFilter, Release, SrKey, Store, StoreError, purpose_name},
-    validate::{release_page_token, validate, validate_release, validate_release_list},
+    store::{Answered, Created, ListFilter, Release, SrKey, Store, StoreError, purpose_name},
+    validate::{
+        MAX_DESCRIPTION, release_page_token, validate, validate_release, validate_release_list,
+    },
 };
 
 pub struct IntakeApi {
@@ -304,6 +308,72 @@ impl IntakeService for IntakeApi {
             content_type: clean.content_type.to_string(),
             size_bytes: clean.bytes.len() as u32,
         }))
+    }
+
+    async fn list_complainant_messages(
+        &self,
+        request: Request<ListComplainantMessagesRequest>,
+    ) -> Result<Response<ListComplainantMessagesResponse>, Status> {
+        let caller = caller(&request)?;
+        let number = request.into_inner().sr_number;
+        let sr_number = number
+            .parse::<SrNumber>()
+            .map_err(|e| grpc_status::invalid_argument("sr_number", e.to_string()))?;
+        let filed_by = caller
+            .sees_own_requests_only()
+            .then_some(caller.subject.as_str());
+        let sr = self
+            .store
+            .get(&SrKey::Number(sr_number.to_string()), filed_by)
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| grpc_status::not_found("service request", &number))?;
+        let sr_id = Uuid::parse_str(&sr.sr_id).map_err(|e| grpc_status::internal(&e))?;
+        let messages = self.store.messages_of(sr_id).await.map_err(store_status)?;
+        Ok(Response::new(ListComplainantMessagesResponse { messages }))
+    }
+
+    async fn answer_complainant_message(
+        &self,
+        request: Request<AnswerComplainantMessageRequest>,
+    ) -> Result<Response<AnswerComplainantMessageResponse>, Status> {
+        let filed_by = caller(&request)?.subject;
+        let request = request.into_inner();
+        let mut v = FieldViolations::new();
+        let message_id = Uuid::parse_str(request.message_id.trim()).ok();
+        if message_id.is_none() {
+            v.add(
+                "message_id",
+                "must be a message_id from ListComplainantMessages",
+            );
+        }
+        let answer = request.answer.trim();
+        if answer.is_empty() || answer.chars().count() > MAX_DESCRIPTION {
+            v.add("answer", format!("1 to {MAX_DESCRIPTION} characters"));
+        }
+        v.into_result()?;
+        let message_id = message_id.expect("checked above");
+        // the answer is the complainant's own words: never logged
+        match self
+            .store
+            .answer_message(&filed_by, message_id, answer)
+            .await
+            .map_err(store_status)?
+        {
+            Answered::Done(message) => {
+                self.relay_wakeup.notify_one();
+                tracing::info!(%message_id, sr_number = %message.sr_number, "complainant answered");
+                Ok(Response::new(AnswerComplainantMessageResponse {
+                    message: Some(message),
+                }))
+            }
+            Answered::Unknown => Err(grpc_status::not_found("message", message_id.to_string())),
+            Answered::AlreadyAnswered => Err(grpc_status::failed_precondition(
+                "ALREADY_ANSWERED",
+                format!("messages/{message_id}"),
+                "this question was answered already",
+            )),
+        }
     }
 
     async fn list_contact_releases(

@@ -13,6 +13,7 @@ use tonic::{server::NamedService, service::Routes};
 
 use crate::{
     api::IntakeApi,
+    complainant_questions::ComplainantQuestionHandler,
     config::IntakeConfig,
     contact_crypto,
     retention::RetentionSweepHandler,
@@ -72,6 +73,16 @@ impl Application {
         workers.spawn(
             "status update consumer",
             consumer.run(handler, workers.stop_token()),
+        );
+        let consumer = self
+            .queue
+            .consumer(queues::COMPLAINANT_QUESTIONS, groups::INTAKE)?;
+        workers.spawn(
+            "complainant question consumer",
+            consumer.run(
+                Arc::new(ComplainantQuestionHandler::new(self.store.clone())),
+                workers.stop_token(),
+            ),
         );
         let consumer = self.queue.consumer(queues::RETENTION, groups::INTAKE)?;
         let handler = Arc::new(RetentionSweepHandler::new(

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod complainant_questions;
 pub mod config;
 pub mod contact_crypto;
 pub mod numbers;
