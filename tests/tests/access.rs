@@ -4,7 +4,7 @@
 //! policy table does not grant, and a refused call changes nothing; an
 //! integrator sees only the requests it filed; the public sees a status by
 //! SR number and nothing else; per-integrator rate limits; and in dispatch
-//! nobody acts under another's name.
+//! nobody acts under another's name or watches another unit's assignments.
 
 use std::time::Duration;
 
@@ -16,7 +16,10 @@ use dispatch311_auth::{
 };
 use dispatch311_proto::{
     FILE_DESCRIPTOR_SET,
-    dispatch::v1::{AcknowledgeJobRequest, Actor, GetJobTimelineRequest, Role as ActorRole},
+    dispatch::v1::{
+        AcknowledgeJobRequest, Actor, GetJobTimelineRequest, Role as ActorRole,
+        WatchAssignmentsRequest,
+    },
     intake::v1::{
         GetServiceRequestRequest, ListServiceRequestsRequest, get_service_request_request::Key,
     },
@@ -452,6 +455,32 @@ async fn in_dispatch_the_token_is_the_actor_and_nobody_acts_under_anothers_name(
     let raw = suite.channel(Service::Dispatch).await?;
     let mut client =
         dispatch311_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient::new(raw);
+
+    // a device watches its own unit's assignments only
+    let watch = || WatchAssignmentsRequest {
+        unit_id: unit.unit_id.clone(),
+        after_sequence: 0,
+    };
+    let someone_elses = client
+        .watch_assignments(with_token(
+            watch(),
+            &suite.tokens.mint(Role::Officer, "O-9"),
+        )?)
+        .await
+        .expect_err("not this officer's unit");
+    assert_eq!(someone_elses.code(), Code::PermissionDenied);
+    let mut own = client
+        .watch_assignments(with_token(
+            watch(),
+            &suite.tokens.mint(Role::Officer, "O-2"),
+        )?)
+        .await?
+        .into_inner();
+    let current = tokio::time::timeout(Duration::from_secs(10), own.message())
+        .await??
+        .expect("the current assignment");
+    assert_eq!(current.job.map(|j| j.job_id), Some(job.job_id.clone()));
+    drop(own);
     let acknowledge = |actor: Option<Actor>| AcknowledgeJobRequest {
         actor,
         job_id: job.job_id.clone(),

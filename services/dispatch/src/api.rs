@@ -328,8 +328,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::WatchAssignmentsRequest>,
     ) -> Result<Response<Self::WatchAssignmentsStream>, Status> {
+        let caller = dispatch311_auth::caller(&request)?;
+        let officer = (caller.role == AuthRole::Officer).then_some(caller.subject.as_str());
         self.watch
-            .watch_assignments(request.into_inner())
+            .watch_assignments(request.into_inner(), officer)
             .await
             .map(Response::new)
     }

@@ -95,9 +95,12 @@ impl Watch {
         }
     }
 
+    /// `officer`: the caller's badge when an officer watches (dispatchers and
+    /// supervisors watch any unit).
     pub async fn watch_assignments(
         &self,
         request: dispatch::WatchAssignmentsRequest,
+        officer: Option<&str>,
     ) -> Result<AssignmentStream, Status> {
         let mut v = FieldViolations::new();
         let unit_id = validate::uuid(&request.unit_id, "unit_id", &mut v);
@@ -107,14 +110,23 @@ impl Watch {
         v.into_result()?;
         let pool = self.store.pool();
 
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM units WHERE unit_id = $1)")
-                .bind(unit_id)
-                .fetch_one(pool)
-                .await
-                .map_err(database_status)?;
-        if !exists {
-            return Err(grpc_status::not_found("unit", unit_id.to_string()));
+        // whether `watcher` (an officer's badge, when an officer asks) crews the unit
+        let crews: Option<bool> = sqlx::query_scalar(
+            "SELECT $2::text IS NULL OR $2 = ANY(officer_ids) FROM units WHERE unit_id = $1",
+        )
+        .bind(unit_id)
+        .bind(officer)
+        .fetch_optional(pool)
+        .await
+        .map_err(database_status)?;
+        match crews {
+            None => return Err(grpc_status::not_found("unit", unit_id.to_string())),
+            Some(false) => {
+                return Err(grpc_status::permission_denied(
+                    "an officer watches the assignments of their own unit only",
+                ));
+            }
+            Some(true) => {}
         }
 
         // subscribe before the first read: a change committed after that read
