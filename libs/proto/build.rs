@@ -13,7 +13,10 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // read when the script runs, not when it is compiled: one target directory
+    // serves several checkouts (a CI clone beside the working copy), and cargo
+    // may reuse this script's binary across them
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let out = PathBuf::from(env::var("OUT_DIR")?);
     // A vendored protoc and its well-known types: a fresh machine needs no install.
     let protoc = protoc_bin_vendored::protoc_bin_path()?;

@@ -235,6 +235,64 @@ async fn a_consenting_complainants_contact_is_released_once_per_ask_and_recorded
     assert_eq!(releases(&auditor, "", 0, "").await?.releases.len(), 2);
     db.close().await;
 
+    // the complainant's own access, through the app that filed the request: no
+    // consent needed (the details are theirs), recorded as such
+    let access = |sr_number: &str| ReleaseComplainantContactRequest {
+        sr_number: sr_number.to_string(),
+        purpose: ReleasePurpose::ComplainantAccess as i32,
+    };
+    let own = integrator
+        .clone()
+        .release_complainant_contact(access(&declined.sr_number))
+        .await?
+        .into_inner()
+        .complainant
+        .expect("their own details");
+    assert_eq!(own.phone, COMPLAINANT_PHONE);
+    assert!(
+        !own.consent_to_contact,
+        "they did not consent to be contacted"
+    );
+    let elsewhere = suite
+        .intake_as(Role::Integrator, "partner-agency")
+        .await?
+        .release_complainant_contact(access(&declined.sr_number))
+        .await
+        .expect_err("another integrator's complainant");
+    assert_eq!(elsewhere.code(), Code::NotFound);
+    for (who, refused) in [
+        (
+            "the survey system asking as the complainant",
+            survey_system
+                .clone()
+                .release_complainant_contact(access(&declined.sr_number))
+                .await,
+        ),
+        (
+            "an integrator asking for a survey",
+            integrator
+                .clone()
+                .release_complainant_contact(release_of(&declined.sr_number))
+                .await,
+        ),
+    ] {
+        let refused = refused.expect_err(who);
+        assert_eq!(refused.code(), Code::PermissionDenied, "{who}: {refused:?}");
+    }
+    let recorded = releases(&auditor, &declined.sr_number, 0, "")
+        .await?
+        .releases;
+    assert_eq!(
+        recorded
+            .iter()
+            .map(|r| (r.purpose, r.requester.as_str()))
+            .collect::<Vec<_>>(),
+        [(
+            ReleasePurpose::ComplainantAccess as i32,
+            "integrator:test-311-app"
+        )]
+    );
+
     // the log says who took which request's contact, never the contact
     let log = std::fs::read_to_string(suite.log_path(Service::Intake))?;
     assert!(

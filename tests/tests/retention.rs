@@ -1,5 +1,6 @@
 //! Retention, end to end with the real binaries and short periods: voice
-//! recording references go after their period whatever the request's state;
+//! recording references go after their period whatever the request's state,
+//! and photos uploaded but never filed after theirs;
 //! the contact and original description of a finished request go after
 //! theirs, after which the survey path answers NOT_FOUND; an open request
 //! keeps its contact; every deletion is recorded, append-only; and the sweeps
@@ -57,6 +58,10 @@ async fn personal_data_is_deleted_on_schedule_and_the_survey_path_then_finds_not
                 "DISPATCH311_VOICE_RETENTION_DAYS".into(),
                 days(RECORDINGS_KEPT),
             ),
+            (
+                "DISPATCH311_UNFILED_PHOTO_DAYS".into(),
+                days(RECORDINGS_KEPT),
+            ),
             ("DISPATCH311_RETENTION_SWEEP_SECS".into(), "1".into()),
         ],
         ..Default::default()
@@ -66,6 +71,23 @@ async fn personal_data_is_deleted_on_schedule_and_the_survey_path_then_finds_not
     let dispatch = suite.dispatch().await?;
     let mut intake = suite.intake().await?;
     let mut survey = suite.survey().await?;
+
+    // a photo filed with a request stays; one uploaded and never filed goes
+    let upload = || {
+        let mut intake = intake.clone();
+        async move {
+            let content = dispatch311_photos::samples::jpeg(false);
+            anyhow::Ok(
+                intake
+                    .upload_photo(dispatch311_proto::intake::v1::UploadPhotoRequest { content })
+                    .await?
+                    .into_inner()
+                    .photo_id,
+            )
+        }
+    };
+    let filed_photo = upload().await?;
+    let unfiled_photo = upload().await?;
 
     // two calls by phone, with recordings; one is worked and closed, one stays open
     let file = |recording: &str| {
@@ -79,8 +101,10 @@ async fn personal_data_is_deleted_on_schedule_and_the_survey_path_then_finds_not
         .into_inner()
         .service_request
         .unwrap();
+    let mut with_photo = file("open");
+    with_photo.photo_ids = vec![filed_photo.clone()];
     let open = intake
-        .create_service_request(file("open"))
+        .create_service_request(with_photo)
         .await?
         .into_inner()
         .service_request
@@ -131,6 +155,31 @@ async fn personal_data_is_deleted_on_schedule_and_the_survey_path_then_finds_not
         filed_at.elapsed() >= Duration::from_secs_f64(RECORDINGS_KEPT),
         "a recording went early"
     );
+    let photo_file = |id: &str| {
+        suite
+            .log_dir
+            .join("photos")
+            .join(uuid::Uuid::parse_str(id).unwrap().simple().to_string())
+    };
+    eventually(Duration::from_secs(30), "the unfiled photo deleted", || {
+        let db = db.clone();
+        let id = unfiled_photo.clone();
+        async move {
+            let left: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM intake.photos WHERE photo_id = $1::uuid")
+                    .bind(&id)
+                    .fetch_one(&db)
+                    .await?;
+            Ok((left == 0).then_some(()))
+        }
+    })
+    .await?;
+    eventually(Duration::from_secs(5), "its file deleted", || {
+        let gone = !photo_file(&unfiled_photo).exists();
+        async move { Ok(gone.then_some(())) }
+    })
+    .await?;
+    assert!(photo_file(&filed_photo).exists(), "a filed photo stays");
 
     // the finished request's contact and words go after theirs
     eventually(

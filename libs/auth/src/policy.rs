@@ -129,8 +129,9 @@ pub const POLICY: &[Rule] = rules! {
         full(Admin),
     ];
     INTAKE "ListServiceRequests" => &[OWN_REQUESTS, full(Supervisor), full(Auditor), full(Admin)];
-    // the only RPC that returns contact details: the survey path, recorded
-    INTAKE "ReleaseComplainantContact" => SURVEY_SYSTEM;
+    // the only RPC that returns contact details, recorded: the survey path,
+    // and the complainant's own access through the app that filed it
+    INTAKE "ReleaseComplainantContact" => &[full(SurveySystem), OWN_REQUESTS];
     INTAKE "ListContactReleases" => &[full(Auditor), full(Admin)];
     INTAKE "UploadPhoto" => &[OWN_REQUESTS];
     // the complainant's side of a responder's question, through the app that filed it
@@ -250,14 +251,15 @@ mod tests {
     }
 
     #[test]
-    fn contact_details_reach_the_survey_system_only() {
+    fn contact_details_reach_the_survey_system_and_the_filing_integrator_only() {
         let release =
             rule_for("/dispatch311.intake.v1.IntakeService/ReleaseComplainantContact").unwrap();
         let allowed: Vec<Role> = Role::ALL
             .into_iter()
             .filter(|role| release.view_for(*role).is_some())
             .collect();
-        assert_eq!(allowed, [SurveySystem]);
+        assert_eq!(allowed, [Integrator, SurveySystem]);
+        assert_eq!(release.view_for(Integrator), Some(View::OwnRequests));
     }
 
     #[test]

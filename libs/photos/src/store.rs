@@ -66,6 +66,16 @@ impl PhotoStore {
         tokio::fs::rename(&partial, &path).await.map_err(io)
     }
 
+    /// Deletes a photo; one already gone is not an error.
+    pub async fn delete(&self, id: Uuid) -> Result<(), PhotoStoreError> {
+        let path = self.path_of(id);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(PhotoStoreError::Io { path, source }),
+        }
+    }
+
     pub async fn get(&self, id: Uuid) -> Result<Vec<u8>, PhotoStoreError> {
         let path = self.path_of(id);
         match tokio::fs::read(&path).await {
@@ -83,12 +93,18 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_stored_photo_reads_back_and_an_unknown_one_is_not_found() {
+    async fn a_stored_photo_reads_back_until_deleted_and_an_unknown_one_is_not_found() {
         let dir = std::env::temp_dir().join(format!("photos-{}", Uuid::new_v4().simple()));
         let store = PhotoStore::open(&dir).unwrap();
         let id = Uuid::new_v4();
         store.put(id, b"pixels").await.unwrap();
         assert_eq!(store.get(id).await.unwrap(), b"pixels");
+        store.delete(id).await.unwrap();
+        assert!(matches!(
+            store.get(id).await,
+            Err(PhotoStoreError::NotFound(_))
+        ));
+        store.delete(id).await.unwrap();
         assert!(matches!(
             store.get(Uuid::new_v4()).await,
             Err(PhotoStoreError::NotFound(_))

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use dispatch311_auth::{View, caller};
+use dispatch311_auth::{Role, View, caller};
 use dispatch311_domain::{CityBounds, SrNumber, status::status_name, time::from_timestamp};
 use dispatch311_grpc::{
     pagination,
     status::{self as grpc_status, FieldViolations},
 };
 use dispatch311_photos::PhotoStore;
+use dispatch311_proto::intake::v1::ReleasePurpose;
 use dispatch311_proto::{
     common::v1::ServiceRequestStatus,
     intake::v1::{
@@ -225,6 +226,18 @@ impl IntakeService for IntakeApi {
         let caller = caller(&request)?;
         let requester = format!("{}:{}", caller.role, caller.subject);
         let release = validate_release(request.into_inner(), requester)?;
+        // the two paths out: the survey, and the complainant's own access
+        // through the integrator that filed the request
+        let filed_by = match (caller.role, release.purpose) {
+            (Role::SurveySystem, ReleasePurpose::SatisfactionSurvey) => None,
+            (Role::Integrator, ReleasePurpose::ComplainantAccess) => Some(caller.subject.as_str()),
+            (role, purpose) => {
+                return Err(grpc_status::permission_denied(format!(
+                    "the {role} role may not have contact details released for {}",
+                    purpose_name(purpose)
+                )));
+            }
+        };
         set_on_current(attributes::SR_NUMBER, release.sr_number.clone());
         // only who asked, why and for which request are logged: the contact never is
         let sr_number = release.sr_number.as_str();
@@ -232,7 +245,7 @@ impl IntakeService for IntakeApi {
         let requester = release.requester.as_str();
         match self
             .store
-            .release_contact(&release)
+            .release_contact(&release, filed_by)
             .await
             .map_err(store_status)?
         {

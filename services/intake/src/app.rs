@@ -88,6 +88,7 @@ impl Application {
         let handler = Arc::new(RetentionSweepHandler::new(
             self.store.clone(),
             self.config.retention,
+            self.photos.clone(),
         ));
         workers.spawn(
             "retention sweep consumer",

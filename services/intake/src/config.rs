@@ -31,7 +31,8 @@ pub struct IntakeConfig {
     pub contact_cipher: ContactCipher,
     /// `DISPATCH311_CONTACT_RETENTION_DAYS` (default 30, the survey's default
     /// window: keep it at least `DISPATCH311_SURVEY_TOKEN_DAYS`),
-    /// `DISPATCH311_VOICE_RETENTION_DAYS` (default 14) — fractions allowed —
+    /// `DISPATCH311_VOICE_RETENTION_DAYS` (default 14),
+    /// `DISPATCH311_UNFILED_PHOTO_DAYS` (default 1) — fractions allowed —
     /// and `DISPATCH311_RETENTION_SWEEP_SECS` (default 600).
     pub retention: RetentionPolicy,
 }
@@ -63,6 +64,7 @@ impl IntakeConfig {
         let retention = RetentionPolicy {
             personal_data_after: days("DISPATCH311_CONTACT_RETENTION_DAYS", 30.0)?,
             voice_recordings_after: days("DISPATCH311_VOICE_RETENTION_DAYS", 14.0)?,
+            unfiled_photos_after: days("DISPATCH311_UNFILED_PHOTO_DAYS", 1.0)?,
             every: chrono::Duration::seconds(
                 env_or("DISPATCH311_RETENTION_SWEEP_SECS", "600")
                     .parse::<i64>()

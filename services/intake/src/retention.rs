@@ -2,10 +2,12 @@
 //! shared queue (`retention`, consumed by intake) deletes the contacts and
 //! original descriptions of requests finished longer ago than the contact
 //! retention (after the survey window), and voice recording references older
-//! than theirs (14 days by default); every deletion is recorded in
+//! than theirs (14 days by default), and photos uploaded but never filed
+//! with a request (after a day by default); every request's deletion is recorded in
 //! `retention_deletions`. Each sweep schedules the next one; the reconciler
 //! schedules one when none is pending (the first, or one lost with Redis).
 
+use dispatch311_photos::PhotoStore;
 use dispatch311_proto::jobs::v1::RetentionSweep;
 use dispatch311_queue::{Delivery, JobHandler, Outcome};
 use prost::Message as _;
@@ -18,11 +20,16 @@ use crate::{
 pub struct RetentionSweepHandler {
     store: Store,
     policy: RetentionPolicy,
+    photos: PhotoStore,
 }
 
 impl RetentionSweepHandler {
-    pub fn new(store: Store, policy: RetentionPolicy) -> Self {
-        Self { store, policy }
+    pub fn new(store: Store, policy: RetentionPolicy, photos: PhotoStore) -> Self {
+        Self {
+            store,
+            policy,
+            photos,
+        }
     }
 }
 
@@ -39,8 +46,15 @@ impl JobHandler for RetentionSweepHandler {
             .await
         {
             Ok(report) => {
+                // the rows are gone: a file left by a failed delete is never served
+                for photo_id in &report.unfiled_photos {
+                    if let Err(e) = self.photos.delete(*photo_id).await {
+                        tracing::warn!(%photo_id, error = %e, "could not delete an unfiled photo's file");
+                    }
+                }
                 // counts only: what was deleted is gone, and was personal
                 tracing::info!(
+                    unfiled_photos = report.unfiled_photos.len(),
                     requests = report.requests,
                     contacts = report.contacts,
                     descriptions = report.descriptions,

@@ -165,6 +165,8 @@ pub struct RetentionPolicy {
     pub personal_data_after: chrono::Duration,
     /// Voice recording references: this long after filing.
     pub voice_recordings_after: chrono::Duration,
+    /// Photos uploaded but never filed with a request: this long after upload.
+    pub unfiled_photos_after: chrono::Duration,
     /// Time between sweeps.
     pub every: chrono::Duration,
     /// Most requests (and most recordings) one sweep handles.
@@ -172,8 +174,11 @@ pub struct RetentionPolicy {
 }
 
 /// What one retention sweep deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepReport {
+    /// Photos uploaded and never filed, whose rows are gone: their files are
+    /// deleted after the commit.
+    pub unfiled_photos: Vec<Uuid>,
     /// Requests whose personal data was deleted.
     pub requests: u64,
     pub contacts: u64,
@@ -587,15 +592,22 @@ impl Store {
     /// commits: no contact is released without its record, and nothing is
     /// recorded for a request without a contact, without consent, or whose
     /// contact cannot be opened.
-    pub async fn release_contact(&self, request: &ContactReleaseRequest) -> StoreResult<Release> {
+    /// With `filed_by`, only a request that integrator filed. The survey
+    /// needs the complainant's consent; their own access does not.
+    pub async fn release_contact(
+        &self,
+        request: &ContactReleaseRequest,
+        filed_by: Option<&str>,
+    ) -> StoreResult<Release> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "SELECT s.sr_id, s.sr_number, c.sr_id IS NOT NULL AS has_contact, \
                 coalesce(c.consent_to_contact, false) AS consented, c.key_id, c.sealed \
              FROM service_requests s LEFT JOIN complainant_contacts c ON c.sr_id = s.sr_id \
-             WHERE s.sr_number = $1",
+             WHERE s.sr_number = $1 AND ($2::text IS NULL OR s.filed_by = $2)",
         )
         .bind(&request.sr_number)
+        .bind(filed_by)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -604,13 +616,14 @@ impl Store {
         if !row.get::<bool, _>("has_contact") {
             return Ok(Release::NoContact);
         }
-        if !row.get::<bool, _>("consented") {
+        let consented = row.get::<bool, _>("consented");
+        if !consented && request.purpose != ReleasePurpose::ComplainantAccess {
             return Ok(Release::NoConsent);
         }
         let sr_id: Uuid = row.get("sr_id");
         let mut complainant =
             open_contact(&self.contacts, sr_id, row.get("key_id"), row.get("sealed"))?;
-        complainant.consent_to_contact = true;
+        complainant.consent_to_contact = consented;
         sqlx::query(
             "INSERT INTO contact_releases (sr_id, sr_number, purpose, requester, released_at) \
              VALUES ($1, $2, $3, $4, now())",
@@ -919,7 +932,18 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        let unfiled_photos: Vec<Uuid> = sqlx::query_scalar(
+            "DELETE FROM photos WHERE photo_id IN ( \
+                SELECT photo_id FROM photos WHERE sr_id IS NULL AND uploaded_at < $1 \
+                ORDER BY uploaded_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING photo_id",
+        )
+        .bind(now - policy.unfiled_photos_after)
+        .bind(policy.batch)
+        .fetch_all(&mut *tx)
+        .await?;
         let report = SweepReport {
+            unfiled_photos,
             requests: personal.get::<i64, _>("requests") as u64,
             contacts: personal.get::<i64, _>("contacts") as u64,
             descriptions: personal.get::<i64, _>("descriptions") as u64,
