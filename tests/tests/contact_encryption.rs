@@ -581,18 +581,17 @@ async fn the_canary_is_nowhere_but_in_intakes_sealed_storage_after_the_whole_lif
             "thanks",
         ))
         .await?;
-    // every service has exported the spans of its part
+    // every service has exported the spans of its part, the last answer included
     receiver
         .wait_for(Duration::from_secs(20), |spans| {
-            spans
-                .iter()
-                .any(|s| {
-                    s.service == "dispatch311-survey" && s.name.contains("SubmitSurveyResponse")
-                })
-                .then_some(())
+            let services: std::collections::BTreeSet<&str> =
+                spans.iter().map(|s| s.service.as_str()).collect();
+            let answered = spans.iter().any(|s| {
+                s.service == "dispatch311-survey" && s.name.contains("SubmitSurveyResponse")
+            });
+            (answered && services.len() == 4).then_some(())
         })
         .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
     // the database: every row of every schema, as text and as bytea hex
     let searched = assert_nowhere_in_database(&db, &canary).await?;
