@@ -51,7 +51,8 @@ tour: ## the two-minute tour: file a request and follow it through the running s
 	@deploy/status.sh --quiet || { echo "the suite is not running: start it with 'make run'"; exit 1; }
 	@source deploy/common.sh && suite_env && $(CARGO) run -q --bin dispatch311-cli -- tour
 
-test: deps ## run every test (against local Redis and PostgreSQL)
+test: deps ## run every test (against local Redis and PostgreSQL, and an S3-compatible server it installs)
+	@deploy/ensure-s3-test-server.sh
 	@# the end-to-end tests start the real service binaries: build them first
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets

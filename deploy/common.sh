@@ -100,6 +100,8 @@ dev_contact_keys() {
 # where `make run` keeps the development token-signing key, its JWKS and a
 # token per role (made by `dispatch311-cli dev-keys`, ignored by git)
 dev_keys_dir="$repo_root/.local/dev-keys"
+# development certificates for mutual TLS (DISPATCH311_MUTUAL_TLS=1 make run)
+dev_certs_dir="$repo_root/.local/dev-certs"
 dev_roles=(integrator public dispatcher officer supervisor survey_system auditor admin)
 
 # Exports the suite's settings. Listen addresses can be overridden from the
@@ -124,11 +126,21 @@ suite_env() {
     export DISPATCH311_ROUTING_ADDR="${DISPATCH311_ROUTING_ADDR:-127.0.0.1:50052}"
     export DISPATCH311_DISPATCH_ADDR="${DISPATCH311_DISPATCH_ADDR:-127.0.0.1:50053}"
     export DISPATCH311_SURVEY_ADDR="${DISPATCH311_SURVEY_ADDR:-127.0.0.1:50054}"
+    # optional mutual TLS on every service and between them, with development
+    # certificates; a suite started so is remembered (make tour, make status)
+    local scheme=http
+    if [[ ${DISPATCH311_MUTUAL_TLS:-} == 1 || (-z ${DISPATCH311_MUTUAL_TLS:-} && -e $run_dir/mutual-tls) ]]; then
+        export DISPATCH311_MUTUAL_TLS=1
+        export DISPATCH311_TLS_CERT="${DISPATCH311_TLS_CERT:-$dev_certs_dir/service.pem}"
+        export DISPATCH311_TLS_KEY="${DISPATCH311_TLS_KEY:-$dev_certs_dir/service-key.pem}"
+        export DISPATCH311_TLS_CA="${DISPATCH311_TLS_CA:-$dev_certs_dir/ca.pem}"
+        scheme=https
+    fi
     local svc addr_var url_var
     for svc in "${services[@]}"; do
         addr_var="DISPATCH311_${svc^^}_ADDR"
         url_var="DISPATCH311_${svc^^}_URL"
-        export "$url_var=${!url_var:-http://$(connect_addr "${!addr_var}")}"
+        export "$url_var=${!url_var:-$scheme://$(connect_addr "${!addr_var}")}"
     done
 }
 

@@ -31,6 +31,13 @@ mkdir -p "$run_dir" "$log_dir"
 if [[ $DISPATCH311_AUTH_JWKS == "$dev_keys_dir/auth-jwks.json" ]]; then
     "$bin_dir/dispatch311-cli" dev-keys --dir "$dev_keys_dir" >/dev/null
 fi
+# DISPATCH311_MUTUAL_TLS=1: development certificates, made once
+if [[ ${DISPATCH311_MUTUAL_TLS:-} == 1 ]]; then
+    if [[ $DISPATCH311_TLS_CA == "$dev_certs_dir/ca.pem" ]]; then
+        "$bin_dir/dispatch311-cli" dev-certs --dir "$dev_certs_dir" >/dev/null
+    fi
+    touch "$run_dir/mutual-tls"
+fi
 
 for svc in "${services[@]}"; do
     [[ -x $bin_dir/dispatch311-$svc ]] || die "the build made no binary dispatch311-$svc"
@@ -87,7 +94,13 @@ if [[ -r $DISPATCH311_AUTH_SIGNING_KEY ]]; then
         (umask 077 && printf '%s\n' "$token" >"$dev_keys_dir/tokens/$role")
         printf '  %-13s %s\n' "$role" "$token"
     done
-    echo "  e.g. grpcurl -plaintext -H \"authorization: Bearer \$(cat .local/dev-keys/tokens/integrator)\" $(connect_addr "$DISPATCH311_ROUTING_ADDR") dispatch311.routing.v1.RoutingService/ListRoutingRules"
+    if [[ ${DISPATCH311_MUTUAL_TLS:-} == 1 ]]; then
+        grpcurl_transport="-cacert $DISPATCH311_TLS_CA -cert $DISPATCH311_TLS_CERT -key $DISPATCH311_TLS_KEY"
+        echo "mutual TLS is on: callers present a certificate of $DISPATCH311_TLS_CA"
+    else
+        grpcurl_transport="-plaintext"
+    fi
+    echo "  e.g. grpcurl $grpcurl_transport -H \"authorization: Bearer \$(cat .local/dev-keys/tokens/integrator)\" $(connect_addr "$DISPATCH311_ROUTING_ADDR") dispatch311.routing.v1.RoutingService/ListRoutingRules"
     echo "  more: dispatch311-cli token --role ROLE [--subject ID] (README: Access)"
     echo
 fi

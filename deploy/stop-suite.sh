@@ -40,3 +40,5 @@ fi
 for svc in "${services[@]}"; do
     rm -f "$run_dir/$svc.pid"
 done
+# a suite started with mutual TLS is forgotten with it (make run asks again)
+rm -f "$run_dir/mutual-tls"

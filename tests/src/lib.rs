@@ -8,5 +8,6 @@ pub mod acting;
 pub mod cad;
 pub mod nyc311;
 pub mod otlp;
+pub mod s3;
 pub mod suite;
 pub mod survey;

@@ -18,12 +18,16 @@ use anyhow::Context as _;
 use dispatch311_auth::{
     Authenticated, BearerToken, DEFAULT_AUDIENCE, DEFAULT_ISSUER, KeyPair, Role, TokenSigner,
 };
+use dispatch311_grpc::tls::{
+    TlsConfig,
+    dev::{DevCertificateFiles, DevCertificates},
+};
 use dispatch311_proto::{
     intake::v1::intake_service_client::IntakeServiceClient,
     routing::v1::routing_service_client::RoutingServiceClient,
     survey::v1::survey_service_client::SurveyServiceClient,
 };
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
 /// The four services, in start order (consumers before producers is not
 /// needed: queues keep jobs until a consumer arrives).
@@ -71,6 +75,8 @@ pub struct SuiteOptions {
     pub otlp_endpoint: Option<String>,
     /// Extra environment for every service.
     pub env: Vec<(String, String)>,
+    /// Serve and call over mutual TLS, with certificates made for this suite.
+    pub mutual_tls: bool,
 }
 
 impl SuiteOptions {
@@ -156,6 +162,8 @@ pub struct Suite {
     pub contact_keys: String,
     /// Tokens the services of this suite accept.
     pub tokens: Tokens,
+    /// The suite's CA and service certificate, when it runs mutual TLS.
+    pub tls: Option<(DevCertificates, DevCertificateFiles)>,
     jwks_path: PathBuf,
     options: SuiteOptions,
     ports: HashMap<Service, u16>,
@@ -176,6 +184,13 @@ impl Suite {
         let tokens = Tokens {
             signer: keys.signer(DEFAULT_ISSUER, DEFAULT_AUDIENCE)?,
         };
+        let tls = if options.mutual_tls {
+            let certificates = DevCertificates::generate("dispatch311 test CA")?;
+            let files = certificates.write(&log_dir.join("tls"))?;
+            Some((certificates, files))
+        } else {
+            None
+        };
         let mut suite = Suite {
             database_url,
             redis_url: std::env::var("REDIS_URL")
@@ -184,6 +199,7 @@ impl Suite {
             log_dir,
             contact_keys: random_contact_key("suite"),
             tokens,
+            tls,
             jwks_path,
             options,
             ports: HashMap::new(),
@@ -226,7 +242,8 @@ impl Suite {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let mut replica = Replica {
-            url: format!("http://127.0.0.1:{port}"),
+            url: self.url_of_port(port),
+            tls: self.client_tls(),
             tokens: self.tokens.clone(),
             log_path,
             child,
@@ -240,7 +257,7 @@ impl Suite {
                     std::fs::read_to_string(&replica.log_path).unwrap_or_default()
                 );
             }
-            if serving(&replica.url).await {
+            if serving(&replica.url, replica.tls.as_ref()).await {
                 return Ok(replica);
             }
             if tokio::time::Instant::now() > deadline {
@@ -273,8 +290,6 @@ impl Suite {
             .env("DISPATCH311_DB_MAX_CONNECTIONS", "8")
             .env(CONTACT_KEYS_VAR, &self.contact_keys)
             .env("DISPATCH311_AUTH_JWKS", &self.jwks_path)
-            // intake writes the suite's photos here and dispatch reads them
-            .env("DISPATCH311_PHOTO_DIR", self.log_dir.join("photos"))
             // replays file thousands of requests as one integrator; the test of
             // the limits sets its own through the options
             .env("DISPATCH311_RATE_LIMIT_PER_SECOND", "1000000")
@@ -293,6 +308,19 @@ impl Suite {
             .stderr(log);
         if let Some(map) = &self.options.precinct_map {
             command.env("DISPATCH311_PRECINCT_MAP", map);
+        }
+        // intake writes the suite's photos here and dispatch reads them,
+        // unless the options name another store (S3)
+        if !self
+            .options
+            .env
+            .iter()
+            .any(|(k, _)| k == "DISPATCH311_PHOTO_STORE")
+        {
+            command.env("DISPATCH311_PHOTO_DIR", self.log_dir.join("photos"));
+        }
+        if let Some((_, files)) = &self.tls {
+            command.envs(files.env());
         }
         match &self.options.otlp_endpoint {
             Some(endpoint) => {
@@ -365,11 +393,24 @@ impl Suite {
     }
 
     async fn health(&self, service: Service) -> bool {
-        serving(&self.url(service)).await
+        serving(&self.url(service), self.client_tls().as_ref()).await
     }
 
     pub fn url(&self, service: Service) -> String {
-        format!("http://127.0.0.1:{}", self.ports[&service])
+        self.url_of_port(self.ports[&service])
+    }
+
+    fn url_of_port(&self, port: u16) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{port}")
+    }
+
+    /// What the suite's clients present under mutual TLS: the services' own
+    /// certificate (signed by the suite's CA).
+    pub fn client_tls(&self) -> Option<TlsConfig> {
+        self.tls
+            .as_ref()
+            .map(|(certificates, _)| certificates.config())
     }
 
     pub fn log_path(&self, service: Service) -> PathBuf {
@@ -484,9 +525,12 @@ impl Suite {
             .wrap(self.channel(service).await?))
     }
 
-    /// A connection to `service` without credentials.
+    /// A connection to `service` without credentials (over the suite's
+    /// mutual TLS when it runs it).
     pub async fn channel(&self, service: Service) -> anyhow::Result<Channel> {
-        Ok(Channel::from_shared(self.url(service))?.connect().await?)
+        Ok(endpoint(&self.url(service), self.client_tls().as_ref())?
+            .connect()
+            .await?)
     }
 
     /// A pool on the test database, for assertions on what services stored.
@@ -518,6 +562,7 @@ impl Drop for Suite {
 /// killed when dropped.
 pub struct Replica {
     pub url: String,
+    tls: Option<TlsConfig>,
     tokens: Tokens,
     pub log_path: PathBuf,
     child: Child,
@@ -528,9 +573,17 @@ impl Replica {
         self.child.id()
     }
 
+    /// A connection to this replica whose calls carry a token for `subject` in `role`.
+    pub async fn authenticated(&self, role: Role, subject: &str) -> anyhow::Result<AuthChannel> {
+        Ok(self
+            .tokens
+            .bearer(role, subject)?
+            .wrap(endpoint(&self.url, self.tls.as_ref())?.connect().await?))
+    }
+
     pub async fn dispatch(&self) -> anyhow::Result<crate::acting::Dispatch> {
         crate::acting::Dispatch::new(
-            Channel::from_shared(self.url.clone())?.connect().await?,
+            endpoint(&self.url, self.tls.as_ref())?.connect().await?,
             self.tokens.clone(),
         )
     }
@@ -543,12 +596,21 @@ impl Drop for Replica {
     }
 }
 
+/// The endpoint at `url`, over mutual TLS with `tls`.
+pub fn endpoint(url: &str, tls: Option<&TlsConfig>) -> anyhow::Result<Endpoint> {
+    let endpoint = Channel::from_shared(url.to_string())?;
+    Ok(match tls {
+        Some(tls) => endpoint.tls_config(tls.client())?,
+        None => endpoint,
+    })
+}
+
 /// Whether the gRPC server at `url` answers its health check as SERVING.
-async fn serving(url: &str) -> bool {
+async fn serving(url: &str, tls: Option<&TlsConfig>) -> bool {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let Ok(endpoint) = Channel::from_shared(url.to_string()) else {
+    let Ok(endpoint) = endpoint(url, tls) else {
         return false;
     };
     let Ok(channel) = endpoint.connect().await else {

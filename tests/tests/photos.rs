@@ -4,6 +4,8 @@
 //! decided from the bytes; the photos are filed with a request, and the
 //! officer of the assigned unit fetches them through dispatch without any of
 //! that metadata, each view recorded; nobody else's upload can be filed.
+//! The same through S3-compatible storage (a real S3-compatible server),
+//! where a write the store refuses records nothing.
 
 use dispatch311_auth::Role;
 use dispatch311_photos::samples::{SECRETS, jpeg, png};
@@ -16,7 +18,8 @@ use dispatch311_tests::{
     cad::{
         EMPIRE_STATE, complaint, drive_to_scene, officer, register_unit, timeline, wait_for_job,
     },
-    suite::{Suite, SuiteOptions},
+    s3::{self, S3Server},
+    suite::{Service, Suite, SuiteOptions},
 };
 use tonic::Code;
 
@@ -182,4 +185,110 @@ async fn a_photo_with_gps_exif_comes_back_from_dispatch_without_any_metadata() -
     .await?;
 
     suite.stop().await
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn photos_kept_in_s3_compatible_storage_reach_the_officer_and_a_refused_write_stores_nothing()
+-> anyhow::Result<()> {
+    let scratch = std::env::temp_dir()
+        .join("dispatch311-tests")
+        .join(format!("s3-{}", uuid::Uuid::new_v4().simple()));
+    let s3 = S3Server::start(scratch.join("data"), "city-311-photos").await?;
+    let mut suite = Suite::start(SuiteOptions {
+        env: s3.photo_store_env("suite/photos", s3::ACCESS_KEY_ID),
+        ..SuiteOptions::default()
+    })
+    .await?;
+    let mut app = suite.intake().await?;
+
+    let uploaded = app
+        .upload_photo(UploadPhotoRequest {
+            content: jpeg(true),
+        })
+        .await?
+        .into_inner();
+    // in the bucket, under the prefix, stripped; nothing on local disk
+    let stored: Vec<_> = files_under(&s3.data_dir)
+        .into_iter()
+        .filter(|path| std::fs::read(path).is_ok_and(|bytes| bytes == jpeg(false)))
+        .collect();
+    assert_eq!(stored.len(), 1, "the stripped photo, once, in the bucket");
+    let stored_at = stored[0].to_string_lossy().into_owned();
+    assert!(
+        stored_at.contains("city-311-photos") && stored_at.contains("suite/photos"),
+        "{stored_at}"
+    );
+    for path in files_under(&s3.data_dir) {
+        assert_clean("an object in the bucket", &std::fs::read(path)?);
+    }
+    assert!(
+        !suite.log_dir.join("photos").exists(),
+        "no local photo directory"
+    );
+
+    // dispatch reads it from the same store for the crew's officer
+    let mut request = complaint("Illegal Parking", "Blocked Hydrant", EMPIRE_STATE);
+    request.photo_ids = vec![uploaded.photo_id.clone()];
+    let sr = app
+        .create_service_request(request)
+        .await?
+        .into_inner()
+        .service_request
+        .unwrap();
+    let dispatch = suite.dispatch().await?;
+    let job = wait_for_job(&dispatch, &sr.sr_number).await?;
+    let unit = register_unit(&dispatch, "14-S3-1", "14", &["O-14-31"], EMPIRE_STATE).await?;
+    drive_to_scene(&dispatch, &job, &unit, "O-14-31", EMPIRE_STATE).await?;
+    let fetched = dispatch
+        .clone()
+        .get_job_photo(GetJobPhotoRequest {
+            actor: officer("O-14-31"),
+            job_id: job.job_id.clone(),
+            photo_index: 0,
+        })
+        .await?
+        .into_inner();
+    assert_eq!(fetched.content, jpeg(false));
+
+    // an intake whose credentials the store refuses: UNAVAILABLE, nothing recorded
+    let photos_before: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.photos")
+        .fetch_one(&suite.database().await?)
+        .await?;
+    suite.set_env("AWS_ACCESS_KEY_ID", "a-revoked-key");
+    let misconfigured = suite.spawn_replica(Service::Intake).await?;
+    let refused = dispatch311_proto::intake::v1::intake_service_client::IntakeServiceClient::new(
+        misconfigured
+            .authenticated(Role::Integrator, "test-311-app")
+            .await?,
+    )
+    .upload_photo(UploadPhotoRequest {
+        content: jpeg(true),
+    })
+    .await
+    .expect_err("the store refuses a revoked key");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let photos_after: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.photos")
+        .fetch_one(&suite.database().await?)
+        .await?;
+    assert_eq!(photos_after, photos_before);
+
+    drop(misconfigured);
+    suite.stop().await?;
+    drop(s3);
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(())
 }

@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
+use dispatch311_auth::Role;
 use dispatch311_proto::{
     common::v1::{ResolutionCode, ServiceRequestStatus},
+    intake::v1::{DeletedData, ListRetentionDeletionsRequest},
     survey::v1::GetSurveyContactRequest,
 };
 use dispatch311_tests::{
@@ -25,13 +27,28 @@ fn days(seconds: f64) -> String {
     format!("{:.9}", seconds / 86_400.0)
 }
 
-async fn deletions(db: &PgPool, sr_id: &str) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT what FROM intake.retention_deletions WHERE sr_id = $1::uuid ORDER BY what",
-    )
-    .bind(sr_id)
-    .fetch_all(db)
-    .await?)
+/// What auditors are shown was deleted of `sr_number`, by kind, sorted.
+async fn deletions(suite: &Suite, sr_number: &str) -> anyhow::Result<Vec<DeletedData>> {
+    let mut auditor = suite
+        .intake_as(Role::Auditor, "city-privacy-office")
+        .await?;
+    let mut deleted: Vec<DeletedData> = auditor
+        .list_retention_deletions(ListRetentionDeletionsRequest {
+            sr_number: sr_number.to_string(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .deletions
+        .iter()
+        .map(|deletion| {
+            assert_eq!(deletion.sr_number, sr_number);
+            assert!(deletion.deleted_at.is_some(), "{deletion:?}");
+            deletion.deleted()
+        })
+        .collect();
+    deleted.sort();
+    Ok(deleted)
 }
 
 async fn count(db: &PgPool, table: &str, sr_id: &str) -> anyhow::Result<i64> {
@@ -210,10 +227,52 @@ async fn personal_data_is_deleted_on_schedule_and_the_survey_path_then_finds_not
 
     // each deletion recorded, and the record cannot be edited
     assert_eq!(
-        deletions(&db, &closed.sr_id).await?,
-        ["contact", "description", "voice_recording"]
+        deletions(&suite, &closed.sr_number).await?,
+        [
+            DeletedData::Contact,
+            DeletedData::Description,
+            DeletedData::VoiceRecording
+        ]
     );
-    assert_eq!(deletions(&db, &open.sr_id).await?, ["voice_recording"]);
+    assert_eq!(
+        deletions(&suite, &open.sr_number).await?,
+        [DeletedData::VoiceRecording]
+    );
+    // all of them, a page at a time, newest first
+    let mut auditor = suite
+        .intake_as(Role::Auditor, "city-privacy-office")
+        .await?;
+    let (mut listed, mut page_token) = (Vec::new(), String::new());
+    loop {
+        let page = auditor
+            .list_retention_deletions(ListRetentionDeletionsRequest {
+                page_size: 2,
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert!(page.deletions.len() <= 2);
+        listed.extend(page.deletions);
+        page_token = page.next_page_token;
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert!(
+        listed.windows(2).all(
+            |pair| pair[0].deleted_at.as_ref().map(|t| (t.seconds, t.nanos))
+                >= pair[1].deleted_at.as_ref().map(|t| (t.seconds, t.nanos))
+        ),
+        "newest first: {listed:?}"
+    );
+    // the integrator that filed the request is not an auditor
+    let refused = intake
+        .list_retention_deletions(ListRetentionDeletionsRequest::default())
+        .await
+        .expect_err("integrators do not list deletions");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
     let edit = sqlx::query("DELETE FROM intake.retention_deletions")
         .execute(&db)
         .await;

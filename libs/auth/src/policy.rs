@@ -133,6 +133,7 @@ pub const POLICY: &[Rule] = rules! {
     // and the complainant's own access through the app that filed it
     INTAKE "ReleaseComplainantContact" => &[full(SurveySystem), OWN_REQUESTS];
     INTAKE "ListContactReleases" => &[full(Auditor), full(Admin)];
+    INTAKE "ListRetentionDeletions" => &[full(Auditor), full(Admin)];
     INTAKE "UploadPhoto" => &[OWN_REQUESTS];
     // the complainant's side of a responder's question, through the app that filed it
     INTAKE "ListComplainantMessages" => &[OWN_REQUESTS];

@@ -2,13 +2,14 @@
 //! four services behave alike: serving with health, reflection, tracing and
 //! graceful shutdown ([`GrpcServer`], [`serve`]); background workers that stop
 //! with the server ([`Workers`]); clear errors with machine-readable details
-//! ([`status`]); pagination ([`pagination`]); and traced client channels
-//! ([`client`]).
+//! ([`status`]); pagination ([`pagination`]); traced client channels
+//! ([`client`]); and optional mutual TLS for both ([`tls`]).
 
 pub mod client;
 pub mod pagination;
 mod server;
 pub mod status;
+pub mod tls;
 mod workers;
 
 pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer, serve, shutdown_signal};

@@ -2,7 +2,7 @@
 //! wired once: grpc.health.v1 (for Kubernetes' native gRPC probes), server
 //! reflection (for grpcurl and the like), a server span per call that joins
 //! the caller's trace, authentication and the policy table on every RPC
-//! (`dispatch311_auth::AuthLayer`), and a graceful shutdown that reports NOT_SERVING and
+//! (`dispatch311_auth::AuthLayer`), optional mutual TLS ([`crate::tls`]), and a graceful shutdown that reports NOT_SERVING and
 //! lets in-flight calls finish.
 
 use std::{convert::Infallible, future::Future, time::Duration};
@@ -18,6 +18,8 @@ use tonic::{
     transport::{Server, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
+
+use crate::tls::TlsConfig;
 
 /// How long in-flight calls may run after shutdown starts before their
 /// connections are closed. Long-lived streams (a health `Watch`, a dispatch
@@ -48,6 +50,7 @@ pub struct GrpcServer {
     served: Vec<&'static str>,
     drain_timeout: Duration,
     auth: AuthLayer,
+    tls: Option<TlsConfig>,
 }
 
 impl GrpcServer {
@@ -58,7 +61,14 @@ impl GrpcServer {
             served: Vec::new(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             auth,
+            tls: None,
         }
+    }
+
+    /// Serves over mutual TLS (see [`crate::tls`]) instead of plain HTTP/2.
+    pub fn with_tls(mut self, tls: Option<TlsConfig>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Adds a generated tonic server (`XxxServiceServer::new(api)`).
@@ -134,7 +144,13 @@ impl GrpcServer {
         };
 
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = &self.tls {
+            builder = builder
+                .tls_config(tls.server())
+                .context("the TLS certificate, key or CA (DISPATCH311_TLS_*) is not usable")?;
+        }
+        let server = builder
             .trace_fn(server_span)
             .layer(GrpcStatusLayer)
             // inside the status layer, so refusals are recorded on the span too
@@ -142,7 +158,7 @@ impl GrpcServer {
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, signal);
 
-        tracing::info!(%address, services = ?self.served, "serving grpc");
+        tracing::info!(%address, services = ?self.served, mutual_tls = self.tls.is_some(), "serving grpc");
         tokio::select! {
             served = server => served.context("grpc server failed")?,
             () = drain_deadline => tracing::warn!(
@@ -157,12 +173,13 @@ impl GrpcServer {
 
 /// Serves `routes` as [`GrpcServer::serve`] does, for callers that build
 /// [`Routes`] themselves; `served` names the services health reports
-/// (`IntakeServiceServer::<Api>::NAME`).
+/// (`IntakeServiceServer::<Api>::NAME`); `tls` turns on mutual TLS.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     served: &[&'static str],
     auth: AuthLayer,
+    tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let server = GrpcServer {
@@ -170,6 +187,7 @@ pub async fn serve(
         served: served.to_vec(),
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         auth,
+        tls,
     };
     server.serve(listener, shutdown).await
 }

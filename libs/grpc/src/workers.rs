@@ -95,6 +95,7 @@ pub async fn serve_with_workers(
     routes: tonic::service::Routes,
     served: &[&'static str],
     auth: dispatch311_auth::AuthLayer,
+    tls: Option<crate::tls::TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     workers: Workers,
 ) -> anyhow::Result<()> {
@@ -105,7 +106,7 @@ pub async fn serve_with_workers(
             _ = failure.cancelled() => {}
         }
     };
-    let served = crate::serve(listener, routes, served, auth, stop_serving).await;
+    let served = crate::serve(listener, routes, served, auth, tls, stop_serving).await;
     let stopped = workers.stop().await;
     served.and(stopped)
 }

@@ -121,7 +121,7 @@ async fn start(drain_timeout: Duration) -> Running {
                 let _ = stopped.await;
             }),
     );
-    let channel = client::connect_lazy(&address.to_string()).unwrap();
+    let channel = client::connect_lazy(&address.to_string(), None).unwrap();
     Running {
         channel,
         survey_token: mint(Role::SurveySystem),
@@ -275,7 +275,7 @@ async fn shutdown_reports_not_serving_lets_calls_in_flight_finish_and_refuses_ne
         .unwrap()
         .unwrap();
 
-    let fresh = client::connect_lazy(&server.address.to_string()).unwrap();
+    let fresh = client::connect_lazy(&server.address.to_string(), None).unwrap();
     assert_eq!(
         health_of(fresh, "").await.unwrap_err().code(),
         Code::Unavailable

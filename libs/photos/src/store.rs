@@ -1,90 +1,147 @@
-//! The photo store: sanitized photos by id. A local directory by default
-//! (`DISPATCH311_PHOTO_DIR`); intake writes, dispatch reads. Writes go to a
-//! temporary file renamed into place, so a reader never sees half a photo.
+//! The photo store: sanitized photos by id, behind one object-store
+//! interface. A local directory by default (`DISPATCH311_PHOTO_DIR`);
+//! S3-compatible storage (AWS S3, MinIO, Ceph, R2…) when
+//! `DISPATCH311_PHOTO_STORE` is an `s3://bucket[/prefix]` url, with the
+//! credentials, region and endpoint in the standard `AWS_*` variables.
+//! Intake writes, dispatch reads, the retention sweep deletes. A photo is
+//! written whole (a directory write lands under a temporary name and is
+//! renamed; an S3 PUT is atomic), so a reader never sees half of one.
 
-use std::path::{Path, PathBuf};
+use std::{path::Path, sync::Arc};
 
+use object_store::{
+    ObjectStore, ObjectStoreExt as _, PutPayload, aws::AmazonS3Builder, local::LocalFileSystem,
+    path::Path as ObjectPath, prefix::PrefixStore,
+};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PhotoStoreError {
     #[error("photo {0} is not in the store")]
     NotFound(Uuid),
-    #[error("photo store at {path}: {source}")]
-    Io {
-        path: PathBuf,
+    #[error("photo store {location}: {source}")]
+    Store {
+        location: String,
         #[source]
-        source: std::io::Error,
+        source: object_store::Error,
     },
 }
 
 /// Where sanitized photos are kept.
 #[derive(Debug, Clone)]
 pub struct PhotoStore {
-    root: PathBuf,
+    objects: Arc<dyn ObjectStore>,
+    /// Where, for errors and the start-up log: a directory or an `s3://` url.
+    location: String,
 }
 
-/// The directory used when `DISPATCH311_PHOTO_DIR` is unset.
+/// The directory used when neither `DISPATCH311_PHOTO_STORE` nor
+/// `DISPATCH311_PHOTO_DIR` is set.
 pub const DEFAULT_PHOTO_DIR: &str = "/var/lib/dispatch311/photos";
+pub const STORE_VAR: &str = "DISPATCH311_PHOTO_STORE";
+pub const DIR_VAR: &str = "DISPATCH311_PHOTO_DIR";
 
 impl PhotoStore {
-    /// The store in `DISPATCH311_PHOTO_DIR` (default [`DEFAULT_PHOTO_DIR`]),
+    /// The store `DISPATCH311_PHOTO_STORE` names (`s3://…`), or else the
+    /// directory `DISPATCH311_PHOTO_DIR` (default [`DEFAULT_PHOTO_DIR`]),
     /// created if missing.
     pub fn from_env() -> anyhow::Result<Self> {
-        let root = std::env::var("DISPATCH311_PHOTO_DIR")
-            .ok()
-            .filter(|dir| !dir.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_PHOTO_DIR.to_string());
+        let var = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(url) = var(STORE_VAR) {
+            anyhow::ensure!(
+                var(DIR_VAR).is_none(),
+                "set {STORE_VAR} or {DIR_VAR}, not both"
+            );
+            return Self::s3(url.trim());
+        }
+        let root = var(DIR_VAR).unwrap_or_else(|| DEFAULT_PHOTO_DIR.to_string());
         Self::open(Path::new(&root))
     }
 
+    /// The store in the local directory `root`, created if missing.
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root).map_err(|source| {
             anyhow::anyhow!(
-                "cannot create the photo directory {} (DISPATCH311_PHOTO_DIR): {source}",
+                "cannot create the photo directory {} ({DIR_VAR}): {source}",
                 root.display()
             )
         })?;
+        let objects = LocalFileSystem::new_with_prefix(root)?;
         Ok(Self {
-            root: root.to_path_buf(),
+            objects: Arc::new(objects),
+            location: root.display().to_string(),
         })
     }
 
-    fn path_of(&self, id: Uuid) -> PathBuf {
+    /// The store at `url` (`s3://bucket` or `s3://bucket/prefix`), configured
+    /// by the `AWS_*` variables: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION`, and for S3-compatible servers `AWS_ENDPOINT` (plus
+    /// `AWS_ALLOW_HTTP=true` for a plain-HTTP one).
+    pub fn s3(url: &str) -> anyhow::Result<Self> {
+        let Some(rest) = url.strip_prefix("s3://") else {
+            anyhow::bail!("{STORE_VAR} must be an s3://bucket[/prefix] url, not {url:?}");
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        anyhow::ensure!(!bucket.is_empty(), "{STORE_VAR} names no bucket: {url:?}");
+        // reqwest's rustls takes the process-wide provider; an error only means one is set
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let s3 = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| anyhow::anyhow!("{STORE_VAR}={url}: {e}"))?;
+        let prefix = prefix.trim_matches('/');
+        let objects: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Self {
+            objects,
+            location: url.to_string(),
+        })
+    }
+
+    /// A directory or an `s3://` url.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn path_of(id: Uuid) -> ObjectPath {
         // ids are UUIDs: no path can be smuggled in
-        self.root.join(id.simple().to_string())
+        ObjectPath::from(id.simple().to_string())
+    }
+
+    fn error(&self, source: object_store::Error) -> PhotoStoreError {
+        PhotoStoreError::Store {
+            location: self.location.clone(),
+            source,
+        }
     }
 
     pub async fn put(&self, id: Uuid, bytes: &[u8]) -> Result<(), PhotoStoreError> {
-        let path = self.path_of(id);
-        let partial = path.with_extension("partial");
-        let io = |source| PhotoStoreError::Io {
-            path: path.clone(),
-            source,
-        };
-        tokio::fs::write(&partial, bytes).await.map_err(io)?;
-        tokio::fs::rename(&partial, &path).await.map_err(io)
+        self.objects
+            .put(&Self::path_of(id), PutPayload::from(bytes.to_vec()))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
     }
 
     /// Deletes a photo; one already gone is not an error.
     pub async fn delete(&self, id: Uuid) -> Result<(), PhotoStoreError> {
-        let path = self.path_of(id);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(PhotoStoreError::Io { path, source }),
+        match self.objects.delete(&Self::path_of(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(e)),
         }
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Vec<u8>, PhotoStoreError> {
-        let path = self.path_of(id);
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(PhotoStoreError::NotFound(id))
-            }
-            Err(source) => Err(PhotoStoreError::Io { path, source }),
-        }
+        let found = match self.objects.get(&Self::path_of(id)).await {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => return Err(PhotoStoreError::NotFound(id)),
+            Err(e) => return Err(self.error(e)),
+        };
+        let bytes = found.bytes().await.map_err(|e| self.error(e))?;
+        Ok(bytes.to_vec())
     }
 }
 
@@ -99,6 +156,10 @@ mod tests {
         let id = Uuid::new_v4();
         store.put(id, b"pixels").await.unwrap();
         assert_eq!(store.get(id).await.unwrap(), b"pixels");
+        assert!(
+            dir.join(id.simple().to_string()).exists(),
+            "one file per photo, named by its id"
+        );
         store.delete(id).await.unwrap();
         assert!(matches!(
             store.get(id).await,
@@ -110,5 +171,13 @@ mod tests {
             Err(PhotoStoreError::NotFound(_))
         ));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_s3_store_needs_an_s3_url_with_a_bucket() {
+        let error = PhotoStore::s3("https://bucket.example/photos").unwrap_err();
+        assert!(error.to_string().contains("s3://"), "{error}");
+        let error = PhotoStore::s3("s3:///photos").unwrap_err();
+        assert!(error.to_string().contains("no bucket"), "{error}");
     }
 }

@@ -15,6 +15,9 @@ pub struct DispatchConfig {
     /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
     /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
     pub auth: dispatch311_auth::AuthConfig,
+    /// Mutual TLS on the server and the clients (`DISPATCH311_TLS_*`; off
+    /// when unset; see `dispatch311_grpc::tls`).
+    pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
     pub rules: DispatchRules,
 }
 
@@ -69,6 +72,7 @@ impl DispatchConfig {
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
             auth: dispatch311_auth::AuthConfig::from_env()?,
+            tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
             rules: DispatchRules::from_env()?,
         })
     }

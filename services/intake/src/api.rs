@@ -18,10 +18,11 @@ use dispatch311_proto::{
         AnswerComplainantMessageRequest, AnswerComplainantMessageResponse,
         CreateServiceRequestRequest, CreateServiceRequestResponse, GetServiceRequestRequest,
         GetServiceRequestResponse, ListComplainantMessagesRequest, ListComplainantMessagesResponse,
-        ListContactReleasesRequest, ListContactReleasesResponse, ListServiceRequestsRequest,
-        ListServiceRequestsResponse, ReleaseComplainantContactRequest,
-        ReleaseComplainantContactResponse, ServiceRequest, UploadPhotoRequest, UploadPhotoResponse,
-        get_service_request_request::Key, intake_service_server::IntakeService,
+        ListContactReleasesRequest, ListContactReleasesResponse, ListRetentionDeletionsRequest,
+        ListRetentionDeletionsResponse, ListServiceRequestsRequest, ListServiceRequestsResponse,
+        ReleaseComplainantContactRequest, ReleaseComplainantContactResponse, ServiceRequest,
+        UploadPhotoRequest, UploadPhotoResponse, get_service_request_request::Key,
+        intake_service_server::IntakeService,
     },
 };
 use dispatch311_telemetry::{
@@ -33,9 +34,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    store::{Answered, Created, ListFilter, Release, SrKey, Store, StoreError, purpose_name},
+    store::{
+        Answered, AuditRow, Created, ListFilter, Release, SrKey, Store, StoreError, purpose_name,
+    },
     validate::{
-        MAX_DESCRIPTION, release_page_token, validate, validate_release, validate_release_list,
+        MAX_DESCRIPTION, audit_page_token, validate, validate_audit_list, validate_release,
     },
 };
 
@@ -393,31 +396,66 @@ impl IntakeService for IntakeApi {
         &self,
         request: Request<ListContactReleasesRequest>,
     ) -> Result<Response<ListContactReleasesResponse>, Status> {
-        let query = validate_release_list(request.into_inner())?;
-        let limit = query.page_size;
-        let mut rows = self
+        let request = request.into_inner();
+        let query =
+            validate_audit_list(&request.sr_number, request.page_size, &request.page_token)?;
+        let rows = self
             .store
-            .list_releases(&query, limit + 1)
+            .list_releases(&query, query.page_size + 1)
             .await
             .map_err(store_status)?;
-        let next_page_token = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last()
-                .map(|last| release_page_token(last.released_at, last.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (releases, next_page_token) = audit_page(rows, query.page_size);
         tracing::debug!(
             sr_number = query.sr_number.as_deref(),
-            returned = rows.len(),
+            returned = releases.len(),
             "listed contact releases"
         );
         Ok(Response::new(ListContactReleasesResponse {
-            releases: rows.into_iter().map(|row| row.release).collect(),
+            releases,
             next_page_token,
         }))
     }
+
+    async fn list_retention_deletions(
+        &self,
+        request: Request<ListRetentionDeletionsRequest>,
+    ) -> Result<Response<ListRetentionDeletionsResponse>, Status> {
+        let request = request.into_inner();
+        let query =
+            validate_audit_list(&request.sr_number, request.page_size, &request.page_token)?;
+        let rows = self
+            .store
+            .list_retention_deletions(&query, query.page_size + 1)
+            .await
+            .map_err(store_status)?;
+        let (deletions, next_page_token) = audit_page(rows, query.page_size);
+        tracing::debug!(
+            sr_number = query.sr_number.as_deref(),
+            returned = deletions.len(),
+            "listed retention deletions"
+        );
+        Ok(Response::new(ListRetentionDeletionsResponse {
+            deletions,
+            next_page_token,
+        }))
+    }
+}
+
+/// One page of an audit listing fetched with one row more than `page_size`:
+/// the records, and the token of the next page if that extra row exists.
+fn audit_page<T>(mut rows: Vec<AuditRow<T>>, page_size: usize) -> (Vec<T>, String) {
+    let next_page_token = if rows.len() > page_size {
+        rows.truncate(page_size);
+        rows.last()
+            .map(|last| audit_page_token(last.recorded_at, last.id))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (
+        rows.into_iter().map(|row| row.record).collect(),
+        next_page_token,
+    )
 }
 
 /// What anyone holding the SR number may see: where the request stands and

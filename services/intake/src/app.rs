@@ -26,6 +26,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Application {
     listener: TcpListener,
     auth: dispatch311_auth::AuthLayer,
+    tls: Option<dispatch311_grpc::tls::TlsConfig>,
     photos: dispatch311_photos::PhotoStore,
     store: Store,
     queue: JobQueue,
@@ -40,10 +41,12 @@ impl Application {
         let queue = JobQueue::connect(config.queue.clone()).await?;
         let auth = config.auth.layer()?;
         let photos = dispatch311_photos::PhotoStore::from_env()?;
+        tracing::info!(photo_store = photos.location(), "photo store");
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
             auth,
+            tls: config.tls.clone(),
             photos,
             store,
             queue,
@@ -122,6 +125,7 @@ impl Application {
             routes,
             &names,
             self.auth,
+            self.tls,
             shutdown,
             workers,
         )

@@ -21,6 +21,9 @@ pub struct IntakeConfig {
     /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
     /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
     pub auth: dispatch311_auth::AuthConfig,
+    /// Mutual TLS on the server and the clients (`DISPATCH311_TLS_*`; off
+    /// when unset; see `dispatch311_grpc::tls`).
+    pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
     /// `DISPATCH311_CITY_BOUNDS` as `min_lat,min_lon,max_lat,max_lon`; default New York City.
     pub city_bounds: CityBounds,
     /// `DISPATCH311_RECONCILE_AFTER_SECS`, default 120: a request still not
@@ -79,6 +82,7 @@ impl IntakeConfig {
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
             auth: dispatch311_auth::AuthConfig::from_env()?,
+            tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
             city_bounds,
             reconcile_after,
             contact_cipher,

@@ -19,8 +19,8 @@ use dispatch311_domain::{
 use dispatch311_proto::{
     common::v1::{Address, GeoPoint, Priority, ResolutionCode, ServiceRequestStatus},
     intake::v1::{
-        Complainant, ComplainantMessage, ContactRelease, ReleasePurpose, Resolution,
-        ServiceRequest, TimelineEntry,
+        Complainant, ComplainantMessage, ContactRelease, DeletedData, ReleasePurpose, Resolution,
+        RetentionDeletion, ServiceRequest, TimelineEntry,
     },
     jobs::v1::{ComplainantAnswer, ComplainantQuestion, RouteJob, StatusUpdate},
 };
@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::{
     contact_crypto::{ContactCipher, ContactCryptoError},
     numbers::SrSequence,
-    validate::{ContactReleaseRequest, NewServiceRequest, ReleaseListQuery},
+    validate::{AuditListQuery, ContactReleaseRequest, NewServiceRequest},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +95,12 @@ pub enum Release {
     Released(Complainant),
 }
 
-/// A recorded release with its keyset position.
-pub struct RecordedRelease {
+/// A row of an audit record (a release, a retention deletion) with its
+/// keyset position: newest first by (`recorded_at`, `id`).
+pub struct AuditRow<T> {
     pub id: i64,
-    pub released_at: DateTime<Utc>,
-    pub release: ContactRelease,
+    pub recorded_at: DateTime<Utc>,
+    pub record: T,
 }
 
 const RECEIVED_MESSAGE: &str = "request received";
@@ -1000,9 +1001,9 @@ impl Store {
     /// at most `limit`.
     pub async fn list_releases(
         &self,
-        query: &ReleaseListQuery,
+        query: &AuditListQuery,
         limit: usize,
-    ) -> StoreResult<Vec<RecordedRelease>> {
+    ) -> StoreResult<Vec<AuditRow<ContactRelease>>> {
         let (after_at, after_id) = query.after.unzip();
         let rows = sqlx::query(
             "SELECT id, sr_number, purpose, requester, released_at FROM contact_releases \
@@ -1020,14 +1021,51 @@ impl Store {
             .iter()
             .map(|row| {
                 let released_at: DateTime<Utc> = row.get("released_at");
-                RecordedRelease {
+                AuditRow {
                     id: row.get("id"),
-                    released_at,
-                    release: ContactRelease {
+                    recorded_at: released_at,
+                    record: ContactRelease {
                         sr_number: row.get("sr_number"),
                         purpose: purpose_from_name(row.get("purpose")) as i32,
                         requester: row.get("requester"),
                         released_at: Some(to_timestamp(released_at)),
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// What the retention sweep deleted, newest first.
+    pub async fn list_retention_deletions(
+        &self,
+        query: &AuditListQuery,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRow<RetentionDeletion>>> {
+        let (after_at, after_id) = query.after.unzip();
+        let rows = sqlx::query(
+            "SELECT id, sr_number, what, deleted_at FROM retention_deletions \
+             WHERE ($1::text IS NULL OR sr_number = $1) \
+               AND ($2::timestamptz IS NULL OR (deleted_at, id) < ($2, $3)) \
+             ORDER BY deleted_at DESC, id DESC LIMIT $4",
+        )
+        .bind(query.sr_number.as_deref())
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let deleted_at: DateTime<Utc> = row.get("deleted_at");
+                let what: &str = row.get("what");
+                AuditRow {
+                    id: row.get("id"),
+                    recorded_at: deleted_at,
+                    record: RetentionDeletion {
+                        sr_number: row.get("sr_number"),
+                        deleted: deleted_data_from_name(what) as i32,
+                        deleted_at: Some(to_timestamp(deleted_at)),
                     },
                 }
             })
@@ -1141,6 +1179,12 @@ pub fn purpose_name(purpose: ReleasePurpose) -> &'static str {
 
 fn purpose_from_name(name: &str) -> ReleasePurpose {
     ReleasePurpose::from_str_name(&format!("RELEASE_PURPOSE_{name}")).unwrap_or_default()
+}
+
+/// `retention_deletions.what` ('contact', 'description', 'voice_recording')
+/// as the API names it.
+fn deleted_data_from_name(name: &str) -> DeletedData {
+    DeletedData::from_str_name(&format!("DELETED_DATA_{}", name.to_uppercase())).unwrap_or_default()
 }
 
 fn route_job_from_row(row: &PgRow) -> RouteJob {

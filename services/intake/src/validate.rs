@@ -9,8 +9,8 @@ use dispatch311_grpc::{pagination, status::FieldViolations};
 use dispatch311_proto::{
     common::v1::{Address, Channel},
     intake::v1::{
-        Complainant, CreateServiceRequestRequest, ListContactReleasesRequest, PhotoReference,
-        ReleaseComplainantContactRequest, ReleasePurpose,
+        Complainant, CreateServiceRequestRequest, PhotoReference, ReleaseComplainantContactRequest,
+        ReleasePurpose,
     },
 };
 
@@ -252,49 +252,50 @@ pub fn validate_release(
     })
 }
 
-/// A valid `ListContactReleases`: an optional request, and the keyset
-/// position after the previous page.
+/// A valid audit listing (`ListContactReleases`, `ListRetentionDeletions`):
+/// an optional request, and the keyset position after the previous page.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReleaseListQuery {
+pub struct AuditListQuery {
     pub sr_number: Option<String>,
-    /// (released_at, id) of the last release of the previous page.
+    /// (recorded at, id) of the last record of the previous page.
     pub after: Option<(DateTime<Utc>, i64)>,
     pub page_size: usize,
 }
 
-pub fn validate_release_list(
-    request: ListContactReleasesRequest,
-) -> Result<ReleaseListQuery, tonic::Status> {
+pub fn validate_audit_list(
+    sr_number: &str,
+    page_size: i32,
+    page_token: &str,
+) -> Result<AuditListQuery, tonic::Status> {
     let mut v = FieldViolations::new();
-    let sr_number = if request.sr_number.trim().is_empty() {
+    let sr_number = if sr_number.trim().is_empty() {
         None
     } else {
-        sr_number(&mut v, "sr_number", &request.sr_number)
+        self::sr_number(&mut v, "sr_number", sr_number)
     };
-    let page_size = pagination::page_size(request.page_size, "page_size", &mut v);
-    let after =
-        pagination::decode_token(&request.page_token, "page_token", &mut v).and_then(|cursor| {
-            let parsed = parse_release_cursor(&cursor);
-            if parsed.is_none() {
-                v.add("page_token", "not a token from this list");
-            }
-            parsed
-        });
+    let page_size = pagination::page_size(page_size, "page_size", &mut v);
+    let after = pagination::decode_token(page_token, "page_token", &mut v).and_then(|cursor| {
+        let parsed = parse_audit_cursor(&cursor);
+        if parsed.is_none() {
+            v.add("page_token", "not a token from this list");
+        }
+        parsed
+    });
     v.into_result()?;
-    Ok(ReleaseListQuery {
+    Ok(AuditListQuery {
         sr_number,
         after,
         page_size,
     })
 }
 
-/// The `page_token` that continues after a release recorded at
-/// `released_at` with id `id`.
-pub fn release_page_token(released_at: DateTime<Utc>, id: i64) -> String {
-    pagination::encode_token(&format!("{}|{id}", released_at.timestamp_micros()))
+/// The `page_token` that continues an audit listing after the record made
+/// at `recorded_at` with id `id`.
+pub fn audit_page_token(recorded_at: DateTime<Utc>, id: i64) -> String {
+    pagination::encode_token(&format!("{}|{id}", recorded_at.timestamp_micros()))
 }
 
-fn parse_release_cursor(cursor: &str) -> Option<(DateTime<Utc>, i64)> {
+fn parse_audit_cursor(cursor: &str) -> Option<(DateTime<Utc>, i64)> {
     let (micros, id) = cursor.split_once('|')?;
     let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
     Some((at, id.parse().ok()?))
@@ -636,30 +637,23 @@ mod tests {
     }
 
     #[test]
-    fn release_lists_page_through_their_own_tokens_only() {
-        let first = validate_release_list(ListContactReleasesRequest::default()).unwrap();
+    fn audit_lists_page_through_their_own_tokens_only() {
+        let first = validate_audit_list("", 0, "").unwrap();
         assert_eq!(first.sr_number, None);
         assert_eq!(first.after, None);
         assert_eq!(first.page_size, pagination::DEFAULT_PAGE_SIZE);
 
         let released_at = DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap();
-        let next = validate_release_list(ListContactReleasesRequest {
-            sr_number: "SR-2026-0000042".into(),
-            page_size: 5,
-            page_token: release_page_token(released_at, 17),
-        })
-        .unwrap();
+        let next =
+            validate_audit_list("SR-2026-0000042", 5, &audit_page_token(released_at, 17)).unwrap();
         assert_eq!(next.sr_number.as_deref(), Some("SR-2026-0000042"));
         assert_eq!(next.after, Some((released_at, 17)));
         assert_eq!(next.page_size, 5);
 
         use tonic_types::StatusExt;
-        let status = validate_release_list(ListContactReleasesRequest {
-            sr_number: "not-a-number".into(),
-            page_size: -1,
-            page_token: pagination::encode_token("yesterday"),
-        })
-        .unwrap_err();
+        let status =
+            validate_audit_list("not-a-number", -1, &pagination::encode_token("yesterday"))
+                .unwrap_err();
         let fields: Vec<String> = status
             .get_details_bad_request()
             .unwrap()

@@ -18,6 +18,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Application {
     listener: TcpListener,
     auth: dispatch311_auth::AuthLayer,
+    tls: Option<dispatch311_grpc::tls::TlsConfig>,
     router: Arc<Router>,
     store: Store,
     queue: JobQueue,
@@ -42,6 +43,7 @@ impl Application {
         Ok(Self {
             listener,
             auth,
+            tls: config.tls.clone(),
             router,
             store: Store::new(pool),
             queue,
@@ -81,6 +83,7 @@ impl Application {
             routes,
             &names,
             self.auth,
+            self.tls,
             shutdown,
             workers,
         )

@@ -15,6 +15,9 @@ pub struct RoutingConfig {
     /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
     /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
     pub auth: dispatch311_auth::AuthConfig,
+    /// Mutual TLS on the server and the clients (`DISPATCH311_TLS_*`; off
+    /// when unset; see `dispatch311_grpc::tls`).
+    pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
     /// `DISPATCH311_ROUTING_RULES`: a rules file; default the table built into
     /// the binary (`config/rules.toml`).
     pub rules_path: Option<PathBuf>,
@@ -39,6 +42,7 @@ impl RoutingConfig {
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
             auth: dispatch311_auth::AuthConfig::from_env()?,
+            tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
             rules_path: path("DISPATCH311_ROUTING_RULES"),
             precinct_map_path: path("DISPATCH311_PRECINCT_MAP"),
         })

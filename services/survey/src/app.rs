@@ -20,6 +20,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Application {
     listener: TcpListener,
     auth: dispatch311_auth::AuthLayer,
+    tls: Option<dispatch311_grpc::tls::TlsConfig>,
     store: Store,
     queue: JobQueue,
     contacts: ContactSource,
@@ -34,12 +35,13 @@ impl Application {
         let pool = dispatch311_db::connect(&config.db).await?;
         dispatch311_db::migrate(&pool, &MIGRATOR).await?;
         let queue = JobQueue::connect(config.queue.clone()).await?;
-        let contacts = ContactSource::connect_lazy(&config.intake_url)?;
+        let contacts = ContactSource::connect_lazy(&config.intake_url, config.tls.as_ref())?;
         let auth = config.auth.layer()?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
             auth,
+            tls: config.tls.clone(),
             store: Store::new(pool),
             queue,
             contacts,
@@ -85,6 +87,7 @@ impl Application {
             routes,
             &names,
             self.auth,
+            self.tls,
             shutdown,
             workers,
         )

@@ -20,6 +20,9 @@ pub struct SurveyConfig {
     /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
     /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
     pub auth: dispatch311_auth::AuthConfig,
+    /// Mutual TLS on the server and the clients (`DISPATCH311_TLS_*`; off
+    /// when unset; see `dispatch311_grpc::tls`).
+    pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
     /// `DISPATCH311_INTAKE_URL`, default `http://127.0.0.1:50051`: where
     /// contact details are released from.
     pub intake_url: String,
@@ -39,6 +42,7 @@ impl SurveyConfig {
             db: DbConfig::from_env(crate::SCHEMA)?,
             queue: QueueConfig::from_env()?,
             auth: dispatch311_auth::AuthConfig::from_env()?,
+            tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
             intake_url: env_or("DISPATCH311_INTAKE_URL", "http://127.0.0.1:50051"),
             token_ttl: token_ttl(token_days.as_deref())?,
         })

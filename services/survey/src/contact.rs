@@ -22,11 +22,14 @@ pub struct ContactSource {
 }
 
 impl ContactSource {
-    /// A client of intake at `url` that connects on first use. Must be
-    /// called inside the Tokio runtime.
-    pub fn connect_lazy(url: &str) -> anyhow::Result<Self> {
+    /// A client of intake at `url` that connects on first use, over mutual
+    /// TLS when `tls` is set. Must be called inside the Tokio runtime.
+    pub fn connect_lazy(
+        url: &str,
+        tls: Option<&dispatch311_grpc::tls::TlsConfig>,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            intake: IntakeServiceClient::new(dispatch311_grpc::client::connect_lazy(url)?),
+            intake: IntakeServiceClient::new(dispatch311_grpc::client::connect_lazy(url, tls)?),
         })
     }
 

@@ -46,11 +46,17 @@ commands:
                  officer, supervisor, survey_system, auditor, admin)
   dev-keys --dir DIR
                  makes a development token-signing key and its JWKS in DIR (kept if present)
+  dev-certs --dir DIR
+                 makes a development CA and a certificate for localhost in DIR, for
+                 mutual TLS (kept if present); prints the DISPATCH311_TLS_* settings
 
 servers (environment):
   DISPATCH311_INTAKE_URL    default http://127.0.0.1:50051
   DISPATCH311_ROUTING_URL   default http://127.0.0.1:50052
   DISPATCH311_DISPATCH_URL  default http://127.0.0.1:50053
+
+mutual TLS (environment, all three or none; see dev-certs):
+  DISPATCH311_TLS_CERT, DISPATCH311_TLS_KEY, DISPATCH311_TLS_CA  (the urls are then https://)
 
 credentials (environment):
   DISPATCH311_TOKEN         a bearer token for every call, or else
@@ -121,13 +127,19 @@ impl Clients {
 }
 
 /// Connects on first use, so a command that fails to reach a service says
-/// which one through the call's UNAVAILABLE status.
+/// which one through the call's UNAVAILABLE status. Over mutual TLS when
+/// `DISPATCH311_TLS_*` is set, as for the services.
 fn channel(var: &str, url: &str) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(url.to_string())
+    let mut endpoint = Channel::from_shared(url.to_string())
         .with_context(|| format!("{var} is not a url: {url:?}"))?
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
-        .connect_lazy())
+        .timeout(CALL_TIMEOUT);
+    if let Some(tls) = dispatch311_grpc::tls::TlsConfig::from_env()? {
+        endpoint = endpoint
+            .tls_config(tls.client())
+            .context("the TLS files (DISPATCH311_TLS_*) are not usable")?;
+    }
+    Ok(endpoint.connect_lazy())
 }
 
 #[tokio::main]
@@ -312,12 +324,34 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
             args.finish()?;
             auth::dev_keys(std::path::Path::new(&dir))
         }
+        "dev-certs" => {
+            let dir = args.required_flag("dir")?;
+            args.finish()?;
+            dev_certs(std::path::Path::new(&dir))
+        }
         "tour" => {
             args.finish()?;
             tour::run(Clients::from_env()?).await
         }
         other => Err(UsageError(format!("unknown command {other:?}")).into()),
     }
+}
+
+/// Makes development certificates in `dir` unless they exist, and prints
+/// the settings that use them.
+fn dev_certs(dir: &std::path::Path) -> anyhow::Result<()> {
+    use dispatch311_grpc::tls::dev::{DevCertificateFiles, DevCertificates};
+    let files = DevCertificateFiles::in_dir(dir);
+    if files.exist() {
+        println!("# development certificates kept: {}", dir.display());
+    } else {
+        DevCertificates::generate("dispatch311 development CA")?.write(dir)?;
+        println!("# made development certificates in {}", dir.display());
+    }
+    for (var, path) in files.env() {
+        println!("export {var}={}", path.display());
+    }
+    Ok(())
 }
 
 /// `--lat` and `--lon`, both or neither.
