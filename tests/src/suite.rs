@@ -533,6 +533,12 @@ impl Suite {
             .await?)
     }
 
+    /// The JWKS file every service of the suite verifies tokens with (the
+    /// services re-read it: see `DISPATCH311_AUTH_JWKS_RELOAD_SECS`).
+    pub fn jwks_path(&self) -> &std::path::Path {
+        &self.jwks_path
+    }
+
     /// A pool on the test database, for assertions on what services stored.
     pub async fn database(&self) -> anyhow::Result<sqlx::PgPool> {
         Ok(sqlx::PgPool::connect(&self.database_url).await?)

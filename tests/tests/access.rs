@@ -4,7 +4,8 @@
 //! policy table does not grant, and a refused call changes nothing; an
 //! integrator sees only the requests it filed; the public sees a status by
 //! SR number and nothing else; per-integrator rate limits; and in dispatch
-//! nobody acts under another's name or watches another unit's assignments.
+//! nobody acts under another's name or watches another unit's assignments;
+//! the issuer's keys rotate without a restart.
 
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use dispatch311_proto::{
 };
 use dispatch311_tests::{
     cad::{self, EMPIRE_STATE, complaint, register_unit},
-    suite::{INTEGRATOR, Service, Suite, SuiteOptions},
+    suite::{INTEGRATOR, Service, Suite, SuiteOptions, eventually},
 };
 use prost::Message as _;
 use tonic::{Code, Status, transport::Channel};
@@ -535,5 +536,128 @@ async fn in_dispatch_the_token_is_the_actor_and_nobody_acts_under_anothers_name(
         })
     );
 
+    suite.stop().await
+}
+
+/// A JWKS document with the keys of all `sets`.
+fn merged_jwks(sets: &[&str]) -> String {
+    let keys: Vec<serde_json::Value> = sets
+        .iter()
+        .flat_map(|set| {
+            serde_json::from_str::<serde_json::Value>(set).unwrap()["keys"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+#[tokio::test]
+async fn the_issuers_key_rotation_takes_effect_without_a_restart_and_a_broken_key_set_locks_nobody_out()
+-> anyhow::Result<()> {
+    let suite = Suite::start(SuiteOptions {
+        env: vec![("DISPATCH311_AUTH_JWKS_RELOAD_SECS".into(), "0.2".into())],
+        ..Default::default()
+    })
+    .await?;
+    let pids: Vec<u32> = Service::ALL.iter().filter_map(|s| suite.pid(*s)).collect();
+    let old_jwks = std::fs::read_to_string(suite.jwks_path())?;
+    let rotated = dispatch311_auth::KeyPair::generate("rotated")?;
+    let new_signer = rotated.signer(
+        dispatch311_auth::DEFAULT_ISSUER,
+        dispatch311_auth::DEFAULT_AUDIENCE,
+    )?;
+    let old_token = suite.tokens.mint(Role::Integrator, INTEGRATOR);
+    let new_token = new_signer.mint(INTEGRATOR, Role::Integrator, Duration::from_secs(600))?;
+    let lookup = GetServiceRequestRequest {
+        key: Some(Key::SrNumber("SR-2026-0000001".into())),
+    };
+    // what intake and routing answer a call with `token`: NOT_FOUND / OK once
+    // let in, UNAUTHENTICATED when not
+    let answers = |token: String| {
+        let suite = &suite;
+        let lookup = lookup.clone();
+        async move {
+            let mut intake =
+                dispatch311_proto::intake::v1::intake_service_client::IntakeServiceClient::new(
+                    dispatch311_auth::BearerToken::new(&token)?
+                        .wrap(suite.channel(Service::Intake).await?),
+                );
+            let mut routing =
+                dispatch311_proto::routing::v1::routing_service_client::RoutingServiceClient::new(
+                    dispatch311_auth::BearerToken::new(&token)?
+                        .wrap(suite.channel(Service::Routing).await?),
+                );
+            let intake_code = match intake.get_service_request(lookup).await {
+                Ok(_) => Code::Ok,
+                Err(status) => status.code(),
+            };
+            let routing_code = match routing
+                .list_routing_rules(
+                    dispatch311_proto::routing::v1::ListRoutingRulesRequest::default(),
+                )
+                .await
+            {
+                Ok(_) => Code::Ok,
+                Err(status) => status.code(),
+            };
+            anyhow::Ok((intake_code, routing_code))
+        }
+    };
+    assert_eq!(
+        answers(old_token.clone()).await?,
+        (Code::NotFound, Code::Ok)
+    );
+    assert_eq!(
+        answers(new_token.clone()).await?,
+        (Code::Unauthenticated, Code::Unauthenticated),
+        "a key the services do not know yet"
+    );
+
+    // the issuer publishes its new key next to the old one, then drops the old one
+    std::fs::write(
+        suite.jwks_path(),
+        merged_jwks(&[&old_jwks, &rotated.jwks_json]),
+    )?;
+    eventually(Duration::from_secs(10), "the new key taken up", || {
+        let answer = answers(new_token.clone());
+        async move { Ok((answer.await? == (Code::NotFound, Code::Ok)).then_some(())) }
+    })
+    .await?;
+    assert_eq!(
+        answers(old_token.clone()).await?,
+        (Code::NotFound, Code::Ok)
+    );
+    std::fs::write(suite.jwks_path(), &rotated.jwks_json)?;
+    eventually(Duration::from_secs(10), "the old key dropped", || {
+        let answer = answers(old_token.clone());
+        async move {
+            Ok((answer.await? == (Code::Unauthenticated, Code::Unauthenticated)).then_some(()))
+        }
+    })
+    .await?;
+
+    // a half-written key set is refused and the keys in use stay
+    std::fs::write(suite.jwks_path(), "{\"keys\": [")?;
+    eventually(
+        Duration::from_secs(10),
+        "the broken key set noticed",
+        || {
+            let noticed = suite
+                .log_tail(Service::Intake, 50)
+                .contains("the changed JWKS file is not usable");
+            async move { Ok(noticed.then_some(())) }
+        },
+    )
+    .await?;
+    assert_eq!(
+        answers(new_token.clone()).await?,
+        (Code::NotFound, Code::Ok)
+    );
+
+    // all without a restart
+    let after: Vec<u32> = Service::ALL.iter().filter_map(|s| suite.pid(*s)).collect();
+    assert_eq!(pids, after);
     suite.stop().await
 }

@@ -7,7 +7,9 @@
 //!
 //! Configuration (each service, from the environment):
 //! - `DISPATCH311_AUTH_JWKS`: path of the JWKS file with the public keys
-//!   tokens are verified with (required);
+//!   tokens are verified with (required); re-read every
+//!   `DISPATCH311_AUTH_JWKS_RELOAD_SECS` (default 60, 0: never), so the
+//!   issuer's key rotation needs no restart;
 //! - `DISPATCH311_AUTH_ISSUER` (default `dispatch311-dev`) and
 //!   `DISPATCH311_AUTH_AUDIENCE` (default `dispatch311`);
 //! - `DISPATCH311_RATE_LIMIT_PER_SECOND` (default 50) and
@@ -25,7 +27,7 @@ pub mod rate_limit;
 mod role;
 pub mod tokens;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 
@@ -58,7 +60,12 @@ pub struct AuthConfig {
     pub issuer: String,
     pub audience: String,
     pub rate_limit: RateLimit,
+    /// How often the JWKS file is checked for new keys; `None`: never.
+    pub jwks_reload: Option<Duration>,
 }
+
+/// How often the JWKS file is re-read when `DISPATCH311_AUTH_JWKS_RELOAD_SECS` is unset.
+pub const DEFAULT_JWKS_RELOAD: Duration = Duration::from_secs(60);
 
 impl AuthConfig {
     pub fn from_env() -> anyhow::Result<Self> {
@@ -75,21 +82,75 @@ impl AuthConfig {
             per_second > 0.0 && burst >= 1.0,
             "DISPATCH311_RATE_LIMIT_PER_SECOND must be above 0 and DISPATCH311_RATE_LIMIT_BURST at least 1"
         );
+        let reload_secs = env_number(
+            "DISPATCH311_AUTH_JWKS_RELOAD_SECS",
+            DEFAULT_JWKS_RELOAD.as_secs_f64(),
+        )?;
+        anyhow::ensure!(
+            reload_secs.is_finite() && reload_secs >= 0.0,
+            "DISPATCH311_AUTH_JWKS_RELOAD_SECS must be 0 (never) or a number of seconds"
+        );
         Ok(Self {
             jwks_path: jwks_path.into(),
             issuer: env_or("DISPATCH311_AUTH_ISSUER", DEFAULT_ISSUER),
             audience: env_or("DISPATCH311_AUTH_AUDIENCE", DEFAULT_AUDIENCE),
             rate_limit: RateLimit { per_second, burst },
+            jwks_reload: (reload_secs > 0.0).then(|| Duration::from_secs_f64(reload_secs)),
         })
     }
 
-    /// Reads the key set and builds the server layer.
+    /// Reads the key set and builds the server layer. Inside a Tokio
+    /// runtime, also starts re-reading the key set every `jwks_reload`.
     pub fn layer(&self) -> anyhow::Result<AuthLayer> {
         let jwks = std::fs::read_to_string(&self.jwks_path)
             .with_context(|| format!("reading the JWKS file {}", self.jwks_path.display()))?;
         let verifier = TokenVerifier::from_jwks(&jwks, &self.issuer, &self.audience)
             .with_context(|| format!("loading the JWKS file {}", self.jwks_path.display()))?;
+        if let (Some(every), Ok(runtime)) =
+            (self.jwks_reload, tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(reload_jwks(
+                self.jwks_path.clone(),
+                verifier.clone(),
+                every,
+                jwks,
+            ));
+        }
         Ok(AuthLayer::new(verifier, self.rate_limit))
+    }
+}
+
+/// Re-reads the JWKS file every `every` and hands a changed one to the
+/// verifier. A file that cannot be read or holds no usable keys leaves the
+/// keys in use (an error is logged once per change): a half-written file
+/// must not lock everyone out. Runs as long as the process.
+async fn reload_jwks(path: PathBuf, verifier: TokenVerifier, every: Duration, mut loaded: String) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => text,
+            Err(error) => {
+                tracing::warn!(jwks = %path.display(), %error, "cannot read the JWKS file; the keys in use stay");
+                continue;
+            }
+        };
+        if text == loaded {
+            continue;
+        }
+        match verifier.replace_keys(&text) {
+            Ok(key_ids) => {
+                tracing::info!(jwks = %path.display(), ?key_ids, "token keys reloaded");
+            }
+            Err(error) => tracing::error!(
+                jwks = %path.display(),
+                error = format!("{error:#}"),
+                "the changed JWKS file is not usable; the keys in use stay"
+            ),
+        }
+        loaded = text;
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::{
     collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -66,17 +67,36 @@ pub enum TokenError {
     BadClaims,
 }
 
+/// The claims read when verifying: who, and until when.
+#[derive(Deserialize)]
+struct VerifiedClaims {
+    sub: String,
+    role: Role,
+    exp: u64,
+}
+
+/// How many verified tokens are remembered. A client reuses its token for
+/// many calls; past this many distinct ones the expired are dropped, and if
+/// none is, all are (the next call of each simply verifies again).
+const VERIFIED_CACHE_SIZE: usize = 4_096;
+
 /// Checks tokens against the configured keys, issuer and audience.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    keys: HashMap<String, DecodingKey>,
+    /// By key id; replaced whole when the issuer's key set changes
+    /// ([`Self::replace_keys`]).
+    keys: Arc<RwLock<HashMap<String, DecodingKey>>>,
     validation: Validation,
+    /// Tokens whose signature and claims verified, by their exact text, with
+    /// their expiry: the same text verifies the same way until it expires,
+    /// so the signature check and JSON parsing run once per token, not per call.
+    verified: Arc<Mutex<HashMap<String, (Verified, u64)>>>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenVerifier")
-            .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .field("key_ids", &self.key_ids())
             .field("issuer", &self.validation.iss)
             .field("audience", &self.validation.aud)
             .finish()
@@ -88,33 +108,43 @@ impl TokenVerifier {
     /// `kid`. Keys of other types are refused rather than ignored, so a
     /// misconfigured key set fails at start, not at the first call.
     pub fn from_jwks(jwks_json: &str, issuer: &str, audience: &str) -> anyhow::Result<Self> {
-        let set: JwkSet = serde_json::from_str(jwks_json).context("parsing the JWKS document")?;
-        let mut keys = HashMap::new();
-        for jwk in &set.keys {
-            let kid = jwk
-                .common
-                .key_id
-                .clone()
-                .context("every key of the JWKS needs a `kid`")?;
-            anyhow::ensure!(
-                matches!(
-                    jwk.algorithm,
-                    jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_)
-                ),
-                "key {kid:?} is not an Ed25519 (OKP) key; dispatch311 verifies EdDSA tokens only"
-            );
-            let key = DecodingKey::from_jwk(jwk).with_context(|| format!("reading key {kid:?}"))?;
-            keys.insert(kid, key);
-        }
-        anyhow::ensure!(!keys.is_empty(), "the JWKS holds no keys");
-
+        let keys = parse_jwks(jwks_json)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = CLOCK_LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Ok(Self { keys, validation })
+        Ok(Self {
+            keys: Arc::new(RwLock::new(keys)),
+            validation,
+            verified: Arc::default(),
+        })
+    }
+
+    /// Takes the keys of a new JWKS document (the issuer rotated its keys),
+    /// checked as at start; on error the keys in use stay. Tokens remembered
+    /// as verified are forgotten, so one signed by a key that is gone is
+    /// refused from the next call on. Returns the new key ids.
+    pub fn replace_keys(&self, jwks_json: &str) -> anyhow::Result<Vec<String>> {
+        let keys = parse_jwks(jwks_json)?;
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+        self.lock_verified().clear();
+        Ok(self.key_ids())
+    }
+
+    /// The ids of the keys tokens are verified with, sorted.
+    pub fn key_ids(&self) -> Vec<String> {
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ids: Vec<String> = keys.keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// Verifies the value of an `authorization` header.
@@ -128,34 +158,94 @@ impl TokenVerifier {
     }
 
     /// Verifies a compact JWT: signature by a known key, EdDSA only, issuer,
-    /// audience, expiry, and the `sub` and `role` claims.
+    /// audience, expiry, and the `sub` and `role` claims. A token verified
+    /// before is accepted from memory until its expiry (with the same clock
+    /// leeway as the full check).
     pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        let now = unix_now();
+        if let Some((verified, exp)) = self.lock_verified().get(token)
+            && now <= exp + CLOCK_LEEWAY_SECS
+        {
+            return Ok(verified.clone());
+        }
+        let (verified, exp) = self.verify_signed(token)?;
+        let mut cache = self.lock_verified();
+        if cache.len() >= VERIFIED_CACHE_SIZE {
+            cache.retain(|_, (_, exp)| now <= *exp + CLOCK_LEEWAY_SECS);
+            if cache.len() >= VERIFIED_CACHE_SIZE {
+                cache.clear();
+            }
+        }
+        cache.insert(token.to_string(), (verified.clone(), exp));
+        Ok(verified)
+    }
+
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Verified, u64)>> {
+        // a panic while holding it leaves a map that is still consistent
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The full check: signature, algorithm, claims.
+    fn verify_signed(&self, token: &str) -> Result<(Verified, u64), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Malformed);
         }
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.keys.get(kid))
+            .and_then(|kid| keys.get(kid))
             .ok_or(TokenError::UnknownKey)?;
         let data =
-            jsonwebtoken::decode::<Verified>(token, key, &self.validation).map_err(|e| match e
-                .kind()
-            {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-                ErrorKind::InvalidAudience => TokenError::WrongAudience,
-                ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
-                ErrorKind::InvalidSignature => TokenError::BadSignature,
-                ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => TokenError::BadClaims,
-                _ => TokenError::Malformed,
+            jsonwebtoken::decode::<VerifiedClaims>(token, key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                    ErrorKind::InvalidAudience => TokenError::WrongAudience,
+                    ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                    ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => {
+                        TokenError::BadClaims
+                    }
+                    _ => TokenError::Malformed,
+                }
             })?;
-        if data.claims.sub.trim().is_empty() {
+        let VerifiedClaims { sub, role, exp } = data.claims;
+        if sub.trim().is_empty() {
             return Err(TokenError::BadClaims);
         }
-        Ok(data.claims)
+        Ok((Verified { sub, role }, exp))
     }
+}
+
+/// The Ed25519 keys of a JWKS document, by key id.
+fn parse_jwks(jwks_json: &str) -> anyhow::Result<HashMap<String, DecodingKey>> {
+    let set: JwkSet = serde_json::from_str(jwks_json).context("parsing the JWKS document")?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .context("every key of the JWKS needs a `kid`")?;
+        anyhow::ensure!(
+            matches!(
+                jwk.algorithm,
+                jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_)
+            ),
+            "key {kid:?} is not an Ed25519 (OKP) key; dispatch311 verifies EdDSA tokens only"
+        );
+        let key = DecodingKey::from_jwk(jwk).with_context(|| format!("reading key {kid:?}"))?;
+        keys.insert(kid, key);
+    }
+    anyhow::ensure!(!keys.is_empty(), "the JWKS holds no keys");
+    Ok(keys)
 }
 
 /// Signs tokens with one Ed25519 private key.
@@ -323,6 +413,61 @@ mod tests {
             .unwrap();
         assert_eq!(verified.sub, "311-app");
         assert_eq!(verified.role, Role::Integrator);
+    }
+
+    #[test]
+    fn a_remembered_token_is_accepted_until_it_expires_and_an_altered_one_never() {
+        let (signer, verifier) = setup();
+        let token = signer.sign(&claims(&signer)).unwrap();
+        let first = verifier.verify(&token).unwrap();
+        assert_eq!(
+            verifier.verify(&token).unwrap(),
+            first,
+            "the same answer again"
+        );
+
+        // one character of the signature changed: a different text, checked in full
+        let mut altered = token.clone().into_bytes();
+        let last = altered.len() - 2;
+        altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).unwrap();
+        assert!(verifier.verify(&altered).is_err());
+
+        // a remembered token past its expiry is not taken from memory
+        let expired = signer
+            .sign(&Claims {
+                iat: unix_now() - 7200,
+                exp: unix_now() - 3600,
+                ..claims(&signer)
+            })
+            .unwrap();
+        verifier
+            .lock_verified()
+            .insert(expired.clone(), (first.clone(), unix_now() - 3600));
+        assert_eq!(verifier.verify(&expired).unwrap_err(), TokenError::Expired);
+    }
+
+    #[test]
+    fn after_a_key_rotation_only_the_new_keys_sign_and_a_bad_key_set_changes_nothing() {
+        let (old_signer, verifier) = setup();
+        let old_token = old_signer.sign(&claims(&old_signer)).unwrap();
+        verifier.verify(&old_token).unwrap();
+
+        let rotated = KeyPair::generate("k2").unwrap();
+        let new_signer = rotated.signer(ISSUER, AUDIENCE).unwrap();
+        assert_eq!(verifier.replace_keys(&rotated.jwks_json).unwrap(), ["k2"]);
+        assert_eq!(
+            verifier.verify(&old_token).unwrap_err(),
+            TokenError::UnknownKey,
+            "a token remembered as verified is checked again after a rotation"
+        );
+        verifier
+            .verify(&new_signer.sign(&claims(&new_signer)).unwrap())
+            .unwrap();
+
+        assert!(verifier.replace_keys("{\"keys\": []}").is_err());
+        assert!(verifier.replace_keys("not json").is_err());
+        assert_eq!(verifier.key_ids(), ["k2"], "the keys in use stay");
     }
 
     #[test]
