@@ -2,8 +2,9 @@
 //! wired once: grpc.health.v1 (for Kubernetes' native gRPC probes), server
 //! reflection (for grpcurl and the like), a server span per call that joins
 //! the caller's trace, authentication and the policy table on every RPC
-//! (`dispatch311_auth::AuthLayer`), optional mutual TLS ([`crate::tls`]), and a graceful shutdown that reports NOT_SERVING and
-//! lets in-flight calls finish.
+//! (`dispatch311_auth::AuthLayer`), optional mutual TLS ([`crate::tls`]),
+//! and a graceful shutdown that reports NOT_SERVING and lets in-flight calls
+//! finish.
 
 use std::{convert::Infallible, future::Future, time::Duration};
 
