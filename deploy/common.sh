@@ -159,6 +159,24 @@ connect_addr() {
     echo "$host:$port"
 }
 
+# Keeps the kernel from handing the services' listen ports out as the local
+# port of outgoing connections (they lie in Linux's ephemeral range, 32768-60999):
+# a service's Redis or PostgreSQL connection made a moment earlier could
+# otherwise hold the port another service is about to listen on.
+reserve_listen_ports() {
+    local file=/proc/sys/net/ipv4/ip_local_reserved_ports svc ports=() current
+    for svc in "${services[@]}"; do
+        ports+=("$(service_addr "$svc" | sed 's/.*://')")
+    done
+    current=$(cat "$file" 2>/dev/null) || return 0
+    local wanted
+    wanted=$(printf '%s\n' "${ports[@]}" | paste -sd, -)
+    [[ -n $current ]] && wanted="$current,$wanted"
+    if ! { echo "$wanted" >"$file"; } 2>/dev/null && ! { echo "$wanted" | as_root tee "$file" >/dev/null; } 2>/dev/null; then
+        say "warning: cannot reserve ports ${ports[*]} (ip_local_reserved_ports); a start may rarely find one taken"
+    fi
+}
+
 # true when SERVICE's address accepts connections
 service_answers() {
     local addr

@@ -46,6 +46,8 @@ for svc in "${services[@]}"; do
     fi
 done
 
+reserve_listen_ports
+
 start_service() {
     local svc=$1
     # a subshell starts the service so it is not this script's child and outlives it
