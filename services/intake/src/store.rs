@@ -511,80 +511,93 @@ impl Store {
         Ok(rows.iter().map(public_view).collect())
     }
 
-    /// Applies a status update from another service: appends the timeline
-    /// entry once (keyed by its transition) and moves the public status
-    /// forward. A redelivered or late update changes nothing. Returns whether
-    /// anything was applied; `None` when the request is unknown.
-    pub async fn apply_status_update(&self, update: &StatusUpdate) -> StoreResult<Option<bool>> {
-        let Ok(sr_id) = Uuid::parse_str(&update.sr_id) else {
-            return Ok(None);
-        };
-        let status = ServiceRequestStatus::try_from(update.status).unwrap_or_default();
-        let occurred_at = update
-            .occurred_at
-            .as_ref()
-            .and_then(from_timestamp)
-            .unwrap_or_else(Utc::now);
-        let priority = Priority::try_from(update.priority).unwrap_or_default();
-        let resolution = ResolutionCode::try_from(update.resolution_code).unwrap_or_default();
-        // one statement: the timeline entry is appended once per transition,
-        // and only an appended entry moves the request. Before dispatch, the
-        // furthest step wins (the update re-reads a row changed concurrently);
-        // from dispatch on, its event sequence orders the updates, because
-        // its lifecycle can go back (reassigned, reopened)
-        let row = sqlx::query(
-            "WITH target AS (SELECT sr_id FROM service_requests WHERE sr_id = $1), \
+    /// Applies status updates from the other services, in one statement,
+    /// and says for each: `None` if the request is not intake's (dead-letter
+    /// it), `Some(true)` if it moved the request on, `Some(false)` if it was
+    /// applied before. Each request may appear once: an UPDATE changes a row
+    /// once per statement (the caller splits a batch into rounds, see
+    /// `status_updates`).
+    ///
+    /// The timeline entry is appended once per transition, and only an
+    /// appended entry moves the request. Before dispatch, the furthest step
+    /// wins (the update re-reads a row changed concurrently); from dispatch
+    /// on, its event sequence orders the updates, because its lifecycle can
+    /// go back (reassigned, reopened).
+    pub async fn apply_status_updates(
+        &self,
+        updates: &[(Uuid, &StatusUpdate)],
+    ) -> StoreResult<Vec<Option<bool>>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut columns = StatusUpdateColumns::default();
+        for (ord, (sr_id, update)) in updates.iter().enumerate() {
+            columns.push(ord as i32, *sr_id, update);
+        }
+        let rows = sqlx::query(
+            "WITH input AS ( \
+                SELECT * FROM unnest($1::uuid[], $2::int2[], $3::text[], $4::text[], $5::text[], \
+                    $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::timestamptz[], \
+                    $11::text[], $12::text[], $13::text[], $14::int8[], $15::int4[]) \
+                AS u(sr_id, new_rank, new_status, agency, precinct, priority, sla_due_at, \
+                    resolution, resolution_text, occurred_at, source, message, transition_key, \
+                    sequence, ord)), \
+             target AS (SELECT i.sr_id FROM input i \
+                WHERE EXISTS (SELECT 1 FROM service_requests s WHERE s.sr_id = i.sr_id)), \
              appended AS ( \
                 INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
-                SELECT sr_id, $3, $10, $11, $12, $13 FROM target \
+                SELECT i.sr_id, i.new_status, i.occurred_at, i.source, i.message, i.transition_key \
+                FROM input i JOIN target USING (sr_id) \
                 ON CONFLICT (sr_id, transition_key) DO NOTHING RETURNING sr_id), \
              updated AS ( \
-                UPDATE service_requests SET \
-                    status = CASE WHEN $14 > 0 THEN (CASE WHEN $14 > dispatch_sequence THEN $3 ELSE status END) \
-                                  WHEN $2 >= status_rank AND dispatch_sequence = 0 THEN $3 ELSE status END, \
-                    status_rank = CASE WHEN $14 > 0 THEN (CASE WHEN $14 > dispatch_sequence THEN $2 ELSE status_rank END) \
-                                  ELSE GREATEST(status_rank, $2) END, \
-                    dispatch_sequence = GREATEST(dispatch_sequence, $14), \
-                    agency = CASE WHEN $4 <> '' THEN $4 ELSE agency END, \
-                    precinct = CASE WHEN $5 <> '' THEN $5 ELSE precinct END, \
-                    priority = CASE WHEN $6 <> '' THEN $6 ELSE priority END, \
-                    sla_due_at = COALESCE($7, sla_due_at), \
-                    resolution_code = CASE WHEN $8 <> '' THEN $8 WHEN $3 = 'REOPENED' THEN '' \
-                                           ELSE resolution_code END, \
-                    resolution_text = CASE WHEN $8 <> '' THEN $9 WHEN $3 = 'REOPENED' THEN '' \
-                                           ELSE resolution_text END, \
-                    resolved_at = CASE WHEN $8 <> '' THEN $10 WHEN $3 = 'REOPENED' THEN NULL \
-                                       ELSE resolved_at END, \
+                UPDATE service_requests s SET \
+                    status = CASE WHEN i.sequence > 0 THEN (CASE WHEN i.sequence > s.dispatch_sequence THEN i.new_status ELSE s.status END) \
+                                  WHEN i.new_rank >= s.status_rank AND s.dispatch_sequence = 0 THEN i.new_status ELSE s.status END, \
+                    status_rank = CASE WHEN i.sequence > 0 THEN (CASE WHEN i.sequence > s.dispatch_sequence THEN i.new_rank ELSE s.status_rank END) \
+                                  ELSE GREATEST(s.status_rank, i.new_rank) END, \
+                    dispatch_sequence = GREATEST(s.dispatch_sequence, i.sequence), \
+                    agency = CASE WHEN i.agency <> '' THEN i.agency ELSE s.agency END, \
+                    precinct = CASE WHEN i.precinct <> '' THEN i.precinct ELSE s.precinct END, \
+                    priority = CASE WHEN i.priority <> '' THEN i.priority ELSE s.priority END, \
+                    sla_due_at = COALESCE(i.sla_due_at, s.sla_due_at), \
+                    resolution_code = CASE WHEN i.resolution <> '' THEN i.resolution WHEN i.new_status = 'REOPENED' THEN '' \
+                                           ELSE s.resolution_code END, \
+                    resolution_text = CASE WHEN i.resolution <> '' THEN i.resolution_text WHEN i.new_status = 'REOPENED' THEN '' \
+                                           ELSE s.resolution_text END, \
+                    resolved_at = CASE WHEN i.resolution <> '' THEN i.occurred_at WHEN i.new_status = 'REOPENED' THEN NULL \
+                                       ELSE s.resolved_at END, \
                     updated_at = now() \
-                WHERE sr_id IN (SELECT sr_id FROM appended) RETURNING 1) \
-             SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM updated)",
+                FROM input i \
+                WHERE s.sr_id = i.sr_id AND s.sr_id IN (SELECT sr_id FROM appended) RETURNING s.sr_id) \
+             SELECT i.ord, \
+                EXISTS (SELECT 1 FROM target t WHERE t.sr_id = i.sr_id) AS found, \
+                EXISTS (SELECT 1 FROM updated u WHERE u.sr_id = i.sr_id) AS applied \
+             FROM input i ORDER BY i.ord",
         )
-        .bind(sr_id)
-        .bind(i16::from(lifecycle_rank(status)))
-        .bind(status_name(status))
-        .bind(&update.agency)
-        .bind(&update.precinct)
-        .bind(if priority == Priority::Unspecified {
-            ""
-        } else {
-            priority_name(priority)
-        })
-        .bind(update.sla_due_at.as_ref().and_then(from_timestamp))
-        .bind(if resolution == ResolutionCode::Unspecified {
-            ""
-        } else {
-            resolution_name(resolution)
-        })
-        .bind(&update.resolution_text)
-        .bind(occurred_at)
-        .bind(&update.source)
-        .bind(&update.message)
-        .bind(&update.transition_key)
-        .bind(update.dispatch_sequence)
-        .fetch_one(&self.pool)
+        .bind(&columns.sr_id)
+        .bind(&columns.rank)
+        .bind(&columns.status)
+        .bind(&columns.agency)
+        .bind(&columns.precinct)
+        .bind(&columns.priority)
+        .bind(&columns.sla_due_at)
+        .bind(&columns.resolution)
+        .bind(&columns.resolution_text)
+        .bind(&columns.occurred_at)
+        .bind(&columns.source)
+        .bind(&columns.message)
+        .bind(&columns.transition_key)
+        .bind(&columns.sequence)
+        .bind(&columns.ord)
+        .fetch_all(&self.pool)
         .await?;
-        let (found, applied): (i64, i64) = (row.get(0), row.get(1));
-        Ok((found > 0).then_some(applied > 0))
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let (found, applied): (bool, bool) = (row.get("found"), row.get("applied"));
+                found.then_some(applied)
+            })
+            .collect())
     }
 
     /// Releases the complainant's contact of a request for one purpose to one
@@ -1175,6 +1188,66 @@ fn open_contact(
 /// How a release purpose is stored, e.g. `SATISFACTION_SURVEY`.
 pub fn purpose_name(purpose: ReleasePurpose) -> &'static str {
     purpose.as_str_name().trim_start_matches("RELEASE_PURPOSE_")
+}
+
+/// Status updates as the parallel arrays `apply_status_updates` unnests.
+#[derive(Default)]
+struct StatusUpdateColumns {
+    sr_id: Vec<Uuid>,
+    rank: Vec<i16>,
+    status: Vec<&'static str>,
+    agency: Vec<String>,
+    precinct: Vec<String>,
+    priority: Vec<&'static str>,
+    sla_due_at: Vec<Option<DateTime<Utc>>>,
+    resolution: Vec<&'static str>,
+    resolution_text: Vec<String>,
+    occurred_at: Vec<DateTime<Utc>>,
+    source: Vec<String>,
+    message: Vec<String>,
+    transition_key: Vec<String>,
+    sequence: Vec<i64>,
+    ord: Vec<i32>,
+}
+
+impl StatusUpdateColumns {
+    fn push(&mut self, ord: i32, sr_id: Uuid, update: &StatusUpdate) {
+        let status = ServiceRequestStatus::try_from(update.status).unwrap_or_default();
+        let priority = Priority::try_from(update.priority).unwrap_or_default();
+        let resolution = ResolutionCode::try_from(update.resolution_code).unwrap_or_default();
+        self.sr_id.push(sr_id);
+        self.rank.push(i16::from(lifecycle_rank(status)));
+        self.status.push(status_name(status));
+        self.agency.push(update.agency.clone());
+        self.precinct.push(update.precinct.clone());
+        // '' leaves the stored value as it is
+        self.priority.push(if priority == Priority::Unspecified {
+            ""
+        } else {
+            priority_name(priority)
+        });
+        self.sla_due_at
+            .push(update.sla_due_at.as_ref().and_then(from_timestamp));
+        self.resolution
+            .push(if resolution == ResolutionCode::Unspecified {
+                ""
+            } else {
+                resolution_name(resolution)
+            });
+        self.resolution_text.push(update.resolution_text.clone());
+        self.occurred_at.push(
+            update
+                .occurred_at
+                .as_ref()
+                .and_then(from_timestamp)
+                .unwrap_or_else(Utc::now),
+        );
+        self.source.push(update.source.clone());
+        self.message.push(update.message.clone());
+        self.transition_key.push(update.transition_key.clone());
+        self.sequence.push(update.dispatch_sequence);
+        self.ord.push(ord);
+    }
 }
 
 fn purpose_from_name(name: &str) -> ReleasePurpose {
