@@ -71,6 +71,7 @@
 //! (DESIGN invariant 1).
 
 mod backoff;
+pub mod batch;
 mod config;
 mod consumer;
 mod envelope;

@@ -4,32 +4,52 @@
 use std::sync::Arc;
 
 use dispatch311_proto::{jobs::v1::RouteJob, routing::v1::RouteOutcome};
-use dispatch311_queue::{Delivery, JobHandler, Outcome};
+use dispatch311_queue::{
+    Delivery, JobHandler, Outcome,
+    batch::{Batcher, rounds_by_key},
+};
 use dispatch311_telemetry::attributes::{self, set_on_current};
 use prost::Message;
 use tokio::sync::Notify;
 
 use crate::{
     Router,
-    store::{Store, StoreError},
+    store::{NewDecision, Store, StoreError, StoredDecision},
 };
+
+/// The most decisions one batch takes.
+const MAX_BATCH: usize = 64;
+
+/// Per decision: whether it was new (false: the request was routed before),
+/// or the database error of its statement.
+type Recorded = Result<bool, String>;
 
 pub struct RouteJobHandler {
     router: Arc<Router>,
     store: Store,
+    /// New decisions of the deliveries in flight are written together (see
+    /// `dispatch311_queue::batch`).
+    batcher: Batcher<Arc<NewDecision>, Recorded>,
     relay_wakeup: Arc<Notify>,
 }
 
 impl RouteJobHandler {
+    /// Starts the batch writer (it ends with the handler). Must be called
+    /// inside the Tokio runtime.
     pub fn new(router: Arc<Router>, store: Store, relay_wakeup: Arc<Notify>) -> Self {
+        let writer = store.clone();
+        let batcher = Batcher::spawn(MAX_BATCH, move |decisions| {
+            let store = writer.clone();
+            async move { record_batch(&store, decisions).await }
+        });
         Self {
             router,
             store,
+            batcher,
             relay_wakeup,
         }
     }
 }
-
 impl JobHandler for RouteJobHandler {
     async fn handle(&self, delivery: Delivery) -> Outcome {
         let job = match RouteJob::decode(delivery.envelope.payload.as_slice()) {
@@ -45,20 +65,32 @@ impl JobHandler for RouteJobHandler {
         let decision = self
             .router
             .decide(&job.complaint_type, &job.descriptor, location);
-
-        match self.store.record(&job, decision).await {
-            Ok(stored) => {
+        let new = match NewDecision::new(job, decision) {
+            Ok(new) => Arc::new(new),
+            Err(StoreError::InvalidJob(reason)) => return Outcome::DeadLetter { reason },
+            Err(e) => return Outcome::retry(e.to_string()),
+        };
+        let recorded = match self.batcher.submit(Arc::clone(&new)).await {
+            Ok(Ok(true)) => Ok(None),
+            // routed before: send again what the first decision said
+            Ok(Ok(false)) => self.store.record_repeat(&new.job).await.map(Some),
+            Ok(Err(error)) => return Outcome::retry(format!("database: {error}")),
+            Err(stopped) => return Outcome::retry(stopped.to_string()),
+        };
+        match recorded {
+            Ok(repeat) => {
                 self.relay_wakeup.notify_one();
+                let stored: &StoredDecision = repeat.as_ref().unwrap_or(&new.stored);
                 set_on_current(attributes::AGENCY, stored.decision.agency.clone());
                 set_on_current(attributes::PRECINCT, stored.decision.precinct.clone());
                 let outcome = RouteOutcome::try_from(stored.decision.outcome).unwrap_or_default();
                 tracing::info!(
-                    sr_number = %job.sr_number,
+                    sr_number = %new.job.sr_number,
                     outcome = outcome.as_str_name(),
                     agency = %stored.decision.agency,
                     precinct = %stored.decision.precinct,
                     rule = %stored.decision.rule_id,
-                    repeat = !stored.new,
+                    repeat = repeat.is_some(),
                     "request routed"
                 );
                 Outcome::Done
@@ -70,4 +102,26 @@ impl JobHandler for RouteJobHandler {
             },
         }
     }
+}
+
+/// One batch: a statement per round (a request at most once per statement),
+/// a result per decision.
+async fn record_batch(store: &Store, decisions: Vec<Arc<NewDecision>>) -> Vec<Recorded> {
+    let mut results: Vec<Recorded> = vec![Ok(false); decisions.len()];
+    for round in rounds_by_key(decisions.iter().map(|d| d.sr_id)) {
+        let statement: Vec<&NewDecision> = round.iter().map(|&i| &*decisions[i]).collect();
+        match store.record_new(&statement).await {
+            Ok(new) => {
+                for (&i, new) in round.iter().zip(new) {
+                    results[i] = Ok(new);
+                }
+            }
+            Err(error) => {
+                for &i in &round {
+                    results[i] = Err(error.to_string());
+                }
+            }
+        }
+    }
+    results
 }

@@ -33,8 +33,90 @@ pub struct StoredDecision {
     pub decision: RouteDecision,
     pub decided_at: DateTime<Utc>,
     pub sla_due_at: Option<DateTime<Utc>>,
-    /// false when the request had been routed before (a redelivery).
-    pub new: bool,
+}
+
+/// A decision about to be recorded, with the jobs it sends. Built in the
+/// handler, inside the delivery's span, so the jobs carry its trace.
+pub struct NewDecision {
+    pub sr_id: Uuid,
+    pub job: RouteJob,
+    pub stored: StoredDecision,
+    pub outbox: Vec<outbox::OutboxRow>,
+}
+
+impl NewDecision {
+    /// `decision` for `job`, made now.
+    pub fn new(job: RouteJob, decision: RouteDecision) -> StoreResult<Self> {
+        let sr_id = Uuid::parse_str(&job.sr_id)
+            .map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
+        let now = Utc::now();
+        let created_at = job
+            .created_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .unwrap_or(now);
+        let sla_due_at = (decision.sla_minutes > 0)
+            .then(|| created_at + Duration::minutes(i64::from(decision.sla_minutes)));
+        let stored = StoredDecision {
+            sr_number: job.sr_number.clone(),
+            decision,
+            decided_at: now,
+            sla_due_at,
+        };
+        let outbox = outputs(&job, &stored)?;
+        Ok(Self {
+            sr_id,
+            job,
+            stored,
+            outbox,
+        })
+    }
+}
+
+/// New decisions as the parallel arrays `record_new` unnests.
+#[derive(Default)]
+struct DecisionColumns<'a> {
+    sr_id: Vec<Uuid>,
+    sr_number: Vec<&'a str>,
+    complaint_type: Vec<&'a str>,
+    descriptor: Vec<&'a str>,
+    latitude: Vec<Option<f64>>,
+    longitude: Vec<Option<f64>>,
+    outcome: Vec<&'static str>,
+    agency: Vec<&'a str>,
+    precinct: Vec<&'a str>,
+    priority: Vec<&'static str>,
+    sla_minutes: Vec<i32>,
+    sla_due_at: Vec<Option<DateTime<Utc>>>,
+    rule_id: Vec<&'a str>,
+    explanation: Vec<String>,
+    decided_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> DecisionColumns<'a> {
+    fn push(&mut self, new: &'a NewDecision) {
+        let decision = &new.stored.decision;
+        let outcome = RouteOutcome::try_from(decision.outcome).unwrap_or_default();
+        let priority = Priority::try_from(decision.priority).unwrap_or_default();
+        self.sr_id.push(new.sr_id);
+        self.sr_number.push(&new.job.sr_number);
+        self.complaint_type.push(&new.job.complaint_type);
+        self.descriptor.push(&new.job.descriptor);
+        self.latitude
+            .push(new.job.location.as_ref().map(|l| l.latitude));
+        self.longitude
+            .push(new.job.location.as_ref().map(|l| l.longitude));
+        self.outcome.push(outcome.as_str_name());
+        self.agency.push(&decision.agency);
+        self.precinct.push(&decision.precinct);
+        self.priority.push(priority_name(priority));
+        self.sla_minutes.push(decision.sla_minutes as i32);
+        self.sla_due_at.push(new.stored.sla_due_at);
+        self.rule_id.push(&decision.rule_id);
+        self.explanation
+            .push(serde_json::json!(decision.explanation).to_string());
+        self.decided_at.push(new.stored.decided_at);
+    }
 }
 
 #[derive(Clone)]
@@ -51,82 +133,84 @@ impl Store {
         &self.pool
     }
 
-    /// Records `decision` for the job's request (or keeps the one recorded
-    /// before) and, in the same transaction, writes what follows from it: a
-    /// dispatch job for police work and a status update for intake. A repeat
-    /// writes them again from the first decision, which is how requests whose
-    /// jobs were lost with Redis get through; consumers ignore duplicates.
-    pub async fn record(
-        &self,
-        job: &RouteJob,
-        decision: RouteDecision,
-    ) -> StoreResult<StoredDecision> {
-        let sr_id = Uuid::parse_str(&job.sr_id)
-            .map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
-        let now = Utc::now();
-        let created_at = job
-            .created_at
-            .as_ref()
-            .and_then(from_timestamp)
-            .unwrap_or(now);
-        let sla_due_at = (decision.sla_minutes > 0)
-            .then(|| created_at + Duration::minutes(i64::from(decision.sla_minutes)));
-        let outcome = RouteOutcome::try_from(decision.outcome).unwrap_or_default();
-        let priority = Priority::try_from(decision.priority).unwrap_or_default();
-
-        let fresh = StoredDecision {
-            sr_number: job.sr_number.clone(),
-            decision,
-            decided_at: now,
-            sla_due_at,
-            new: true,
-        };
-        // the usual case in one statement: the decision and its jobs
-        let jobs = outputs(job, &fresh)?;
-        let (queues, envelopes) = outbox::columns(&jobs);
-        let written = sqlx::query(
+    /// Records new decisions with, in the same statement, what follows from
+    /// each: a dispatch job for police work and a status update for intake.
+    /// Returns, per decision, whether it was new; a request routed before
+    /// keeps its first decision (see [`Store::record_repeat`]). Each request
+    /// may appear once (the caller splits a batch into rounds).
+    pub async fn record_new(&self, decisions: &[&NewDecision]) -> StoreResult<Vec<bool>> {
+        if decisions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut d = DecisionColumns::default();
+        let (mut row_sr_ids, mut queues, mut envelopes) = (Vec::new(), Vec::new(), Vec::new());
+        for decision in decisions {
+            d.push(decision);
+            for row in &decision.outbox {
+                row_sr_ids.push(decision.sr_id);
+                queues.push(row.queue.as_str());
+                envelopes.push(row.envelope.as_slice());
+            }
+        }
+        let decided: Vec<Uuid> = sqlx::query_scalar(
             "WITH decided AS ( \
                 INSERT INTO route_decisions (sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
                     outcome, agency, precinct, priority, sla_minutes, sla_due_at, rule_id, explanation, decided_at) \
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                ON CONFLICT (sr_id) DO NOTHING RETURNING sr_id) \
-             INSERT INTO outbox (queue, envelope) \
-             SELECT * FROM unnest($16::text[], $17::bytea[]) WHERE EXISTS (SELECT 1 FROM decided)",
+                SELECT d.sr_id, d.sr_number, d.complaint_type, d.descriptor, d.latitude, d.longitude, \
+                    d.outcome, d.agency, d.precinct, d.priority, d.sla_minutes, d.sla_due_at, d.rule_id, \
+                    d.explanation::jsonb, d.decided_at \
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], \
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::int4[], $12::timestamptz[], \
+                    $13::text[], $14::text[], $15::timestamptz[]) \
+                AS d(sr_id, sr_number, complaint_type, descriptor, latitude, longitude, outcome, agency, \
+                    precinct, priority, sla_minutes, sla_due_at, rule_id, explanation, decided_at) \
+                ON CONFLICT (sr_id) DO NOTHING RETURNING sr_id), \
+             jobs AS ( \
+                INSERT INTO outbox (queue, envelope) \
+                SELECT o.queue, o.envelope FROM unnest($16::uuid[], $17::text[], $18::bytea[]) \
+                    WITH ORDINALITY AS o(sr_id, queue, envelope, n) \
+                WHERE o.sr_id IN (SELECT sr_id FROM decided) ORDER BY o.n) \
+             SELECT sr_id FROM decided",
         )
-        .bind(sr_id)
-        .bind(&job.sr_number)
-        .bind(&job.complaint_type)
-        .bind(&job.descriptor)
-        .bind(job.location.as_ref().map(|l| l.latitude))
-        .bind(job.location.as_ref().map(|l| l.longitude))
-        .bind(outcome.as_str_name())
-        .bind(&fresh.decision.agency)
-        .bind(&fresh.decision.precinct)
-        .bind(priority_name(priority))
-        .bind(fresh.decision.sla_minutes as i32)
-        .bind(sla_due_at)
-        .bind(&fresh.decision.rule_id)
-        .bind(serde_json::json!(fresh.decision.explanation))
-        .bind(now)
+        .bind(&d.sr_id)
+        .bind(&d.sr_number)
+        .bind(&d.complaint_type)
+        .bind(&d.descriptor)
+        .bind(&d.latitude)
+        .bind(&d.longitude)
+        .bind(&d.outcome)
+        .bind(&d.agency)
+        .bind(&d.precinct)
+        .bind(&d.priority)
+        .bind(&d.sla_minutes)
+        .bind(&d.sla_due_at)
+        .bind(&d.rule_id)
+        .bind(&d.explanation)
+        .bind(&d.decided_at)
+        .bind(row_sr_ids)
         .bind(queues)
         .bind(envelopes)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if written > 0 {
-            return Ok(fresh);
-        }
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(decisions
+            .iter()
+            .map(|decision| decided.contains(&decision.sr_id))
+            .collect())
+    }
 
-        // routed before: emit again what the first decision said
+    /// For a request routed before (a redelivered or re-published route
+    /// job): writes again what its first decision said, which is how
+    /// requests whose jobs were lost with Redis get through; consumers
+    /// ignore duplicates.
+    pub async fn record_repeat(&self, job: &RouteJob) -> StoreResult<StoredDecision> {
+        let sr_id = Uuid::parse_str(&job.sr_id)
+            .map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query("SELECT * FROM route_decisions WHERE sr_id = $1")
             .bind(sr_id)
             .fetch_one(&mut *tx)
             .await?;
-        let stored = StoredDecision {
-            new: false,
-            ..decision_from_row(&row)
-        };
+        let stored = decision_from_row(&row);
         let jobs = outputs(job, &stored)?;
         let (queues, envelopes) = outbox::columns(&jobs);
         sqlx::query(
@@ -261,6 +345,5 @@ fn decision_from_row(row: &PgRow) -> StoredDecision {
         },
         decided_at: row.get("decided_at"),
         sla_due_at: row.get("sla_due_at"),
-        new: false,
     }
 }

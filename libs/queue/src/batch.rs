@@ -1,0 +1,123 @@
+//! Applying the work of many deliveries with one statement. A consumer runs
+//! many deliveries at once; each hands what it would write to one applier
+//! task ([`Batcher::submit`]), which takes whatever is waiting at that moment
+//! (up to a maximum), applies it together, and answers each delivery with its
+//! own result. Under light load a batch is one item and nothing waits; under
+//! load the statements per job fall, which is what a database on two cores
+//! needs (see the benchmark notes in ARCHITECTURE.md).
+//!
+//! The batch is only a way of writing: each delivery still settles on its
+//! own outcome, and a failed batch fails each of its deliveries, which the
+//! queue retries — handlers batched this way must be idempotent, as every
+//! handler already is.
+
+use std::{collections::HashMap, future::Future, hash::Hash};
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Why a submitted item got no result.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BatchError {
+    #[error("the batch applier has stopped")]
+    Stopped,
+}
+
+type Waiting<T, R> = (T, oneshot::Sender<R>);
+
+/// Hands items to an applier task that applies them in batches.
+pub struct Batcher<T, R> {
+    applier: mpsc::Sender<Waiting<T, R>>,
+}
+
+impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+    /// Starts the applier task. `apply` gets up to `max_batch` items in the
+    /// order they came and must return one result per item, in the same
+    /// order. The task ends when the batcher is dropped. Must be called
+    /// inside the Tokio runtime.
+    pub fn spawn<F, Fut>(max_batch: usize, mut apply: F) -> Self
+    where
+        F: FnMut(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<R>> + Send,
+    {
+        let max_batch = max_batch.max(1);
+        let (applier, mut waiting) = mpsc::channel::<Waiting<T, R>>(max_batch * 4);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(max_batch);
+            while waiting.recv_many(&mut batch, max_batch).await > 0 {
+                let (items, answers): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.drain(..).unzip();
+                let results = apply(items).await;
+                debug_assert_eq!(results.len(), answers.len(), "one result per item");
+                // a delivery abandoned meanwhile (shutdown) has nobody to tell;
+                // an item left without a result gets `Stopped` when its sender drops
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result);
+                }
+            }
+        });
+        Self { applier }
+    }
+
+    /// Waits for `item`'s turn and returns its result.
+    pub async fn submit(&self, item: T) -> Result<R, BatchError> {
+        let (answer, result) = oneshot::channel();
+        self.applier
+            .send((item, answer))
+            .await
+            .map_err(|_| BatchError::Stopped)?;
+        result.await.map_err(|_| BatchError::Stopped)
+    }
+}
+
+/// Splits items into rounds in which each key appears at most once (a
+/// statement may change a row only once), keeping the order of each key's
+/// items. Returns indexes into the items, round by round.
+pub fn rounds_by_key<K: Hash + Eq>(keys: impl IntoIterator<Item = K>) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut next_round_of: HashMap<K, usize> = HashMap::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        let round = next_round_of.entry(key).or_insert(0);
+        if *round == rounds.len() {
+            rounds.push(Vec::new());
+        }
+        rounds[*round].push(i);
+        *round += 1;
+    }
+    rounds
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[test]
+    fn a_key_appears_once_per_round_and_its_items_keep_their_order() {
+        let rounds = rounds_by_key(["a", "b", "a", "c", "a", "b"]);
+        assert_eq!(rounds, vec![vec![0, 1, 3], vec![2, 5], vec![4]]);
+        assert_eq!(rounds_by_key(["a", "b", "c"]), vec![vec![0, 1, 2]]);
+        assert!(rounds_by_key(Vec::<&str>::new()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn items_waiting_together_are_applied_together_and_each_gets_its_own_result() {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&batches);
+        let batcher = Arc::new(Batcher::spawn(8, move |items: Vec<u32>| {
+            seen.lock().unwrap().push(items.len());
+            async move { items.into_iter().map(|n| n * 10).collect::<Vec<_>>() }
+        }));
+        let mut calls = tokio::task::JoinSet::new();
+        for n in 0..20u32 {
+            let batcher = Arc::clone(&batcher);
+            calls.spawn(async move { (n, batcher.submit(n).await) });
+        }
+        while let Some(done) = calls.join_next().await {
+            let (n, result) = done.unwrap();
+            assert_eq!(result, Ok(n * 10));
+        }
+        let batches = batches.lock().unwrap();
+        assert_eq!(batches.iter().sum::<usize>(), 20);
+        assert!(batches.iter().all(|&size| size <= 8), "{batches:?}");
+    }
+}
