@@ -11,7 +11,7 @@
 //! queue retries — handlers batched this way must be idempotent, as every
 //! handler already is.
 
-use std::{collections::HashMap, future::Future, hash::Hash};
+use std::{collections::HashMap, fmt::Display, future::Future, hash::Hash};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -85,6 +85,42 @@ pub fn rounds_by_key<K: Hash + Eq>(keys: impl IntoIterator<Item = K>) -> Vec<Vec
     rounds
 }
 
+/// Writes `items` round by round (see [`rounds_by_key`]): `write` gets the
+/// items of one round and returns a result per item, in order, or an error
+/// that becomes each of the round's results. Returns a result per item.
+pub async fn write_in_rounds<'a, T, K, R, E, F, Fut>(
+    items: &'a [T],
+    key: impl Fn(&T) -> K,
+    mut write: F,
+) -> Vec<Result<R, String>>
+where
+    K: Hash + Eq,
+    E: Display,
+    F: FnMut(Vec<&'a T>) -> Fut,
+    Fut: Future<Output = Result<Vec<R>, E>>,
+{
+    let mut results: Vec<Option<Result<R, String>>> = items.iter().map(|_| None).collect();
+    for round in rounds_by_key(items.iter().map(&key)) {
+        match write(round.iter().map(|&i| &items[i]).collect()).await {
+            Ok(written) => {
+                for (&i, result) in round.iter().zip(written) {
+                    results[i] = Some(Ok(result));
+                }
+            }
+            Err(error) => {
+                let error = error.to_string();
+                for &i in &round {
+                    results[i] = Some(Err(error.clone()));
+                }
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|| Err("the write returned too few results".into())))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -97,6 +133,30 @@ mod tests {
         assert_eq!(rounds, vec![vec![0, 1, 3], vec![2, 5], vec![4]]);
         assert_eq!(rounds_by_key(["a", "b", "c"]), vec![vec![0, 1, 2]]);
         assert!(rounds_by_key(Vec::<&str>::new()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn rounds_are_written_in_order_and_a_failed_round_fails_only_its_items() {
+        let items = ["a1", "b1", "a2", "c1"];
+        let results = write_in_rounds(
+            &items,
+            |item| item.as_bytes()[0],
+            |round: Vec<&&str>| {
+                let fail = round.iter().any(|item| **item == "a2");
+                let written: Vec<String> = round.iter().map(|item| item.to_uppercase()).collect();
+                async move { if fail { Err("a2 refused") } else { Ok(written) } }
+            },
+        )
+        .await;
+        assert_eq!(
+            results,
+            vec![
+                Ok("A1".to_string()),
+                Ok("B1".to_string()),
+                Err("a2 refused".to_string()),
+                Ok("C1".to_string())
+            ]
+        );
     }
 
     #[tokio::test]

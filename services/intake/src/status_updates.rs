@@ -10,7 +10,7 @@
 use dispatch311_proto::jobs::v1::StatusUpdate;
 use dispatch311_queue::{
     Delivery, JobHandler, Outcome,
-    batch::{Batcher, rounds_by_key},
+    batch::{Batcher, write_in_rounds},
 };
 use prost::Message;
 use uuid::Uuid;
@@ -80,26 +80,16 @@ impl JobHandler for StatusUpdateHandler {
 
 /// One batch: a statement per round, a result per update.
 async fn apply(store: &Store, updates: Vec<(Uuid, StatusUpdate)>) -> Vec<Applied> {
-    let mut results: Vec<Applied> = vec![Ok(None); updates.len()];
-    for round in rounds_by_key(updates.iter().map(|(sr_id, _)| *sr_id)) {
-        let statement: Vec<(Uuid, &StatusUpdate)> = round
-            .iter()
-            .map(|&i| (updates[i].0, &updates[i].1))
-            .collect();
-        match store.apply_status_updates(&statement).await {
-            Ok(applied) => {
-                for (&i, applied) in round.iter().zip(applied) {
-                    results[i] = Ok(applied);
-                }
-            }
-            Err(error) => {
-                for &i in &round {
-                    results[i] = Err(error.to_string());
-                }
-            }
-        }
-    }
-    results
+    write_in_rounds(
+        &updates,
+        |(sr_id, _)| *sr_id,
+        |round| {
+            let statement: Vec<(Uuid, &StatusUpdate)> =
+                round.into_iter().map(|pair| (pair.0, &pair.1)).collect();
+            async move { store.apply_status_updates(&statement).await }
+        },
+    )
+    .await
 }
 
 /// What a consumer of intake does with a job its store could not handle:

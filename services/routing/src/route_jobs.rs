@@ -6,7 +6,7 @@ use std::sync::Arc;
 use dispatch311_proto::{jobs::v1::RouteJob, routing::v1::RouteOutcome};
 use dispatch311_queue::{
     Delivery, JobHandler, Outcome,
-    batch::{Batcher, rounds_by_key},
+    batch::{Batcher, write_in_rounds},
 };
 use dispatch311_telemetry::attributes::{self, set_on_current};
 use prost::Message;
@@ -107,21 +107,14 @@ impl JobHandler for RouteJobHandler {
 /// One batch: a statement per round (a request at most once per statement),
 /// a result per decision.
 async fn record_batch(store: &Store, decisions: Vec<Arc<NewDecision>>) -> Vec<Recorded> {
-    let mut results: Vec<Recorded> = vec![Ok(false); decisions.len()];
-    for round in rounds_by_key(decisions.iter().map(|d| d.sr_id)) {
-        let statement: Vec<&NewDecision> = round.iter().map(|&i| &*decisions[i]).collect();
-        match store.record_new(&statement).await {
-            Ok(new) => {
-                for (&i, new) in round.iter().zip(new) {
-                    results[i] = Ok(new);
-                }
-            }
-            Err(error) => {
-                for &i in &round {
-                    results[i] = Err(error.to_string());
-                }
-            }
-        }
-    }
-    results
+    write_in_rounds(
+        &decisions,
+        |decision| decision.sr_id,
+        |round| {
+            let statement: Vec<&NewDecision> =
+                round.into_iter().map(|decision| &**decision).collect();
+            async move { store.record_new(&statement).await }
+        },
+    )
+    .await
 }
