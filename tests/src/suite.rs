@@ -7,7 +7,7 @@
 //! executable (`make test` builds them first).
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     net::TcpListener as StdListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -664,6 +664,17 @@ fn binary_path(service: Service) -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// A port nobody listens on, and that no other suite of this test process
+/// was given: a suite restarting a service on its port must not find
+/// another suite's service there (a stopped service frees its port, and the
+/// kernel may hand it out again at once).
 fn free_port() -> anyhow::Result<u16> {
-    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static HANDED_OUT: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
 }

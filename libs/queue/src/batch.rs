@@ -11,7 +11,7 @@
 //! queue retries — handlers batched this way must be idempotent, as every
 //! handler already is.
 
-use std::{collections::HashMap, fmt::Display, future::Future, hash::Hash};
+use std::{collections::HashMap, future::Future, hash::Hash, sync::Arc};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,6 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 pub enum BatchError {
     #[error("the batch applier has stopped")]
     Stopped,
+    #[error("the batched write returned no result for this item")]
+    MissingResult,
 }
 
 type Waiting<T, R> = (T, oneshot::Sender<R>);
@@ -87,19 +89,20 @@ pub fn rounds_by_key<K: Hash + Eq>(keys: impl IntoIterator<Item = K>) -> Vec<Vec
 
 /// Writes `items` round by round (see [`rounds_by_key`]): `write` gets the
 /// items of one round and returns a result per item, in order, or an error
-/// that becomes each of the round's results. Returns a result per item.
+/// that becomes each of the round's results (shared: one statement failed
+/// for all of them). Returns a result per item.
 pub async fn write_in_rounds<'a, T, K, R, E, F, Fut>(
     items: &'a [T],
     key: impl Fn(&T) -> K,
     mut write: F,
-) -> Vec<Result<R, String>>
+) -> Vec<Result<R, Arc<E>>>
 where
     K: Hash + Eq,
-    E: Display,
+    E: From<BatchError>,
     F: FnMut(Vec<&'a T>) -> Fut,
     Fut: Future<Output = Result<Vec<R>, E>>,
 {
-    let mut results: Vec<Option<Result<R, String>>> = items.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<R, Arc<E>>>> = items.iter().map(|_| None).collect();
     for round in rounds_by_key(items.iter().map(&key)) {
         match write(round.iter().map(|&i| &items[i]).collect()).await {
             Ok(written) => {
@@ -108,16 +111,16 @@ where
                 }
             }
             Err(error) => {
-                let error = error.to_string();
+                let error = Arc::new(error);
                 for &i in &round {
-                    results[i] = Some(Err(error.clone()));
+                    results[i] = Some(Err(Arc::clone(&error)));
                 }
             }
         }
     }
     results
         .into_iter()
-        .map(|result| result.unwrap_or_else(|| Err("the write returned too few results".into())))
+        .map(|result| result.unwrap_or_else(|| Err(Arc::new(BatchError::MissingResult.into()))))
         .collect()
 }
 
@@ -135,6 +138,18 @@ mod tests {
         assert!(rounds_by_key(Vec::<&str>::new()).is_empty());
     }
 
+    #[derive(Debug, PartialEq)]
+    enum TestError {
+        Refused(&'static str),
+        Batch(BatchError),
+    }
+
+    impl From<BatchError> for TestError {
+        fn from(error: BatchError) -> Self {
+            Self::Batch(error)
+        }
+    }
+
     #[tokio::test]
     async fn rounds_are_written_in_order_and_a_failed_round_fails_only_its_items() {
         let items = ["a1", "b1", "a2", "c1"];
@@ -144,7 +159,13 @@ mod tests {
             |round: Vec<&&str>| {
                 let fail = round.iter().any(|item| **item == "a2");
                 let written: Vec<String> = round.iter().map(|item| item.to_uppercase()).collect();
-                async move { if fail { Err("a2 refused") } else { Ok(written) } }
+                async move {
+                    if fail {
+                        Err(TestError::Refused("a2 refused"))
+                    } else {
+                        Ok(written)
+                    }
+                }
             },
         )
         .await;
@@ -153,8 +174,26 @@ mod tests {
             vec![
                 Ok("A1".to_string()),
                 Ok("B1".to_string()),
-                Err("a2 refused".to_string()),
+                Err(Arc::new(TestError::Refused("a2 refused"))),
                 Ok("C1".to_string())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_item_the_write_returned_nothing_for_gets_an_error() {
+        let items = ["a", "b"];
+        let results = write_in_rounds(
+            &items,
+            |item| *item,
+            |round: Vec<&&str>| async move { Ok::<_, TestError>(vec![round.len()]) },
+        )
+        .await;
+        assert_eq!(
+            results,
+            vec![
+                Ok(2),
+                Err(Arc::new(TestError::Batch(BatchError::MissingResult)))
             ]
         );
     }

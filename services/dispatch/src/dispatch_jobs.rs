@@ -2,26 +2,49 @@
 //! precinct's queue, and go straight to the nearest available unit when the
 //! precinct turned auto-assignment on.
 
+use std::sync::Arc;
+
 use dispatch311_proto::jobs::v1::DispatchJob;
-use dispatch311_queue::{Delivery, JobHandler, Outcome};
+use dispatch311_queue::{
+    Delivery, JobHandler, Outcome,
+    batch::{Batcher, write_in_rounds},
+};
 use dispatch311_telemetry::attributes::{self, set_on_current};
 use prost::Message;
 
 use crate::{
     lifecycle::Lifecycle,
-    store::{Enqueued, Store, StoreError},
+    store::{Enqueued, NewJob, Store, StoreError},
 };
+
+/// The most jobs one batch queues.
+const MAX_BATCH: usize = 64;
+
+/// Per job: what queueing it did (`None`: another delivery of the same
+/// request is queueing it right now), or the error of its statement.
+type Queued = Result<Option<Enqueued>, Arc<StoreError>>;
 
 pub struct DispatchJobHandler {
     store: Store,
+    /// The jobs of the deliveries in flight are queued together (see
+    /// `dispatch311_queue::batch`).
+    batcher: Batcher<Arc<NewJob>, Queued>,
     relay_wakeup: std::sync::Arc<tokio::sync::Notify>,
     lifecycle: Lifecycle,
 }
 
 impl DispatchJobHandler {
+    /// Starts the batch writer (it ends with the handler). Must be called
+    /// inside the Tokio runtime.
     pub fn new(store: Store, lifecycle: Lifecycle) -> Self {
+        let writer = store.clone();
+        let batcher = Batcher::spawn(MAX_BATCH, move |jobs| {
+            let store = writer.clone();
+            async move { enqueue_batch(&store, jobs).await }
+        });
         Self {
             store,
+            batcher,
             relay_wakeup: lifecycle.relay_wakeup.clone(),
             lifecycle,
         }
@@ -30,7 +53,11 @@ impl DispatchJobHandler {
     /// Offers the queued job to auto-assignment. A repeat delivery tries
     /// again, so a crash between queueing and assigning loses nothing; a
     /// database that cannot be reached makes the delivery retry.
-    async fn auto_assign(&self, job_id: uuid::Uuid) -> Outcome {
+    async fn auto_assign(&self, job_id: uuid::Uuid, offer: bool) -> Outcome {
+        if !offer {
+            // most precincts assign by hand
+            return Outcome::Done;
+        }
         match self.lifecycle.auto_assign_job(job_id).await {
             Ok(_) => Outcome::Done,
             Err(e) if e.is_unavailable() => Outcome::Retry {
@@ -57,22 +84,48 @@ impl JobHandler for DispatchJobHandler {
         };
         set_on_current(attributes::SR_NUMBER, job.sr_number.clone());
         set_on_current(attributes::PRECINCT, job.precinct.clone());
-        match self.store.enqueue(&job).await {
-            Ok(Enqueued::New { job_id }) => {
+        let new = match self.store.new_job(job) {
+            Ok(new) => Arc::new(new),
+            Err(StoreError::InvalidJob(reason)) => return Outcome::DeadLetter { reason },
+            Err(e) => return Outcome::retry(e.to_string()),
+        };
+        let sr_number = &new.job.sr_number;
+        match self.batcher.submit(Arc::clone(&new)).await {
+            Ok(Ok(Some(Enqueued::New {
+                job_id,
+                offer_to_auto_assign,
+            }))) => {
                 self.relay_wakeup.notify_one();
-                tracing::info!(sr_number = %job.sr_number, precinct = %job.precinct, %job_id, "job queued");
-                self.auto_assign(job_id).await
+                tracing::info!(%sr_number, precinct = %new.precinct, %job_id, "job queued");
+                self.auto_assign(job_id, offer_to_auto_assign).await
             }
-            Ok(Enqueued::AlreadyQueued { job_id }) => {
+            Ok(Ok(Some(Enqueued::AlreadyQueued {
+                job_id,
+                offer_to_auto_assign,
+            }))) => {
                 self.relay_wakeup.notify_one();
-                tracing::info!(sr_number = %job.sr_number, %job_id, "request already has a job; nothing queued");
-                self.auto_assign(job_id).await
+                tracing::info!(%sr_number, %job_id, "request already has a job; nothing queued");
+                self.auto_assign(job_id, offer_to_auto_assign).await
             }
-            Err(StoreError::InvalidJob(reason)) => Outcome::DeadLetter { reason },
-            Err(e) => Outcome::Retry {
-                error: e.to_string(),
-                after: None,
-            },
+            Ok(Ok(None)) => {
+                Outcome::retry("another delivery of this request is queueing it right now")
+            }
+            Ok(Err(error)) => Outcome::retry(format!("database: {error}")),
+            Err(stopped) => Outcome::retry(stopped.to_string()),
         }
     }
+}
+
+/// One batch: a statement per round (a request at most once per statement),
+/// a result per job.
+async fn enqueue_batch(store: &Store, jobs: Vec<Arc<NewJob>>) -> Vec<Queued> {
+    write_in_rounds(
+        &jobs,
+        |job| job.sr_id,
+        |round| {
+            let statement: Vec<&NewJob> = round.into_iter().map(|job| &**job).collect();
+            async move { store.enqueue(&statement).await }
+        },
+    )
+    .await
 }

@@ -1452,6 +1452,8 @@ impl From<StoreError> for Failure {
             StoreError::Database(e) => Self::Database(e),
             StoreError::Queue(e) => Self::Outbox(e),
             StoreError::InvalidJob(reason) => Self::Refused(Status::internal(reason)),
+            // only the queueing of routed jobs is batched; it stops with the process
+            StoreError::Batch(e) => Self::Refused(Status::unavailable(e.to_string())),
         }
     }
 }

@@ -27,20 +27,130 @@ pub enum StoreError {
     Queue(#[from] dispatch311_queue::QueueError),
     #[error("invalid dispatch job: {0}")]
     InvalidJob(String),
+    #[error(transparent)]
+    Batch(#[from] dispatch311_queue::batch::BatchError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// What enqueueing a dispatch job did.
+/// What enqueueing a dispatch job did. `offer_to_auto_assign`: the job
+/// waits in the queue of a precinct that assigns automatically.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Enqueued {
     New {
         job_id: Uuid,
+        offer_to_auto_assign: bool,
     },
     /// The request already has a job: a redelivery or a reconciler repeat.
     AlreadyQueued {
         job_id: Uuid,
+        offer_to_auto_assign: bool,
     },
+}
+
+/// A routed request ready to be queued ([`Store::new_job`], [`Store::enqueue`]).
+pub struct NewJob {
+    pub sr_id: Uuid,
+    job_id: Uuid,
+    pub precinct: String,
+    priority: Priority,
+    created_at: DateTime<Utc>,
+    routed_at: Option<DateTime<Utc>>,
+    queued_at: DateTime<Utc>,
+    sla_due_at: Option<DateTime<Utc>>,
+    police_matter: bool,
+    photo_ids: Vec<Uuid>,
+    /// the job's first event
+    reason: String,
+    /// tells intake the request is queued (written on a repeat too)
+    told: outbox::OutboxRow,
+    sla_timer: Option<outbox::OutboxRow>,
+    pub job: DispatchJob,
+}
+
+/// New jobs as the parallel arrays [`Store::enqueue`] unnests; a job's
+/// photos are flattened into (`photo_ord`, `photo_id`) pairs.
+#[derive(Default)]
+struct JobColumns<'a> {
+    ord: Vec<i32>,
+    job_id: Vec<Uuid>,
+    sr_id: Vec<Uuid>,
+    sr_number: Vec<&'a str>,
+    complaint_type: Vec<&'a str>,
+    descriptor: Vec<&'a str>,
+    latitude: Vec<Option<f64>>,
+    longitude: Vec<Option<f64>>,
+    street_address: Vec<&'a str>,
+    cross_street: Vec<&'a str>,
+    borough: Vec<&'a str>,
+    postal_code: Vec<&'a str>,
+    agency: Vec<&'a str>,
+    precinct: Vec<&'a str>,
+    priority: Vec<&'static str>,
+    priority_rank: Vec<i16>,
+    sla_due_at: Vec<Option<DateTime<Utc>>>,
+    created_at: Vec<DateTime<Utc>>,
+    routed_at: Vec<Option<DateTime<Utc>>>,
+    queued_at: Vec<DateTime<Utc>>,
+    photo_count: Vec<i32>,
+    complainant_consented: Vec<bool>,
+    police_matter: Vec<bool>,
+    description: Vec<&'a str>,
+    reason: Vec<&'a str>,
+    told_queue: Vec<&'a str>,
+    told: Vec<&'a [u8]>,
+    sla_timer: Vec<Option<&'a [u8]>>,
+    photo_ord: Vec<i32>,
+    photo_id: Vec<Uuid>,
+}
+
+impl<'a> JobColumns<'a> {
+    fn push(&mut self, ord: i32, new: &'a NewJob) {
+        let job = &new.job;
+        let address = job.address.as_ref();
+        self.ord.push(ord);
+        self.job_id.push(new.job_id);
+        self.sr_id.push(new.sr_id);
+        self.sr_number.push(&job.sr_number);
+        self.complaint_type.push(&job.complaint_type);
+        self.descriptor.push(&job.descriptor);
+        self.latitude
+            .push(job.location.as_ref().map(|l| l.latitude));
+        self.longitude
+            .push(job.location.as_ref().map(|l| l.longitude));
+        self.street_address
+            .push(address.map_or("", |a| a.street_address.as_str()));
+        self.cross_street
+            .push(address.map_or("", |a| a.cross_street.as_str()));
+        self.borough
+            .push(address.map_or("", |a| a.borough.as_str()));
+        self.postal_code
+            .push(address.map_or("", |a| a.postal_code.as_str()));
+        self.agency.push(&job.agency);
+        self.precinct.push(&new.precinct);
+        self.priority.push(priority_name(new.priority));
+        self.priority_rank.push(new.priority as i16);
+        self.sla_due_at.push(new.sla_due_at);
+        self.created_at.push(new.created_at);
+        self.routed_at.push(new.routed_at);
+        self.queued_at.push(new.queued_at);
+        self.photo_count.push(job.photo_count as i32);
+        self.complainant_consented.push(job.complainant_consented);
+        self.police_matter.push(new.police_matter);
+        self.description.push(&job.description_for_responders);
+        self.reason.push(&new.reason);
+        self.told_queue.push(&new.told.queue);
+        self.told.push(&new.told.envelope);
+        self.sla_timer.push(
+            new.sla_timer
+                .as_ref()
+                .map(|timer| timer.envelope.as_slice()),
+        );
+        for photo_id in &new.photo_ids {
+            self.photo_ord.push(ord);
+            self.photo_id.push(*photo_id);
+        }
+    }
 }
 
 pub enum JobKey {
@@ -78,51 +188,44 @@ impl Store {
         &self.pool
     }
 
-    /// Puts a routed request in its precinct's queue, records the event and
-    /// tells intake, in one transaction. A request that already has a job is
-    /// not queued twice; intake is told again, in case that message was lost.
-    pub async fn enqueue(&self, job: &DispatchJob) -> StoreResult<Enqueued> {
+    /// Builds what queueing `job` writes: the job's row, its first event, the
+    /// status update that tells intake and the SLA timer. Call it in the
+    /// delivery's span: the jobs it sends are that span's children.
+    pub fn new_job(&self, job: DispatchJob) -> StoreResult<NewJob> {
         let sr_id = Uuid::parse_str(&job.sr_id)
             .map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
-        if job.precinct.trim().is_empty() {
+        let precinct = job.precinct.trim().to_string();
+        if precinct.is_empty() {
             return Err(StoreError::InvalidJob(format!(
                 "{} has no precinct",
                 job.sr_number
             )));
         }
-        let priority = Priority::try_from(job.priority).unwrap_or(Priority::Normal);
-        let priority = if priority == Priority::Unspecified {
-            Priority::Normal
-        } else {
-            priority
+        let priority = match Priority::try_from(job.priority).unwrap_or(Priority::Normal) {
+            Priority::Unspecified => Priority::Normal,
+            priority => priority,
         };
-        let now = Utc::now();
+        let queued_at = Utc::now();
         let created_at = job
             .created_at
             .as_ref()
             .and_then(from_timestamp)
-            .unwrap_or(now);
-        let location = job.location.as_ref();
-        let address = job.address.clone().unwrap_or_default();
+            .unwrap_or(queued_at);
 
         // intake is told the request is queued even on a repeat, in case that
         // message was lost with Redis; its timeline keeps one entry per transition
         let update = StatusUpdate {
             sr_id: job.sr_id.clone(),
             status: ServiceRequestStatus::Queued as i32,
-            occurred_at: Some(to_timestamp(now)),
+            occurred_at: Some(to_timestamp(queued_at)),
             source: "dispatch".into(),
-            message: format!(
-                "waiting in the dispatch queue of precinct {}",
-                job.precinct.trim()
-            ),
+            message: format!("waiting in the dispatch queue of precinct {precinct}"),
             transition_key: "dispatch:queued".into(),
             // the QUEUED event is the job's first
             dispatch_sequence: 1,
             ..Default::default()
         };
         let told = outbox::prepare(queues::STATUS, kinds::STATUS_UPDATE, &update.sr_id, &update)?;
-        let precinct = job.precinct.trim();
 
         // the SLA clock starts with the job: a timer, written with it, checks
         // for a breach when it is due (only a NEW job gets one; a reopened job
@@ -132,76 +235,149 @@ impl Store {
         let sla_due_at = match self.sla_override {
             Some(after) => chrono::Duration::from_std(after)
                 .ok()
-                .and_then(|after| now.checked_add_signed(after))
+                .and_then(|after| queued_at.checked_add_signed(after))
                 .or(routed_due_at),
             None => routed_due_at,
         };
         let sla_timer = sla_due_at
             .map(|due| crate::timers::prepare_sla_timer(&job.sr_id, job_id, due))
             .transpose()?;
-        let row = sqlx::query(
-            "WITH queued AS ( \
+        Ok(NewJob {
+            sr_id,
+            job_id,
+            priority,
+            created_at,
+            routed_at: job.routed_at.as_ref().and_then(from_timestamp),
+            queued_at,
+            sla_due_at,
+            police_matter: taxonomy::lookup(&job.complaint_type).is_none_or(|t| t.police_matter),
+            photo_ids: job
+                .photo_ids
+                .iter()
+                .filter_map(|id| Uuid::parse_str(id).ok())
+                .collect(),
+            reason: format!("queued for precinct {precinct}"),
+            precinct,
+            told,
+            sla_timer,
+            job,
+        })
+    }
+
+    /// Puts routed requests in their precincts' queues, each with its first
+    /// event, its SLA timer and the status update for intake, in one
+    /// statement (one transaction). A request that already has a job is not
+    /// queued twice; intake is told again, in case that message was lost.
+    /// Each request may appear once (the caller splits a batch into rounds).
+    /// Returns, per job, what was done, or `None` when another delivery of
+    /// the same request is queueing it right now (try again).
+    pub async fn enqueue(&self, jobs: &[&NewJob]) -> StoreResult<Vec<Option<Enqueued>>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = JobColumns::default();
+        for (ord, job) in jobs.iter().enumerate() {
+            c.push(ord as i32, job);
+        }
+        let rows = sqlx::query(
+            "WITH input AS ( \
+                SELECT * FROM unnest($1::int4[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
+                    $7::float8[], $8::float8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+                    $14::text[], $15::text[], $16::int2[], $17::timestamptz[], $18::timestamptz[], \
+                    $19::timestamptz[], $20::timestamptz[], $21::int4[], $22::bool[], $23::bool[], $24::text[], \
+                    $25::text[], $26::text[], $27::bytea[], $28::bytea[]) \
+                AS i(ord, job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
+                    street_address, cross_street, borough, postal_code, agency, precinct, priority, \
+                    priority_rank, sla_due_at, created_at, routed_at, queued_at, photo_count, \
+                    complainant_consented, police_matter, description, reason, told_queue, told, sla_timer)), \
+             photos AS ( \
+                SELECT p.ord, array_agg(p.photo_id ORDER BY p.n) AS photo_ids \
+                FROM unnest($29::int4[], $30::uuid[]) WITH ORDINALITY AS p(ord, photo_id, n) GROUP BY p.ord), \
+             queued AS ( \
                 INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
                     street_address, cross_street, borough, postal_code, agency, precinct, priority, priority_rank, \
                     state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented, \
                     police_matter, last_event_sequence, last_event_hash, description, photo_ids) \
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'QUEUED', $16, $17, $18, \
-                    $19, $20, $21, $25, 1, \
-                    job_event_hash('', $1, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', NULL, NULL, NULL, $22), $28, $29) \
-                ON CONFLICT (sr_id) DO NOTHING RETURNING job_id), \
+                SELECT i.job_id, i.sr_id, i.sr_number, i.complaint_type, i.descriptor, i.latitude, i.longitude, \
+                    i.street_address, i.cross_street, i.borough, i.postal_code, i.agency, i.precinct, i.priority, \
+                    i.priority_rank, 'QUEUED', i.sla_due_at, i.created_at, i.routed_at, i.queued_at, \
+                    i.photo_count, i.complainant_consented, i.police_matter, 1, \
+                    job_event_hash('', i.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', NULL, NULL, NULL, \
+                        i.reason), \
+                    i.description, coalesce(p.photo_ids, '{}') \
+                FROM input i LEFT JOIN photos p USING (ord) ORDER BY i.ord \
+                ON CONFLICT (sr_id) DO NOTHING RETURNING job_id, last_event_hash), \
              event AS ( \
                 INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
                     previous_hash, hash) \
-                SELECT job_id, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', $22, '', \
-                    job_event_hash('', job_id, 1, 'QUEUED', $19, 'dispatch', 'SYSTEM', NULL, NULL, NULL, $22) \
-                FROM queued), \
-             told AS (INSERT INTO outbox (queue, envelope) VALUES ($23, $24)), \
-             sla_timer AS (INSERT INTO outbox (queue, envelope) SELECT $26, $27 FROM queued WHERE $27::bytea IS NOT NULL) \
-             SELECT (SELECT job_id FROM queued), (SELECT job_id FROM jobs WHERE sr_id = $2)",
+                SELECT q.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', i.reason, '', q.last_event_hash \
+                FROM queued q JOIN input i USING (job_id) ORDER BY i.ord), \
+             told AS ( \
+                INSERT INTO outbox (queue, envelope) SELECT i.told_queue, i.told FROM input i ORDER BY i.ord), \
+             sla_timer AS ( \
+                INSERT INTO outbox (queue, envelope) SELECT $31, i.sla_timer \
+                FROM queued q JOIN input i USING (job_id) WHERE i.sla_timer IS NOT NULL ORDER BY i.ord) \
+             SELECT q.job_id AS new_job, j.job_id AS existing_job, \
+                (q.job_id IS NOT NULL OR j.state = 'QUEUED') AND EXISTS ( \
+                    SELECT 1 FROM precinct_settings s WHERE s.precinct = i.precinct AND s.auto_assign) \
+                    AS offer_to_auto_assign \
+             FROM input i LEFT JOIN queued q USING (job_id) LEFT JOIN jobs j ON j.sr_id = i.sr_id \
+             ORDER BY i.ord",
         )
-        .bind(job_id)
-        .bind(sr_id)
-        .bind(&job.sr_number)
-        .bind(&job.complaint_type)
-        .bind(&job.descriptor)
-        .bind(location.map(|l| l.latitude))
-        .bind(location.map(|l| l.longitude))
-        .bind(&address.street_address)
-        .bind(&address.cross_street)
-        .bind(&address.borough)
-        .bind(&address.postal_code)
-        .bind(&job.agency)
-        .bind(precinct)
-        .bind(priority_name(priority))
-        .bind(priority as i16)
-        .bind(sla_due_at)
-        .bind(created_at)
-        .bind(job.routed_at.as_ref().and_then(from_timestamp))
-        .bind(now)
-        .bind(job.photo_count as i32)
-        .bind(job.complainant_consented)
-        .bind(format!("queued for precinct {precinct}"))
-        .bind(&told.queue)
-        .bind(&told.envelope)
-        .bind(taxonomy::lookup(&job.complaint_type).is_none_or(|t| t.police_matter))
+        .bind(&c.ord)
+        .bind(&c.job_id)
+        .bind(&c.sr_id)
+        .bind(&c.sr_number)
+        .bind(&c.complaint_type)
+        .bind(&c.descriptor)
+        .bind(&c.latitude)
+        .bind(&c.longitude)
+        .bind(&c.street_address)
+        .bind(&c.cross_street)
+        .bind(&c.borough)
+        .bind(&c.postal_code)
+        .bind(&c.agency)
+        .bind(&c.precinct)
+        .bind(&c.priority)
+        .bind(&c.priority_rank)
+        .bind(&c.sla_due_at)
+        .bind(&c.created_at)
+        .bind(&c.routed_at)
+        .bind(&c.queued_at)
+        .bind(&c.photo_count)
+        .bind(&c.complainant_consented)
+        .bind(&c.police_matter)
+        .bind(&c.description)
+        .bind(&c.reason)
+        .bind(&c.told_queue)
+        .bind(&c.told)
+        .bind(&c.sla_timer)
+        .bind(&c.photo_ord)
+        .bind(&c.photo_id)
         .bind(queues::DISPATCH_TIMERS)
-        .bind(sla_timer.map(|timer| timer.envelope))
-        .bind(&job.description_for_responders)
-        .bind(
-            job.photo_ids
-                .iter()
-                .filter_map(|id| Uuid::parse_str(id).ok())
-                .collect::<Vec<Uuid>>(),
-        )
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        let (new_job, existing_job): (Option<Uuid>, Option<Uuid>) = (row.get(0), row.get(1));
-        match (new_job, existing_job) {
-            (Some(job_id), _) => Ok(Enqueued::New { job_id }),
-            (None, Some(job_id)) => Ok(Enqueued::AlreadyQueued { job_id }),
-            // a concurrent insert of the same request has not committed yet: try again
-            (None, None) => Err(StoreError::Database(sqlx::Error::RowNotFound)),
-        }
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let (new_job, existing_job): (Option<Uuid>, Option<Uuid>) =
+                    (row.get("new_job"), row.get("existing_job"));
+                let offer_to_auto_assign: Option<bool> = row.get("offer_to_auto_assign");
+                let offer_to_auto_assign = offer_to_auto_assign.unwrap_or(false);
+                match (new_job, existing_job) {
+                    (Some(job_id), _) => Some(Enqueued::New {
+                        job_id,
+                        offer_to_auto_assign,
+                    }),
+                    (None, Some(job_id)) => Some(Enqueued::AlreadyQueued {
+                        job_id,
+                        offer_to_auto_assign,
+                    }),
+                    // a concurrent insert of the same request has not committed yet
+                    (None, None) => None,
+                }
+            })
+            .collect())
     }
 
     pub async fn get(&self, key: &JobKey) -> StoreResult<Option<Job>> {

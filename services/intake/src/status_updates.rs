@@ -7,6 +7,8 @@
 //! updates to one applier, which applies what is waiting in one statement per
 //! round (a request at most once per statement) and answers each delivery.
 
+use std::sync::Arc;
+
 use dispatch311_proto::jobs::v1::StatusUpdate;
 use dispatch311_queue::{
     Delivery, JobHandler, Outcome,
@@ -21,8 +23,8 @@ use crate::store::{Store, StoreError};
 const MAX_BATCH: usize = 64;
 
 /// Per update: `None` if the request is not intake's, else whether it
-/// moved the request on; or the database error of its statement.
-type Applied = Result<Option<bool>, String>;
+/// moved the request on; or the error of its statement.
+type Applied = Result<Option<bool>, Arc<StoreError>>;
 
 pub struct StatusUpdateHandler {
     batcher: Batcher<(Uuid, StatusUpdate), Applied>,
@@ -108,5 +110,6 @@ pub(crate) fn outcome_of_failure(error: StoreError) -> Outcome {
         e @ (StoreError::Seal(_) | StoreError::Open { .. }) => Outcome::DeadLetter {
             reason: e.to_string(),
         },
+        e @ (StoreError::Batch(_) | StoreError::Shared(_)) => Outcome::retry(e),
     }
 }

@@ -17,14 +17,17 @@ use dispatch311_domain::{
     time::{from_timestamp, to_timestamp},
 };
 use dispatch311_proto::{
-    common::v1::{Address, GeoPoint, Priority, ResolutionCode, ServiceRequestStatus},
+    common::v1::{Address, Channel, GeoPoint, Priority, ResolutionCode, ServiceRequestStatus},
     intake::v1::{
         Complainant, ComplainantMessage, ContactRelease, DeletedData, ReleasePurpose, Resolution,
         RetentionDeletion, ServiceRequest, TimelineEntry,
     },
     jobs::v1::{ComplainantAnswer, ComplainantQuestion, RouteJob, StatusUpdate},
 };
-use dispatch311_queue::outbox;
+use dispatch311_queue::{
+    batch::{BatchError, Batcher, write_in_rounds},
+    outbox,
+};
 use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
@@ -50,9 +53,28 @@ pub enum StoreError {
         #[source]
         source: ContactCryptoError,
     },
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// The error of a statement that wrote several requests, shared by each.
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One batch of new requests: a statement per round (an integrator's request
+/// id at most once per statement), a result per request.
+async fn write_filings(pool: &PgPool, filings: Vec<Arc<Filing>>) -> Vec<Filed> {
+    write_in_rounds(
+        &filings,
+        |filing| (filing.filed_by.clone(), filing.request_id.clone()),
+        |round| {
+            let statement: Vec<&Filing> = round.into_iter().map(|filing| &**filing).collect();
+            async move { insert_filings(pool, &statement).await }
+        },
+    )
+    .await
+}
 
 /// What `create` did: a new request, or the one first filed with this key;
 /// or nothing, because a photo id is not an upload of this integrator that
@@ -223,6 +245,242 @@ pub struct Store {
     pool: PgPool,
     numbers: Arc<SrSequence>,
     contacts: ContactCipher,
+    /// The writer of new requests, shared by every clone (see [`Store::create`]).
+    filings: Arc<Batcher<Arc<Filing>, Filed>>,
+}
+
+/// The most new requests one statement writes.
+const MAX_FILINGS_PER_STATEMENT: usize = 64;
+
+/// Per new request: whether it was written (false: its request id was
+/// filed before), or the error of its statement.
+type Filed = Result<bool, Arc<StoreError>>;
+
+/// A new request ready to be written: its row, the complainant's sealed
+/// contact and description, and its route job, as [`Store::create`]
+/// prepared them.
+struct Filing {
+    sr_id: Uuid,
+    filed_by: String,
+    request_id: String,
+    channel: Channel,
+    trace_id: String,
+    created_at: DateTime<Utc>,
+    observed_at: DateTime<Utc>,
+    /// JSON
+    photos: String,
+    voice_recording_uri: Option<String>,
+    photo_ids: Vec<Uuid>,
+    contact: Option<crate::contact_crypto::Sealed>,
+    consented: bool,
+    description: Option<crate::contact_crypto::Sealed>,
+    job: RouteJob,
+    route: outbox::OutboxRow,
+}
+
+impl Filing {
+    /// The request as it was just written.
+    fn service_request(&self) -> ServiceRequest {
+        let status = ServiceRequestStatus::Received;
+        let job = &self.job;
+        ServiceRequest {
+            sr_id: job.sr_id.clone(),
+            sr_number: job.sr_number.clone(),
+            complaint_type: job.complaint_type.clone(),
+            descriptor: job.descriptor.clone(),
+            location: job.location,
+            address: job.address.clone(),
+            channel: self.channel as i32,
+            status: status as i32,
+            photo_count: job.photo_count,
+            timeline: vec![TimelineEntry {
+                status: status as i32,
+                occurred_at: Some(to_timestamp(self.created_at)),
+                source: "intake".into(),
+                message: RECEIVED_MESSAGE.into(),
+            }],
+            trace_id: self.trace_id.clone(),
+            created_at: Some(to_timestamp(self.created_at)),
+            updated_at: Some(to_timestamp(self.created_at)),
+            ..Default::default()
+        }
+    }
+}
+
+/// New requests as the parallel arrays [`insert_filings`] unnests; their
+/// photos are flattened into (`photo_sr_id`, `photo_id`, `photo_position`).
+#[derive(Default)]
+struct FilingColumns<'a> {
+    sr_id: Vec<Uuid>,
+    sr_number: Vec<&'a str>,
+    request_id: Vec<&'a str>,
+    complaint_type: Vec<&'a str>,
+    descriptor: Vec<&'a str>,
+    latitude: Vec<Option<f64>>,
+    longitude: Vec<Option<f64>>,
+    street_address: Vec<&'a str>,
+    cross_street: Vec<&'a str>,
+    borough: Vec<&'a str>,
+    postal_code: Vec<&'a str>,
+    photos: Vec<&'a str>,
+    channel: Vec<&'static str>,
+    trace_id: Vec<&'a str>,
+    created_at: Vec<DateTime<Utc>>,
+    observed_at: Vec<DateTime<Utc>>,
+    description_for_responders: Vec<&'a str>,
+    filed_by: Vec<&'a str>,
+    voice_recording_uri: Vec<Option<&'a str>>,
+    contact_key_id: Vec<Option<&'a str>>,
+    contact: Vec<Option<&'a [u8]>>,
+    consented: Vec<bool>,
+    description_key_id: Vec<Option<&'a str>>,
+    description: Vec<Option<&'a [u8]>>,
+    route_queue: Vec<&'a str>,
+    route: Vec<&'a [u8]>,
+    photo_sr_id: Vec<Uuid>,
+    photo_id: Vec<Uuid>,
+    photo_position: Vec<i32>,
+}
+
+impl<'a> FilingColumns<'a> {
+    fn push(&mut self, filing: &'a Filing) {
+        let job = &filing.job;
+        let address = job.address.as_ref();
+        self.sr_id.push(filing.sr_id);
+        self.sr_number.push(&job.sr_number);
+        self.request_id.push(&filing.request_id);
+        self.complaint_type.push(&job.complaint_type);
+        self.descriptor.push(&job.descriptor);
+        self.latitude.push(job.location.map(|l| l.latitude));
+        self.longitude.push(job.location.map(|l| l.longitude));
+        self.street_address
+            .push(address.map_or("", |a| a.street_address.as_str()));
+        self.cross_street
+            .push(address.map_or("", |a| a.cross_street.as_str()));
+        self.borough
+            .push(address.map_or("", |a| a.borough.as_str()));
+        self.postal_code
+            .push(address.map_or("", |a| a.postal_code.as_str()));
+        self.photos.push(&filing.photos);
+        self.channel.push(channel_name(filing.channel));
+        self.trace_id.push(&filing.trace_id);
+        self.created_at.push(filing.created_at);
+        self.observed_at.push(filing.observed_at);
+        self.description_for_responders
+            .push(&job.description_for_responders);
+        self.filed_by.push(&filing.filed_by);
+        self.voice_recording_uri
+            .push(filing.voice_recording_uri.as_deref());
+        self.contact_key_id
+            .push(filing.contact.as_ref().map(|c| c.key_id.as_str()));
+        self.contact
+            .push(filing.contact.as_ref().map(|c| c.blob.as_slice()));
+        self.consented.push(filing.consented);
+        self.description_key_id
+            .push(filing.description.as_ref().map(|d| d.key_id.as_str()));
+        self.description
+            .push(filing.description.as_ref().map(|d| d.blob.as_slice()));
+        self.route_queue.push(&filing.route.queue);
+        self.route.push(&filing.route.envelope);
+        for (position, photo_id) in filing.photo_ids.iter().enumerate() {
+            self.photo_sr_id.push(filing.sr_id);
+            self.photo_id.push(*photo_id);
+            self.photo_position.push(position as i32);
+        }
+    }
+}
+
+/// Writes new requests, each with its first timeline entry, sealed contact
+/// and description, photos and route job, in one statement. Returns, per
+/// request, whether it was written (false: its request id was filed
+/// before). Each (integrator, request id) may appear once.
+async fn insert_filings(pool: &PgPool, filings: &[&Filing]) -> StoreResult<Vec<bool>> {
+    if filings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut c = FilingColumns::default();
+    for filing in filings {
+        c.push(filing);
+    }
+    let status = ServiceRequestStatus::Received;
+    let written: Vec<Uuid> = sqlx::query_scalar(
+        "WITH input AS ( \
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], \
+                $7::float8[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+                $14::text[], $15::timestamptz[], $16::timestamptz[], $17::text[], $18::text[], $19::text[], \
+                $20::text[], $21::bytea[], $22::bool[], $23::text[], $24::bytea[], $25::text[], $26::bytea[]) \
+                WITH ORDINALITY \
+            AS i(sr_id, sr_number, request_id, complaint_type, descriptor, latitude, longitude, street_address, \
+                cross_street, borough, postal_code, photos, channel, trace_id, created_at, observed_at, \
+                description_for_responders, filed_by, voice_recording_uri, contact_key_id, contact, consented, \
+                description_key_id, description, route_queue, route, ord)), \
+         sr AS ( \
+            INSERT INTO service_requests (sr_id, sr_number, request_id, complaint_type, descriptor, latitude, \
+                longitude, street_address, cross_street, borough, postal_code, photos, channel, \
+                status, status_rank, trace_id, created_at, updated_at, observed_at, description_for_responders, \
+                filed_by, voice_recording_uri) \
+            SELECT i.sr_id, i.sr_number, i.request_id, i.complaint_type, i.descriptor, i.latitude, i.longitude, \
+                i.street_address, i.cross_street, i.borough, i.postal_code, i.photos::jsonb, i.channel, \
+                $30, $31, i.trace_id, i.created_at, i.created_at, i.observed_at, i.description_for_responders, \
+                i.filed_by, i.voice_recording_uri \
+            FROM input i ORDER BY i.ord \
+            ON CONFLICT (filed_by, request_id) DO NOTHING RETURNING sr_id), \
+         written AS (SELECT i.* FROM input i JOIN sr USING (sr_id)), \
+         contact AS ( \
+            INSERT INTO complainant_contacts (sr_id, key_id, sealed, consent_to_contact) \
+            SELECT sr_id, contact_key_id, contact, consented FROM written WHERE contact IS NOT NULL), \
+         description AS ( \
+            INSERT INTO sealed_descriptions (sr_id, key_id, sealed) \
+            SELECT sr_id, description_key_id, description FROM written WHERE description IS NOT NULL), \
+         attached AS ( \
+            UPDATE photos p SET sr_id = w.sr_id, position = u.position \
+            FROM unnest($27::uuid[], $28::uuid[], $29::int4[]) AS u(sr_id, photo_id, position) \
+                JOIN written w USING (sr_id) \
+            WHERE p.photo_id = u.photo_id AND p.uploaded_by = w.filed_by AND p.sr_id IS NULL), \
+         timeline AS ( \
+            INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
+            SELECT sr_id, $30, created_at, 'intake', $32, 'intake:received' FROM written ORDER BY ord), \
+         job AS (INSERT INTO outbox (queue, envelope) SELECT route_queue, route FROM written ORDER BY ord) \
+         SELECT sr_id FROM sr",
+    )
+    .bind(&c.sr_id)
+    .bind(&c.sr_number)
+    .bind(&c.request_id)
+    .bind(&c.complaint_type)
+    .bind(&c.descriptor)
+    .bind(&c.latitude)
+    .bind(&c.longitude)
+    .bind(&c.street_address)
+    .bind(&c.cross_street)
+    .bind(&c.borough)
+    .bind(&c.postal_code)
+    .bind(&c.photos)
+    .bind(&c.channel)
+    .bind(&c.trace_id)
+    .bind(&c.created_at)
+    .bind(&c.observed_at)
+    .bind(&c.description_for_responders)
+    .bind(&c.filed_by)
+    .bind(&c.voice_recording_uri)
+    .bind(&c.contact_key_id)
+    .bind(&c.contact)
+    .bind(&c.consented)
+    .bind(&c.description_key_id)
+    .bind(&c.description)
+    .bind(&c.route_queue)
+    .bind(&c.route)
+    .bind(&c.photo_sr_id)
+    .bind(&c.photo_id)
+    .bind(&c.photo_position)
+    .bind(status_name(status))
+    .bind(i16::from(lifecycle_rank(status)))
+    .bind(RECEIVED_MESSAGE)
+    .fetch_all(pool)
+    .await?;
+    Ok(filings
+        .iter()
+        .map(|filing| written.contains(&filing.sr_id))
+        .collect())
 }
 
 const SR_COLUMNS: &str = "sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
@@ -231,11 +489,19 @@ const SR_COLUMNS: &str = "sr_id, sr_number, complaint_type, descriptor, latitude
     (SELECT count(*) FROM photos p WHERE p.sr_id = service_requests.sr_id) AS uploaded_photos";
 
 impl Store {
+    /// Starts the writer of new requests (it ends with the last clone).
+    /// Must be called inside the Tokio runtime.
     pub fn new(pool: PgPool, contacts: ContactCipher) -> Self {
+        let writer = pool.clone();
+        let filings = Batcher::spawn(MAX_FILINGS_PER_STATEMENT, move |filings| {
+            let pool = writer.clone();
+            async move { write_filings(&pool, filings).await }
+        });
         Self {
             pool,
             numbers: Arc::default(),
             contacts,
+            filings: Arc::new(filings),
         }
     }
 
@@ -248,6 +514,11 @@ impl Store {
     /// id seen before returns the request it created, and writes nothing.
     /// Files `new` for the integrator `filed_by`; its request id is unique
     /// among that integrator's requests.
+    ///
+    /// Requests filed at the same moment are written together: each is
+    /// prepared here, in its caller's span, and one writer stores what is
+    /// waiting in one statement and one commit (see `dispatch311_queue::batch`),
+    /// so under load a commit carries many requests.
     pub async fn create(
         &self,
         new: &NewServiceRequest,
@@ -271,6 +542,29 @@ impl Store {
                 return Ok(Created::PhotosUnavailable);
             }
         }
+        let filing = Arc::new(self.prepare_filing(new, filed_by, trace_id).await?);
+        let inserted = match self.filings.submit(Arc::clone(&filing)).await {
+            Ok(Ok(inserted)) => inserted,
+            Ok(Err(shared)) => return Err(StoreError::Shared(shared)),
+            Err(stopped) => return Err(stopped.into()),
+        };
+        if !inserted {
+            let existing = self.get_by_request_id(filed_by, &new.request_id).await?;
+            return Ok(Created::Existing(
+                existing.expect("a conflicting request id has a row"),
+            ));
+        }
+        // the caller sees what was just committed; no need to read it back
+        Ok(Created::New(filing.service_request()))
+    }
+
+    /// Everything a new request writes, made ready before its statement.
+    async fn prepare_filing(
+        &self,
+        new: &NewServiceRequest,
+        filed_by: &str,
+        trace_id: &str,
+    ) -> StoreResult<Filing> {
         let sr_id = Uuid::now_v7();
         // PostgreSQL keeps microseconds: the answer must match later reads
         let now = Utc::now().trunc_subsecs(6);
@@ -283,34 +577,31 @@ impl Store {
                 .iter()
                 .map(|p| serde_json::json!({"uri": p.uri, "content_type": p.content_type}))
                 .collect(),
-        );
-        let (latitude, longitude) = new.location.unzip();
-        let status = ServiceRequestStatus::Received;
+        )
+        .to_string();
         let consented = new
             .complainant
             .as_ref()
             .is_some_and(|c| c.consent_to_contact);
-        let sealed = match &new.complainant {
+        let contact = match &new.complainant {
             Some(contact) => Some(seal_contact(&self.contacts, sr_id, contact)?),
             None => None,
         };
-        let (key_id, sealed) = sealed.map(|s| (s.key_id, s.blob)).unzip();
-        let (description_key_id, description_sealed) = if new.description.is_empty() {
-            (None, None)
+        let description = if new.description.is_empty() {
+            None
         } else {
-            let sealed = self
-                .contacts
-                .encrypt(
-                    new.description.as_bytes(),
-                    &SealedTable::Descriptions.aad(sr_id),
-                )
-                .map_err(StoreError::Seal)?;
-            (Some(sealed.key_id), Some(sealed.blob))
+            Some(
+                self.contacts
+                    .encrypt(
+                        new.description.as_bytes(),
+                        &SealedTable::Descriptions.aad(sr_id),
+                    )
+                    .map_err(StoreError::Seal)?,
+            )
         };
-
         let job = RouteJob {
             sr_id: sr_id.to_string(),
-            sr_number: sr_number.clone(),
+            sr_number,
             complaint_type: new.complaint_type.to_string(),
             descriptor: new.descriptor.clone(),
             location: new.location.map(|(latitude, longitude)| GeoPoint {
@@ -328,94 +619,23 @@ impl Store {
             ),
         };
         let route = outbox::prepare(queues::ROUTE, kinds::ROUTE, &job.sr_id, &job)?;
-
-        let inserted: i64 = sqlx::query(
-            "WITH sr AS ( \
-                INSERT INTO service_requests (sr_id, sr_number, request_id, complaint_type, descriptor, latitude, \
-                    longitude, street_address, cross_street, borough, postal_code, photos, channel, \
-                    status, status_rank, trace_id, created_at, updated_at, observed_at, description_for_responders, \
-                    filed_by, voice_recording_uri) \
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $16, $17, $18, $18, $19, \
-                    $26, $27, $29) \
-                ON CONFLICT (filed_by, request_id) DO NOTHING RETURNING sr_id), \
-             contact AS ( \
-                INSERT INTO complainant_contacts (sr_id, key_id, sealed, consent_to_contact) \
-                SELECT sr_id, $20, $21, $22 FROM sr WHERE $21::bytea IS NOT NULL), \
-             description AS ( \
-                INSERT INTO sealed_descriptions (sr_id, key_id, sealed) \
-                SELECT sr_id, $28, $12 FROM sr WHERE $12::bytea IS NOT NULL), \
-             attached AS ( \
-                UPDATE photos p SET sr_id = sr.sr_id, position = u.position - 1 \
-                FROM sr, UNNEST($30::uuid[]) WITH ORDINALITY AS u(photo_id, position) \
-                WHERE p.photo_id = u.photo_id AND p.uploaded_by = $27 AND p.sr_id IS NULL), \
-             timeline AS ( \
-                INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
-                SELECT sr_id, $15, $18, 'intake', $23, 'intake:received' FROM sr), \
-             job AS (INSERT INTO outbox (queue, envelope) SELECT $24, $25 FROM sr) \
-             SELECT count(*) FROM sr",
-        )
-        .bind(sr_id)
-        .bind(&sr_number)
-        .bind(&new.request_id)
-        .bind(new.complaint_type)
-        .bind(&new.descriptor)
-        .bind(latitude)
-        .bind(longitude)
-        .bind(&new.address.street_address)
-        .bind(&new.address.cross_street)
-        .bind(&new.address.borough)
-        .bind(&new.address.postal_code)
-        .bind(description_sealed)
-        .bind(photos)
-        .bind(channel_name(new.channel))
-        .bind(status_name(status))
-        .bind(i16::from(lifecycle_rank(status)))
-        .bind(trace_id)
-        .bind(now)
-        .bind(new.observed_at)
-        .bind(key_id)
-        .bind(sealed)
-        .bind(consented)
-        .bind(RECEIVED_MESSAGE)
-        .bind(&route.queue)
-        .bind(&route.envelope)
-        .bind(&job.description_for_responders)
-        .bind(filed_by)
-        .bind(description_key_id)
-        .bind(new.voice_recording_uri.as_deref())
-        .bind(&new.photo_ids)
-        .fetch_one(&self.pool)
-        .await?
-        .get(0);
-        if inserted == 0 {
-            let existing = self.get_by_request_id(filed_by, &new.request_id).await?;
-            return Ok(Created::Existing(
-                existing.expect("a conflicting request id has a row"),
-            ));
-        }
-
-        // the caller sees what was just committed; no need to read it back
-        Ok(Created::New(ServiceRequest {
-            sr_id: job.sr_id,
-            sr_number,
-            complaint_type: job.complaint_type,
-            descriptor: job.descriptor,
-            location: job.location,
-            address: job.address,
-            channel: new.channel as i32,
-            status: status as i32,
-            photo_count: job.photo_count,
-            timeline: vec![TimelineEntry {
-                status: status as i32,
-                occurred_at: Some(to_timestamp(now)),
-                source: "intake".into(),
-                message: RECEIVED_MESSAGE.into(),
-            }],
+        Ok(Filing {
+            sr_id,
+            filed_by: filed_by.to_string(),
+            request_id: new.request_id.clone(),
+            channel: new.channel,
             trace_id: trace_id.to_string(),
-            created_at: Some(to_timestamp(now)),
-            updated_at: Some(to_timestamp(now)),
-            ..Default::default()
-        }))
+            created_at: now,
+            observed_at: new.observed_at,
+            photos,
+            voice_recording_uri: new.voice_recording_uri.clone(),
+            photo_ids: new.photo_ids.clone(),
+            contact,
+            consented,
+            description,
+            job,
+            route,
+        })
     }
 
     /// The public view of one request with its timeline; with `filed_by`,

@@ -21,8 +21,8 @@ use crate::{
 const MAX_BATCH: usize = 64;
 
 /// Per decision: whether it was new (false: the request was routed before),
-/// or the database error of its statement.
-type Recorded = Result<bool, String>;
+/// or the error of its statement.
+type Recorded = Result<bool, Arc<StoreError>>;
 
 pub struct RouteJobHandler {
     router: Arc<Router>,

@@ -23,6 +23,8 @@ pub enum StoreError {
     Queue(#[from] dispatch311_queue::QueueError),
     #[error("invalid route job: {0}")]
     InvalidJob(String),
+    #[error(transparent)]
+    Batch(#[from] dispatch311_queue::batch::BatchError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
