@@ -2,6 +2,7 @@
 //! the complaint taxonomy, the city's bounds, status names and time
 //! conversions. No I/O lives here.
 
+pub mod address_columns;
 pub mod bounds;
 pub mod distance;
 pub mod sr_number;

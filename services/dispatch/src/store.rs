@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dispatch311_domain::{
+    address_columns::AddressColumns,
     jobs::{kinds, queues},
     status::{priority_from_name, priority_name, resolution_from_name},
     taxonomy,
@@ -80,10 +81,7 @@ struct JobColumns<'a> {
     descriptor: Vec<&'a str>,
     latitude: Vec<Option<f64>>,
     longitude: Vec<Option<f64>>,
-    street_address: Vec<&'a str>,
-    cross_street: Vec<&'a str>,
-    borough: Vec<&'a str>,
-    postal_code: Vec<&'a str>,
+    address: AddressColumns<'a>,
     agency: Vec<&'a str>,
     precinct: Vec<&'a str>,
     priority: Vec<&'static str>,
@@ -107,7 +105,6 @@ struct JobColumns<'a> {
 impl<'a> JobColumns<'a> {
     fn push(&mut self, ord: i32, new: &'a NewJob) {
         let job = &new.job;
-        let address = job.address.as_ref();
         self.ord.push(ord);
         self.job_id.push(new.job_id);
         self.sr_id.push(new.sr_id);
@@ -118,14 +115,7 @@ impl<'a> JobColumns<'a> {
             .push(job.location.as_ref().map(|l| l.latitude));
         self.longitude
             .push(job.location.as_ref().map(|l| l.longitude));
-        self.street_address
-            .push(address.map_or("", |a| a.street_address.as_str()));
-        self.cross_street
-            .push(address.map_or("", |a| a.cross_street.as_str()));
-        self.borough
-            .push(address.map_or("", |a| a.borough.as_str()));
-        self.postal_code
-            .push(address.map_or("", |a| a.postal_code.as_str()));
+        self.address.push(job.address.as_ref());
         self.agency.push(&job.agency);
         self.precinct.push(&new.precinct);
         self.priority.push(priority_name(new.priority));
@@ -332,10 +322,10 @@ impl Store {
         .bind(&c.descriptor)
         .bind(&c.latitude)
         .bind(&c.longitude)
-        .bind(&c.street_address)
-        .bind(&c.cross_street)
-        .bind(&c.borough)
-        .bind(&c.postal_code)
+        .bind(&c.address.street_address)
+        .bind(&c.address.cross_street)
+        .bind(&c.address.borough)
+        .bind(&c.address.postal_code)
         .bind(&c.agency)
         .bind(&c.precinct)
         .bind(&c.priority)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use dispatch311_domain::{
     SrNumber,
+    address_columns::AddressColumns,
     jobs::{kinds, queues},
     redact,
     status::{
@@ -318,10 +319,7 @@ struct FilingColumns<'a> {
     descriptor: Vec<&'a str>,
     latitude: Vec<Option<f64>>,
     longitude: Vec<Option<f64>>,
-    street_address: Vec<&'a str>,
-    cross_street: Vec<&'a str>,
-    borough: Vec<&'a str>,
-    postal_code: Vec<&'a str>,
+    address: AddressColumns<'a>,
     photos: Vec<&'a str>,
     channel: Vec<&'static str>,
     trace_id: Vec<&'a str>,
@@ -345,7 +343,6 @@ struct FilingColumns<'a> {
 impl<'a> FilingColumns<'a> {
     fn push(&mut self, filing: &'a Filing) {
         let job = &filing.job;
-        let address = job.address.as_ref();
         self.sr_id.push(filing.sr_id);
         self.sr_number.push(&job.sr_number);
         self.request_id.push(&filing.request_id);
@@ -353,14 +350,7 @@ impl<'a> FilingColumns<'a> {
         self.descriptor.push(&job.descriptor);
         self.latitude.push(job.location.map(|l| l.latitude));
         self.longitude.push(job.location.map(|l| l.longitude));
-        self.street_address
-            .push(address.map_or("", |a| a.street_address.as_str()));
-        self.cross_street
-            .push(address.map_or("", |a| a.cross_street.as_str()));
-        self.borough
-            .push(address.map_or("", |a| a.borough.as_str()));
-        self.postal_code
-            .push(address.map_or("", |a| a.postal_code.as_str()));
+        self.address.push(job.address.as_ref());
         self.photos.push(&filing.photos);
         self.channel.push(channel_name(filing.channel));
         self.trace_id.push(&filing.trace_id);
@@ -450,10 +440,10 @@ async fn insert_filings(pool: &PgPool, filings: &[&Filing]) -> StoreResult<Vec<b
     .bind(&c.descriptor)
     .bind(&c.latitude)
     .bind(&c.longitude)
-    .bind(&c.street_address)
-    .bind(&c.cross_street)
-    .bind(&c.borough)
-    .bind(&c.postal_code)
+    .bind(&c.address.street_address)
+    .bind(&c.address.cross_street)
+    .bind(&c.address.borough)
+    .bind(&c.address.postal_code)
     .bind(&c.photos)
     .bind(&c.channel)
     .bind(&c.trace_id)
