@@ -74,7 +74,8 @@ service_pid() {
     pid=$(<"$pid_file")
     [[ $pid =~ ^[0-9]+$ ]] && pid_alive "$pid" || return 1
     if [[ -r /proc/$pid/cmdline ]]; then
-        tr '\0' '\n' <"/proc/$pid/cmdline" | grep -q "dispatch311-$1\$" || return 1
+        # grep without -q reads all its input: no SIGPIPE for tr under pipefail
+        tr '\0' '\n' <"/proc/$pid/cmdline" | grep "dispatch311-$1\$" >/dev/null || return 1
     fi
     echo "$pid"
 }

@@ -17,9 +17,9 @@ if ! command -v cargo >/dev/null; then
 fi
 
 # the workspace's minimum Rust version, from the root Cargo.toml
-wanted=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$repo_root/Cargo.toml" | head -n 1)
+wanted=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$repo_root/Cargo.toml" | sed -n 1p)
 have=$(rustc --version | awk '{print $2}')
-if [[ -n $wanted ]] && [[ $(printf '%s\n%s\n' "$wanted" "${have%%-*}" | sort -V | head -n 1) != "$wanted" ]]; then
+if [[ -n $wanted ]] && [[ $(printf '%s\n%s\n' "$wanted" "${have%%-*}" | sort -V | sed -n 1p) != "$wanted" ]]; then
     die "rustc $have is older than the workspace's rust-version $wanted: run 'rustup update' and try again"
 fi
 say "ok: $(cargo --version)"
