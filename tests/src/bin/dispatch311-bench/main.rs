@@ -50,15 +50,22 @@ use tokio::time::{Instant, sleep, timeout, timeout_at};
 use tonic::transport::{Channel, Endpoint};
 
 const USAGE: &str = "\
-usage: dispatch311-bench [--requests N] [--concurrency C] [--max-seconds S] [--data FILE]
+usage: dispatch311-bench [--rate R] [--rate-seconds T] [--requests N] [--concurrency C]
+                         [--max-seconds S] [--data FILE]
 
-Files N real 311 requests at concurrency C against a running dispatch311 suite and
-compares the create rate with raw PostgreSQL commits and Redis XADDs at the same
-concurrency. Stops within S seconds whatever happens.
+Files real 311 requests against a running dispatch311 suite twice: first at a fixed
+arrival rate of R per second for T seconds (does the suite keep that pace, and how
+long does each create take when it arrives on schedule?), then N of them at
+concurrency C (how many per second can it take?). Compares the create rate with raw
+PostgreSQL commits and Redis XADDs at concurrency C. Stops within S seconds whatever
+happens.
 
-  --requests N      requests to file (default 20000; env DISPATCH311_BENCH_REQUESTS)
+  --rate R          requests per second of the fixed-rate phase, 0 to skip it
+                    (default 1000; env DISPATCH311_BENCH_RATE)
+  --rate-seconds T  how long the fixed-rate phase lasts (default 10; env DISPATCH311_BENCH_RATE_SECONDS)
+  --requests N      requests to file at concurrency C (default 20000; env DISPATCH311_BENCH_REQUESTS)
   --concurrency C   requests in flight (default 32; env DISPATCH311_BENCH_CONCURRENCY)
-  --max-seconds S   time bound of the whole run (default 120; env DISPATCH311_BENCH_MAX_SECONDS)
+  --max-seconds S   time bound of the whole run (default 150; env DISPATCH311_BENCH_MAX_SECONDS)
   --lifecycles L    full dispatch lifecycles to run on the queued jobs afterwards, 0 for none
                     (default 3000; env DISPATCH311_BENCH_LIFECYCLES)
   --units-per-precinct U   patrol units registered per precinct for them (default 8)
@@ -89,9 +96,16 @@ const CHANNELS: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Latencies are recorded in microseconds, up to an hour.
 const HISTOGRAM_MAX_MICROS: u64 = 3_600_000_000;
+/// Creates the fixed-rate phase lets run at once before it stops starting
+/// more on schedule: far above what a suite keeping the pace needs (rate ×
+/// latency), low enough that a stalled suite does not pile up connections.
+const FIXED_RATE_MAX_IN_FLIGHT: usize = 1_024;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Config {
+    /// Requests per second of the fixed-rate phase; 0 skips it.
+    rate: u64,
+    rate_seconds: u64,
     requests: u64,
     /// Job lifecycles to run on the dispatch path after the creates; 0 skips it.
     lifecycles: u64,
@@ -122,9 +136,11 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map_or(Ok(default), |v| number(var, &v))
         };
+        let mut rate = env_number("DISPATCH311_BENCH_RATE", 1_000)?;
+        let mut rate_seconds = env_number("DISPATCH311_BENCH_RATE_SECONDS", 10)?;
         let mut requests = env_number("DISPATCH311_BENCH_REQUESTS", 20_000)?;
         let mut concurrency = env_number("DISPATCH311_BENCH_CONCURRENCY", 32)?;
-        let mut max_seconds = env_number("DISPATCH311_BENCH_MAX_SECONDS", 120)?;
+        let mut max_seconds = env_number("DISPATCH311_BENCH_MAX_SECONDS", 150)?;
         let mut lifecycles = env_number("DISPATCH311_BENCH_LIFECYCLES", 3_000)?;
         let mut units_per_precinct = env_number("DISPATCH311_BENCH_UNITS_PER_PRECINCT", 8)?;
         let mut data_file = nyc311::data_dir().join(nyc311::HALF_DAY_FILE);
@@ -145,6 +161,8 @@ impl Config {
                     .with_context(|| format!("{flag} needs a value"))
             };
             match flag {
+                "--rate" => rate = number(flag, &value()?)?,
+                "--rate-seconds" => rate_seconds = number(flag, &value()?)?,
                 "--requests" => requests = number(flag, &value()?)?,
                 "--concurrency" => concurrency = number(flag, &value()?)?,
                 "--max-seconds" => max_seconds = number(flag, &value()?)?,
@@ -156,6 +174,12 @@ impl Config {
         }
         if !(1..=10_000_000).contains(&requests) {
             bail!("--requests must be between 1 and 10000000");
+        }
+        if rate > 100_000 {
+            bail!("--rate must be between 0 (no fixed-rate phase) and 100000");
+        }
+        if !(1..=600).contains(&rate_seconds) {
+            bail!("--rate-seconds must be between 1 and 600");
         }
         if !(1..=1_024).contains(&concurrency) {
             bail!("--concurrency must be between 1 and 1024");
@@ -173,6 +197,8 @@ impl Config {
                 .unwrap_or_else(|| default.to_string())
         };
         let config = Config {
+            rate,
+            rate_seconds,
             requests,
             lifecycles,
             units_per_precinct: units_per_precinct as usize,
@@ -252,12 +278,49 @@ struct LoopStats {
     errors: BTreeMap<String, (u64, String)>,
     /// Operations still running when the phase's deadline came.
     cut_at_deadline: u64,
+    /// Fixed rate only: operations not started when due because too many
+    /// were still running (their latency still counts from when they were due).
+    held_back: u64,
     elapsed: Duration,
     /// Latency of the successful operations, in microseconds.
     latency: Histogram<u64>,
 }
 
 impl LoopStats {
+    fn new() -> Self {
+        Self {
+            ok: 0,
+            errors: BTreeMap::new(),
+            cut_at_deadline: 0,
+            held_back: 0,
+            elapsed: Duration::ZERO,
+            latency: new_histogram(),
+        }
+    }
+
+    /// Counts one finished operation and, when it succeeded, its latency.
+    fn record(&mut self, latency: Duration, outcome: Result<(), (String, String)>) {
+        match outcome {
+            Ok(()) => {
+                self.ok += 1;
+                self.latency.saturating_record(latency.as_micros() as u64);
+            }
+            Err((kind, message)) => self.errors.entry(kind).or_insert((0, message)).0 += 1,
+        }
+    }
+
+    fn merge(&mut self, other: LoopStats) {
+        self.ok += other.ok;
+        self.cut_at_deadline += other.cut_at_deadline;
+        self.held_back += other.held_back;
+        self.latency
+            .add(&other.latency)
+            .expect("histograms share their bounds");
+        for (kind, (count, message)) in other.errors {
+            self.errors.entry(kind).or_insert((0, message)).0 += count;
+        }
+    }
+
     fn per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -290,13 +353,7 @@ where
         let next = next.clone();
         let operation = operation.clone();
         workers.push(tokio::spawn(async move {
-            let mut stats = LoopStats {
-                ok: 0,
-                errors: BTreeMap::new(),
-                cut_at_deadline: 0,
-                elapsed: Duration::ZERO,
-                latency: new_histogram(),
-            };
+            let mut stats = LoopStats::new();
             loop {
                 if Instant::now() >= deadline {
                     break;
@@ -311,28 +368,14 @@ where
                         stats.cut_at_deadline += 1;
                         break;
                     }
-                    Ok(Ok(())) => {
-                        stats.ok += 1;
-                        stats
-                            .latency
-                            .saturating_record(began.elapsed().as_micros() as u64);
-                    }
-                    Ok(Err((kind, message))) => {
-                        stats.errors.entry(kind).or_insert((0, message)).0 += 1;
-                    }
+                    Ok(outcome) => stats.record(began.elapsed(), outcome),
                 }
             }
             stats
         }));
     }
 
-    let mut total_stats = LoopStats {
-        ok: 0,
-        errors: BTreeMap::new(),
-        cut_at_deadline: 0,
-        elapsed: Duration::ZERO,
-        latency: new_histogram(),
-    };
+    let mut total_stats = LoopStats::new();
     for worker in workers {
         let stats = match worker.await {
             Ok(stats) => stats,
@@ -345,18 +388,73 @@ where
                 continue;
             }
         };
-        total_stats.ok += stats.ok;
-        total_stats.cut_at_deadline += stats.cut_at_deadline;
-        total_stats
-            .latency
-            .add(&stats.latency)
-            .expect("histograms share their bounds");
-        for (kind, (count, message)) in stats.errors {
-            total_stats.errors.entry(kind).or_insert((0, message)).0 += count;
-        }
+        total_stats.merge(stats);
     }
     total_stats.elapsed = started.elapsed();
     total_stats
+}
+
+/// Starts `operation(i)` when it is due, at `start + i / rate`, whether or
+/// not earlier ones have finished (an open loop: arrivals do not slow down
+/// when the servers do), until `total` are started or `deadline` passes.
+/// Latency counts from when an operation was due, not from when it could
+/// start, so a server that falls behind shows in the percentiles instead of
+/// quietly lowering the load (no coordinated omission). At most
+/// `max_in_flight` run at once; the ones held back are counted.
+async fn fixed_rate<F, Fut>(
+    rate: u64,
+    total: u64,
+    max_in_flight: usize,
+    deadline: Instant,
+    operation: F,
+) -> LoopStats
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = Result<(), (String, String)>> + Send + 'static,
+{
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
+    let mut running = tokio::task::JoinSet::new();
+    let mut stats = LoopStats::new();
+    let started = Instant::now();
+    let settle = |stats: &mut LoopStats, finished| match finished {
+        Ok(Ok((latency, outcome))) => stats.record(latency, outcome),
+        Ok(Err(_)) => stats.cut_at_deadline += 1,
+        Err(error) => stats.record(
+            Duration::ZERO,
+            Err(("operation panicked".into(), format!("{error}"))),
+        ),
+    };
+    for index in 0..total {
+        let due = started + Duration::from_secs_f64(index as f64 / rate.max(1) as f64);
+        if due >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(due).await;
+        let permit = match in_flight.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                stats.held_back += 1;
+                match timeout_at(deadline, in_flight.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => break,
+                }
+            }
+        };
+        let operation = operation(index);
+        running.spawn(async move {
+            let outcome = timeout_at(deadline, operation).await;
+            drop(permit);
+            outcome.map(|outcome| (due.elapsed(), outcome))
+        });
+        while let Some(finished) = running.try_join_next() {
+            settle(&mut stats, finished);
+        }
+    }
+    while let Some(finished) = running.join_next().await {
+        settle(&mut stats, finished);
+    }
+    stats.elapsed = started.elapsed();
+    stats
 }
 
 /// A phase's outcome: its figures, or why it could not run.
@@ -701,98 +799,130 @@ async fn dispatched_rows(
     explained.into_iter().collect()
 }
 
+/// How the creates of a phase arrive.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// `rate` a second for `seconds`, each on schedule.
+    FixedRate { rate: u64, seconds: u64 },
+    /// `requests` in all, `concurrency` at a time.
+    Closed { requests: u64, concurrency: usize },
+}
+
+impl Load {
+    fn requests(self) -> u64 {
+        match self {
+            Load::FixedRate { rate, seconds } => rate * seconds,
+            Load::Closed { requests, .. } => requests,
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Load::FixedRate { rate, .. } => format!("CreateServiceRequest {rate}/s"),
+            Load::Closed { concurrency, .. } => format!("CreateServiceRequest c={concurrency}"),
+        }
+    }
+}
+
+/// Files the phase's requests (idempotency keys `bench-<run>-<phase>-<i>`)
+/// and follows a sample of the police ones to their dispatch queue.
 #[allow(clippy::too_many_arguments)]
 async fn creates(
-    config: &Config,
-    clients: SuiteClients,
+    load: Load,
+    clients: &SuiteClients,
     rows: &Arc<Vec<CsvRequest>>,
     dispatched: Arc<Vec<bool>>,
     sample_every: u64,
-    run_id: &str,
+    request_id_prefix: &str,
     creates_deadline: Instant,
     samples_deadline: Instant,
 ) -> (LoopStats, QueueLatency) {
-    let SuiteClients {
-        intake: intake_clients,
-        dispatch,
-        ..
-    } = clients;
+    let intake_clients = clients.intake.clone();
+    let dispatch = clients.dispatch.clone();
     let status_intake = intake_clients[0].clone();
 
     let followed = Arc::new(Mutex::new(QueueLatency::default()));
     let followers = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
     let dispatched_created = Arc::new(AtomicU64::new(0));
 
-    let stats = {
+    let create = {
         let intake_clients = Arc::new(intake_clients);
         let rows = rows.clone();
-        let run_id = run_id.to_string();
+        let request_id_prefix = request_id_prefix.to_string();
         let followed = followed.clone();
         let followers = followers.clone();
-        closed_loop(
-            config.concurrency,
-            config.requests,
-            creates_deadline,
-            move |index| {
-                let mut intake = intake_clients[index as usize % intake_clients.len()].clone();
-                let row = &rows[index as usize % rows.len()];
-                let request: CreateServiceRequestRequest =
-                    row.to_create_request(&format!("bench-{run_id}-{index}"));
-                let followable = dispatched[index as usize % dispatched.len()];
-                let dispatched_created = dispatched_created.clone();
-                let followed = followed.clone();
-                let followers = followers.clone();
-                let dispatch = dispatch.clone();
-                let status_intake = status_intake.clone();
-                async move {
-                    let response =
-                        intake
-                            .create_service_request(request)
-                            .await
-                            .map_err(|status| {
-                                (format!("{:?}", status.code()), status.message().to_string())
-                            })?;
-                    if !followable
-                        || !dispatched_created
-                            .fetch_add(1, Ordering::Relaxed)
-                            .is_multiple_of(sample_every)
-                    {
-                        return Ok(());
-                    }
-                    let Some(sr) = response.into_inner().service_request else {
-                        return Ok(());
-                    };
-                    let Some(created_at) = sr.created_at else {
-                        return Ok(());
-                    };
-                    let sample = Sample {
-                        sr_number: sr.sr_number,
-                        created_at,
-                    };
-                    let give_up_at = (Instant::now() + SAMPLE_PATIENCE).min(samples_deadline);
-                    followers.lock().expect("followers lock").spawn(async move {
-                        let outcome =
-                            follow_sample(dispatch, status_intake, sample, give_up_at).await;
-                        let mut followed = followed.lock().expect("followed lock");
-                        match outcome {
-                            SampleOutcome::Queued(latency) => {
-                                followed.queued += 1;
-                                followed
-                                    .latency
-                                    .get_or_insert_with(new_histogram)
-                                    .saturating_record(latency.as_micros() as u64);
-                            }
-                            SampleOutcome::Elsewhere(status) => {
-                                *followed.elsewhere.entry(status).or_default() += 1
-                            }
-                            SampleOutcome::NotQueuedInTime => followed.not_queued_in_time += 1,
-                        }
-                    });
-                    Ok(())
+        move |index: u64| {
+            let mut intake = intake_clients[index as usize % intake_clients.len()].clone();
+            let row = &rows[index as usize % rows.len()];
+            let request: CreateServiceRequestRequest =
+                row.to_create_request(&format!("{request_id_prefix}-{index}"));
+            let followable = dispatched[index as usize % dispatched.len()];
+            let dispatched_created = dispatched_created.clone();
+            let followed = followed.clone();
+            let followers = followers.clone();
+            let dispatch = dispatch.clone();
+            let status_intake = status_intake.clone();
+            async move {
+                let response = intake
+                    .create_service_request(request)
+                    .await
+                    .map_err(|status| {
+                        (format!("{:?}", status.code()), status.message().to_string())
+                    })?;
+                if !followable
+                    || !dispatched_created
+                        .fetch_add(1, Ordering::Relaxed)
+                        .is_multiple_of(sample_every)
+                {
+                    return Ok(());
                 }
-            },
-        )
-        .await
+                let Some(sr) = response.into_inner().service_request else {
+                    return Ok(());
+                };
+                let Some(created_at) = sr.created_at else {
+                    return Ok(());
+                };
+                let sample = Sample {
+                    sr_number: sr.sr_number,
+                    created_at,
+                };
+                let give_up_at = (Instant::now() + SAMPLE_PATIENCE).min(samples_deadline);
+                followers.lock().expect("followers lock").spawn(async move {
+                    let outcome = follow_sample(dispatch, status_intake, sample, give_up_at).await;
+                    let mut followed = followed.lock().expect("followed lock");
+                    match outcome {
+                        SampleOutcome::Queued(latency) => {
+                            followed.queued += 1;
+                            followed
+                                .latency
+                                .get_or_insert_with(new_histogram)
+                                .saturating_record(latency.as_micros() as u64);
+                        }
+                        SampleOutcome::Elsewhere(status) => {
+                            *followed.elsewhere.entry(status).or_default() += 1
+                        }
+                        SampleOutcome::NotQueuedInTime => followed.not_queued_in_time += 1,
+                    }
+                });
+                Ok(())
+            }
+        }
+    };
+    let stats = match load {
+        Load::FixedRate { rate, .. } => {
+            fixed_rate(
+                rate,
+                load.requests(),
+                FIXED_RATE_MAX_IN_FLIGHT,
+                creates_deadline,
+                create,
+            )
+            .await
+        }
+        Load::Closed {
+            requests,
+            concurrency,
+        } => closed_loop(concurrency, requests, creates_deadline, create).await,
     };
 
     // every follower gives up by samples_deadline by itself
@@ -849,6 +979,12 @@ fn print_errors(name: &str, result: &PhaseResult) {
             stats.cut_at_deadline
         );
     }
+    if stats.held_back > 0 {
+        println!(
+            "{name}: {} operations started late, {FIXED_RATE_MAX_IN_FLIGHT} already running: the suite did not keep the pace",
+            stats.held_back
+        );
+    }
     if stats.errors.is_empty() {
         return;
     }
@@ -856,6 +992,42 @@ fn print_errors(name: &str, result: &PhaseResult) {
     for (kind, (count, message)) in &stats.errors {
         let message: String = message.chars().take(120).collect();
         println!("  {kind:<24} {count:>8}   e.g. {message}");
+    }
+}
+
+/// Where a phase's sampled police requests went, and how long the queued
+/// ones took from intake to their precinct's queue.
+fn print_queue_latency(phase: &str, followed: &QueueLatency) {
+    let sampled =
+        followed.queued + followed.not_queued_in_time + followed.elsewhere.values().sum::<u64>();
+    match &followed.latency {
+        Some(h) => println!(
+            "intake -> dispatch queue ({phase}): p50 {} ms, p99 {} ms, max {} ms  (job queued_at - create created_at; {} of {sampled} sampled requests queued)",
+            millis(h.value_at_quantile(0.50)),
+            millis(h.value_at_quantile(0.99)),
+            millis(h.max()),
+            followed.queued
+        ),
+        None => println!(
+            "intake -> dispatch queue ({phase}): no sampled request reached a dispatch queue ({sampled} sampled)"
+        ),
+    }
+    if !followed.elsewhere.is_empty() {
+        let elsewhere: Vec<String> = followed
+            .elsewhere
+            .iter()
+            .map(|(status, n)| format!("{status} {n}"))
+            .collect();
+        println!(
+            "  sampled requests not dispatched: {}",
+            elsewhere.join(", ")
+        );
+    }
+    if followed.not_queued_in_time > 0 {
+        println!(
+            "  sampled requests not queued in time: {}",
+            followed.not_queued_in_time
+        );
     }
 }
 
@@ -894,8 +1066,18 @@ async fn run(config: Config) -> anyhow::Result<bool> {
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
 
     println!(
-        "dispatch311-bench run {run_id}: {} requests, concurrency {}, bound {} s",
-        config.requests, config.concurrency, config.max_seconds
+        "dispatch311-bench run {run_id}: {}{} requests at concurrency {}, bound {} s",
+        if config.rate > 0 {
+            format!(
+                "{} requests/s for {} s, then ",
+                config.rate, config.rate_seconds
+            )
+        } else {
+            String::new()
+        },
+        config.requests,
+        config.concurrency,
+        config.max_seconds
     );
     println!(
         "rows: {} fileable of {read} read ({} rejected by the reader) from {}",
@@ -941,10 +1123,13 @@ async fn run(config: Config) -> anyhow::Result<bool> {
         .collect();
     let dispatched: Vec<bool> = dispatched.iter().map(Option::is_some).collect();
     let dispatched_count = dispatched.iter().filter(|d| **d).count() as u64;
-    let expected_dispatched = config.requests * dispatched_count / rows.len() as u64;
-    let sample_every = (expected_dispatched / SAMPLES_WANTED).clamp(1, SAMPLE_EVERY);
+    // about SAMPLES_WANTED followed per phase, at most 1 in SAMPLE_EVERY
+    let sample_every = |load: Load| {
+        let expected_dispatched = load.requests() * dispatched_count / rows.len() as u64;
+        (expected_dispatched / SAMPLES_WANTED).clamp(1, SAMPLE_EVERY)
+    };
     println!(
-        "routing dispatches {dispatched_count} of the {} rows to a precinct queue (ExplainRoute); following 1 in {sample_every} of those to the queue",
+        "routing dispatches {dispatched_count} of the {} rows to a precinct queue (ExplainRoute); about {SAMPLES_WANTED} of those followed to the queue in each phase",
         rows.len()
     );
     let police_with_point = rows
@@ -980,20 +1165,52 @@ async fn run(config: Config) -> anyhow::Result<bool> {
             config.max_seconds
         );
     }
-    let dispatch = clients.dispatch.clone();
+    let dispatched = Arc::new(dispatched);
+
+    // the fixed rate first, on an idle suite; it returns once its samples are
+    // queued, so the pipeline has caught up before the closed loop starts
+    let fixed = if config.rate > 0 {
+        let load = Load::FixedRate {
+            rate: config.rate,
+            seconds: config.rate_seconds,
+        };
+        let deadline = (Instant::now() + Duration::from_secs(config.rate_seconds) + drain)
+            .min(creates_deadline);
+        let (created, followed) = creates(
+            load,
+            &clients,
+            &rows,
+            dispatched.clone(),
+            sample_every(load),
+            &format!("bench-{run_id}-rate"),
+            deadline,
+            (deadline + drain).min(samples_deadline),
+        )
+        .await;
+        Some((load, Ok(created), followed))
+    } else {
+        None
+    };
+    let load = Load::Closed {
+        requests: config.requests,
+        concurrency: config.concurrency,
+    };
     let (created, followed) = creates(
-        &config,
-        clients,
+        load,
+        &clients,
         &rows,
-        Arc::new(dispatched),
-        sample_every,
-        &run_id,
+        dispatched,
+        sample_every(load),
+        &format!("bench-{run_id}"),
         creates_deadline,
         samples_deadline,
     )
     .await;
-    let any_created = created.ok > 0;
-    let created: PhaseResult = Ok(created);
+    let closed: (Load, PhaseResult, QueueLatency) = (load, Ok(created), followed);
+    let phases: Vec<&(Load, PhaseResult, QueueLatency)> = fixed.iter().chain([&closed]).collect();
+    let any_created = phases
+        .iter()
+        .any(|(_, created, _)| created.as_ref().is_ok_and(|stats| stats.ok > 0));
 
     println!(
         "{:<28} {:>8} {:>7} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8}",
@@ -1001,59 +1218,43 @@ async fn run(config: Config) -> anyhow::Result<bool> {
     );
     print_phase("raw PostgreSQL INSERT", &postgres);
     print_phase("raw Redis XADD", &redis);
-    print_phase("CreateServiceRequest", &created);
-    println!();
-
-    let sampled =
-        followed.queued + followed.not_queued_in_time + followed.elsewhere.values().sum::<u64>();
-    match &followed.latency {
-        Some(h) => println!(
-            "intake -> dispatch queue     p50 {} ms, p99 {} ms, max {} ms  (job queued_at - create created_at; {} of {sampled} sampled requests queued)",
-            millis(h.value_at_quantile(0.50)),
-            millis(h.value_at_quantile(0.99)),
-            millis(h.max()),
-            followed.queued
-        ),
-        None => println!(
-            "intake -> dispatch queue     no sampled request reached a dispatch queue ({sampled} sampled)"
-        ),
+    for (load, created, _) in &phases {
+        print_phase(&load.name(), created);
     }
-    if !followed.elsewhere.is_empty() {
-        let elsewhere: Vec<String> = followed
-            .elsewhere
-            .iter()
-            .map(|(status, n)| format!("{status} {n}"))
-            .collect();
+    if fixed.is_some() {
         println!(
-            "  sampled requests not dispatched: {}",
-            elsewhere.join(", ")
-        );
-    }
-    if followed.not_queued_in_time > 0 {
-        println!(
-            "  sampled requests not queued in time: {}",
-            followed.not_queued_in_time
+            "  (at {}/s: latency from when each request was due, so falling behind the rate counts)",
+            config.rate
         );
     }
     println!();
+    for (load, _, followed) in &phases {
+        print_queue_latency(&load.name(), followed);
+    }
+    println!();
 
+    let (_, created, _) = &closed;
     println!(
-        "creates/s ÷ raw PostgreSQL INSERT commits/s   {}",
-        ratio(&created, &postgres)
+        "creates/s at c={} ÷ raw PostgreSQL INSERT commits/s   {}",
+        config.concurrency,
+        ratio(created, &postgres)
     );
     println!(
-        "creates/s ÷ raw Redis XADD/s                  {}",
-        ratio(&created, &redis)
+        "creates/s at c={} ÷ raw Redis XADD/s                  {}",
+        config.concurrency,
+        ratio(created, &redis)
     );
     println!();
     print_errors("raw PostgreSQL INSERT", &postgres);
     print_errors("raw Redis XADD", &redis);
-    print_errors("CreateServiceRequest", &created);
+    for (load, created, _) in &phases {
+        print_errors(&load.name(), created);
+    }
 
     if config.lifecycles > 0 && !precincts.is_empty() {
         println!();
         let figures = lifecycle::run(
-            dispatch,
+            clients.dispatch.clone(),
             precincts,
             config.units_per_precinct,
             config.concurrency,
@@ -1122,8 +1323,9 @@ mod tests {
         let config = parse(&[], &[]).unwrap().unwrap();
         assert_eq!(
             (config.requests, config.concurrency, config.max_seconds),
-            (20_000, 32, 120)
+            (20_000, 32, 150)
         );
+        assert_eq!((config.rate, config.rate_seconds), (1_000, 10));
         assert_eq!(config.intake_url, "http://127.0.0.1:50051");
 
         let config = parse(
@@ -1151,6 +1353,9 @@ mod tests {
         assert!(parse(&["--requests"], &[]).is_err());
         assert!(parse(&["--requests", "0"], &[]).is_err());
         assert!(parse(&["--frobnicate"], &[]).is_err());
+        let config = parse(&["--rate", "0"], &[]).unwrap().unwrap();
+        assert_eq!(config.rate, 0, "0 skips the fixed-rate phase");
+        assert!(parse(&["--rate-seconds", "0"], &[]).is_err());
     }
 
     #[test]
@@ -1178,6 +1383,47 @@ mod tests {
         ] {
             assert!(ensure_loopback("URL", url).is_err(), "{url}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_fixed_rate_counts_the_wait_of_requests_held_back() {
+        // one at a time, 20 ms each, but due every millisecond: the suite
+        // "falls behind" and the later ones wait for the earlier ones
+        let stats = fixed_rate(
+            1_000,
+            10,
+            1,
+            Instant::now() + Duration::from_secs(30),
+            |_| async {
+                sleep(Duration::from_millis(20)).await;
+                Ok(())
+            },
+        )
+        .await;
+        assert_eq!((stats.ok, stats.error_count()), (10, 0));
+        assert!(stats.held_back >= 8, "held back {}", stats.held_back);
+        // the tenth was due at 9 ms and finished after 10 × 20 ms
+        assert!(
+            stats.latency.max() >= 150_000,
+            "max latency {} µs",
+            stats.latency.max()
+        );
+
+        let stats = fixed_rate(
+            1_000,
+            10,
+            16,
+            Instant::now() + Duration::from_secs(30),
+            |index| async move {
+                if index == 3 {
+                    Err(("Unavailable".into(), "down".into()))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        assert_eq!((stats.ok, stats.error_count(), stats.held_back), (9, 1, 0));
     }
 
     #[test]
