@@ -314,8 +314,8 @@ impl Store {
              FROM input i LEFT JOIN queued q USING (job_id) LEFT JOIN jobs j ON j.sr_id = i.sr_id \
              ORDER BY i.ord",
         )
-        // planned for each batch: a plan cached while the table was small
-        // joins it by a sequential scan forever after
+        // planned for each batch: a plan cached while the table was still
+        // empty joins it by a sequential scan until autovacuum first analyzes it
         .persistent(false)
         .bind(&c.ord)
         .bind(&c.job_id)

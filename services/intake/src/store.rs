@@ -784,8 +784,8 @@ impl Store {
                 EXISTS (SELECT 1 FROM updated u WHERE u.sr_id = i.sr_id) AS applied \
              FROM input i ORDER BY i.ord",
         )
-        // planned for each batch: a plan cached while the table was small
-        // joins it by a sequential scan forever after
+        // planned for each batch: a plan cached while the table was still
+        // empty joins it by a sequential scan until autovacuum first analyzes it
         .persistent(false)
         .bind(&columns.sr_id)
         .bind(&columns.rank)
