@@ -17,10 +17,6 @@ export RUST_LOG="${RUST_LOG:-warn}"
 export DISPATCH311_REDIS_PREFIX="bench:"
 # the benchmark measures capacity, not the per-integrator limits
 export DISPATCH311_RATE_LIMIT_PER_SECOND="${DISPATCH311_RATE_LIMIT_PER_SECOND:-1000000}"
-data_dir="${DISPATCH311_DATA_DIR:-$repo_root/../shared/data}"
-if [[ -z ${DISPATCH311_PRECINCT_MAP:-} && -f $data_dir/nypd-precincts.geojson ]]; then
-    export DISPATCH311_PRECINCT_MAP="$data_dir/nypd-precincts.geojson"
-fi
 
 say "fresh database $DISPATCH311_DB_NAME and Redis prefix $DISPATCH311_REDIS_PREFIX"
 "$deploy_dir/stop-suite.sh"

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use chrono::{
     DateTime, Datelike, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Weekday,
 };
-use dispatch311_domain::{CityBounds, taxonomy};
+use dispatch311_domain::CityBounds;
 use dispatch311_proto::{
     common::v1::{Address, Channel, GeoPoint, ResolutionCode},
     intake::v1::CreateServiceRequestRequest,
@@ -413,6 +413,9 @@ impl CsvRequest {
             "MOBILE" => Channel::MobileApp,
             "ONLINE" => Channel::Web,
             "PHONE" => Channel::Phone,
+            // the city's exports say UNKNOWN for requests another agency's
+            // system entered: they reach 311 as a partner agency's filing
+            "UNKNOWN" | "OTHER" => Channel::PartnerAgency,
             _ => Channel::Unspecified,
         }
     }
@@ -465,19 +468,15 @@ impl CsvRequest {
     }
 
     /// Why intake would refuse [`CsvRequest::to_create_request`], or `None`
-    /// when the request can be filed: an unknown channel, a complaint type
-    /// outside the taxonomy, coordinates outside the city, or no place at all.
+    /// when the request can be filed: an unknown channel or coordinates
+    /// outside the city. Any complaint type is filed (routing decides), and so
+    /// is a request without a place (routing holds it for triage if its type
+    /// needs one).
     pub fn why_not_fileable(&self) -> Option<String> {
         if self.channel() == Channel::Unspecified {
             return Some(format!(
                 "channel type {:?} has no intake channel",
                 self.channel_type
-            ));
-        }
-        if taxonomy::lookup(&self.complaint_type).is_none() {
-            return Some(format!(
-                "complaint type {:?} is not in the taxonomy",
-                self.complaint_type
             ));
         }
         match self.coordinates() {
@@ -488,11 +487,7 @@ impl CsvRequest {
                     "location {latitude},{longitude} is outside the city"
                 ))
             }
-            Some(_) => None,
-            None if self.incident_address.is_empty() && self.intersection_street_1.is_empty() => {
-                Some("neither coordinates nor a street address".to_string())
-            }
-            None => None,
+            _ => None,
         }
     }
 }
@@ -828,21 +823,22 @@ mod tests {
             ("BROADWAY", "WEST 34 STREET")
         );
         assert_eq!(address.postal_code, "");
-        assert_eq!(request.channel, Channel::Unspecified as i32);
-        assert!(corner.why_not_fileable().unwrap().contains("channel"));
+        assert_eq!(request.channel, Channel::PartnerAgency as i32);
+        assert_eq!(corner.why_not_fileable(), None);
 
+        // routing, not intake, decides what a request without a place needs
         let nowhere = CsvRequest {
             incident_address: String::new(),
             latitude: None,
             longitude: None,
+            ..row.clone()
+        };
+        assert_eq!(nowhere.why_not_fileable(), None);
+        let unheard_of = CsvRequest {
+            channel_type: "CARRIER PIGEON".into(),
             ..row
         };
-        assert!(
-            nowhere
-                .why_not_fileable()
-                .unwrap()
-                .contains("neither coordinates nor")
-        );
+        assert!(unheard_of.why_not_fileable().unwrap().contains("channel"));
     }
 
     #[test]

@@ -69,30 +69,12 @@ impl Service {
 /// How to start a suite.
 #[derive(Debug, Clone, Default)]
 pub struct SuiteOptions {
-    /// Precinct map for routing; `None` uses the binary's demo map.
-    pub precinct_map: Option<PathBuf>,
     /// Where the services export spans (an `OtlpReceiver`).
     pub otlp_endpoint: Option<String>,
     /// Extra environment for every service.
     pub env: Vec<(String, String)>,
     /// Serve and call over mutual TLS, with certificates made for this suite.
     pub mutual_tls: bool,
-}
-
-impl SuiteOptions {
-    /// The real 78-precinct map from the data folder, if present.
-    pub fn with_real_precinct_map(mut self) -> Self {
-        let map = crate::nyc311::data_dir().join("nypd-precincts.geojson");
-        if map.exists() {
-            self.precinct_map = Some(map);
-        } else {
-            eprintln!(
-                "!!! real precinct map not found at {}: using the demo map",
-                map.display()
-            );
-        }
-        self
-    }
 }
 
 /// A channel whose calls carry a bearer token.
@@ -306,9 +288,6 @@ impl Suite {
             )
             .stdout(Stdio::null())
             .stderr(log);
-        if let Some(map) = &self.options.precinct_map {
-            command.env("DISPATCH311_PRECINCT_MAP", map);
-        }
         // intake writes the suite's photos here and dispatch reads them,
         // unless the options name another store (S3)
         if !self

@@ -17,7 +17,7 @@ async fn killing_routing_mid_batch_loses_and_duplicates_nothing() -> anyhow::Res
     let mut suite = Suite::start(SuiteOptions {
         // a killed consumer's jobs are reclaimed after this idle time
         env: vec![("DISPATCH311_QUEUE_CLAIM_IDLE_MS".into(), "1500".into())],
-        ..SuiteOptions::default().with_real_precinct_map()
+        ..SuiteOptions::default()
     })
     .await?;
     let pool = suite.database().await?;

@@ -65,7 +65,7 @@ async fn a_real_half_day_of_police_311_closes_with_figures_that_add_up() -> anyh
 
     let window_start = chrono::Utc::now() - chrono::Duration::minutes(1);
     let started = std::time::Instant::now();
-    let suite = Suite::start(SuiteOptions::default().with_real_precinct_map()).await?;
+    let suite = Suite::start(SuiteOptions::default()).await?;
     let intake = suite.intake().await?;
     let dispatch = suite.dispatch().await?;
     let limit = Arc::new(Semaphore::new(CONCURRENCY));

@@ -1,6 +1,8 @@
 //! End to end with the real service binaries: a complaint travels intake →
-//! routing → dispatch, a non-police complaint is referred, bad input is
-//! refused and changes nothing, a repeated request id creates nothing.
+//! routing → dispatch, a non-police complaint is referred, any complaint type
+//! is accepted (an old name routes as the current one, an unknown one is held
+//! for 311 triage with the reason), bad input is refused and changes nothing,
+//! a repeated request id creates nothing.
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use dispatch311_proto::{
         Complainant, CreateServiceRequestRequest, GetServiceRequestRequest,
         ListServiceRequestsRequest, ServiceRequest, get_service_request_request,
     },
+    routing::v1::{ExplainRouteRequest, ListRoutingRulesRequest, RouteOutcome},
 };
 use dispatch311_tests::suite::{Suite, SuiteOptions, eventually};
 use tonic_types::StatusExt;
@@ -68,7 +71,7 @@ async fn wait_for_status(
 #[tokio::test]
 async fn a_midtown_complaint_reaches_its_precinct_queue_and_a_non_police_one_is_referred()
 -> anyhow::Result<()> {
-    let suite = Suite::start(SuiteOptions::default().with_real_precinct_map()).await?;
+    let suite = Suite::start(SuiteOptions::default()).await?;
     let mut intake = suite.intake().await?;
 
     let created = intake
@@ -173,7 +176,8 @@ async fn bad_input_is_refused_with_field_violations_and_changes_nothing() -> any
         latitude: 39.95,
         longitude: -75.16,
     });
-    bad.complaint_type = "Loud Dragons".into();
+    // any real name is taken (routing decides); one that is no name is not
+    bad.complaint_type = "*** ***".into();
     let status = intake.create_service_request(bad).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     let fields: Vec<String> = status
@@ -411,5 +415,165 @@ async fn responders_read_the_description_without_the_complainants_name_phone_or_
     .fetch_one(&pool)
     .await?;
     assert_eq!(leaked, 0);
+    suite.stop().await
+}
+
+async fn file(
+    intake: &mut dispatch311_proto::intake::v1::intake_service_client::IntakeServiceClient<
+        dispatch311_tests::suite::AuthChannel,
+    >,
+    request_id: &str,
+    complaint_type: &str,
+    location: Option<GeoPoint>,
+) -> anyhow::Result<ServiceRequest> {
+    Ok(intake
+        .create_service_request(CreateServiceRequestRequest {
+            request_id: request_id.into(),
+            complaint_type: complaint_type.into(),
+            location,
+            channel: Channel::Phone as i32,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .service_request
+        .expect("the filed request"))
+}
+
+fn last_message(sr: &ServiceRequest) -> &str {
+    sr.timeline
+        .last()
+        .map_or("", |entry| entry.message.as_str())
+}
+
+#[tokio::test]
+async fn any_complaint_type_is_accepted_and_routed_by_rule_alias_or_triage() -> anyhow::Result<()> {
+    let suite = Suite::start(SuiteOptions::default()).await?;
+    let mut intake = suite.intake().await?;
+
+    // an old name of a police type reaches the precinct as the current type
+    let old_name = file(
+        &mut intake,
+        "types-1",
+        "homeless  encampment",
+        Some(EMPIRE_STATE),
+    )
+    .await?;
+    assert_eq!(
+        old_name.complaint_type, "homeless encampment",
+        "kept as filed"
+    );
+    let queued = wait_for_status(&suite, &old_name.sr_number, ServiceRequestStatus::Queued).await?;
+    assert_eq!(
+        (queued.agency.as_str(), queued.precinct.as_str()),
+        ("NYPD", "14")
+    );
+    let job = suite
+        .dispatch()
+        .await?
+        .get_job(GetJobRequest {
+            key: Some(get_job_request::Key::SrNumber(old_name.sr_number.clone())),
+        })
+        .await?
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(
+        job.complaint_type, "Encampment",
+        "the precinct sees today's name"
+    );
+
+    // a type no rule knows: accepted, then held for 311 triage saying why
+    let unknown = file(&mut intake, "types-2", "Loose Tiger", Some(EMPIRE_STATE)).await?;
+    let triaged = wait_for_status(
+        &suite,
+        &unknown.sr_number,
+        ServiceRequestStatus::NeedsTriage,
+    )
+    .await?;
+    assert!(
+        last_message(&triaged).contains("no routing rule for complaint type 'Loose Tiger'"),
+        "{:?}",
+        triaged.timeline
+    );
+
+    // a request that needs no place: a property-tax question goes to Finance
+    let tax = file(&mut intake, "types-3", "DOF Property - Owner Issue", None).await?;
+    let referred = wait_for_status(&suite, &tax.sr_number, ServiceRequestStatus::Referred).await?;
+    assert_eq!(referred.agency, "DOF");
+
+    // police work without any place: taken, and held for 311 to ask where
+    let nowhere = file(&mut intake, "types-4", "Illegal Parking", None).await?;
+    let held = wait_for_status(
+        &suite,
+        &nowhere.sr_number,
+        ServiceRequestStatus::NeedsTriage,
+    )
+    .await?;
+    assert!(
+        last_message(&held).contains("no location given"),
+        "{:?}",
+        held.timeline
+    );
+
+    // a point in the harbour is in no precinct
+    let harbour = GeoPoint {
+        latitude: 40.67,
+        longitude: -74.05,
+    };
+    let at_sea = file(&mut intake, "types-5", "Illegal Parking", Some(harbour)).await?;
+    let held =
+        wait_for_status(&suite, &at_sea.sr_number, ServiceRequestStatus::NeedsTriage).await?;
+    assert!(
+        last_message(&held).contains("outside every precinct"),
+        "{:?}",
+        held.timeline
+    );
+
+    // routing explains the same: an alias, an unknown type; it refuses what intake refuses
+    let mut routing = suite.routing().await?;
+    let explain = |complaint_type: &str| ExplainRouteRequest {
+        complaint_type: complaint_type.into(),
+        location: Some(EMPIRE_STATE),
+        ..Default::default()
+    };
+    let alias = routing
+        .explain_route(explain("Derelict Vehicle"))
+        .await?
+        .into_inner()
+        .decision
+        .unwrap();
+    assert_eq!(alias.complaint_type, "Abandoned Vehicle");
+    assert!(alias.police_matter);
+    assert!(
+        alias.explanation[0].contains("another name of 'Abandoned Vehicle'"),
+        "{:?}",
+        alias.explanation
+    );
+    let unknown = routing
+        .explain_route(explain("Loose Tiger"))
+        .await?
+        .into_inner()
+        .decision
+        .unwrap();
+    assert_eq!(unknown.outcome(), RouteOutcome::Triage);
+    for refused in ["x".repeat(1_000_000), "***".to_string()] {
+        let status = routing.explain_route(explain(&refused)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+    let rules = routing
+        .list_routing_rules(ListRoutingRulesRequest {
+            page_size: 1_000,
+            page_token: String::new(),
+        })
+        .await?
+        .into_inner()
+        .rules;
+    let abandoned = rules
+        .iter()
+        .find(|rule| rule.complaint_type == "Abandoned Vehicle")
+        .unwrap();
+    assert!(abandoned.aliases.contains(&"Derelict Vehicle".to_string()));
+
     suite.stop().await
 }

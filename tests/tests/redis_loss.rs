@@ -18,7 +18,7 @@ const REQUESTS: usize = 40;
 async fn losing_every_redis_key_loses_no_request() -> anyhow::Result<()> {
     let mut suite = Suite::start(SuiteOptions {
         env: vec![("DISPATCH311_RECONCILE_AFTER_SECS".into(), "2".into())],
-        ..SuiteOptions::default().with_real_precinct_map()
+        ..SuiteOptions::default()
     })
     .await?;
     let pool = suite.database().await?;

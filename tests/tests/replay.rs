@@ -1,8 +1,11 @@
-//! Real-data replay: every NYPD request of a real half day of New York 311
-//! (2023-02-28) is filed through intake. Each valid row is accepted and
-//! reaches the dispatch queue of the precinct that an independent
-//! point-in-polygon check (here, not routing's code) finds for it; rows intake
-//! cannot take are refused with INVALID_ARGUMENT and a reason; nothing is lost.
+//! Real-data replay: every request of a real half day of New York 311
+//! (2023-02-28, every agency) is filed through intake with the suite's default
+//! configuration — the precinct map and rules the binaries ship, nothing from
+//! the data folder. Every row is accounted for: routed to a precinct queue,
+//! referred to its agency, or held for 311 triage with a reason; none is
+//! refused for its complaint type, and every police request with coordinates
+//! reaches the precinct that an independent point-in-polygon check against the
+//! full official map (here, not routing's code) finds for it.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -52,8 +55,20 @@ impl IndependentMap {
     }
 }
 
+/// Where routing sends a row's agency, where the shipped rules deliberately
+/// differ from the city's own routing of that half day.
+fn expected_agency(row: &CsvRequest) -> &str {
+    match (row.agency.as_str(), row.complaint_type.as_str()) {
+        // the city files most encampment reports with NYPD
+        ("DHS", "Encampment") => "NYPD",
+        // 311's routing desk code for sewer and water work that DEP does
+        ("NYC311-PRD", "Sewer" | "Water System") => "DEP",
+        (agency, _) => agency,
+    }
+}
+
 #[tokio::test]
-async fn every_nypd_request_of_a_real_half_day_reaches_its_precinct_queue() -> anyhow::Result<()> {
+async fn every_request_of_a_real_half_day_is_routed_referred_or_triaged() -> anyhow::Result<()> {
     let data = nyc311::data_dir();
     let csv = data.join(FILE);
     let map_path = data.join("nypd-precincts.geojson");
@@ -68,25 +83,23 @@ async fn every_nypd_request_of_a_real_half_day_reaches_its_precinct_queue() -> a
     for problem in &rows.rejected {
         eprintln!("replay: unreadable row {problem}");
     }
-    let nypd: Vec<CsvRequest> = rows
-        .requests
-        .into_iter()
-        .filter(CsvRequest::is_nypd)
-        .collect();
+    let all = rows.requests;
     assert!(
-        nypd.len() > 1_500,
-        "the half day has about 1,569 police requests, read {}",
-        nypd.len()
+        all.len() + rows.rejected.len() == 4_999,
+        "the half day has 4,999 rows, read {} and {} unreadable",
+        all.len(),
+        rows.rejected.len()
     );
     let map = IndependentMap::load(&map_path)?;
 
-    let suite = Suite::start(SuiteOptions::default().with_real_precinct_map()).await?;
+    // the default configuration: no DISPATCH311_PRECINCT_MAP, no rules file
+    let suite = Suite::start(SuiteOptions::default()).await?;
     let intake = suite.intake().await?;
 
     // file every row, 16 at a time, as the city's 311 system would
     let limit = Arc::new(Semaphore::new(16));
     let mut calls = Vec::new();
-    for row in nypd.iter().cloned() {
+    for row in all.iter().cloned() {
         let mut intake = intake.clone();
         let permit = limit.clone().acquire_owned().await?;
         calls.push(tokio::spawn(async move {
@@ -121,6 +134,12 @@ async fn every_nypd_request_of_a_real_half_day_reaches_its_precinct_queue() -> a
                     "row {} refused without a reason",
                     row.unique_key
                 );
+                assert!(
+                    violations.iter().all(|v| v.field != "complaint_type"),
+                    "row {} refused for its type {:?}",
+                    row.unique_key,
+                    row.complaint_type
+                );
                 eprintln!(
                     "replay: row {} refused ({reason}): {}",
                     row.unique_key,
@@ -136,89 +155,128 @@ async fn every_nypd_request_of_a_real_half_day_reaches_its_precinct_queue() -> a
     }
     assert_eq!(
         accepted.len() + refused,
-        nypd.len(),
+        all.len(),
         "every row was answered"
     );
 
-    // every accepted request with coordinates reaches a queue; those without
-    // coordinates cannot be placed in a precinct and wait for 311 triage
-    let with_coordinates = accepted
-        .values()
-        .filter(|r| r.coordinates().is_some())
-        .count();
+    // every accepted request settles: queued at a precinct, referred, or triaged
     let pool = suite.database().await?;
+    let accepted_count = accepted.len() as i64;
     eventually(
         Duration::from_secs(120),
-        "every request with coordinates in a dispatch queue",
+        "every request routed, referred or triaged",
         || {
             let pool = pool.clone();
             async move {
-                let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.jobs")
-                    .fetch_one(&pool)
-                    .await?;
-                Ok((jobs == with_coordinates as i64).then_some(()))
+                let settled: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM intake.service_requests \
+                 WHERE status IN ('QUEUED', 'REFERRED', 'NEEDS_TRIAGE')",
+                )
+                .fetch_one(&pool)
+                .await?;
+                Ok((settled == accepted_count).then_some(()))
             }
         },
     )
     .await?;
 
-    let queued: Vec<(String, String)> =
-        sqlx::query_as("SELECT sr_number, precinct FROM dispatch.jobs")
-            .fetch_all(&pool)
-            .await?;
+    let outcomes: Vec<(String, String, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT d.sr_number, s.status, d.agency, d.precinct, d.rule_id, \
+                (SELECT t.message FROM intake.timeline_entries t WHERE t.sr_id = s.sr_id \
+                 AND t.status = 'NEEDS_TRIAGE' ORDER BY t.id DESC LIMIT 1) \
+         FROM routing.route_decisions d \
+         JOIN intake.service_requests s ON s.sr_id = d.sr_id",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(
+        outcomes.len(),
+        accepted.len(),
+        "one routing decision per request"
+    );
+
     let mut wrong = Vec::new();
-    for (sr_number, precinct) in &queued {
+    let mut by_status: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut triage_reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    for (sr_number, status, agency, precinct, rule_id, message) in &outcomes {
         let row = &accepted[sr_number];
-        let (latitude, longitude) = row
-            .coordinates()
-            .expect("only located requests are dispatched");
-        let expected = map.precinct_at(latitude, longitude);
-        if expected != Some(precinct.as_str()) {
+        *by_status.entry(status.as_str()).or_default() += 1;
+        if rule_id == "default" {
             wrong.push(format!(
-                "{} ({latitude},{longitude}): routed to {precinct}, map says {expected:?}",
-                row.unique_key
+                "{}: no rule for {:?}",
+                row.unique_key, row.complaint_type
             ));
+            continue;
+        }
+        match status.as_str() {
+            "QUEUED" => {
+                let Some((latitude, longitude)) = row.coordinates() else {
+                    wrong.push(format!(
+                        "{}: dispatched without coordinates",
+                        row.unique_key
+                    ));
+                    continue;
+                };
+                let expected = map.precinct_at(latitude, longitude);
+                if agency != "NYPD" || expected != Some(precinct.as_str()) {
+                    wrong.push(format!(
+                        "{} ({latitude},{longitude}): routed to {agency} {precinct}, map says {expected:?}",
+                        row.unique_key
+                    ));
+                }
+            }
+            "REFERRED" => {
+                if agency != expected_agency(row) {
+                    wrong.push(format!(
+                        "{} {:?}: referred to {agency}, the city sent it to {}",
+                        row.unique_key, row.complaint_type, row.agency
+                    ));
+                }
+            }
+            "NEEDS_TRIAGE" => {
+                let message = message.as_deref().unwrap_or_default();
+                let reason = message.trim_start_matches("held for review by 311 staff: ");
+                if reason.is_empty() || reason == message {
+                    wrong.push(format!("{}: triaged without a reason", row.unique_key));
+                }
+                // only a place can be missing: every type of the day has a rule
+                if expected_agency(row) == "NYPD" && row.coordinates().is_some() {
+                    wrong.push(format!(
+                        "{}: located police request triaged: {reason}",
+                        row.unique_key
+                    ));
+                }
+                *triage_reasons
+                    .entry(format!("{} ({})", row.complaint_type, reason))
+                    .or_default() += 1;
+            }
+            other => wrong.push(format!("{}: status {other}", row.unique_key)),
         }
     }
     assert!(
         wrong.is_empty(),
-        "{} requests in the wrong precinct:\n{}",
+        "{} requests routed wrongly:\n{}",
         wrong.len(),
         wrong.join("\n")
     );
-
-    // nothing lost: each accepted request is queued or held for triage, publicly
-    let accepted_count = accepted.len() as i64;
-    eventually(Duration::from_secs(60), "intake to show every request's outcome", || {
-        let pool = pool.clone();
-        async move {
-            let settled: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM intake.service_requests WHERE status IN ('QUEUED', 'NEEDS_TRIAGE')",
-            )
-            .fetch_one(&pool)
-            .await?;
-            Ok((settled == accepted_count).then_some(()))
-        }
-    })
-    .await?;
-    let triaged: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM intake.service_requests WHERE status = 'NEEDS_TRIAGE'",
-    )
-    .fetch_one(&pool)
-    .await?;
+    let police_located = accepted
+        .values()
+        .filter(|row| expected_agency(row) == "NYPD" && row.coordinates().is_some())
+        .count();
     assert_eq!(
-        triaged as usize,
-        accepted.len() - with_coordinates,
-        "only requests without coordinates need triage"
+        by_status.get("QUEUED").copied().unwrap_or(0),
+        police_located,
+        "every located police request is in its precinct's queue"
     );
     eprintln!(
-        "replay: {} police rows, {} accepted ({} queued, {} for triage), {} refused",
-        nypd.len(),
+        "replay: {} rows, {} accepted, {} refused; {by_status:?}",
+        all.len() + rows.rejected.len(),
         accepted.len(),
-        with_coordinates,
-        triaged,
         refused
     );
+    for (reason, count) in &triage_reasons {
+        eprintln!("replay: triaged {count} × {reason}");
+    }
 
     suite.stop().await
 }

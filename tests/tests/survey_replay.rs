@@ -100,7 +100,7 @@ async fn a_real_half_day_closed_and_surveyed_gives_figures_that_add_up_by_precin
     );
 
     let started = std::time::Instant::now();
-    let suite = Suite::start(SuiteOptions::default().with_real_precinct_map()).await?;
+    let suite = Suite::start(SuiteOptions::default()).await?;
     let intake = suite.intake().await?;
     let dispatch = suite.dispatch().await?;
     let survey = suite.survey().await?;

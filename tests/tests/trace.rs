@@ -22,7 +22,7 @@ async fn a_request_is_one_trace_across_every_service_and_queue_hop() -> anyhow::
     let receiver = OtlpReceiver::start().await?;
     let suite = Suite::start(SuiteOptions {
         otlp_endpoint: Some(receiver.endpoint()),
-        ..SuiteOptions::default().with_real_precinct_map()
+        ..SuiteOptions::default()
     })
     .await?;
     let mut intake = suite.intake().await?;

@@ -1,13 +1,13 @@
 //! Domain types shared by the dispatch311 services: service request numbers,
-//! the complaint taxonomy, the city's bounds, status names and time
+//! complaint type names, the city's bounds, status names and time
 //! conversions. No I/O lives here.
 
 pub mod address_columns;
 pub mod bounds;
+pub mod complaint_type;
 pub mod distance;
 pub mod sr_number;
 pub mod status;
-pub mod taxonomy;
 pub mod time;
 
 pub use bounds::CityBounds;

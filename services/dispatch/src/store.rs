@@ -8,7 +8,6 @@ use dispatch311_domain::{
     address_columns::AddressColumns,
     jobs::{kinds, queues},
     status::{priority_from_name, priority_name, resolution_from_name},
-    taxonomy,
     time::{from_timestamp, to_timestamp},
 };
 use dispatch311_proto::{
@@ -240,7 +239,8 @@ impl Store {
             routed_at: job.routed_at.as_ref().and_then(from_timestamp),
             queued_at,
             sla_due_at,
-            police_matter: taxonomy::lookup(&job.complaint_type).is_none_or(|t| t.police_matter),
+            // routing's rule decides; a job routed before it said so is police work
+            police_matter: job.police_matter.unwrap_or(true),
             photo_ids: job
                 .photo_ids
                 .iter()

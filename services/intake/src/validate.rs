@@ -4,7 +4,11 @@
 //! the whole request is valid.
 
 use chrono::{DateTime, Duration, Utc};
-use dispatch311_domain::{CityBounds, SrNumber, taxonomy, time::from_timestamp};
+use dispatch311_domain::{
+    CityBounds, SrNumber,
+    complaint_type::{normalize_complaint_type, normalize_descriptor},
+    time::from_timestamp,
+};
 use dispatch311_grpc::{pagination, status::FieldViolations};
 use dispatch311_proto::{
     common::v1::{Address, Channel},
@@ -15,7 +19,6 @@ use dispatch311_proto::{
 };
 
 pub const MAX_REQUEST_ID: usize = 128;
-pub const MAX_DESCRIPTOR: usize = 100;
 pub const MAX_ADDRESS_FIELD: usize = 200;
 pub const MAX_DESCRIPTION: usize = 4_000;
 pub const MAX_PHOTOS: usize = 10;
@@ -31,8 +34,9 @@ pub const MAX_OBSERVATION_AGE: Duration = Duration::days(30);
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewServiceRequest {
     pub request_id: String,
-    /// The taxonomy's spelling, whatever the caller's case.
-    pub complaint_type: &'static str,
+    /// As the caller wrote it, white space normalised: routing matches it to
+    /// a rule (or an alias of one), or holds it for 311 triage.
+    pub complaint_type: String,
     pub descriptor: String,
     pub location: Option<(f64, f64)>,
     pub address: Address,
@@ -70,25 +74,14 @@ pub fn validate(
         );
     }
 
-    let complaint_type = match request.complaint_type.trim() {
-        "" => {
-            v.add("complaint_type", "required");
-            None
-        }
-        name => match taxonomy::lookup(name) {
-            Some(known) => Some(known.name),
-            None => {
-                v.add(
-                    "complaint_type",
-                    format!("unknown complaint type '{}'", clip(name, 60)),
-                );
-                None
-            }
-        },
-    };
-
-    let descriptor = request.descriptor.trim().to_string();
-    check_text(&mut v, "descriptor", &descriptor, MAX_DESCRIPTOR);
+    // Any complaint type a real 311 system files is accepted: routing, not
+    // intake, knows the rules, and an unknown type goes to 311 triage.
+    let complaint_type = normalize_complaint_type(&request.complaint_type)
+        .map_err(|e| v.add("complaint_type", e.to_string()))
+        .ok();
+    let descriptor = normalize_descriptor(&request.descriptor)
+        .map_err(|e| v.add("descriptor", e.to_string()))
+        .unwrap_or_default();
 
     let address = request.address.unwrap_or_default();
     check_text(
@@ -115,18 +108,12 @@ pub fn validate(
         v.add("address.postal_code", "must be a five-digit ZIP code");
     }
 
-    let location = match request.location {
-        None => {
-            if address.street_address.trim().is_empty() {
-                v.add(
-                    "location",
-                    "required unless address.street_address is given",
-                );
-            }
-            None
-        }
-        Some(point) => check_location(&mut v, point.latitude, point.longitude, bounds),
-    };
+    // No place at all is fine here: many requests need none (a tax question,
+    // a benefits card), and routing holds a type whose rule needs a place for
+    // 311 triage, where staff can ask the complainant for it.
+    let location = request
+        .location
+        .and_then(|point| check_location(&mut v, point.latitude, point.longitude, bounds));
 
     let description = request.description;
     check_text(&mut v, "description", &description, MAX_DESCRIPTION);
@@ -434,10 +421,6 @@ fn check_text(v: &mut FieldViolations, field: &str, value: &str, max_chars: usiz
     }
 }
 
-fn clip(s: &str, max_chars: usize) -> String {
-    s.chars().take(max_chars).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use dispatch311_proto::common::v1::GeoPoint;
@@ -469,17 +452,42 @@ mod tests {
     }
 
     #[test]
-    fn accepts_a_valid_request_and_uses_the_taxonomy_spelling() {
+    fn accepts_a_valid_request_with_its_type_as_written() {
         let new = validate(valid(), &CityBounds::NEW_YORK_CITY, Utc::now()).unwrap();
-        assert_eq!(new.complaint_type, "Illegal Parking");
+        assert_eq!(new.complaint_type, "illegal parking");
         assert_eq!(new.location, Some((40.7484, -73.9857)));
+    }
+
+    #[test]
+    fn accepts_types_no_rule_knows_and_refuses_only_non_names() {
+        for name in [
+            "Dragons",
+            "DOF Property - Owner Issue",
+            "  Homeless   Encampment ",
+        ] {
+            let mut request = valid();
+            request.complaint_type = name.into();
+            let new = validate(request, &CityBounds::NEW_YORK_CITY, Utc::now()).unwrap();
+            assert_eq!(
+                new.complaint_type,
+                name.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+        }
+        for name in ["", "   ", "***", "Noise\u{7}"] {
+            let mut request = valid();
+            request.complaint_type = name.into();
+            assert_eq!(violations(request), ["complaint_type"], "{name:?}");
+        }
+        let mut long = valid();
+        long.complaint_type = "x".repeat(1_000_000);
+        assert_eq!(violations(long), ["complaint_type"]);
     }
 
     #[test]
     fn names_every_bad_field_at_once() {
         let request = CreateServiceRequestRequest {
             request_id: String::new(),
-            complaint_type: "Dragons".into(),
+            complaint_type: "?!".into(),
             location: Some(GeoPoint {
                 latitude: 95.0,
                 longitude: -73.9,
@@ -518,10 +526,12 @@ mod tests {
     }
 
     #[test]
-    fn an_address_can_stand_in_for_coordinates() {
+    fn a_request_may_have_an_address_only_or_no_place_at_all() {
+        // routing decides whether the type needs a place (311 triage if so)
         let mut request = valid();
         request.location = None;
-        assert_eq!(violations(request.clone()), ["location"]);
+        let new = validate(request.clone(), &CityBounds::NEW_YORK_CITY, Utc::now()).unwrap();
+        assert_eq!(new.location, None);
         request.address = Some(Address {
             street_address: "350 5th Avenue".into(),
             ..Default::default()

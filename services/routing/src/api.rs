@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use dispatch311_domain::time::to_timestamp;
+use dispatch311_domain::{
+    complaint_type::{normalize_complaint_type, normalize_descriptor},
+    time::to_timestamp,
+};
 use dispatch311_grpc::{
     pagination,
     status::{self as grpc_status, FieldViolations},
@@ -17,6 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     Router,
+    decision::RouteRequest,
     store::{Store, StoreError},
 };
 
@@ -39,9 +43,14 @@ impl RoutingService for RoutingApi {
     ) -> Result<Response<ExplainRouteResponse>, Status> {
         let request = request.into_inner();
         let mut v = FieldViolations::new();
-        if request.complaint_type.trim().is_empty() {
-            v.add("complaint_type", "required");
-        }
+        // The same names intake takes: an unknown type is explained (311
+        // triage), one intake would refuse is refused here too.
+        let complaint_type = normalize_complaint_type(&request.complaint_type)
+            .map_err(|e| v.add("complaint_type", e.to_string()))
+            .unwrap_or_default();
+        let descriptor = normalize_descriptor(&request.descriptor)
+            .map_err(|e| v.add("descriptor", e.to_string()))
+            .unwrap_or_default();
         if let Some(l) = &request.location {
             if !l.latitude.is_finite() || !(-90.0..=90.0).contains(&l.latitude) {
                 v.add("location.latitude", "must be between -90 and 90");
@@ -51,10 +60,12 @@ impl RoutingService for RoutingApi {
             }
         }
         v.into_result()?;
-        let location = request.location.map(|l| (l.latitude, l.longitude));
-        let decision = self
-            .router
-            .decide(&request.complaint_type, &request.descriptor, location);
+        let decision = self.router.decide(&RouteRequest {
+            complaint_type: &complaint_type,
+            descriptor: &descriptor,
+            location: request.location.map(|l| (l.latitude, l.longitude)),
+            has_street_address: request.has_street_address,
+        });
         Ok(Response::new(ExplainRouteResponse {
             decision: Some(decision),
         }))

@@ -18,17 +18,39 @@ pub const DEFAULT_RULE_ID: &str = "default";
 /// Longest piece of caller text repeated in an explanation.
 const MAX_ECHOED_CHARS: usize = 100;
 
-/// Decides where a request goes. `location` is (latitude, longitude) in WGS84.
-pub fn decide(
-    rules: &RuleTable,
-    map: &PrecinctMap,
-    complaint_type: &str,
-    descriptor: &str,
-    location: Option<(f64, f64)>,
-) -> RouteDecision {
-    let mut explanation = Vec::with_capacity(4);
+/// What routing needs to know of a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteRequest<'a> {
+    pub complaint_type: &'a str,
+    pub descriptor: &'a str,
+    /// (latitude, longitude) in WGS84.
+    pub location: Option<(f64, f64)>,
+    /// Whether the request names a street address (an agency can act on an
+    /// address alone; only a precinct needs coordinates).
+    pub has_street_address: bool,
+}
 
-    let rule = rules.match_rule(complaint_type, descriptor);
+/// Decides where a request goes.
+pub fn decide(rules: &RuleTable, map: &PrecinctMap, request: &RouteRequest<'_>) -> RouteDecision {
+    let RouteRequest {
+        complaint_type,
+        descriptor,
+        location,
+        has_street_address,
+    } = *request;
+    let mut explanation = Vec::with_capacity(5);
+
+    let found = rules.find(complaint_type, descriptor);
+    if let Some(found) = found
+        && let Some(alias) = found.alias
+    {
+        explanation.push(format!(
+            "complaint type '{}' is another name of '{}' (an alias in the rules)",
+            echo(alias),
+            found.rule.complaint_type
+        ));
+    }
+    let rule = found.map(|found| found.rule);
     explanation.push(match rule {
         Some(rule) => explain_match(complaint_type, descriptor, rule),
         None => explain_no_match(complaint_type, descriptor),
@@ -36,7 +58,7 @@ pub fn decide(
 
     // The precinct is looked up for every outcome: referrals and triage carry
     // it too, so the next person does not have to place the location again.
-    let precinct = locate(map, location, &mut explanation);
+    let precinct = locate(map, location, has_street_address, &mut explanation);
 
     let Some(rule) = rule else {
         explanation.push(format!(
@@ -50,6 +72,8 @@ pub fn decide(
             sla_minutes: 0,
             rule_id: DEFAULT_RULE_ID.to_owned(),
             explanation,
+            complaint_type: String::new(),
+            police_matter: false,
         };
     };
 
@@ -81,6 +105,28 @@ pub fn decide(
             ));
             explanation.push(format!(
                 "priority {} kept from the rule, no SLA until dispatched",
+                priority_name(rule.priority)
+            ));
+            decision(
+                rule,
+                RouteOutcome::Triage,
+                TRIAGE_AGENCY,
+                "",
+                0,
+                explanation,
+            )
+        }
+        (RuleOutcome::Refer, _)
+            if rule.needs_location && location.is_none() && !has_street_address =>
+        {
+            // The agency could not find the condition: 311 staff ask the
+            // complainant where it is, then refer it.
+            explanation.push(format!(
+                "{} needs a place to act on and none was given: held for 311 triage by {TRIAGE_AGENCY}",
+                rule.agency
+            ));
+            explanation.push(format!(
+                "priority {} kept from the rule",
                 priority_name(rule.priority)
             ));
             decision(
@@ -135,16 +181,23 @@ fn decision(
         sla_minutes,
         rule_id: rule.id.clone(),
         explanation,
+        complaint_type: rule.complaint_type.clone(),
+        police_matter: rule.police_matter,
     }
 }
 
 fn locate<'map>(
     map: &'map PrecinctMap,
     location: Option<(f64, f64)>,
+    has_street_address: bool,
     explanation: &mut Vec<String>,
 ) -> Option<&'map str> {
     let Some((latitude, longitude)) = location else {
-        explanation.push("no location given, so no precinct can be found".to_owned());
+        explanation.push(if has_street_address {
+            "a street address but no coordinates, so no precinct can be found".to_owned()
+        } else {
+            "no location given, so no precinct can be found".to_owned()
+        });
         return None;
     };
     if !valid_position(latitude, longitude) {
@@ -221,7 +274,6 @@ mod tests {
     use crate::precincts::{real_precinct_map, shared_data_file};
 
     const SHIPPED_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rules.toml");
-    const DEMO_MAP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo-precincts.geojson");
 
     const EMPIRE_STATE_BUILDING: (f64, f64) = (40.7484, -73.9857);
     const HUDSON_RIVER: (f64, f64) = (40.7600, -74.0150);
@@ -257,15 +309,36 @@ mod tests {
         RuleTable::from_toml_str(RULES).unwrap()
     }
 
-    fn demo_map() -> PrecinctMap {
-        PrecinctMap::load(DEMO_MAP).unwrap()
+    /// The map routing ships: the city's 78 precincts.
+    fn city_map() -> PrecinctMap {
+        PrecinctMap::from_geojson_str(crate::router::DEFAULT_PRECINCT_MAP).unwrap()
+    }
+
+    /// The decision for a request with coordinates (or none) and no street address.
+    fn route(
+        rules: &RuleTable,
+        map: &PrecinctMap,
+        complaint_type: &str,
+        descriptor: &str,
+        location: Option<(f64, f64)>,
+    ) -> RouteDecision {
+        decide(
+            rules,
+            map,
+            &RouteRequest {
+                complaint_type,
+                descriptor,
+                location,
+                has_street_address: false,
+            },
+        )
     }
 
     #[test]
     fn police_work_inside_a_precinct_is_dispatched() {
-        let decision = decide(
+        let decision = route(
             &rules(),
-            &demo_map(),
+            &city_map(),
             "Illegal Parking",
             "Blocked Hydrant",
             Some(EMPIRE_STATE_BUILDING),
@@ -289,9 +362,9 @@ mod tests {
 
     #[test]
     fn type_wide_rule_is_named_as_such() {
-        let decision = decide(
+        let decision = route(
             &rules(),
-            &demo_map(),
+            &city_map(),
             "illegal parking",
             "Posted Parking Sign Violation",
             Some(EMPIRE_STATE_BUILDING),
@@ -310,9 +383,9 @@ mod tests {
 
     #[test]
     fn other_agencies_work_is_referred_with_the_precinct_for_information() {
-        let decision = decide(
+        let decision = route(
             &rules(),
-            &demo_map(),
+            &city_map(),
             "Graffiti",
             "",
             Some(EMPIRE_STATE_BUILDING),
@@ -335,22 +408,79 @@ mod tests {
     }
 
     #[test]
-    fn referral_needs_no_location() {
-        let decision = decide(&rules(), &demo_map(), "Graffiti", "Graffiti", None);
-        assert_eq!(decision.outcome(), RouteOutcome::Refer);
-        assert_eq!(decision.agency, "DSNY");
-        assert_eq!(decision.precinct, "");
+    fn referral_needs_a_street_address_or_coordinates_unless_its_rule_says_not() {
+        let on_a_street = decide(
+            &rules(),
+            &city_map(),
+            &RouteRequest {
+                complaint_type: "Graffiti",
+                descriptor: "Graffiti",
+                location: None,
+                has_street_address: true,
+            },
+        );
+        assert_eq!(on_a_street.outcome(), RouteOutcome::Refer);
+        assert_eq!(on_a_street.agency, "DSNY");
+        assert_eq!(on_a_street.precinct, "");
         assert_eq!(
-            decision.explanation[1],
-            "no location given, so no precinct can be found"
+            on_a_street.explanation[1],
+            "a street address but no coordinates, so no precinct can be found"
+        );
+
+        let nowhere = route(&rules(), &city_map(), "Graffiti", "Graffiti", None);
+        assert_eq!(nowhere.outcome(), RouteOutcome::Triage);
+        assert_eq!(
+            nowhere.rule_id, "dsny-graffiti",
+            "triage sees which rule fits"
+        );
+        assert_eq!(
+            nowhere.explanation[2],
+            "DSNY needs a place to act on and none was given: held for 311 triage by 311-TRIAGE"
+        );
+
+        let tax = RuleTable::from_toml_str(
+            r#"
+            [[rule]]
+            id = "dof-property-owner-issue"
+            complaint_type = "DOF Property - Owner Issue"
+            outcome = "refer"
+            agency = "DOF"
+            priority = "low"
+            sla_minutes = 0
+            needs_location = false
+            "#,
+        )
+        .unwrap();
+        let question = route(&tax, &city_map(), "DOF Property - Owner Issue", "", None);
+        assert_eq!(question.outcome(), RouteOutcome::Refer);
+        assert_eq!(question.agency, "DOF");
+        assert!(!question.police_matter);
+    }
+
+    #[test]
+    fn an_alias_is_explained_and_routed_as_its_complaint_type() {
+        let rules = RuleTable::load(SHIPPED_RULES).unwrap();
+        let decision = route(
+            &rules,
+            &city_map(),
+            "derelict  VEHICLE",
+            "With License Plate",
+            Some(EMPIRE_STATE_BUILDING),
+        );
+        assert_eq!(decision.outcome(), RouteOutcome::Dispatch);
+        assert_eq!(decision.complaint_type, "Abandoned Vehicle");
+        assert!(decision.police_matter);
+        assert_eq!(
+            decision.explanation[0],
+            "complaint type 'Derelict Vehicle' is another name of 'Abandoned Vehicle' (an alias in the rules)"
         );
     }
 
     #[test]
     fn unknown_complaint_type_is_held_for_triage() {
-        let decision = decide(
+        let decision = route(
             &rules(),
-            &demo_map(),
+            &city_map(),
             "Loose Tiger",
             "In Lobby",
             Some(EMPIRE_STATE_BUILDING),
@@ -373,7 +503,7 @@ mod tests {
 
     #[test]
     fn empty_complaint_type_is_held_for_triage() {
-        let decision = decide(&rules(), &demo_map(), "  ", "Blocked Hydrant", None);
+        let decision = route(&rules(), &city_map(), "  ", "Blocked Hydrant", None);
         assert_eq!(decision.outcome(), RouteOutcome::Triage);
         assert_eq!(decision.rule_id, "default");
         assert_eq!(
@@ -384,9 +514,9 @@ mod tests {
 
     #[test]
     fn police_work_without_a_location_is_held_for_triage() {
-        let decision = decide(
+        let decision = route(
             &rules(),
-            &demo_map(),
+            &city_map(),
             "Illegal Parking",
             "Blocked Hydrant",
             None,
@@ -414,9 +544,9 @@ mod tests {
 
     #[test]
     fn police_work_outside_every_precinct_is_held_for_triage() {
-        let decision = decide(
+        let decision = route(
             &rules(),
-            &demo_map(),
+            &city_map(),
             "Illegal Parking",
             "Blocked Hydrant",
             Some(HUDSON_RIVER),
@@ -437,9 +567,9 @@ mod tests {
             (40.7484, f64::INFINITY),
             (140.0, -73.9857),
         ] {
-            let decision = decide(
+            let decision = route(
                 &rules(),
-                &demo_map(),
+                &city_map(),
                 "Illegal Parking",
                 "Blocked Hydrant",
                 Some(location),
@@ -456,7 +586,7 @@ mod tests {
     #[test]
     fn long_caller_text_is_shortened_in_the_explanation() {
         let long_type = "x".repeat(500);
-        let decision = decide(&rules(), &demo_map(), &long_type, "", None);
+        let decision = route(&rules(), &city_map(), &long_type, "", None);
         assert_eq!(decision.outcome(), RouteOutcome::Triage);
         assert!(
             decision.explanation[0].len() < 200,
@@ -467,11 +597,11 @@ mod tests {
     }
 
     #[test]
-    fn shipped_rules_and_demo_map_dispatch_a_midtown_bike_lane_complaint() {
+    fn shipped_rules_and_map_dispatch_a_midtown_bike_lane_complaint() {
         let rules = RuleTable::load(SHIPPED_RULES).unwrap();
-        let decision = decide(
+        let decision = route(
             &rules,
-            &demo_map(),
+            &city_map(),
             "Illegal Parking",
             "Blocked Bike Lane",
             Some(EMPIRE_STATE_BUILDING),
@@ -579,7 +709,7 @@ mod tests {
                     .parse::<f64>()
                     .ok()
                     .zip(row[longitude].parse::<f64>().ok());
-                let decision = decide(
+                let decision = route(
                     &rules,
                     map,
                     &row[complaint_type],

@@ -313,7 +313,9 @@ pub(crate) fn real_precinct_map() -> Option<&'static PrecinctMap> {
 mod tests {
     use super::*;
 
-    const DEMO_MAP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo-precincts.geojson");
+    fn shipped_map() -> PrecinctMap {
+        PrecinctMap::from_geojson_str(crate::router::DEFAULT_PRECINCT_MAP).unwrap()
+    }
 
     const EMPIRE_STATE_BUILDING: (f64, f64) = (40.7484, -73.9857);
     const TIMES_SQUARE: (f64, f64) = (40.7580, -73.9855);
@@ -492,60 +494,71 @@ mod tests {
     }
 
     #[test]
-    fn demo_map_covers_midtown() {
-        let map = PrecinctMap::load(DEMO_MAP).unwrap();
-        let mut names: Vec<&str> = map.names().collect();
-        names.sort_unstable();
-        assert_eq!(names, ["10", "13", "14", "17", "18"]);
-        assert!(map.map_name().unwrap().contains("demo"));
-        assert_eq!(
-            map.precinct_at(EMPIRE_STATE_BUILDING.0, EMPIRE_STATE_BUILDING.1),
-            Some("14")
-        );
-        assert_eq!(
-            map.precinct_at(ROCKEFELLER_CENTER.0, ROCKEFELLER_CENTER.1),
-            Some("18")
-        );
-        assert_eq!(
-            map.precinct_at(UNITED_NATIONS.0, UNITED_NATIONS.1),
-            Some("17")
-        );
-        assert_eq!(
-            map.precinct_at(GRAND_CENTRAL.0, GRAND_CENTRAL.1),
-            Some("14")
-        );
-        assert_eq!(map.precinct_at(UNION_SQUARE.0, UNION_SQUARE.1), Some("13"));
-        assert_eq!(map.precinct_at(HUDSON_YARDS.0, HUDSON_YARDS.1), Some("10"));
-        assert_eq!(map.precinct_at(HUDSON_RIVER.0, HUDSON_RIVER.1), None);
-        assert_eq!(
-            map.precinct_at(BARCLAYS_CENTER.0, BARCLAYS_CENTER.1),
-            None,
-            "Brooklyn is not on the demo map"
-        );
+    fn shipped_map_is_the_citys_78_precincts_in_all_five_boroughs() {
+        let map = shipped_map();
+        assert_eq!(map.len(), 78);
+        assert!(map.map_name().unwrap().contains("y76i-bdw7"));
+        let expected = [
+            // Manhattan
+            (EMPIRE_STATE_BUILDING, "14"),
+            (TIMES_SQUARE, "18"),
+            (UNITED_NATIONS, "17"),
+            (HUDSON_YARDS, "10"),
+            // Brooklyn, the Bronx
+            (BARCLAYS_CENTER, "78"),
+            (YANKEE_STADIUM, "44"),
+            // Queens: Flushing; Staten Island: St. George
+            ((40.7580, -73.8303), "109"),
+            ((40.6437, -74.0736), "120"),
+        ];
+        for ((lat, lon), precinct) in expected {
+            assert_eq!(map.precinct_at(lat, lon), Some(precinct), "{lat},{lon}");
+        }
+        for (lat, lon) in [HUDSON_RIVER, LOWER_BAY, ATLANTIC_OCEAN, (40.7282, -74.0776)] {
+            assert_eq!(
+                map.precinct_at(lat, lon),
+                None,
+                "{lat},{lon} (water, New Jersey)"
+            );
+        }
     }
 
+    /// The shipped map is simplified: it must still put every real request
+    /// where the official map puts it.
     #[test]
-    fn demo_map_agrees_with_the_real_map_on_midtown_landmarks() {
-        let Some(real) = real_precinct_map() else {
+    fn shipped_map_places_every_real_request_as_the_official_map_does() {
+        let Some(official) = real_precinct_map() else {
             return;
         };
-        let demo = PrecinctMap::load(DEMO_MAP).unwrap();
-        // Times Square sits on the 45th Street border, which the coarse demo map draws a block off.
-        let landmarks = [
-            EMPIRE_STATE_BUILDING,
-            GRAND_CENTRAL,
-            PENN_STATION,
-            ROCKEFELLER_CENTER,
-            UNITED_NATIONS,
-            UNION_SQUARE,
-            STUYVESANT_TOWN,
-            HUDSON_YARDS,
-        ];
-        for (lat, lon) in landmarks {
-            let on_demo = demo.precinct_at(lat, lon);
-            assert!(on_demo.is_some(), "{lat},{lon} is off the demo map");
-            assert_eq!(on_demo, real.precinct_at(lat, lon), "{lat},{lon}");
+        let shipped = shipped_map();
+        let mut checked = 0;
+        for file in [
+            "nyc311/service-requests-2023-02-28.csv",
+            "nyc311/service-requests-2023-03-31-smoke.csv",
+        ] {
+            let Some(path) = shared_data_file(file) else {
+                continue;
+            };
+            let mut reader = csv::Reader::from_path(&path).unwrap();
+            let header = reader.headers().unwrap().clone();
+            let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+            let (lat, lon) = (column("Latitude"), column("Longitude"));
+            for record in reader.records() {
+                let record = record.unwrap();
+                let (Ok(latitude), Ok(longitude)) =
+                    (record[lat].parse::<f64>(), record[lon].parse::<f64>())
+                else {
+                    continue;
+                };
+                assert_eq!(
+                    shipped.precinct_at(latitude, longitude),
+                    official.precinct_at(latitude, longitude),
+                    "{file}: {latitude},{longitude}"
+                );
+                checked += 1;
+            }
         }
+        assert!(checked > 4_000, "only {checked} located requests checked");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::{
     Router,
+    decision::RouteRequest,
     store::{NewDecision, Store, StoreError, StoredDecision},
 };
 
@@ -61,10 +62,15 @@ impl JobHandler for RouteJobHandler {
             }
         };
         set_on_current(attributes::SR_NUMBER, job.sr_number.clone());
-        let location = job.location.map(|l| (l.latitude, l.longitude));
-        let decision = self
-            .router
-            .decide(&job.complaint_type, &job.descriptor, location);
+        let decision = self.router.decide(&RouteRequest {
+            complaint_type: &job.complaint_type,
+            descriptor: &job.descriptor,
+            location: job.location.map(|l| (l.latitude, l.longitude)),
+            has_street_address: job
+                .address
+                .as_ref()
+                .is_some_and(|a| !a.street_address.trim().is_empty()),
+        });
         let new = match NewDecision::new(job, decision) {
             Ok(new) => Arc::new(new),
             Err(StoreError::InvalidJob(reason)) => return Outcome::DeadLetter { reason },

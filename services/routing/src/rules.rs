@@ -1,16 +1,20 @@
 //! The routing table: which agency, priority and SLA each complaint type gets.
 //!
-//! The table is a TOML file of `[[rule]]` entries (see `config/rules.toml`). It is
-//! validated as a whole when loaded, so a bad file stops the service at start-up
-//! instead of misrouting requests later.
+//! The table is a TOML file (see `config/rules.toml`): the agencies a rule may
+//! name (`[agencies]`), the old and other names of complaint types
+//! (`[aliases]`), and one `[[rule]]` per complaint type, optionally per
+//! descriptor. It is validated as a whole when loaded, so a bad file stops the
+//! service at start-up, naming the line, instead of misrouting requests later.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use dispatch311_domain::complaint_type::match_key;
 use dispatch311_proto::common::v1::Priority;
 use dispatch311_proto::routing::v1::{RouteOutcome, RoutingRule};
 use serde::Deserialize;
+use toml::Spanned;
 
 /// What a matching rule does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,14 @@ pub struct Rule {
     pub priority: Priority,
     /// Minutes from filing to the SLA due time; 0 means no SLA applies.
     pub sla_minutes: u32,
+    /// Whether the agency needs a place to act (coordinates or a street
+    /// address). A tax question or a benefits card needs none.
+    pub needs_location: bool,
+    /// Whether the complaint is police jurisdiction: dispatch's closing rules
+    /// then refuse "outside jurisdiction" and a plain referral.
+    pub police_matter: bool,
+    /// Other names of the complaint type that route here, as the file spells them.
+    pub aliases: Vec<String>,
 }
 
 impl Rule {
@@ -69,6 +81,9 @@ impl Rule {
             agency: self.agency.clone(),
             priority: self.priority.into(),
             sla_minutes: self.sla_minutes,
+            aliases: self.aliases.clone(),
+            needs_location: self.needs_location,
+            police_matter: self.police_matter,
         }
     }
 }
@@ -79,7 +94,8 @@ impl From<&Rule> for RoutingRule {
     }
 }
 
-/// Why a routing table was refused.
+/// Why a routing table was refused. Every error about one entry names the
+/// line of the file it starts on.
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
     #[error("cannot read routing rules {path}: {source}")]
@@ -91,30 +107,80 @@ pub enum RuleError {
     Parse(#[from] toml::de::Error),
     #[error("routing rules file has no rules")]
     NoRules,
-    #[error("routing rule #{position}: field {field} is empty")]
+    #[error("routing rules line {line}: rule #{position}: field {field} is empty")]
     EmptyField {
+        line: usize,
         /// 1-based position of the rule in the file.
         position: usize,
         field: &'static str,
     },
-    #[error("duplicate routing rule id {id}")]
-    DuplicateId { id: String },
+    #[error("routing rules line {line}: duplicate routing rule id {id}")]
+    DuplicateId { line: usize, id: String },
     #[error(
-        "routing rules {first} and {second} both match complaint type '{complaint_type}' with {}",
+        "routing rules line {line}: routing rules {first} and {second} both match complaint type '{complaint_type}' with {}",
         describe_descriptor(.descriptor.as_deref())
     )]
     DuplicateMatch {
+        line: usize,
         first: String,
         second: String,
         complaint_type: String,
         descriptor: Option<String>,
     },
-    #[error("routing rule {id}: unknown outcome '{value}' (expected dispatch or refer)")]
-    UnknownOutcome { id: String, value: String },
-    #[error("routing rule {id}: unknown priority '{value}' (expected low, normal, high or urgent)")]
-    UnknownPriority { id: String, value: String },
-    #[error("routing rule {id}: a dispatch rule needs sla_minutes above 0")]
-    ZeroDispatchSla { id: String },
+    #[error(
+        "routing rules line {line}: routing rule {id}: unknown outcome '{value}' (expected dispatch or refer)"
+    )]
+    UnknownOutcome {
+        line: usize,
+        id: String,
+        value: String,
+    },
+    #[error(
+        "routing rules line {line}: routing rule {id}: unknown priority '{value}' (expected low, normal, high or urgent)"
+    )]
+    UnknownPriority {
+        line: usize,
+        id: String,
+        value: String,
+    },
+    #[error(
+        "routing rules line {line}: routing rule {id}: a dispatch rule needs sla_minutes above 0"
+    )]
+    ZeroDispatchSla { line: usize, id: String },
+    #[error(
+        "routing rules line {line}: routing rule {id}: a dispatch rule needs a location (its precinct is found from it), so it cannot say needs_location = false"
+    )]
+    DispatchWithoutLocation { line: usize, id: String },
+    #[error(
+        "routing rules line {line}: routing rule {id}: unknown agency '{agency}' (not in [agencies])"
+    )]
+    UnknownAgency {
+        line: usize,
+        id: String,
+        agency: String,
+    },
+    #[error("routing rules line {line}: agency '{agency}' is listed twice")]
+    DuplicateAgency { line: usize, agency: String },
+    #[error(
+        "routing rules line {line}: alias '{alias}' names no complaint type with a rule ('{target}')"
+    )]
+    AliasWithoutRule {
+        line: usize,
+        alias: String,
+        target: String,
+    },
+    #[error(
+        "routing rules line {line}: alias '{alias}' is also a complaint type with its own rule: one type mapped twice"
+    )]
+    AliasShadowsType { line: usize, alias: String },
+    #[error(
+        "routing rules line {line}: alias '{alias}' is listed twice (as '{first}'): one type mapped twice"
+    )]
+    DuplicateAlias {
+        line: usize,
+        alias: String,
+        first: String,
+    },
 }
 
 fn describe_descriptor(descriptor: Option<&str>) -> String {
@@ -125,12 +191,19 @@ fn describe_descriptor(descriptor: Option<&str>) -> String {
 }
 
 /// The file format: outcome and priority stay strings here so that a bad value
-/// is reported with the id of the rule that carries it.
+/// is reported with the id of the rule that carries it; entries keep their
+/// place in the file so an error can name the line.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
+    /// Agency code → full name.
     #[serde(default)]
-    rule: Vec<RawRule>,
+    agencies: BTreeMap<Spanned<String>, String>,
+    /// Other name → the complaint type it stands for.
+    #[serde(default)]
+    aliases: BTreeMap<Spanned<String>, String>,
+    #[serde(default)]
+    rule: Vec<Spanned<RawRule>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +216,10 @@ struct RawRule {
     agency: String,
     priority: String,
     sla_minutes: u32,
+    #[serde(default)]
+    needs_location: Option<bool>,
+    #[serde(default)]
+    police_matter: Option<bool>,
 }
 
 /// Lookup key: complaint type and descriptor as the city files them, but
@@ -155,6 +232,19 @@ pub struct RuleTable {
     /// In match order: per complaint type, descriptor rules before the type-wide rule.
     rules: Vec<Rule>,
     index: HashMap<MatchKey, usize>,
+    /// Alias key → the key of the complaint type it stands for.
+    aliases: HashMap<String, String>,
+    /// Agency code → full name, in code order.
+    agencies: BTreeMap<String, String>,
+}
+
+/// A rule that fits a request, and the name it was found by when the request
+/// used an alias of the rule's complaint type.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleMatch<'table> {
+    pub rule: &'table Rule,
+    /// The alias as the rules file spells it, when the request used one.
+    pub alias: Option<&'table str>,
 }
 
 impl RuleTable {
@@ -171,33 +261,105 @@ impl RuleTable {
     /// Parses and validates the text of a rules file.
     pub fn from_toml_str(text: &str) -> Result<Self, RuleError> {
         let file: RulesFile = toml::from_str(text)?;
+        let line_of = |span: std::ops::Range<usize>| line_at(text, span.start);
         if file.rule.is_empty() {
             return Err(RuleError::NoRules);
         }
+
+        let mut agencies = BTreeMap::new();
+        for (code, name) in file.agencies {
+            let line = line_of(code.span());
+            let code = code.into_inner().trim().to_owned();
+            if agencies
+                .insert(code.clone(), name.trim().to_owned())
+                .is_some()
+            {
+                return Err(RuleError::DuplicateAgency { line, agency: code });
+            }
+        }
+
         let mut ids = HashSet::new();
         let mut parsed = Vec::with_capacity(file.rule.len());
         for (offset, raw) in file.rule.into_iter().enumerate() {
-            let rule = validate(offset + 1, raw)?;
-            if !ids.insert(rule.id.clone()) {
-                return Err(RuleError::DuplicateId { id: rule.id });
+            let line = line_of(raw.span());
+            let rule = validate(line, offset + 1, raw.into_inner())?;
+            // An empty [agencies] table means "any agency" (small test tables).
+            if !agencies.is_empty() && !agencies.contains_key(&rule.agency) {
+                return Err(RuleError::UnknownAgency {
+                    line,
+                    id: rule.id,
+                    agency: rule.agency,
+                });
             }
-            parsed.push(rule);
+            if !ids.insert(rule.id.clone()) {
+                return Err(RuleError::DuplicateId { line, id: rule.id });
+            }
+            parsed.push((line, rule));
         }
-        let rules = in_match_order(parsed);
 
+        // Aliases: each names a type that has a rule, is not itself a type
+        // with a rule, and appears once.
+        let types: HashMap<String, String> = parsed
+            .iter()
+            .map(|(_, rule)| (match_key(&rule.complaint_type), rule.complaint_type.clone()))
+            .collect();
+        let mut aliases: HashMap<String, String> = HashMap::new();
+        let mut alias_names: HashMap<String, Vec<String>> = HashMap::new();
+        let mut alias_spelling: HashMap<String, String> = HashMap::new();
+        for (alias, target) in file.aliases {
+            let line = line_of(alias.span());
+            let alias = alias
+                .into_inner()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let key = match_key(&alias);
+            let target_key = match_key(&target);
+            if !types.contains_key(&target_key) {
+                return Err(RuleError::AliasWithoutRule {
+                    line,
+                    alias,
+                    target: target.trim().to_owned(),
+                });
+            }
+            if types.contains_key(&key) {
+                return Err(RuleError::AliasShadowsType { line, alias });
+            }
+            if let Some(first) = alias_spelling.get(&key) {
+                return Err(RuleError::DuplicateAlias {
+                    line,
+                    alias,
+                    first: first.clone(),
+                });
+            }
+            alias_spelling.insert(key.clone(), alias.clone());
+            alias_names
+                .entry(target_key.clone())
+                .or_default()
+                .push(alias);
+            aliases.insert(key, target_key);
+        }
+        for (_, rule) in &mut parsed {
+            if let Some(names) = alias_names.get(&match_key(&rule.complaint_type)) {
+                rule.aliases = names.clone();
+            }
+        }
+
+        let rules = in_match_order(parsed);
         let mut index = HashMap::with_capacity(rules.len());
-        for (position, rule) in rules.iter().enumerate() {
+        for (position, (line, rule)) in rules.iter().enumerate() {
             let key = (
-                normalize(&rule.complaint_type),
-                rule.descriptor.as_deref().map(normalize),
+                match_key(&rule.complaint_type),
+                rule.descriptor.as_deref().map(match_key),
             );
             match index.entry(key) {
                 Entry::Vacant(slot) => {
                     slot.insert(position);
                 }
                 Entry::Occupied(slot) => {
-                    let first: &Rule = &rules[*slot.get()];
+                    let first: &Rule = &rules[*slot.get()].1;
                     return Err(RuleError::DuplicateMatch {
+                        line: *line,
                         first: first.id.clone(),
                         second: rule.id.clone(),
                         complaint_type: rule.complaint_type.clone(),
@@ -206,26 +368,55 @@ impl RuleTable {
                 }
             }
         }
-        Ok(Self { rules, index })
+        let rules = rules.into_iter().map(|(_, rule)| rule).collect();
+        Ok(Self {
+            rules,
+            index,
+            aliases,
+            agencies,
+        })
     }
 
     /// The rule for a request: the rule for its exact descriptor if there is
-    /// one, else the type-wide rule. Case and surrounding spaces are ignored.
+    /// one, else the type-wide rule. Case and spacing are ignored, and an alias
+    /// finds the rules of the complaint type it stands for.
     pub fn match_rule(&self, complaint_type: &str, descriptor: &str) -> Option<&Rule> {
-        let complaint_type = normalize(complaint_type);
-        if complaint_type.is_empty() {
+        self.find(complaint_type, descriptor)
+            .map(|found| found.rule)
+    }
+
+    /// As [`RuleTable::match_rule`], saying whether an alias was used.
+    pub fn find(&self, complaint_type: &str, descriptor: &str) -> Option<RuleMatch<'_>> {
+        let mut type_key = match_key(complaint_type);
+        if type_key.is_empty() {
             return None;
         }
-        let descriptor = normalize(descriptor);
-        let mut key: MatchKey = (complaint_type, None);
+        let mut alias = None;
+        if let Some(target) = self.aliases.get(&type_key) {
+            alias = self
+                .rules
+                .iter()
+                .find(|rule| match_key(&rule.complaint_type) == *target)
+                .and_then(|rule| rule.aliases.iter().find(|name| match_key(name) == type_key))
+                .map(String::as_str);
+            type_key = target.clone();
+        }
+        let descriptor = match_key(descriptor);
+        let mut key: MatchKey = (type_key, None);
         if !descriptor.is_empty() {
             key.1 = Some(descriptor);
             if let Some(&position) = self.index.get(&key) {
-                return Some(&self.rules[position]);
+                return Some(RuleMatch {
+                    rule: &self.rules[position],
+                    alias,
+                });
             }
             key.1 = None;
         }
-        self.index.get(&key).map(|&position| &self.rules[position])
+        self.index.get(&key).map(|&position| RuleMatch {
+            rule: &self.rules[position],
+            alias,
+        })
     }
 
     /// Every rule in match order: trying them in this order and taking the
@@ -237,6 +428,11 @@ impl RuleTable {
 
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|rule| rule.id == id)
+    }
+
+    /// Agency codes with their full names, as the file lists them.
+    pub fn agencies(&self) -> &BTreeMap<String, String> {
+        &self.agencies
     }
 
     pub fn len(&self) -> usize {
@@ -253,27 +449,36 @@ impl RuleTable {
     }
 }
 
-fn validate(position: usize, raw: RawRule) -> Result<Rule, RuleError> {
+/// The 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn validate(line: usize, position: usize, raw: RawRule) -> Result<Rule, RuleError> {
+    let empty = |field| RuleError::EmptyField {
+        line,
+        position,
+        field,
+    };
     let id = raw.id.trim().to_owned();
     if id.is_empty() {
-        return Err(RuleError::EmptyField {
-            position,
-            field: "id",
-        });
+        return Err(empty("id"));
     }
-    let complaint_type = raw.complaint_type.trim().to_owned();
+    let complaint_type = raw
+        .complaint_type
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if complaint_type.is_empty() {
-        return Err(RuleError::EmptyField {
-            position,
-            field: "complaint_type",
-        });
+        return Err(empty("complaint_type"));
     }
     let agency = raw.agency.trim().to_owned();
     if agency.is_empty() {
-        return Err(RuleError::EmptyField {
-            position,
-            field: "agency",
-        });
+        return Err(empty("agency"));
     }
     // An empty descriptor means "every descriptor", as in the API.
     let descriptor = raw
@@ -282,19 +487,26 @@ fn validate(position: usize, raw: RawRule) -> Result<Rule, RuleError> {
         .filter(|descriptor| !descriptor.is_empty());
     let Some(outcome) = RuleOutcome::parse(&raw.outcome) else {
         return Err(RuleError::UnknownOutcome {
+            line,
             id,
             value: raw.outcome,
         });
     };
     let Some(priority) = parse_priority(&raw.priority) else {
         return Err(RuleError::UnknownPriority {
+            line,
             id,
             value: raw.priority,
         });
     };
     // A dispatch job without an SLA would never breach and never escalate.
     if outcome == RuleOutcome::Dispatch && raw.sla_minutes == 0 {
-        return Err(RuleError::ZeroDispatchSla { id });
+        return Err(RuleError::ZeroDispatchSla { line, id });
+    }
+    let needs_location = raw.needs_location.unwrap_or(true);
+    // A dispatch job goes to the precinct that contains the place.
+    if outcome == RuleOutcome::Dispatch && !needs_location {
+        return Err(RuleError::DispatchWithoutLocation { line, id });
     }
     Ok(Rule {
         id,
@@ -304,6 +516,11 @@ fn validate(position: usize, raw: RawRule) -> Result<Rule, RuleError> {
         agency,
         priority,
         sla_minutes: raw.sla_minutes,
+        needs_location,
+        police_matter: raw
+            .police_matter
+            .unwrap_or(outcome == RuleOutcome::Dispatch),
+        aliases: Vec::new(),
     })
 }
 
@@ -330,31 +547,22 @@ pub fn priority_name(priority: Priority) -> &'static str {
 
 /// Groups rules by complaint type (in order of first appearance), descriptor
 /// rules first, so the listed order is also the order in which they win.
-fn in_match_order(rules: Vec<Rule>) -> Vec<Rule> {
+/// Each rule keeps the line it was written on.
+fn in_match_order(rules: Vec<(usize, Rule)>) -> Vec<(usize, Rule)> {
     let mut type_order: HashMap<String, usize> = HashMap::new();
-    let mut keyed: Vec<(usize, bool, usize, Rule)> = rules
+    let mut keyed: Vec<(usize, bool, usize, (usize, Rule))> = rules
         .into_iter()
         .enumerate()
-        .map(|(position, rule)| {
+        .map(|(position, entry)| {
             let next = type_order.len();
             let group = *type_order
-                .entry(normalize(&rule.complaint_type))
+                .entry(match_key(&entry.1.complaint_type))
                 .or_insert(next);
-            (group, rule.descriptor.is_none(), position, rule)
+            (group, entry.1.descriptor.is_none(), position, entry)
         })
         .collect();
     keyed.sort_by_key(|(group, type_wide, position, _)| (*group, *type_wide, *position));
-    keyed.into_iter().map(|(_, _, _, rule)| rule).collect()
-}
-
-/// Case-folded, trimmed, inner runs of spaces collapsed: "Noise  -  Street "
-/// and "noise - street" are the same complaint type.
-fn normalize(value: &str) -> String {
-    value
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    keyed.into_iter().map(|(_, _, _, entry)| entry).collect()
 }
 
 #[cfg(test)]
@@ -469,11 +677,11 @@ mod tests {
                 .rules()
                 .iter()
                 .find(|rule| {
-                    normalize(&rule.complaint_type) == normalize(&probe.complaint_type)
+                    match_key(&rule.complaint_type) == match_key(&probe.complaint_type)
                         && rule
                             .descriptor
                             .as_deref()
-                            .is_none_or(|d| normalize(d) == normalize(descriptor))
+                            .is_none_or(|d| match_key(d) == match_key(descriptor))
                 })
                 .map(|rule| rule.id.as_str());
             let matched = table
@@ -510,8 +718,11 @@ mod tests {
         let text = rule_text("same", "Noise - Residential", "dispatch", "normal", 180)
             + &rule_text("same", "Noise - Vehicle", "dispatch", "normal", 120);
         let error = RuleTable::from_toml_str(&text).unwrap_err();
-        assert!(matches!(&error, RuleError::DuplicateId { id } if id == "same"));
-        assert_eq!(error.to_string(), "duplicate routing rule id same");
+        assert!(matches!(&error, RuleError::DuplicateId { id, .. } if id == "same"));
+        assert_eq!(
+            error.to_string(),
+            "routing rules line 8: duplicate routing rule id same"
+        );
     }
 
     #[test]
@@ -521,7 +732,7 @@ mod tests {
         let error = RuleTable::from_toml_str(&text).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "routing rules first and second both match complaint type 'noise - RESIDENTIAL' with any descriptor"
+            "routing rules line 8: routing rules first and second both match complaint type 'noise - RESIDENTIAL' with any descriptor"
         );
 
         let with_descriptor = SMALL_TABLE.to_owned()
@@ -536,10 +747,19 @@ mod tests {
             sla_minutes = 30
             "#;
         let error = RuleTable::from_toml_str(&with_descriptor).unwrap_err();
+        assert!(
+            error.to_string().ends_with(
+                "routing rules nypd-illegal-parking-hydrant and hydrant-again both match complaint type \
+                 'Illegal Parking' with descriptor 'blocked hydrant'"
+            ),
+            "{error}"
+        );
+        let RuleError::DuplicateMatch { line, .. } = error else {
+            panic!("{error}")
+        };
         assert_eq!(
-            error.to_string(),
-            "routing rules nypd-illegal-parking-hydrant and hydrant-again both match complaint type \
-             'Illegal Parking' with descriptor 'blocked hydrant'"
+            line,
+            line_at(&with_descriptor, with_descriptor.rfind("[[rule]]").unwrap())
         );
     }
 
@@ -572,7 +792,7 @@ mod tests {
         let error = RuleTable::from_toml_str(&text).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "routing rule nypd-noise: unknown outcome 'ignore' (expected dispatch or refer)"
+            "routing rules line 1: routing rule nypd-noise: unknown outcome 'ignore' (expected dispatch or refer)"
         );
     }
 
@@ -582,7 +802,7 @@ mod tests {
         let error = RuleTable::from_toml_str(&text).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "routing rule nypd-noise: unknown priority 'asap' (expected low, normal, high or urgent)"
+            "routing rules line 1: routing rule nypd-noise: unknown priority 'asap' (expected low, normal, high or urgent)"
         );
     }
 
@@ -592,7 +812,7 @@ mod tests {
         let error = RuleTable::from_toml_str(&text).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "routing rule nypd-noise: a dispatch rule needs sla_minutes above 0"
+            "routing rules line 1: routing rule nypd-noise: a dispatch rule needs sla_minutes above 0"
         );
 
         let referral = rule_text("elsewhere", "Noise - Residential", "refer", "normal", 0);
@@ -604,14 +824,17 @@ mod tests {
     fn empty_fields_and_empty_files_are_refused() {
         let text = rule_text("  ", "Noise - Residential", "dispatch", "normal", 60);
         let error = RuleTable::from_toml_str(&text).unwrap_err();
-        assert_eq!(error.to_string(), "routing rule #1: field id is empty");
+        assert_eq!(
+            error.to_string(),
+            "routing rules line 1: rule #1: field id is empty"
+        );
 
         let text = rule_text("a", "Noise", "dispatch", "normal", 60)
             + &rule_text("b", "", "dispatch", "normal", 60);
         let error = RuleTable::from_toml_str(&text).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "routing rule #2: field complaint_type is empty"
+            "routing rules line 8: rule #2: field complaint_type is empty"
         );
 
         let error = RuleTable::from_toml_str("# nothing yet\n").unwrap_err();
@@ -636,6 +859,115 @@ mod tests {
         ));
     }
 
+    const WITH_ALIASES: &str = r#"
+[agencies]
+NYPD = "New York City Police Department"
+DOF = "Department of Finance"
+
+[aliases]
+"Derelict Vehicle" = "Abandoned Vehicle"
+"Homeless Encampment" = "encampment"
+
+[[rule]]
+id = "nypd-abandoned-vehicle"
+complaint_type = "Abandoned Vehicle"
+outcome = "dispatch"
+agency = "NYPD"
+priority = "low"
+sla_minutes = 4320
+
+[[rule]]
+id = "nypd-encampment"
+complaint_type = "Encampment"
+outcome = "dispatch"
+agency = "NYPD"
+priority = "normal"
+sla_minutes = 480
+
+[[rule]]
+id = "dof-property-owner-issue"
+complaint_type = "DOF Property - Owner Issue"
+outcome = "refer"
+agency = "DOF"
+priority = "low"
+sla_minutes = 0
+needs_location = false
+"#;
+
+    #[test]
+    fn an_alias_routes_like_its_complaint_type_and_is_listed_with_it() {
+        let table = RuleTable::from_toml_str(WITH_ALIASES).unwrap();
+        let found = table
+            .find("  derelict   VEHICLE ", "With License Plate")
+            .unwrap();
+        assert_eq!(found.rule.id, "nypd-abandoned-vehicle");
+        assert_eq!(found.alias, Some("Derelict Vehicle"));
+        let direct = table.find("Abandoned Vehicle", "").unwrap();
+        assert_eq!(
+            (direct.rule.id.as_str(), direct.alias),
+            ("nypd-abandoned-vehicle", None)
+        );
+        assert_eq!(
+            table.match_rule("Homeless Encampment", "").unwrap().id,
+            "nypd-encampment"
+        );
+        assert!(
+            table.match_rule("Derelict Vehicles", "").is_none(),
+            "a near name is not an alias"
+        );
+
+        let listed = table.get("nypd-abandoned-vehicle").unwrap().to_proto();
+        assert_eq!(listed.aliases, ["Derelict Vehicle"]);
+        assert!(listed.police_matter && listed.needs_location);
+        let finance = table.get("dof-property-owner-issue").unwrap();
+        assert!(!finance.needs_location && !finance.police_matter);
+        assert_eq!(table.agencies()["DOF"], "Department of Finance");
+    }
+
+    #[test]
+    fn bad_aliases_and_unknown_agencies_are_refused_with_their_line() {
+        let cases = [
+            (
+                WITH_ALIASES.replace("\"encampment\"", "\"Encampments\""),
+                "routing rules line 8: alias 'Homeless Encampment' names no complaint type with a rule ('Encampments')",
+            ),
+            (
+                WITH_ALIASES.replace("\"Homeless Encampment\"", "\"ENCAMPMENT\""),
+                "routing rules line 8: alias 'ENCAMPMENT' is also a complaint type with its own rule: one type mapped twice",
+            ),
+            (
+                WITH_ALIASES.replace(
+                    "\"Homeless Encampment\" = \"encampment\"",
+                    "\"derelict  vehicle\" = \"Encampment\"",
+                ),
+                "routing rules line 8: alias 'derelict vehicle' is listed twice (as 'Derelict Vehicle'): one type mapped twice",
+            ),
+            (
+                WITH_ALIASES.replace("agency = \"DOF\"", "agency = \"DOFF\""),
+                "routing rules line 26: routing rule dof-property-owner-issue: unknown agency 'DOFF' (not in [agencies])",
+            ),
+            (
+                WITH_ALIASES.replace(
+                    "sla_minutes = 480",
+                    "sla_minutes = 480\nneeds_location = false",
+                ),
+                "routing rules line 18: routing rule nypd-encampment: a dispatch rule needs a location (its precinct is found from it), so it cannot say needs_location = false",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = RuleTable::from_toml_str(&text).unwrap_err();
+            assert_eq!(error.to_string(), expected);
+        }
+        // TOML itself refuses the same alias written twice, with the line
+        let twice = WITH_ALIASES.replace(
+            "\"Homeless Encampment\" = \"encampment\"",
+            "\"Derelict Vehicle\" = \"Encampment\"",
+        );
+        let error = RuleTable::from_toml_str(&twice).unwrap_err();
+        assert!(matches!(error, RuleError::Parse(_)));
+        assert!(error.to_string().contains("line 8"), "{error}");
+    }
+
     #[test]
     fn missing_file_names_the_path() {
         let error = RuleTable::load("/nonexistent/rules.toml").unwrap_err();
@@ -652,13 +984,22 @@ mod tests {
     fn shipped_table_loads_and_sends_police_work_to_nypd() {
         let table = RuleTable::load(SHIPPED_RULES).unwrap();
         for rule in table.rules() {
+            // police work with a place goes to a precinct; a complaint about the
+            // department itself (no place) is referred to the department
             assert_eq!(
                 rule.outcome == RuleOutcome::Dispatch,
-                rule.agency == "NYPD",
+                rule.agency == "NYPD" && rule.needs_location,
                 "rule {} mixes outcome {} with agency {}",
                 rule.id,
                 rule.outcome.as_str(),
                 rule.agency
+            );
+            assert_eq!(
+                rule.police_matter,
+                rule.outcome == RuleOutcome::Dispatch
+                    && rule.id != "nypd-graffiti-police-report-not-requested",
+                "rule {}",
+                rule.id
             );
             if rule.outcome == RuleOutcome::Refer {
                 assert_eq!(rule.sla_minutes, 0, "referral {} carries an SLA", rule.id);
@@ -696,6 +1037,42 @@ mod tests {
                 (rule.priority, rule.sla_minutes),
                 (priority, sla),
                 "{complaint_type} / {descriptor}"
+            );
+        }
+        // the city's old names route as today's, and only pure renames are aliases
+        for (old, current) in [
+            ("Derelict Vehicle", "Abandoned Vehicle"),
+            ("Homeless Encampment", "Encampment"),
+            ("Animal Abuse", "Animal-Abuse"),
+            ("HEATING", "HEAT/HOT WATER"),
+            ("Dead Tree", "Dead/Dying Tree"),
+        ] {
+            let found = table.find(old, "").unwrap();
+            assert_eq!(found.rule.complaint_type, current, "{old}");
+            assert!(found.alias.is_some(), "{old}");
+        }
+        let dsny = table.find("Derelict Vehicles", "").unwrap();
+        assert_eq!((dsny.rule.agency.as_str(), dsny.alias), ("DSNY", None));
+        // requests about an account or a programme need no place
+        for (complaint_type, agency) in [
+            ("DOF Property - Owner Issue", "DOF"),
+            ("SCRIE", "DOF"),
+            ("Benefit Card Replacement", "HRA"),
+        ] {
+            let rule = table.match_rule(complaint_type, "").unwrap();
+            assert_eq!(rule.agency, agency, "{complaint_type}");
+            assert!(!rule.needs_location, "{complaint_type}");
+        }
+        for (complaint_type, agency) in [
+            ("Broken Muni Meter", "DOT"),
+            ("Food Poisoning", "DOHMH"),
+            ("Sanitation Condition", "DSNY"),
+            ("Mass Gathering Complaint", "NYPD"),
+        ] {
+            assert_eq!(
+                table.match_rule(complaint_type, "").unwrap().agency,
+                agency,
+                "{complaint_type}"
             );
         }
         let graffiti = table.match_rule("Graffiti", "Graffiti").unwrap();

@@ -35,6 +35,8 @@ pub struct StoredDecision {
     pub decision: RouteDecision,
     pub decided_at: DateTime<Utc>,
     pub sla_due_at: Option<DateTime<Utc>>,
+    /// `None` for a decision made before routing recorded it.
+    pub police_matter: Option<bool>,
 }
 
 /// A decision about to be recorded, with the jobs it sends. Built in the
@@ -61,6 +63,7 @@ impl NewDecision {
             .then(|| created_at + Duration::minutes(i64::from(decision.sla_minutes)));
         let stored = StoredDecision {
             sr_number: job.sr_number.clone(),
+            police_matter: Some(decision.police_matter),
             decision,
             decided_at: now,
             sla_due_at,
@@ -93,6 +96,8 @@ struct DecisionColumns<'a> {
     rule_id: Vec<&'a str>,
     explanation: Vec<String>,
     decided_at: Vec<DateTime<Utc>>,
+    rule_complaint_type: Vec<&'a str>,
+    police_matter: Vec<bool>,
 }
 
 impl<'a> DecisionColumns<'a> {
@@ -118,6 +123,8 @@ impl<'a> DecisionColumns<'a> {
         self.explanation
             .push(serde_json::json!(decision.explanation).to_string());
         self.decided_at.push(new.stored.decided_at);
+        self.rule_complaint_type.push(&decision.complaint_type);
+        self.police_matter.push(decision.police_matter);
     }
 }
 
@@ -157,15 +164,17 @@ impl Store {
         let decided: Vec<Uuid> = sqlx::query_scalar(
             "WITH decided AS ( \
                 INSERT INTO route_decisions (sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
-                    outcome, agency, precinct, priority, sla_minutes, sla_due_at, rule_id, explanation, decided_at) \
+                    outcome, agency, precinct, priority, sla_minutes, sla_due_at, rule_id, explanation, decided_at, \
+                    rule_complaint_type, police_matter) \
                 SELECT d.sr_id, d.sr_number, d.complaint_type, d.descriptor, d.latitude, d.longitude, \
                     d.outcome, d.agency, d.precinct, d.priority, d.sla_minutes, d.sla_due_at, d.rule_id, \
-                    d.explanation::jsonb, d.decided_at \
+                    d.explanation::jsonb, d.decided_at, d.rule_complaint_type, d.police_matter \
                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], \
                     $7::text[], $8::text[], $9::text[], $10::text[], $11::int4[], $12::timestamptz[], \
-                    $13::text[], $14::text[], $15::timestamptz[]) \
+                    $13::text[], $14::text[], $15::timestamptz[], $19::text[], $20::bool[]) \
                 AS d(sr_id, sr_number, complaint_type, descriptor, latitude, longitude, outcome, agency, \
-                    precinct, priority, sla_minutes, sla_due_at, rule_id, explanation, decided_at) \
+                    precinct, priority, sla_minutes, sla_due_at, rule_id, explanation, decided_at, \
+                    rule_complaint_type, police_matter) \
                 ON CONFLICT (sr_id) DO NOTHING RETURNING sr_id), \
              jobs AS ( \
                 INSERT INTO outbox (queue, envelope) \
@@ -192,6 +201,8 @@ impl Store {
         .bind(row_sr_ids)
         .bind(queues)
         .bind(envelopes)
+        .bind(&d.rule_complaint_type)
+        .bind(&d.police_matter)
         .fetch_all(&self.pool)
         .await?;
         Ok(decisions
@@ -243,7 +254,12 @@ fn outputs(job: &RouteJob, stored: &StoredDecision) -> StoreResult<Vec<outbox::O
         let dispatch = DispatchJob {
             sr_id: job.sr_id.clone(),
             sr_number: job.sr_number.clone(),
-            complaint_type: job.complaint_type.clone(),
+            // the rule's name for it: an old name dispatches as the current one
+            complaint_type: if stored.decision.complaint_type.is_empty() {
+                job.complaint_type.clone()
+            } else {
+                stored.decision.complaint_type.clone()
+            },
             descriptor: job.descriptor.clone(),
             location: job.location,
             address: job.address.clone(),
@@ -257,6 +273,7 @@ fn outputs(job: &RouteJob, stored: &StoredDecision) -> StoreResult<Vec<outbox::O
             complainant_consented: job.complainant_consented,
             description_for_responders: job.description_for_responders.clone(),
             photo_ids: job.photo_ids.clone(),
+            police_matter: stored.police_matter,
         };
         rows.push(outbox::prepare(
             queues::DISPATCH,
@@ -305,14 +322,7 @@ fn status_update(sr_id: &str, stored: &StoredDecision) -> StatusUpdate {
         ),
         RouteOutcome::Triage | RouteOutcome::Unspecified => (
             ServiceRequestStatus::NeedsTriage,
-            format!(
-                "held for review by 311 staff: {}",
-                decision
-                    .explanation
-                    .last()
-                    .map(String::as_str)
-                    .unwrap_or("no route found")
-            ),
+            format!("held for review by 311 staff: {}", triage_reason(decision)),
             "routing:triage",
         ),
     };
@@ -331,9 +341,31 @@ fn status_update(sr_id: &str, stored: &StoredDecision) -> StatusUpdate {
     }
 }
 
+/// Why a request is held for triage, in the explanation's own words: the
+/// steps that found something missing (no rule, no place, no precinct).
+fn triage_reason(decision: &RouteDecision) -> String {
+    let reasons: Vec<&str> = decision
+        .explanation
+        .iter()
+        .map(String::as_str)
+        .filter(|line| {
+            !line.contains(" matched ")
+                && !line.starts_with("priority ")
+                && !line.starts_with("held for 311 triage by ")
+                && !line.contains(" is inside precinct ")
+                && !line.contains(" is another name of ")
+        })
+        .collect();
+    if reasons.is_empty() {
+        return "no route found".to_owned();
+    }
+    reasons.join("; ")
+}
+
 fn decision_from_row(row: &PgRow) -> StoredDecision {
     let explanation: serde_json::Value = row.get("explanation");
     let outcome: String = row.get("outcome");
+    let police_matter: Option<bool> = row.get("police_matter");
     StoredDecision {
         sr_number: row.get("sr_number"),
         decision: RouteDecision {
@@ -344,8 +376,11 @@ fn decision_from_row(row: &PgRow) -> StoredDecision {
             sla_minutes: row.get::<i32, _>("sla_minutes") as u32,
             rule_id: row.get("rule_id"),
             explanation: serde_json::from_value(explanation).unwrap_or_default(),
+            complaint_type: row.get("rule_complaint_type"),
+            police_matter: police_matter.unwrap_or(true),
         },
         decided_at: row.get("decided_at"),
         sla_due_at: row.get("sla_due_at"),
+        police_matter,
     }
 }

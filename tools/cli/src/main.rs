@@ -29,7 +29,7 @@ const USAGE: &str = "\
 usage: dispatch311-cli <command> [arguments]
 
 commands:
-  create --type TYPE [--descriptor D] (--lat LAT --lon LON | --address STREET)
+  create --type TYPE [--descriptor D] [--lat LAT --lon LON] [--address STREET]
          [--description TEXT] [--cross-street S] [--borough B] [--zip ZIP]
          [--channel mobile_app|web|phone|text|partner_agency|open311] [--request-id ID]
          [--voice-recording URI]
@@ -37,7 +37,7 @@ commands:
   get SR-NUMBER  a request's status, agency, precinct, priority, SLA, timeline and trace id
   queue PRECINCT [--limit N]
                  a precinct's dispatch queue, highest priority first
-  explain --type TYPE [--descriptor D] [--lat LAT --lon LON]
+  explain --type TYPE [--descriptor D] [--lat LAT --lon LON] [--address STREET]
                  how routing would route such a request, and why (changes nothing)
   rules          the routing rules in force, in matching order
   tour           the two-minute tour: file complaints and follow them through the suite
@@ -252,6 +252,7 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
                 complaint_type: args.required_flag("type")?,
                 descriptor: args.flag("descriptor").unwrap_or_default(),
                 location: location(&mut args)?,
+                has_street_address: args.flag("address").is_some_and(|a| !a.trim().is_empty()),
             };
             args.finish()?;
             let response = Clients::from_env()?
@@ -385,9 +386,6 @@ async fn create(mut args: Args) -> anyhow::Result<()> {
         borough: args.flag("borough").unwrap_or_default(),
         postal_code: args.flag("zip").unwrap_or_default(),
     };
-    if location.is_none() && address.street_address.is_empty() {
-        return Err(UsageError("create needs --lat and --lon, or --address".into()).into());
-    }
     // someone filing from a terminal is most likely a call-center operator
     let channel = parse_channel(&args.flag("channel").unwrap_or_else(|| "phone".into()))?;
     let request = CreateServiceRequestRequest {

@@ -253,6 +253,8 @@ pub fn decision(decision: &RouteDecision) -> String {
         ("priority", priority(decision.priority())),
         ("SLA", &sla),
         ("rule", or_none(&decision.rule_id)),
+        ("type", or_none(&decision.complaint_type)),
+        ("police", if decision.police_matter { "yes" } else { "no" }),
     ] {
         let _ = writeln!(out, "{name:<9} {value}");
     }
@@ -283,6 +285,12 @@ pub fn rules(rules: &[RoutingRule]) -> String {
                 rule.agency.clone(),
                 priority(rule.priority()).to_string(),
                 sla,
+                if rule.needs_location { "yes" } else { "no" }.to_string(),
+                if rule.aliases.is_empty() {
+                    NONE.to_string()
+                } else {
+                    rule.aliases.join(", ")
+                },
             ]
         })
         .collect();
@@ -295,6 +303,8 @@ pub fn rules(rules: &[RoutingRule]) -> String {
             "AGENCY",
             "PRIORITY",
             "SLA",
+            "PLACE",
+            "ALSO FILED AS",
         ],
         &rows,
     );

@@ -779,6 +779,7 @@ async fn dispatched_rows(
                 latitude,
                 longitude,
             }),
+            has_street_address: !row.incident_address.is_empty(),
         };
         async move {
             let response = timeout_at(deadline, routing.explain_route(request))
@@ -1132,17 +1133,6 @@ async fn run(config: Config) -> anyhow::Result<bool> {
         "routing dispatches {dispatched_count} of the {} rows to a precinct queue (ExplainRoute); about {SAMPLES_WANTED} of those followed to the queue in each phase",
         rows.len()
     );
-    let police_with_point = rows
-        .iter()
-        .filter(|row| row.is_nypd() && row.coordinates().is_some())
-        .count() as u64;
-    if dispatched_count * 2 < police_with_point {
-        println!(
-            "  note: {police_with_point} police rows have coordinates; routing finds no precinct for most of them. \
-             For the city's real precincts start the suite with DISPATCH311_PRECINCT_MAP={}",
-            nyc311::data_dir().join(nyc311::PRECINCTS_FILE).display()
-        );
-    }
     println!();
 
     // raw baselines first, while the suite is idle
