@@ -121,6 +121,9 @@ suite_env() {
     # the services verify tokens with the public key; the cli signs with the private one
     export DISPATCH311_AUTH_JWKS="${DISPATCH311_AUTH_JWKS:-$dev_keys_dir/auth-jwks.json}"
     export DISPATCH311_AUTH_SIGNING_KEY="${DISPATCH311_AUTH_SIGNING_KEY:-$dev_keys_dir/auth-signing-key.pem}"
+    # dispatch signs checkpoints of its event log with this key (auditors get
+    # event-log.vkey beside it); in production it comes from the city's secrets
+    export DISPATCH311_EVENT_LOG_KEY="${DISPATCH311_EVENT_LOG_KEY:-$dev_keys_dir/event-log-key.pem}"
     # complainants' photos (metadata stripped): intake writes, dispatch reads
     export DISPATCH311_PHOTO_DIR="${DISPATCH311_PHOTO_DIR:-$repo_root/.local/photos}"
     export DISPATCH311_INTAKE_ADDR="${DISPATCH311_INTAKE_ADDR:-127.0.0.1:50051}"

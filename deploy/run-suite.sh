@@ -27,8 +27,8 @@ cargo build --bins "${build_flags[@]}"
 # settings are exported after the build: cargo never sees DATABASE_URL
 suite_env
 mkdir -p "$run_dir" "$log_dir"
-# the development token keys, made once (a JWKS set in the environment wins)
-if [[ $DISPATCH311_AUTH_JWKS == "$dev_keys_dir/auth-jwks.json" ]]; then
+# the development token and event-log keys, made once (keys set in the environment win)
+if [[ $DISPATCH311_AUTH_JWKS == "$dev_keys_dir/auth-jwks.json" || $DISPATCH311_EVENT_LOG_KEY == "$dev_keys_dir/event-log-key.pem" ]]; then
     "$bin_dir/dispatch311-cli" dev-keys --dir "$dev_keys_dir" >/dev/null
 fi
 # DISPATCH311_MUTUAL_TLS=1: development certificates, made once

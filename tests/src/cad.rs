@@ -384,7 +384,32 @@ pub fn close_request(
         },
         notes: "checked the block".to_string(),
         position: Some(position),
+        duplicate_of_sr_number: String::new(),
     }
+}
+
+/// The close of a replayed real request, with the department's own closing
+/// text (`closing_text`) as notes: by the unit's officer, except a duplicate,
+/// which the city's record does not link to the report it duplicates — so a
+/// supervisor closes it, the record's text being the written reason.
+pub fn close_request_as_recorded(
+    job_id: &str,
+    officer_id: &str,
+    code: ResolutionCode,
+    position: GeoPoint,
+    unique_key: &str,
+    closing_text: &str,
+) -> CloseJobRequest {
+    let mut request = close_request(job_id, officer_id, code, position);
+    if code == ResolutionCode::SummonsIssued {
+        request.summons_number = format!("R{unique_key}");
+    }
+    request.notes = closing_text.to_string();
+    if code == ResolutionCode::Duplicate {
+        request.actor = supervisor();
+        request.notes = format!("the city's record of 311 request {unique_key}: {closing_text}");
+    }
+    request
 }
 
 pub async fn close(dispatch: &Dispatch, request: CloseJobRequest) -> Result<Job, Status> {

@@ -120,6 +120,12 @@ impl Tokens {
 /// The variable that holds intake's contact keys (`id:base64,…`, current first).
 pub const CONTACT_KEYS_VAR: &str = "DISPATCH311_CONTACT_KEYS";
 
+/// The suite's event-log signing key, in its log directory.
+pub const EVENT_LOG_KEY_FILE: &str = "event-log-key.pem";
+/// Where the suite's dispatch exports its signed checkpoints (the local
+/// photo store's `event-log/checkpoints` folder).
+pub const CHECKPOINTS_FOLDER: &str = "photos/event-log/checkpoints";
+
 /// A fresh random contact key named `key_id`, as `DISPATCH311_CONTACT_KEYS`
 /// spells one: `key_id:<32 bytes in base64>`.
 pub fn random_contact_key(key_id: &str) -> String {
@@ -163,6 +169,12 @@ impl Suite {
         let keys = KeyPair::generate("suite")?;
         let jwks_path = log_dir.join("auth-jwks.json");
         std::fs::write(&jwks_path, &keys.jwks_json)?;
+        // dispatch signs its event log's checkpoints with a key of the suite's own
+        let event_log_key = KeyPair::generate("event-log")?;
+        std::fs::write(
+            log_dir.join(EVENT_LOG_KEY_FILE),
+            &event_log_key.private_key_pem,
+        )?;
         let tokens = Tokens {
             signer: keys.signer(DEFAULT_ISSUER, DEFAULT_AUDIENCE)?,
         };
@@ -272,6 +284,12 @@ impl Suite {
             .env("DISPATCH311_DB_MAX_CONNECTIONS", "8")
             .env(CONTACT_KEYS_VAR, &self.contact_keys)
             .env("DISPATCH311_AUTH_JWKS", &self.jwks_path)
+            .env(
+                "DISPATCH311_EVENT_LOG_KEY",
+                self.log_dir.join(EVENT_LOG_KEY_FILE),
+            )
+            // checkpoints every second: tests see a rewrite detected quickly
+            .env("DISPATCH311_CHECKPOINT_SECS", "1")
             // replays file thousands of requests as one integrator; the test of
             // the limits sets its own through the options
             .env("DISPATCH311_RATE_LIMIT_PER_SECOND", "1000000")
@@ -342,6 +360,31 @@ impl Suite {
             .await
             .with_context(|| format!("cannot run {}", binary.display()))?;
         Ok(output)
+    }
+
+    /// Runs `dispatch311-cli` with `args` against this suite, calling with a
+    /// token of `role`; its stdout and stderr are returned.
+    pub async fn run_cli(&self, role: Role, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let binary = binary_named("cli")?;
+        let mut command = tokio::process::Command::new(&binary);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DISPATCH311_TOKEN", self.tokens.mint(role, "cli"))
+            .envs(Service::ALL.iter().map(|service| {
+                (
+                    format!("DISPATCH311_{}_URL", service.name().to_uppercase()),
+                    self.url(*service),
+                )
+            }));
+        if let Some((_, files)) = &self.tls {
+            command.envs(files.env());
+        }
+        command
+            .output()
+            .await
+            .with_context(|| format!("cannot run {}", binary.display()))
     }
 
     /// Waits until the service answers its gRPC health check as SERVING.
@@ -512,6 +555,16 @@ impl Suite {
             .await?)
     }
 
+    /// The verifier key of the suite's event log (what auditors are given).
+    pub fn event_log_verifier_key(&self) -> anyhow::Result<String> {
+        let pem = std::fs::read_to_string(self.log_dir.join(EVENT_LOG_KEY_FILE))?;
+        let key = dispatch311_domain::event_log::signing_key_from_pem(&pem)?;
+        Ok(dispatch311_domain::event_log::verifier_key(
+            "dispatch311/event-log",
+            &key.verifying_key(),
+        ))
+    }
+
     /// The JWKS file every service of the suite verifies tokens with (the
     /// services re-read it: see `DISPATCH311_AUTH_JWKS_RELOAD_SECS`).
     pub fn jwks_path(&self) -> &std::path::Path {
@@ -628,13 +681,18 @@ where
 }
 
 fn binary_path(service: Service) -> anyhow::Result<PathBuf> {
+    binary_named(service.name())
+}
+
+/// `dispatch311-<name>` beside the test executable's profile directory.
+fn binary_named(name: &str) -> anyhow::Result<PathBuf> {
     // test executables live in <target>/<profile>/deps; binaries one level up
     let exe = std::env::current_exe()?;
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .context("unexpected test executable location")?;
-    let binary = profile_dir.join(format!("dispatch311-{}", service.name()));
+    let binary = profile_dir.join(format!("dispatch311-{name}"));
     anyhow::ensure!(
         binary.exists(),
         "{} is missing: build the services first (`cargo build --bins`; `make test` does it)",

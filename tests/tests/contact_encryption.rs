@@ -526,8 +526,14 @@ async fn the_canary_is_nowhere_but_in_intakes_sealed_storage_after_the_whole_lif
     // the complainant names themself in the description too
     let canary = canary(true);
     let mut request = filed_by(&canary);
+    // and writes a second address so that filters miss it, as the tester did
+    let dodge = format!(
+        "qz{}",
+        uuid::Uuid::new_v4().simple().to_string()[..8].replace(char::is_numeric, "k")
+    );
     request.description = format!(
-        "This is {} again, the truck is still on the hydrant. Call me at {} or write to {}.",
+        "This is {} again, the truck is still on the hydrant. Call me at {} or write to {}, \
+         or to {dodge} at canary-mail.example.",
         canary.name, canary.phone, canary.email
     );
     let sr = file(&suite.intake().await?, request).await?;
@@ -535,7 +541,10 @@ async fn the_canary_is_nowhere_but_in_intakes_sealed_storage_after_the_whole_lif
     // the whole lifecycle: routed, queued, worked, closed, surveyed
     let job = wait_for_job(&dispatch, &sr.sr_number).await?;
     assert!(
-        !job.description.contains(&canary.email) && job.description.contains("[redacted"),
+        !job.description.contains(&canary.email)
+            && !job.description.contains(&dodge)
+            && !job.description.contains("canary-mail")
+            && job.description.contains("[redacted"),
         "responders read the redacted description: {:?}",
         job.description
     );

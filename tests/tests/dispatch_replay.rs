@@ -4,8 +4,10 @@
 //! incident) and closed with the outcome the police department really
 //! published for it (`nyc311::resolution_code`). Rows whose text states no
 //! outcome stay open. Rows the department closed as "outside police
-//! jurisdiction" are refused that closure (police types cannot be closed so)
-//! and are handed on by a supervisor's approved re-route instead.
+//! jurisdiction" or "referred" are refused that closure (police work never
+//! leaves police hands by a plain close) and are handed on by a supervisor's
+//! approved re-route instead; duplicates, which the record does not link to
+//! another report, are closed by a supervisor with the record's text.
 //!
 //! Oversight's figures (GetPrecinctStats) must then match, precinct by
 //! precinct, what this test computes itself from the jobs: received, closed,
@@ -24,8 +26,9 @@ use dispatch311_proto::{
 };
 use dispatch311_tests::{
     cad::{
-        Dispatch, close, close_request, drive_to_scene, get_job, percentile_bounds, register_unit,
-        seconds_between, supervisor, timestamp_of, verify, wait_for_job, wait_for_public_status,
+        Dispatch, close, close_request, close_request_as_recorded, drive_to_scene, get_job,
+        percentile_bounds, register_unit, seconds_between, supervisor, timestamp_of, verify,
+        wait_for_job, wait_for_public_status,
     },
     nyc311::{self, CsvRequest},
     suite::{Suite, SuiteOptions},
@@ -185,7 +188,7 @@ async fn a_real_half_day_of_police_311_closes_with_figures_that_add_up() -> anyh
                 );
                 continue;
             }
-            ResolutionCode::OutsideJurisdiction => {
+            ResolutionCode::OutsideJurisdiction | ResolutionCode::Referred => {
                 assert_eq!(state, JobState::Rerouted, "{}", job.sr_number);
                 continue;
             }
@@ -294,7 +297,9 @@ async fn a_real_half_day_of_police_311_closes_with_figures_that_add_up() -> anyh
         for (code, sr_number) in chunk {
             let status = match code {
                 ResolutionCode::Unspecified => ServiceRequestStatus::Queued,
-                ResolutionCode::OutsideJurisdiction => ServiceRequestStatus::Referred,
+                ResolutionCode::OutsideJurisdiction | ResolutionCode::Referred => {
+                    ServiceRequestStatus::Referred
+                }
                 _ => ServiceRequestStatus::Closed,
             };
             let intake = &intake;
@@ -342,13 +347,16 @@ async fn work(
     }
     let incident: GeoPoint = job.location.expect("located");
     drive_to_scene(dispatch, &job, unit, officer_id, incident).await?;
-    if code == ResolutionCode::OutsideJurisdiction {
+    if matches!(
+        code,
+        ResolutionCode::OutsideJurisdiction | ResolutionCode::Referred
+    ) {
         let refused = close(
             dispatch,
             close_request(&job.job_id, officer_id, code, incident),
         )
         .await
-        .expect_err("police work cannot be closed as outside police jurisdiction");
+        .expect_err("police work leaves police hands only by a supervisor's re-route");
         assert_eq!(
             refused.code(),
             Code::FailedPrecondition,
@@ -370,11 +378,14 @@ async fn work(
             })
             .await?;
     } else {
-        let mut request = close_request(&job.job_id, officer_id, code, incident);
-        if code == ResolutionCode::SummonsIssued {
-            request.summons_number = format!("R{}", row.unique_key);
-        }
-        request.notes = row.resolution_description.clone();
+        let request = close_request_as_recorded(
+            &job.job_id,
+            officer_id,
+            code,
+            incident,
+            &row.unique_key,
+            &row.resolution_description,
+        );
         close(dispatch, request).await?;
     }
     let job = get_job(dispatch, &job.job_id).await?;

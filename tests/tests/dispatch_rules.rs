@@ -1,9 +1,12 @@
 //! The accountability rules at closure, end to end with the real binaries.
 //! Each test tries to break a rule and shows the refusal (FAILED_PRECONDITION,
 //! nothing changed) or the flag:
-//! - police work cannot be closed "outside jurisdiction"; only a supervisor's
-//!   approved re-route, with a reason, hands it to another agency;
-//! - a field resolution needs an arrival on scene within 150 m of the incident;
+//! - police work cannot be closed "outside jurisdiction" or "referred"; only a
+//!   supervisor's approved re-route, with a reason, hands it to another agency;
+//! - a field resolution (every code whose public words say the police
+//!   responded) needs an arrival on scene within 150 m of the incident;
+//! - a duplicate names the report already filed at the same place, or is
+//!   closed by a supervisor with a written reason;
 //! - a request with photos cannot be closed by an officer who never opened them;
 //! - a summons closure needs the summons number;
 //! - implausibly fast, short, distant or bursty closures are flagged for review,
@@ -27,12 +30,14 @@ use dispatch311_tests::{
 };
 use tonic::Code;
 
-const FIELD_OUTCOMES: [ResolutionCode; 5] = [
+/// Every outcome whose public words say the police responded.
+const FIELD_OUTCOMES: [ResolutionCode; 6] = [
     ResolutionCode::ActionTaken,
     ResolutionCode::SummonsIssued,
     ResolutionCode::NoEvidence,
     ResolutionCode::ConditionGoneOnArrival,
     ResolutionCode::UnableToGainEntry,
+    ResolutionCode::PoliceActionNotNecessary,
 ];
 
 fn env(pairs: &[(&str, &str)]) -> SuiteOptions {
@@ -273,12 +278,12 @@ async fn a_field_resolution_needs_an_arrival_near_the_incident() -> anyhow::Resu
         )
         .await?;
     }
-    // an outcome that needs no visit is not held back by the rule
-    let duplicate = close(
-        &dispatch,
-        close_request(&job.job_id, "O-1", ResolutionCode::Duplicate, driving),
-    )
-    .await?;
+    // an outcome that needs no visit is not held back by the rule: a
+    // duplicate naming the report already filed for the same hydrant
+    let first_report = hydrant_at(&suite, offset(EMPIRE_STATE, 20.0, 0.0)).await?;
+    let mut as_duplicate = close_request(&job.job_id, "O-1", ResolutionCode::Duplicate, driving);
+    as_duplicate.duplicate_of_sr_number = first_report.sr_number.clone();
+    let duplicate = close(&dispatch, as_duplicate).await?;
     assert_eq!(duplicate.state, JobState::Closed as i32);
 
     // "arrived" 1 km and 200 m away: not an arrival at the incident
@@ -613,6 +618,143 @@ async fn a_burst_of_closures_by_one_officer_is_flagged() -> anyhow::Result<()> {
         flagged_jobs(&dispatch, "14").await?,
         [closed[2].job_id.clone()]
     );
+
+    suite.stop().await
+}
+
+/// The stable reason of a refusal (`google.rpc.ErrorInfo`, domain dispatch311).
+fn reason_of(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    let info = status.get_details_error_info().expect("an ErrorInfo");
+    assert_eq!(info.domain, "dispatch311");
+    info.reason
+}
+
+#[tokio::test]
+async fn no_closing_code_lets_police_work_go_unchecked() -> anyhow::Result<()> {
+    let suite = Suite::start(without_timing_flags()).await?;
+    let dispatch = suite.dispatch().await?;
+
+    // on the way, never on scene: the dodges of the published analyses
+    let job = hydrant_at(&suite, EMPIRE_STATE).await?;
+    let unit = register_unit(&dispatch, "14-ADAM-1", "14", &["O-1"], EMPIRE_STATE).await?;
+    assign(&dispatch, &job.job_id, &unit.unit_id).await?;
+    acknowledge(
+        &dispatch,
+        &job.job_id,
+        "O-1",
+        offset(EMPIRE_STATE, -900.0, 0.0),
+    )
+    .await?;
+    let driving = offset(EMPIRE_STATE, -500.0, 0.0);
+    en_route(&dispatch, &job.job_id, "O-1", driving).await?;
+    let before = snapshot(&dispatch, &job.job_id).await?;
+
+    let noise_far_away = file_and_queue(
+        &suite,
+        "Noise - Residential",
+        "Loud Music/Party",
+        offset(EMPIRE_STATE, 1_000.0, 0.0),
+    )
+    .await?;
+    let other_type = {
+        let mut request = close_request(&job.job_id, "O-1", ResolutionCode::Duplicate, driving);
+        request.duplicate_of_sr_number = noise_far_away.sr_number.clone();
+        request
+    };
+    let itself = {
+        let mut request = close_request(&job.job_id, "O-1", ResolutionCode::Duplicate, driving);
+        request.duplicate_of_sr_number = job.sr_number.clone();
+        request
+    };
+    for (request, reason, what) in [
+        (
+            close_request(&job.job_id, "O-1", ResolutionCode::Referred, driving),
+            "POLICE_MATTER_REFERRAL_NEEDS_REROUTE",
+            "a police matter closed as referred",
+        ),
+        (
+            close_request(
+                &job.job_id,
+                "O-1",
+                ResolutionCode::OutsideJurisdiction,
+                driving,
+            ),
+            "POLICE_MATTER_NOT_OUTSIDE_JURISDICTION",
+            "a police matter closed as outside jurisdiction",
+        ),
+        (
+            close_request(
+                &job.job_id,
+                "O-1",
+                ResolutionCode::PoliceActionNotNecessary,
+                driving,
+            ),
+            "NO_ARRIVAL_ON_SCENE",
+            "police action not necessary without going there",
+        ),
+        (
+            close_request(&job.job_id, "O-1", ResolutionCode::Duplicate, driving),
+            "DUPLICATE_NOT_LINKED",
+            "a duplicate of nothing",
+        ),
+        (
+            other_type,
+            "DUPLICATE_NOT_SAME_INCIDENT",
+            "a duplicate of another complaint 1 km away",
+        ),
+        (
+            itself,
+            "DUPLICATE_NOT_SAME_INCIDENT",
+            "a duplicate of itself",
+        ),
+    ] {
+        let refusal = assert_refused_unchanged(
+            &dispatch,
+            close(&dispatch, request).await,
+            &[Code::FailedPrecondition],
+            &before,
+            what,
+        )
+        .await?;
+        assert_eq!(reason_of(&refusal), reason, "{what}: {}", refusal.message());
+    }
+
+    // the duplicate of the report already filed for the same hydrant closes,
+    // and its public words claim no visit
+    let first_report = hydrant_at(&suite, offset(EMPIRE_STATE, 25.0, 10.0)).await?;
+    let mut linked = close_request(&job.job_id, "O-1", ResolutionCode::Duplicate, driving);
+    linked.duplicate_of_sr_number = first_report.sr_number.clone();
+    let closed = close(&dispatch, linked).await?;
+    assert_eq!(closed.state, JobState::Closed as i32);
+    let public = wait_for_sr_status(&suite, &job.sr_number, ServiceRequestStatus::Closed).await?;
+    let text = public.resolution.unwrap_or_default().text;
+    assert!(
+        text.contains("already filed") && !text.contains("responded"),
+        "{text}"
+    );
+
+    // a supervisor may close a duplicate without the link, with a written reason
+    let third = hydrant_at(&suite, offset(EMPIRE_STATE, -30.0, 0.0)).await?;
+    let unit = register_unit(&dispatch, "14-ADAM-2", "14", &["O-2"], EMPIRE_STATE).await?;
+    assign(&dispatch, &third.job_id, &unit.unit_id).await?;
+    acknowledge(&dispatch, &third.job_id, "O-2", driving).await?;
+    let mut by_supervisor = close_request(&third.job_id, "O-2", ResolutionCode::Duplicate, driving);
+    by_supervisor.actor = supervisor();
+    by_supervisor.notes = "short".into();
+    let before = snapshot(&dispatch, &third.job_id).await?;
+    let refusal = assert_refused_unchanged(
+        &dispatch,
+        close(&dispatch, by_supervisor.clone()).await,
+        &[Code::FailedPrecondition],
+        &before,
+        "a supervisor's duplicate without a reason",
+    )
+    .await?;
+    assert_eq!(reason_of(&refusal), "DUPLICATE_NOT_LINKED");
+    by_supervisor.notes = "caller filed the same car twice from two phones".into();
+    let closed = close(&dispatch, by_supervisor).await?;
+    assert_eq!(closed.state, JobState::Closed as i32);
 
     suite.stop().await
 }

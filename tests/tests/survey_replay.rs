@@ -24,8 +24,8 @@ use dispatch311_proto::{
 };
 use dispatch311_tests::{
     cad::{
-        COMPLAINANT_EMAIL, COMPLAINANT_NAME, COMPLAINANT_PHONE, Dispatch, close, close_request,
-        drive_to_scene, get_job, register_unit, wait_for_job,
+        COMPLAINANT_EMAIL, COMPLAINANT_NAME, COMPLAINANT_PHONE, Dispatch, close,
+        close_request_as_recorded, drive_to_scene, get_job, register_unit, wait_for_job,
     },
     nyc311::{self, CsvRequest},
     suite::{Suite, SuiteOptions},
@@ -85,9 +85,12 @@ async fn a_real_half_day_closed_and_surveyed_gives_figures_that_add_up_by_precin
             (r, code)
         })
         .filter(|(_, code)| {
+            // outside jurisdiction and referred are re-routed, never closed
             !matches!(
                 code,
-                ResolutionCode::Unspecified | ResolutionCode::OutsideJurisdiction
+                ResolutionCode::Unspecified
+                    | ResolutionCode::OutsideJurisdiction
+                    | ResolutionCode::Referred
             )
         })
         .enumerate()
@@ -309,11 +312,14 @@ async fn work(
 ) -> anyhow::Result<Job> {
     let incident = job.location.expect("located");
     drive_to_scene(dispatch, job, unit, officer_id, incident).await?;
-    let mut request = close_request(&job.job_id, officer_id, code, incident);
-    if code == ResolutionCode::SummonsIssued {
-        request.summons_number = format!("R{}", row.unique_key);
-    }
-    request.notes = row.resolution_description.clone();
+    let request = close_request_as_recorded(
+        &job.job_id,
+        officer_id,
+        code,
+        incident,
+        &row.unique_key,
+        &row.resolution_description,
+    );
     close(dispatch, request).await?;
     get_job(dispatch, &job.job_id).await
 }

@@ -148,6 +148,7 @@ pub const POLICY: &[Rule] = rules! {
     DISPATCH "ListJobs" => DISPATCH_READ;
     DISPATCH "GetJobTimeline" => DISPATCH_READ;
     DISPATCH "VerifyJobTimeline" => OVERSIGHT;
+    DISPATCH "ListEventLog" => &[full(Auditor), full(Admin)];
     DISPATCH "RegisterUnit" => DISPATCHING;
     DISPATCH "ReportUnitStatus" => UNIT_STATUS;
     DISPATCH "ListUnits" => DISPATCH_READ;

@@ -19,8 +19,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::Role;
 
-/// How far clocks may disagree when checking `exp` and `nbf`.
-const CLOCK_LEEWAY_SECS: u64 = 30;
+/// How far clocks may disagree when checking `exp`, `nbf` and `iat`: a token
+/// expired, not yet valid, or issued more than this ahead of the server's
+/// clock is refused. Issuers and services keep their clocks by NTP, well
+/// within this.
+pub const CLOCK_LEEWAY_SECS: u64 = 30;
 
 /// The claims dispatch311 signs and reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +62,8 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid yet")]
     NotYetValid,
+    #[error("the token was issued in the future (check the issuer's clock)")]
+    IssuedInTheFuture,
     #[error("the token is for another audience")]
     WrongAudience,
     #[error("the token is from another issuer")]
@@ -67,12 +72,14 @@ pub enum TokenError {
     BadClaims,
 }
 
-/// The claims read when verifying: who, and until when.
+/// The claims read when verifying: who, since and until when.
 #[derive(Deserialize)]
 struct VerifiedClaims {
     sub: String,
     role: Role,
     exp: u64,
+    #[serde(default)]
+    iat: Option<u64>,
 }
 
 /// How many verified tokens are remembered. A client reuses its token for
@@ -216,9 +223,19 @@ impl TokenVerifier {
                     _ => TokenError::Malformed,
                 }
             })?;
-        let VerifiedClaims { sub, role, exp } = data.claims;
+        let VerifiedClaims {
+            sub,
+            role,
+            exp,
+            iat,
+        } = data.claims;
         if sub.trim().is_empty() {
             return Err(TokenError::BadClaims);
+        }
+        // a token "issued" tomorrow was minted by a clock (or a person) that
+        // cannot be trusted with what it says about expiry either
+        if iat.is_some_and(|iat| iat > unix_now() + CLOCK_LEEWAY_SECS) {
+            return Err(TokenError::IssuedInTheFuture);
         }
         Ok((Verified { sub, role }, exp))
     }
@@ -445,6 +462,56 @@ mod tests {
             .lock_verified()
             .insert(expired.clone(), (first.clone(), unix_now() - 3600));
         assert_eq!(verifier.verify(&expired).unwrap_err(), TokenError::Expired);
+    }
+
+    #[test]
+    fn a_token_issued_or_valid_only_in_the_future_is_refused() {
+        let (signer, verifier) = setup();
+        let tomorrow = unix_now() + 86_400;
+        let issued_tomorrow = signer
+            .sign(&Claims {
+                iat: tomorrow,
+                exp: tomorrow + 3600,
+                ..claims(&signer)
+            })
+            .unwrap();
+        assert_eq!(
+            verifier.verify(&issued_tomorrow).unwrap_err(),
+            TokenError::IssuedInTheFuture
+        );
+        // within the clock-skew allowance it is taken
+        let slightly_ahead = signer
+            .sign(&Claims {
+                iat: unix_now() + CLOCK_LEEWAY_SECS / 2,
+                ..claims(&signer)
+            })
+            .unwrap();
+        verifier.verify(&slightly_ahead).unwrap();
+
+        // nbf is checked too (the claims type has none: write it by hand)
+        #[derive(Serialize)]
+        struct WithNbf {
+            #[serde(flatten)]
+            claims: Claims,
+            nbf: u64,
+        }
+        let header = Header {
+            kid: Some(signer.key_id.clone()),
+            ..Header::new(Algorithm::EdDSA)
+        };
+        let not_before_tomorrow = jsonwebtoken::encode(
+            &header,
+            &WithNbf {
+                claims: claims(&signer),
+                nbf: tomorrow,
+            },
+            &signer.key,
+        )
+        .unwrap();
+        assert_eq!(
+            verifier.verify(&not_before_tomorrow).unwrap_err(),
+            TokenError::NotYetValid
+        );
     }
 
     #[test]

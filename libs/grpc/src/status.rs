@@ -110,21 +110,33 @@ pub fn already_exists(resource_type: &str, name: impl Into<String>) -> Status {
     )
 }
 
+/// The `ErrorInfo` domain of every reason this suite gives.
+pub const ERROR_DOMAIN: &str = "dispatch311";
+
 /// FAILED_PRECONDITION: the request is valid but the system is not in a state
 /// that allows it (a forbidden transition, an accountability rule). The
 /// `description` is the message; `reason_type` (e.g. `INVALID_TRANSITION`) and
-/// `subject` (what was checked, e.g. `jobs/42`) go in a `PreconditionFailure`.
+/// `subject` (what was checked, e.g. `jobs/42`) go in a `PreconditionFailure`,
+/// and `reason_type` also in an `ErrorInfo` (domain `dispatch311`), so clients
+/// branch on a stable reason, never on the message.
 pub fn failed_precondition(
     reason_type: &str,
     subject: impl Into<String>,
     description: impl Into<String>,
 ) -> Status {
     let description = description.into();
-    Status::with_error_details(
-        Code::FailedPrecondition,
-        description.clone(),
-        ErrorDetails::with_precondition_failure_violation(reason_type, subject, description),
-    )
+    let subject = subject.into();
+    let mut details = ErrorDetails::with_precondition_failure_violation(
+        reason_type,
+        subject.clone(),
+        &description,
+    );
+    details.set_error_info(
+        reason_type,
+        ERROR_DOMAIN,
+        std::collections::HashMap::from([("subject".to_owned(), subject)]),
+    );
+    Status::with_error_details(Code::FailedPrecondition, description, details)
 }
 
 /// PERMISSION_DENIED with `reason` as the message.

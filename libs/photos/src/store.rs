@@ -19,6 +19,8 @@ use uuid::Uuid;
 pub enum PhotoStoreError {
     #[error("photo {0} is not in the store")]
     NotFound(Uuid),
+    #[error("{0:?} is not a record name")]
+    BadRecordName(String),
     #[error("photo store {location}: {source}")]
     Store {
         location: String,
@@ -142,6 +144,60 @@ impl PhotoStore {
         };
         let bytes = found.bytes().await.map_err(|e| self.error(e))?;
         Ok(bytes.to_vec())
+    }
+}
+
+/// Other records kept in the same store beside the photos (the event log's
+/// signed checkpoints), by a name of lower-case letters, digits, `-`, `_`,
+/// `.` and `/`. A record is written whole, like a photo; with object lock or
+/// a retention policy on the bucket, nobody can rewrite it afterwards.
+impl PhotoStore {
+    fn record_path(name: &str) -> Result<ObjectPath, PhotoStoreError> {
+        let valid = !name.is_empty()
+            && !name.starts_with('/')
+            && !name.contains("..")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_./".contains(&b));
+        if !valid {
+            return Err(PhotoStoreError::BadRecordName(name.to_owned()));
+        }
+        Ok(ObjectPath::from(name))
+    }
+
+    pub async fn put_record(&self, name: &str, bytes: &[u8]) -> Result<(), PhotoStoreError> {
+        self.objects
+            .put(&Self::record_path(name)?, PutPayload::from(bytes.to_vec()))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// The record, or `None` when there is none by that name.
+    pub async fn get_record(&self, name: &str) -> Result<Option<Vec<u8>>, PhotoStoreError> {
+        match self.objects.get(&Self::record_path(name)?).await {
+            Ok(found) => Ok(Some(
+                found.bytes().await.map_err(|e| self.error(e))?.to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// The names of the records under `prefix` (a folder, e.g.
+    /// `event-log/checkpoints`), sorted.
+    pub async fn list_records(&self, prefix: &str) -> Result<Vec<String>, PhotoStoreError> {
+        use futures::TryStreamExt as _;
+        let prefix = Self::record_path(prefix)?;
+        let mut names: Vec<String> = self
+            .objects
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .map_err(|e| self.error(e))?;
+        names.sort();
+        Ok(names)
     }
 }
 

@@ -3,14 +3,21 @@
 //! is tested here without a database.
 //!
 //! Refusals block the closure and change nothing (a police matter closed as
-//! "outside jurisdiction", a claimed visit without an arrival near the
-//! location, photos never opened by the closer). Flags never block: they make
-//! a suspicious closure visible to supervisors and oversight.
+//! "outside jurisdiction" or "referred", a claimed visit without an arrival
+//! near the location, a duplicate that names no other report, photos never
+//! opened by the closer). What each resolution code needs is one table in
+//! `dispatch311_domain::resolution`. Flags never block: they make a
+//! suspicious closure visible to supervisors and oversight.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dispatch311_domain::{distance::meters_between, resolution, status::resolution_name};
+use dispatch311_domain::{
+    complaint_type::match_key,
+    distance::meters_between,
+    resolution::{self, ClosingNeed},
+    status::resolution_name,
+};
 use dispatch311_proto::{
     common::v1::{Priority, ResolutionCode},
     dispatch::v1::{FlagKind, Role},
@@ -23,6 +30,7 @@ use crate::{config::DispatchRules, flags::kind_name, state_machine::Refusal, sto
 pub struct CloseFacts<'a> {
     pub code: ResolutionCode,
     pub closer_id: &'a str,
+    pub closer_role: Role,
     /// Where the closing officer says they are, if they said.
     pub position: Option<(f64, f64)>,
     pub at: DateTime<Utc>,
@@ -30,7 +38,32 @@ pub struct CloseFacts<'a> {
     pub closer_viewed_evidence: bool,
     /// Closures by the closer within the burst window, this one included.
     pub closer_recent_closures: u32,
+    /// Whether the close carries a summons number.
+    pub summons_number_given: bool,
+    /// The closer's notes (a supervisor's written reason, for a duplicate
+    /// closed without naming the other job).
+    pub notes: &'a str,
+    /// The job this one duplicates, when the close names one.
+    pub duplicate_of: Option<DuplicateTarget>,
 }
+
+/// The job a DUPLICATE closure names as the report already filed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicateTarget {
+    pub job_id: uuid::Uuid,
+    pub sr_number: String,
+    pub complaint_type: String,
+    pub precinct: String,
+    pub location: Option<(f64, f64)>,
+}
+
+/// Who may close a job: the assigned unit's officer (checked against the crew)
+/// or a supervisor.
+pub const CLOSING_ROLES: &[Role] = &[Role::Officer, Role::Supervisor];
+
+/// The shortest written reason a supervisor gives for closing a duplicate
+/// without naming the job it duplicates.
+pub const MIN_SUPERVISOR_REASON_CHARS: usize = 20;
 
 /// A flag a closure raises, once per closure (its dedup key names the closure).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,29 +74,123 @@ pub struct FlagToRaise {
 }
 
 /// Whether the job may be closed as `facts` say, and which flags the closure
-/// raises. The state machine has already allowed the closure.
+/// raises. The state machine has already allowed the closure. What each code
+/// needs comes from the one table in `dispatch311_domain::resolution`.
 pub fn check_close(
     job: &JobRow,
     facts: &CloseFacts<'_>,
     rules: &DispatchRules,
 ) -> Result<Vec<FlagToRaise>, Refusal> {
-    jurisdiction(job, facts.code)?;
-    arrival_near_scene(job, facts.code, rules)?;
+    let Some(rule) = resolution::rule(facts.code) else {
+        return Err(Refusal::new(
+            "RESOLUTION_REQUIRED",
+            "a job is closed with a resolution code",
+        ));
+    };
+    for need in rule.needs {
+        match need {
+            ClosingNeed::SupervisorRerouteIfPoliceMatter => jurisdiction(job, facts.code)?,
+            ClosingNeed::ArrivalNearScene => arrival_near_scene(job, facts.code, rules)?,
+            ClosingNeed::SummonsNumber => summons_number(facts)?,
+            ClosingNeed::LinkedDuplicate => linked_duplicate(job, facts, rules)?,
+        }
+    }
     evidence_viewed(job, facts)?;
     Ok(closure_flags(job, facts, rules))
 }
 
-/// Rule 1: a complaint the police must handle is never closed as "outside
-/// jurisdiction"; a supervisor-approved re-route is the only way out.
+/// Rule 1: a complaint the police must handle never leaves police hands by a
+/// plain close — not as "outside jurisdiction", not as "referred"; a
+/// supervisor-approved re-route, with a reason, is the only way out.
 pub fn jurisdiction(job: &JobRow, code: ResolutionCode) -> Result<(), Refusal> {
-    if job.police_matter && code == ResolutionCode::OutsideJurisdiction {
+    if !job.police_matter {
+        return Ok(());
+    }
+    let (reason, words) = match code {
+        ResolutionCode::OutsideJurisdiction => (
+            "POLICE_MATTER_NOT_OUTSIDE_JURISDICTION",
+            "cannot be closed as outside jurisdiction",
+        ),
+        _ => (
+            "POLICE_MATTER_REFERRAL_NEEDS_REROUTE",
+            "cannot be closed as referred to another agency",
+        ),
+    };
+    Err(Refusal::new(
+        reason,
+        format!(
+            "a {} complaint is police jurisdiction and {words}; \
+             a supervisor can approve a re-route to another agency, with the reason, instead",
+            job.complaint_type
+        ),
+    ))
+}
+
+/// A summons closure names the summons.
+pub fn summons_number(facts: &CloseFacts<'_>) -> Result<(), Refusal> {
+    if facts.summons_number_given {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        "SUMMONS_NUMBER_REQUIRED",
+        "SUMMONS_ISSUED needs the summons number",
+    ))
+}
+
+/// A duplicate names the report already filed: another job of the same
+/// complaint type at the same place (within the on-scene radius, in the same
+/// precinct), open or closed. Without one, only a supervisor with a written
+/// reason may close a job as a duplicate.
+pub fn linked_duplicate(
+    job: &JobRow,
+    facts: &CloseFacts<'_>,
+    rules: &DispatchRules,
+) -> Result<(), Refusal> {
+    let Some(other) = &facts.duplicate_of else {
+        if facts.closer_role == Role::Supervisor
+            && facts.notes.trim().chars().count() >= MIN_SUPERVISOR_REASON_CHARS
+        {
+            return Ok(());
+        }
         return Err(Refusal::new(
-            "JURISDICTION",
+            "DUPLICATE_NOT_LINKED",
             format!(
-                "a {} complaint is police jurisdiction and cannot be closed as outside jurisdiction; \
-                 a supervisor can approve a re-route to another agency instead",
+                "a duplicate must name the request it duplicates (duplicate_of_sr_number: another {} job at the same place); \
+                 without one, only a supervisor may close it as a duplicate, with a written reason of at least \
+                 {MIN_SUPERVISOR_REASON_CHARS} characters",
                 job.complaint_type
             ),
+        ));
+    };
+    let refuse = |why: String| {
+        Err(Refusal::new(
+            "DUPLICATE_NOT_SAME_INCIDENT",
+            format!(
+                "{} is not a duplicate of {}: {why}",
+                job.sr_number, other.sr_number
+            ),
+        ))
+    };
+    if other.job_id == job.job_id {
+        return refuse("a request cannot duplicate itself".into());
+    }
+    if match_key(&other.complaint_type) != match_key(&job.complaint_type) {
+        return refuse(format!(
+            "it is a {} complaint, this one is {}",
+            other.complaint_type, job.complaint_type
+        ));
+    }
+    if other.precinct != job.precinct {
+        return refuse(format!("it is in precinct {}", other.precinct));
+    }
+    let (Some(here), Some(there)) = (job.location, other.location) else {
+        return refuse("one of them has no location to compare".into());
+    };
+    let distance = meters_between(here, there);
+    if distance > rules.on_scene_radius_m {
+        return refuse(format!(
+            "it is {distance:.0} m away (the same place is within {:.0} m)",
+            rules.on_scene_radius_m
         ));
     }
     Ok(())
@@ -230,6 +357,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::state_machine::Transition;
 
     const LOCATION: (f64, f64) = (40.748_44, -73.985_66);
 
@@ -284,10 +412,14 @@ mod tests {
         CloseFacts {
             code,
             closer_id: "O-1",
+            closer_role: Role::Officer,
             position: Some(north_of_location(30.0)),
             at: now(),
             closer_viewed_evidence: false,
             closer_recent_closures: 1,
+            summons_number_given: code == ResolutionCode::SummonsIssued,
+            notes: "",
+            duplicate_of: None,
         }
     }
 
@@ -315,7 +447,7 @@ mod tests {
             &rules,
         )
         .unwrap_err();
-        assert_eq!(refusal.rule, "JURISDICTION");
+        assert_eq!(refusal.rule, "POLICE_MATTER_NOT_OUTSIDE_JURISDICTION");
         assert!(
             refusal.description.contains("re-route"),
             "{}",
@@ -345,21 +477,30 @@ mod tests {
             ResolutionCode::NoEvidence,
             ResolutionCode::ConditionGoneOnArrival,
             ResolutionCode::UnableToGainEntry,
+            // its public words say the police responded
+            ResolutionCode::PoliceActionNotNecessary,
         ] {
             let refusal = check_close(&never_arrived, &facts(code), &rules).unwrap_err();
             assert_eq!(refusal.rule, "NO_ARRIVAL_ON_SCENE", "{code:?}");
         }
-        // outcomes that claim no visit may close from the road
-        for code in [
-            ResolutionCode::Duplicate,
-            ResolutionCode::Referred,
-            ResolutionCode::PoliceActionNotNecessary,
-        ] {
-            assert!(
-                check_close(&never_arrived, &facts(code), &rules).is_ok(),
-                "{code:?}"
-            );
-        }
+        // outcomes that claim no visit may close from the road: a duplicate
+        // naming the report already filed, another agency's work referred
+        let linked = CloseFacts {
+            duplicate_of: Some(DuplicateTarget {
+                job_id: Uuid::from_u128(2),
+                sr_number: "SR-2026-0000002".into(),
+                complaint_type: "Illegal Parking".into(),
+                precinct: "14".into(),
+                location: Some(north_of_location(15.0)),
+            }),
+            ..facts(ResolutionCode::Duplicate)
+        };
+        assert!(check_close(&never_arrived, &linked, &rules).is_ok());
+        let not_police = JobRow {
+            police_matter: false,
+            ..never_arrived.clone()
+        };
+        assert!(check_close(&not_police, &facts(ResolutionCode::Referred), &rules).is_ok());
 
         let arrived_far = JobRow {
             on_scene_position: Some(north_of_location(400.0)),
@@ -484,6 +625,152 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// Every resolution code × every job state × every role, against the
+    /// table of ARCHITECTURE.md written out here on its own (as the access
+    /// matrix test does for RPCs): a police job, with its arrival recorded at
+    /// the place when it is on scene and none before.
+    #[test]
+    fn every_code_state_and_role_closes_as_the_table_says() {
+        use ResolutionCode as R;
+        use dispatch311_proto::dispatch::v1::JobState as S;
+
+        fn expected(code: R, state: S, role: Role, police: bool, linked: bool) -> &'static str {
+            if !matches!(role, Role::Officer | Role::Supervisor) {
+                return "PERMISSION_DENIED";
+            }
+            if !matches!(state, S::Acknowledged | S::EnRoute | S::OnScene) {
+                return "INVALID_TRANSITION";
+            }
+            match code {
+                R::ActionTaken
+                | R::SummonsIssued
+                | R::NoEvidence
+                | R::PoliceActionNotNecessary
+                | R::UnableToGainEntry
+                | R::ConditionGoneOnArrival => {
+                    if state == S::OnScene {
+                        "OK"
+                    } else {
+                        "NO_ARRIVAL_ON_SCENE"
+                    }
+                }
+                R::Referred if police => "POLICE_MATTER_REFERRAL_NEEDS_REROUTE",
+                R::OutsideJurisdiction if police => "POLICE_MATTER_NOT_OUTSIDE_JURISDICTION",
+                R::Referred | R::OutsideJurisdiction => "OK",
+                R::Duplicate if linked || role == Role::Supervisor => "OK",
+                R::Duplicate => "DUPLICATE_NOT_LINKED",
+                R::Unspecified => unreachable!(),
+            }
+        }
+
+        let states = [
+            S::Queued,
+            S::Assigned,
+            S::Acknowledged,
+            S::EnRoute,
+            S::OnScene,
+            S::Closed,
+            S::Cancelled,
+            S::Rerouted,
+        ];
+        let roles = [
+            Role::Unspecified,
+            Role::Dispatcher,
+            Role::Officer,
+            Role::Supervisor,
+            Role::System,
+        ];
+        let rules = DispatchRules::default();
+        let other_report = DuplicateTarget {
+            job_id: Uuid::from_u128(7),
+            sr_number: "SR-2026-0000007".into(),
+            complaint_type: "illegal parking".into(),
+            precinct: "14".into(),
+            location: Some(north_of_location(40.0)),
+        };
+        let mut checked = 0;
+        for police in [true, false] {
+            for linked in [false, true] {
+                for rule in resolution::RESOLUTION_RULES {
+                    for state in states {
+                        for role in roles {
+                            let job = JobRow {
+                                state,
+                                police_matter: police,
+                                on_scene_at: (state == S::OnScene).then_some(now()),
+                                on_scene_position: (state == S::OnScene)
+                                    .then(|| north_of_location(20.0)),
+                                ..job_on_scene()
+                            };
+                            let facts = CloseFacts {
+                                closer_role: role,
+                                notes: "the same car, reported twice by one caller",
+                                duplicate_of: linked.then(|| other_report.clone()),
+                                ..facts(rule.code)
+                            };
+                            let got = if !CLOSING_ROLES.contains(&role) {
+                                "PERMISSION_DENIED"
+                            } else if let Err(refusal) = Transition::Close.check(state) {
+                                refusal.rule
+                            } else {
+                                check_close(&job, &facts, &rules).map_or_else(|r| r.rule, |_| "OK")
+                            };
+                            assert_eq!(
+                                got,
+                                expected(rule.code, state, role, police, linked),
+                                "{:?} from {state:?} by {role:?}, police matter {police}, linked {linked}",
+                                rule.code
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 9 * 8 * 5);
+    }
+
+    #[test]
+    fn a_duplicate_names_another_report_of_the_same_complaint_at_the_same_place() {
+        let rules = DispatchRules::default();
+        let job = job_on_scene();
+        let target =
+            |complaint_type: &str, precinct: &str, meters: f64, job_id: u128| DuplicateTarget {
+                job_id: Uuid::from_u128(job_id),
+                sr_number: "SR-2026-0000009".into(),
+                complaint_type: complaint_type.into(),
+                precinct: precinct.into(),
+                location: Some(north_of_location(meters)),
+            };
+        let close_as = |other: DuplicateTarget| {
+            check_close(
+                &job,
+                &CloseFacts {
+                    duplicate_of: Some(other),
+                    ..facts(ResolutionCode::Duplicate)
+                },
+                &rules,
+            )
+        };
+        assert!(close_as(target("Illegal Parking", "14", 100.0, 9)).is_ok());
+        for (other, why) in [
+            (
+                target("Noise - Residential", "14", 10.0, 9),
+                "Noise - Residential complaint",
+            ),
+            (target("Illegal Parking", "13", 10.0, 9), "precinct 13"),
+            (target("Illegal Parking", "14", 400.0, 9), "400 m away"),
+            (
+                target("Illegal Parking", "14", 0.0, 0),
+                "cannot duplicate itself",
+            ),
+        ] {
+            let refusal = close_as(other).unwrap_err();
+            assert_eq!(refusal.rule, "DUPLICATE_NOT_SAME_INCIDENT");
+            assert!(refusal.description.contains(why), "{}", refusal.description);
+        }
     }
 
     #[test]

@@ -142,6 +142,16 @@ impl DispatchService for DispatchApi {
             .map(Response::new)
     }
 
+    async fn list_event_log(
+        &self,
+        request: Request<dispatch::ListEventLogRequest>,
+    ) -> Result<Response<dispatch::ListEventLogResponse>, Status> {
+        self.supervision
+            .list_event_log(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     async fn list_review_items(
         &self,
         request: Request<dispatch::ListReviewItemsRequest>,

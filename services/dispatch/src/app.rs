@@ -11,6 +11,7 @@ use tonic::{server::NamedService, service::Routes};
 
 use crate::{
     api::DispatchApi,
+    checkpoints::Checkpointer,
     complainant_answers::ComplainantAnswerHandler,
     config::{DispatchConfig, DispatchRules},
     dispatch_jobs::DispatchJobHandler,
@@ -33,6 +34,7 @@ pub struct Application {
     store: Store,
     queue: JobQueue,
     rules: DispatchRules,
+    checkpoints: Arc<Checkpointer>,
 }
 
 impl Application {
@@ -44,10 +46,16 @@ impl Application {
         let photos = dispatch311_photos::PhotoStore::from_env()?;
         tracing::info!(photo_store = photos.location(), "photo store");
         let listener = TcpListener::bind(config.listen_addr).await?;
+        let checkpoints = Arc::new(Checkpointer::new(
+            pool.clone(),
+            photos.clone(),
+            &config.event_log,
+        ));
         Ok(Self {
             listener,
             auth,
             tls: config.tls.clone(),
+            checkpoints,
             photos,
             store: Store::new(pool).with_sla_override(config.rules.sla_override),
             queue,
@@ -77,6 +85,10 @@ impl Application {
         };
         let handler = DispatchJobHandler::new(self.store.clone(), lifecycle.clone());
         workers.spawn("outbox relay", relay.run(workers.stop_token()));
+        workers.spawn(
+            "event log checkpointer",
+            Arc::clone(&self.checkpoints).run(workers.stop_token()),
+        );
         let consumer = self.queue.consumer(queues::DISPATCH, groups::DISPATCH)?;
         workers.spawn(
             "dispatch job consumer",
@@ -128,6 +140,7 @@ impl Application {
             lifecycle,
             supervision: Supervision {
                 store: self.store.clone(),
+                checkpoints: Arc::clone(&self.checkpoints),
             },
             watch,
         };

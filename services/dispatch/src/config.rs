@@ -19,6 +19,82 @@ pub struct DispatchConfig {
     /// when unset; see `dispatch311_grpc::tls`).
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
     pub rules: DispatchRules,
+    pub event_log: EventLogConfig,
+}
+
+/// Signed checkpoints of the event log (see `checkpoints`).
+#[derive(Clone)]
+pub struct EventLogConfig {
+    /// `DISPATCH311_EVENT_LOG_KEY` (required): a PKCS#8 PEM file with the
+    /// Ed25519 key checkpoints are signed with. Kept outside PostgreSQL, so
+    /// whoever owns the database cannot sign a rewritten log.
+    pub signing_key: ed25519_dalek::SigningKey,
+    /// `DISPATCH311_EVENT_LOG_NAME` (`dispatch311/event-log`): the log's name,
+    /// which is also the key's name in the signed notes.
+    pub name: String,
+    /// `DISPATCH311_EVENT_LOG_VERIFIER_KEYS`: verifier keys of earlier signing
+    /// keys, comma-separated, so checkpoints signed before a rotation still verify.
+    pub earlier_keys: Vec<ed25519_dalek::VerifyingKey>,
+    /// `DISPATCH311_CHECKPOINT_SECS` (10): how often a checkpoint is signed when
+    /// the log grew. A rewrite of events not yet in a checkpoint goes unseen,
+    /// so this is the window.
+    pub interval: Duration,
+}
+
+impl std::fmt::Debug for EventLogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLogConfig")
+            .field("name", &self.name)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventLogConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let path = std::env::var("DISPATCH311_EVENT_LOG_KEY")
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+            .context(
+                "DISPATCH311_EVENT_LOG_KEY must name the PKCS#8 PEM file of the Ed25519 key that signs \
+                 the event log's checkpoints (`dispatch311-cli dev-keys` makes one for development)",
+            )?;
+        let pem = std::fs::read_to_string(path.trim())
+            .with_context(|| format!("reading DISPATCH311_EVENT_LOG_KEY {path}"))?;
+        let signing_key = dispatch311_domain::event_log::signing_key_from_pem(&pem)
+            .with_context(|| format!("DISPATCH311_EVENT_LOG_KEY {path}"))?;
+        let name = std::env::var("DISPATCH311_EVENT_LOG_NAME")
+            .ok()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "dispatch311/event-log".to_owned());
+        anyhow::ensure!(
+            !name.contains(['+', ' ', '\n']),
+            "DISPATCH311_EVENT_LOG_NAME must not contain '+', spaces or line breaks"
+        );
+        let earlier_keys = std::env::var("DISPATCH311_EVENT_LOG_VERIFIER_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| {
+                dispatch311_domain::event_log::parse_verifier_key(k)
+                    .map(|(_, key)| key)
+                    .with_context(|| "DISPATCH311_EVENT_LOG_VERIFIER_KEYS")
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let interval = env_number("DISPATCH311_CHECKPOINT_SECS")?
+            .map_or(Duration::from_secs(10), Duration::from_secs_f64);
+        anyhow::ensure!(
+            !interval.is_zero(),
+            "DISPATCH311_CHECKPOINT_SECS must be above 0"
+        );
+        Ok(Self {
+            signing_key,
+            name,
+            earlier_keys,
+            interval,
+        })
+    }
 }
 
 /// The accountability thresholds and timers, each from its own variable.
@@ -74,6 +150,7 @@ impl DispatchConfig {
             auth: dispatch311_auth::AuthConfig::from_env()?,
             tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
             rules: DispatchRules::from_env()?,
+            event_log: EventLogConfig::from_env()?,
         })
     }
 }

@@ -2,18 +2,23 @@
 //!
 //! Every state change appends one event with who, in what role, when, where
 //! and why. Each event stores the SHA-256 of its predecessor's hash and its
-//! own content (`job_event_hash` in migration 0002, the only place the formula
-//! lives), so a row changed behind the service's back breaks the chain at that
-//! event, and `verify` finds it. A trigger refuses UPDATE and DELETE.
+//! own content (`job_event_hash` in migration 0002 computes it on append;
+//! `dispatch311_domain::event_log::event_hash` is the same formula, which
+//! `verify` uses so it never trusts a function the database's owner can
+//! replace), so a row changed behind the service's back breaks the chain at
+//! that event. A trigger refuses UPDATE and DELETE. Against someone who
+//! rewrites a whole chain consistently, the signed checkpoints of the whole
+//! log hold (`checkpoints`).
 //!
 //! Callers append while holding the job's row lock (`SELECT … FOR UPDATE` on
 //! `jobs`), which orders the events of one job.
 
 use chrono::{DateTime, Utc};
+use dispatch311_domain::event_log::EventContent;
 use dispatch311_domain::time::to_timestamp;
 use dispatch311_proto::{
     common::v1::GeoPoint,
-    dispatch::v1::{Actor, EventType, JobEvent, Role, VerifyJobTimelineResponse},
+    dispatch::v1::{Actor, EventLogEntry, EventType, JobEvent, Role, VerifyJobTimelineResponse},
 };
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -89,70 +94,117 @@ pub async fn append(
     .await
 }
 
+/// The columns `event_from_row` reads.
+const EVENT_COLUMNS: &str = "sequence, event_type, occurred_at, actor, actor_role, latitude, longitude, \
+    unit_id, reason, previous_hash, hash";
+
 /// The job's events, oldest first.
 pub async fn timeline(pool: &PgPool, job_id: Uuid) -> Result<Vec<JobEvent>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT sequence, event_type, occurred_at, actor, actor_role, latitude, longitude, unit_id, reason, \
-            previous_hash, hash FROM job_events WHERE job_id = $1 ORDER BY sequence",
-    )
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = $1 ORDER BY sequence"
+    )))
     .bind(job_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(event_from_row).collect())
+}
+
+/// Up to `limit` entries of the whole log after position `after`, in log order.
+pub async fn log_page(
+    pool: &PgPool,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<EventLogEntry>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT l.log_index, e.job_id, {} FROM event_log l JOIN job_events e ON e.id = l.event_id \
+         WHERE l.log_index > $1 ORDER BY l.log_index LIMIT $2",
+        EVENT_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .iter()
-        .map(|r| {
-            let latitude: Option<f64> = r.get("latitude");
-            let longitude: Option<f64> = r.get("longitude");
-            let unit_id: Option<Uuid> = r.get("unit_id");
-            let event_type: String = r.get("event_type");
-            let role: String = r.get("actor_role");
-            JobEvent {
-                sequence: r.get("sequence"),
-                r#type: EventType::from_str_name(&format!("EVENT_TYPE_{event_type}"))
-                    .unwrap_or_default() as i32,
-                occurred_at: Some(to_timestamp(r.get("occurred_at"))),
-                actor: Some(Actor {
-                    id: r.get("actor"),
-                    role: Role::from_str_name(&format!("ROLE_{role}")).unwrap_or_default() as i32,
-                }),
-                position: latitude
-                    .zip(longitude)
-                    .map(|(latitude, longitude)| GeoPoint {
-                        latitude,
-                        longitude,
-                    }),
-                unit_id: unit_id.map(|u| u.to_string()).unwrap_or_default(),
-                reason: r.get("reason"),
-                hash: r.get("hash"),
-                previous_hash: r.get("previous_hash"),
-            }
+        .map(|row| EventLogEntry {
+            log_index: row.get("log_index"),
+            job_id: row.get::<Uuid, _>("job_id").to_string(),
+            event: Some(event_from_row(row)),
         })
         .collect())
 }
 
+fn event_from_row(r: &sqlx::postgres::PgRow) -> JobEvent {
+    let latitude: Option<f64> = r.get("latitude");
+    let longitude: Option<f64> = r.get("longitude");
+    let unit_id: Option<Uuid> = r.get("unit_id");
+    let event_type: String = r.get("event_type");
+    let role: String = r.get("actor_role");
+    JobEvent {
+        sequence: r.get("sequence"),
+        r#type: EventType::from_str_name(&format!("EVENT_TYPE_{event_type}")).unwrap_or_default()
+            as i32,
+        occurred_at: Some(to_timestamp(r.get("occurred_at"))),
+        actor: Some(Actor {
+            id: r.get("actor"),
+            role: Role::from_str_name(&format!("ROLE_{role}")).unwrap_or_default() as i32,
+        }),
+        position: latitude
+            .zip(longitude)
+            .map(|(latitude, longitude)| GeoPoint {
+                latitude,
+                longitude,
+            }),
+        unit_id: unit_id.map(|u| u.to_string()).unwrap_or_default(),
+        reason: r.get("reason"),
+        hash: r.get("hash"),
+        previous_hash: r.get("previous_hash"),
+    }
+}
+
 /// Recomputes every event's hash from its content and its predecessor's
-/// stored hash; reports the first event where either does not match.
+/// stored hash — here, in Rust, never with the database's own function, which
+/// whoever owns the database can replace — and reports the first event where
+/// either does not match.
 pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResponse, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT sequence, hash, previous_hash, \
-            lag(hash) OVER (ORDER BY sequence) AS predecessor_hash, \
-            lag(sequence) OVER (ORDER BY sequence) AS predecessor_sequence, \
-            job_event_hash(previous_hash, job_id, sequence, event_type, occurred_at, actor, actor_role, latitude, \
-                longitude, unit_id, reason) AS recomputed \
+        "SELECT sequence, hash, previous_hash, event_type, \
+            (extract(epoch FROM occurred_at) * 1000000)::bigint AS occurred_at_micros, actor, actor_role, \
+            latitude, longitude, unit_id, reason \
          FROM job_events WHERE job_id = $1 ORDER BY sequence",
     )
     .bind(job_id)
     .fetch_all(pool)
     .await?;
     let mut checked = 0;
+    let mut predecessor: Option<(i64, String)> = None;
     for row in &rows {
         checked += 1;
         let sequence: i64 = row.get("sequence");
         let hash: String = row.get("hash");
         let previous_hash: String = row.get("previous_hash");
-        let predecessor_hash: Option<String> = row.get("predecessor_hash");
-        let predecessor_sequence: Option<i64> = row.get("predecessor_sequence");
-        let recomputed: String = row.get("recomputed");
+        let event_type: String = row.get("event_type");
+        let actor: String = row.get("actor");
+        let actor_role: String = row.get("actor_role");
+        let reason: String = row.get("reason");
+        let recomputed = dispatch311_domain::event_log::event_hash(&EventContent {
+            previous_hash: &previous_hash,
+            job_id,
+            sequence,
+            event_type: &event_type,
+            occurred_at_micros: row.get("occurred_at_micros"),
+            actor: &actor,
+            actor_role: &actor_role,
+            latitude: row.get("latitude"),
+            longitude: row.get("longitude"),
+            unit_id: row.get("unit_id"),
+            reason: &reason,
+        });
+        let (predecessor_sequence, predecessor_hash) = predecessor.clone().unzip();
         let broken = if predecessor_sequence.map_or(sequence != 1, |p| p + 1 != sequence) {
             Some(format!(
                 "event {sequence} does not follow event {}",
@@ -175,8 +227,10 @@ pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResp
                 events_checked: checked,
                 first_broken_sequence: sequence,
                 detail,
+                ..Default::default()
             });
         }
+        predecessor = Some((sequence, hash));
     }
     // the job row remembers where its log ends: a log cut short at the end
     // chains perfectly and only this catches it
@@ -186,9 +240,7 @@ pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResp
             .fetch_optional(pool)
             .await?
             .unwrap_or_default();
-    let last = rows
-        .last()
-        .map(|r| (r.get::<i64, _>("sequence"), r.get::<String, _>("hash")));
+    let last = predecessor;
     if last != Some((anchor_sequence, anchor_hash)) && anchor_sequence > 0 {
         let ends_at = last.map_or(0, |(sequence, _)| sequence);
         return Ok(VerifyJobTimelineResponse {
@@ -198,6 +250,7 @@ pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResp
             detail: format!(
                 "the log ends at event {ends_at} but the job recorded event {anchor_sequence} as its last"
             ),
+            ..Default::default()
         });
     }
     Ok(VerifyJobTimelineResponse {
@@ -205,5 +258,6 @@ pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResp
         events_checked: checked,
         first_broken_sequence: 0,
         detail: String::new(),
+        ..Default::default()
     })
 }

@@ -4,6 +4,7 @@
 pub mod accountability;
 pub mod api;
 pub mod app;
+pub mod checkpoints;
 pub mod complainant_answers;
 pub mod config;
 pub mod dispatch_jobs;

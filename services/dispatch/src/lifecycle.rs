@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use dispatch311_domain::{
+    SrNumber,
     jobs::{kinds, queues},
     resolution,
     status::{priority_name, resolution_name},
@@ -35,7 +36,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
-    accountability::{self, CloseFacts},
+    accountability::{self, CloseFacts, DuplicateTarget},
     config::DispatchRules,
     events::{self, ActorRef, NewEvent},
     flags,
@@ -442,10 +443,27 @@ impl Lifecycle {
         }
         let notes = validate::text(&request.notes, "notes", MAX_NOTES_CHARS, false, &mut v);
         let position = validate::position(request.position.as_ref(), "position", &mut v);
+        let duplicate_of = match request.duplicate_of_sr_number.trim() {
+            "" => None,
+            number => match number.parse::<SrNumber>() {
+                Ok(number) if code == ResolutionCode::Duplicate => Some(number.to_string()),
+                Ok(_) => {
+                    v.add(
+                        "duplicate_of_sr_number",
+                        "only for the resolution DUPLICATE",
+                    );
+                    None
+                }
+                Err(e) => {
+                    v.add("duplicate_of_sr_number", e.to_string());
+                    None
+                }
+            },
+        };
         v.into_result()?;
         validate::role(
             &actor,
-            &[Role::Officer, Role::Supervisor],
+            accountability::CLOSING_ROLES,
             "only an officer of the assigned unit or a supervisor closes a job",
         )?;
 
@@ -464,13 +482,30 @@ impl Lifecycle {
         let earlier_closures = closures_by(&mut change.tx, &actor.id, burst_since)
             .await
             .map_err(Failure::from)?;
+        let duplicate_of = match &duplicate_of {
+            None => None,
+            Some(number) => Some(
+                duplicate_target(&mut change.tx, number)
+                    .await
+                    .map_err(Failure::from)?
+                    .ok_or_else(|| {
+                        Status::not_found(format!(
+                            "no job for {number}, the request this one duplicates"
+                        ))
+                    })?,
+            ),
+        };
         let facts = CloseFacts {
             code,
             closer_id: &actor.id,
+            closer_role: actor.role,
             position,
             at: change.now,
             closer_viewed_evidence: viewed,
             closer_recent_closures: earlier_closures + 1,
+            summons_number_given: !summons_number.is_empty(),
+            notes: &notes,
+            duplicate_of,
         };
         let to_raise = accountability::check_close(&change.job, &facts, &self.rules)
             .map_err(|refusal| refusal.for_job(job_id))?;
@@ -1349,6 +1384,32 @@ async fn viewed_evidence(
 
 /// How many jobs `actor_id` closed since `since` (every closure counts, also
 /// of jobs reopened since).
+/// The job a duplicate closure names, read without locking it (its place
+/// and type do not change).
+async fn duplicate_target(
+    conn: &mut PgConnection,
+    sr_number: &str,
+) -> Result<Option<DuplicateTarget>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT job_id, complaint_type, precinct, latitude, longitude FROM jobs WHERE sr_number = $1",
+    )
+    .bind(sr_number)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| {
+        use sqlx::Row as _;
+        let latitude: Option<f64> = row.get("latitude");
+        let longitude: Option<f64> = row.get("longitude");
+        DuplicateTarget {
+            job_id: row.get("job_id"),
+            sr_number: sr_number.to_owned(),
+            complaint_type: row.get("complaint_type"),
+            precinct: row.get("precinct"),
+            location: latitude.zip(longitude),
+        }
+    }))
+}
+
 async fn closures_by(
     conn: &mut PgConnection,
     actor_id: &str,

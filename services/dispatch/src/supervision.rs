@@ -27,6 +27,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
+    checkpoints::{self, Checkpointer},
     events,
     store::{JOB_COLUMNS, Store, StoreError, job_from_row, state_name},
     validate,
@@ -39,6 +40,8 @@ const QUICK_CLOSURE_SECS: f64 = 300.0;
 
 pub struct Supervision {
     pub store: Store,
+    /// The event log's signed checkpoints, for verification.
+    pub checkpoints: std::sync::Arc<Checkpointer>,
 }
 
 impl Supervision {
@@ -120,9 +123,61 @@ impl Supervision {
         request: dispatch::VerifyJobTimelineRequest,
     ) -> Result<dispatch::VerifyJobTimelineResponse, Status> {
         let job_id = self.existing_job(&request.job_id).await?;
-        events::verify(self.store.pool(), job_id)
+        let mut report = events::verify(self.store.pool(), job_id)
             .await
-            .map_err(database_status)
+            .map_err(database_status)?;
+        // the whole log against the last signed checkpoint: what the job's
+        // own chain cannot show (a chain recomputed to match, a rollback)
+        let (size, problem) = self
+            .checkpoints
+            .verify_job(job_id)
+            .await
+            .map_err(|e| match e {
+                checkpoints::LogError::Database(e) => database_status(e),
+                other => grpc_status::unavailable("photo store", &other),
+            })?;
+        report.checkpoint_size = size as i64;
+        report.checkpoint_matches = size > 0 && problem.is_none();
+        if let Some(problem) = problem {
+            report.intact = false;
+            if report.detail.is_empty() {
+                report.detail = problem;
+            } else {
+                report.detail = format!("{}; {problem}", report.detail);
+            }
+        }
+        Ok(report)
+    }
+
+    /// A page of the whole event log in log order (auditors verify it
+    /// themselves against the exported checkpoints).
+    pub async fn list_event_log(
+        &self,
+        request: dispatch::ListEventLogRequest,
+    ) -> Result<dispatch::ListEventLogResponse, Status> {
+        let mut v = FieldViolations::new();
+        let limit = pagination::page_size(request.page_size, "page_size", &mut v);
+        let after = match pagination::decode_token(&request.page_token, "page_token", &mut v) {
+            None => -1,
+            Some(token) => token.parse::<i64>().unwrap_or_else(|_| {
+                v.add("page_token", "not a token from this list");
+                -1
+            }),
+        };
+        v.into_result()?;
+        let entries = events::log_page(self.store.pool(), after, limit as i64 + 1)
+            .await
+            .map_err(database_status)?;
+        let more = entries.len() > limit;
+        let entries: Vec<_> = entries.into_iter().take(limit).collect();
+        let next_page_token = match entries.last() {
+            Some(last) if more => pagination::encode_token(&last.log_index.to_string()),
+            _ => String::new(),
+        };
+        Ok(dispatch::ListEventLogResponse {
+            entries,
+            next_page_token,
+        })
     }
 
     pub async fn list_review_items(

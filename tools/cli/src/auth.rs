@@ -60,18 +60,48 @@ pub fn default_subject(role: Role) -> &'static str {
 
 /// Makes a development signing key and its JWKS in `dir`, unless both exist.
 pub fn dev_keys(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    dev_event_log_key(dir)?;
     let key_path = dir.join(SIGNING_KEY_FILE);
     let jwks_path = dir.join(JWKS_FILE);
     if key_path.exists() && jwks_path.exists() {
         println!("development token keys kept: {}", dir.display());
         return Ok(());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let pair = KeyPair::generate(DEV_KEY_ID)?;
     write_private(&key_path, pair.private_key_pem.as_bytes())?;
     std::fs::write(&jwks_path, pair.jwks_json)
         .with_context(|| format!("writing {}", jwks_path.display()))?;
     println!("made development token keys in {}", dir.display());
+    Ok(())
+}
+
+/// The key dispatch signs its event log's checkpoints with
+/// (`event-log-key.pem`) and the verifier key auditors check them with
+/// (`event-log.vkey`), made once.
+pub const EVENT_LOG_KEY_FILE: &str = "event-log-key.pem";
+pub const EVENT_LOG_VKEY_FILE: &str = "event-log.vkey";
+/// The log's name unless `DISPATCH311_EVENT_LOG_NAME` says otherwise.
+pub const EVENT_LOG_NAME: &str = "dispatch311/event-log";
+
+fn dev_event_log_key(dir: &Path) -> anyhow::Result<()> {
+    let key_path = dir.join(EVENT_LOG_KEY_FILE);
+    if !key_path.exists() {
+        let pair = KeyPair::generate("event-log")?;
+        write_private(&key_path, pair.private_key_pem.as_bytes())?;
+    }
+    let pem = std::fs::read_to_string(&key_path)
+        .with_context(|| format!("reading {}", key_path.display()))?;
+    let key = dispatch311_domain::event_log::signing_key_from_pem(&pem)
+        .with_context(|| format!("{}", key_path.display()))?;
+    let name = std::env::var("DISPATCH311_EVENT_LOG_NAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| EVENT_LOG_NAME.to_owned());
+    let vkey = dispatch311_domain::event_log::verifier_key(name.trim(), &key.verifying_key());
+    let vkey_path = dir.join(EVENT_LOG_VKEY_FILE);
+    std::fs::write(&vkey_path, format!("{vkey}\n"))
+        .with_context(|| format!("writing {}", vkey_path.display()))?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! dispatch311 suite from a terminal.
 
 mod args;
+mod audit;
 mod auth;
 mod show;
 mod tour;
@@ -44,8 +45,16 @@ commands:
   token --role ROLE [--subject ID] [--hours H]
                  a development bearer token (roles: integrator, public, dispatcher,
                  officer, supervisor, survey_system, auditor, admin)
+  verify-log --vkey FILE|KEY --checkpoints DIR
+                 an auditor's check of dispatch's whole event log (read as auditor) against
+                 the signed checkpoints exported to the object store (DIR: a copy of its
+                 event-log/checkpoints folder) and the verifier key; trusts neither the
+                 database nor the service; exits 1 when the log was rewritten, cut short
+                 or rolled back
   dev-keys --dir DIR
-                 makes a development token-signing key and its JWKS in DIR (kept if present)
+                 makes a development token-signing key and its JWKS in DIR, and the key
+                 dispatch signs its event log with (event-log-key.pem, event-log.vkey)
+                 (kept if present)
   dev-certs --dir DIR
                  makes a development CA and a certificate for localhost in DIR, for
                  mutual TLS (kept if present); prints the DISPATCH311_TLS_* settings
@@ -320,6 +329,12 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        "verify-log" => {
+            let vkey = args.required_flag("vkey")?;
+            let dir = args.required_flag("checkpoints")?;
+            args.finish()?;
+            verify_log(&vkey, std::path::Path::new(&dir)).await
+        }
         "dev-keys" => {
             let dir = args.required_flag("dir")?;
             args.finish()?;
@@ -336,6 +351,74 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
         }
         other => Err(UsageError(format!("unknown command {other:?}")).into()),
     }
+}
+
+/// `verify-log`: reads the checkpoints and the whole log, audits, prints.
+async fn verify_log(vkey: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let vkey = match std::fs::read_to_string(vkey) {
+        Ok(text) => text,
+        // not a file: the key itself
+        Err(_) => vkey.to_owned(),
+    };
+    let mut notes = Vec::new();
+    let listing = std::fs::read_dir(dir)
+        .with_context(|| format!("reading checkpoints in {}", dir.display()))?;
+    for file in listing {
+        let path = file?.path();
+        if path.is_file() {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            notes.push((name, std::fs::read_to_string(&path)?));
+        }
+    }
+    let credentials = auth::Credentials::from_env()?;
+    let url = std::env::var("DISPATCH311_DISPATCH_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:50053".to_owned());
+    let mut dispatch = DispatchServiceClient::new(
+        credentials
+            .bearer(Role::Auditor)?
+            .wrap(channel("DISPATCH311_DISPATCH_URL", &url)?),
+    );
+    let mut entries = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = dispatch
+            .list_event_log(dispatch311_proto::dispatch::v1::ListEventLogRequest {
+                page_size: 1_000,
+                page_token,
+            })
+            .await
+            .context("cannot read the event log")?
+            .into_inner();
+        entries.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let report = audit::audit(&vkey, &notes, &entries)?;
+    println!(
+        "{} events, {} signed checkpoints (the largest of size {})",
+        report.events, report.checkpoints, report.largest_checkpoint
+    );
+    if report.intact() {
+        println!(
+            "intact: every event matches its hash, every chain holds, every checkpoint matches"
+        );
+        return Ok(());
+    }
+    for problem in &report.problems {
+        println!("BROKEN: {problem}");
+    }
+    anyhow::bail!(
+        "the event log does not verify ({} problems)",
+        report.problems.len()
+    )
 }
 
 /// Makes development certificates in `dir` unless they exist, and prints

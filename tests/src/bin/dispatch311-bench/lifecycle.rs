@@ -297,6 +297,7 @@ async fn lifecycle(
             summons_number: String::new(),
             notes: "benchmark".into(),
             position,
+            duplicate_of_sr_number: String::new(),
         })
         .await
         .map_err(|s| failed(STEPS[4], s))?;
