@@ -15,7 +15,10 @@ use dispatch311_proto::{
     },
     routing::v1::{ExplainRouteRequest, ListRoutingRulesRequest, RouteOutcome},
 };
-use dispatch311_tests::suite::{Suite, SuiteOptions, eventually};
+use dispatch311_tests::{
+    nyc311,
+    suite::{Suite, SuiteOptions, eventually},
+};
 use tonic_types::StatusExt;
 
 /// The Empire State Building, 350 5th Avenue, in Midtown South (precinct 14).
@@ -529,6 +532,29 @@ async fn any_complaint_type_is_accepted_and_routed_by_rule_alias_or_triage() -> 
         "{:?}",
         held.timeline
     );
+
+    // every complaint type of the real data files is taken
+    let mut types = std::collections::BTreeSet::new();
+    for file in [nyc311::HALF_DAY_FILE, nyc311::SMOKE_FILE] {
+        let path = nyc311::data_dir().join(file);
+        if path.exists() {
+            types.extend(
+                nyc311::read_requests(&path)?
+                    .into_iter()
+                    .map(|r| r.complaint_type),
+            );
+        }
+    }
+    for (n, complaint_type) in types.iter().enumerate() {
+        let filed = file(
+            &mut intake,
+            &format!("types-real-{n}"),
+            complaint_type,
+            Some(EMPIRE_STATE),
+        )
+        .await;
+        assert!(filed.is_ok(), "{complaint_type:?} refused: {filed:?}");
+    }
 
     // routing explains the same: an alias, an unknown type; it refuses what intake refuses
     let mut routing = suite.routing().await?;
