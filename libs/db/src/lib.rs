@@ -93,16 +93,29 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// True when the error means the database could not be reached (the caller
-/// answers UNAVAILABLE rather than INTERNAL).
+/// True when the error means the database could not be reached or is going
+/// away and will be back (the caller answers UNAVAILABLE with a retry delay,
+/// never INTERNAL, which a careful client treats as final): no connection,
+/// and PostgreSQL's own shutdown, crash-recovery and connection-failure
+/// errors — SQLSTATE class 57P (57P01 "terminating connection due to
+/// administrator command" during a restart, 57P02 crash shutdown, 57P03
+/// "the database system is starting up"), class 08 (connection exceptions)
+/// and 53300 (too many connections).
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
-    matches!(
-        err,
+    match err {
         sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-    )
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_unavailable_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+/// The SQLSTATEs [`is_unavailable`] counts as "down for now".
+pub fn is_unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("57P") || code.starts_with("08") || code == "53300"
 }
 
 /// The url without its password, for error messages and logs.
@@ -115,6 +128,30 @@ pub fn redact(url: &str) -> String {
             o.get_database().unwrap_or("")
         ),
         Err(_) => "<invalid url>".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_crash_recovery_and_lost_connections_are_unavailable() {
+        for code in [
+            "57P01", "57P02", "57P03", "08006", "08001", "08P01", "53300",
+        ] {
+            assert!(is_unavailable_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "40001", "42P01", "22P02", "57014"] {
+            // 57014 is a cancelled statement (a timeout of ours), not a restart
+            assert_eq!(
+                is_unavailable_sqlstate(code),
+                code.starts_with("57P"),
+                "{code}"
+            );
+        }
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
     }
 }
 
