@@ -371,3 +371,93 @@ async fn an_sla_breach_is_raised_once_with_two_dispatch_processes() -> anyhow::R
     drop(replica);
     suite.stop().await
 }
+
+/// PostgreSQL is the source of truth for timers too: Redis restarting empty
+/// loses every scheduled check, and dispatch arms them again from its own
+/// tables, so each still fires, once, and not before its time.
+#[tokio::test]
+async fn timers_lost_with_redis_are_armed_again_from_the_database_and_fire_once()
+-> anyhow::Result<()> {
+    let suite = Suite::start(options(&[
+        ("DISPATCH311_SLA_OVERRIDE_SECS", "10"),
+        ("DISPATCH311_ACK_TIMEOUT_SECS", "8"),
+        ("DISPATCH311_TIMER_RECONCILE_SECS", "1"),
+    ]))
+    .await?;
+    let dispatch = suite.dispatch().await?;
+    let pool = suite.database().await?;
+    let mut jobs = Vec::new();
+    for n in 0..3 {
+        jobs.push(hydrant_at(&suite, offset(EMPIRE_STATE, 40.0 * n as f64, 0.0)).await?);
+    }
+    let unit = register_unit(&dispatch, "14-ADAM-1", "14", &["O-1"], EMPIRE_STATE).await?;
+    assign(&dispatch, &jobs[0].job_id, &unit.unit_id).await?;
+
+    // every timer reached Redis, then Redis forgets everything of this suite
+    eventually(
+        Duration::from_secs(10),
+        "dispatch's outbox to be published",
+        || {
+            let pool = pool.clone();
+            async move {
+                let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.outbox")
+                    .fetch_one(&pool)
+                    .await?;
+                Ok((pending == 0).then_some(()))
+            }
+        },
+    )
+    .await?;
+    let client = redis::Client::open(suite.redis_url.as_str())?;
+    let mut redis = client.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> =
+        redis::AsyncCommands::keys(&mut redis, format!("{}*", suite.redis_prefix)).await?;
+    assert!(
+        keys.iter().any(|k| k.contains("dispatch-timers")),
+        "the timers were in Redis: {keys:?}"
+    );
+    let _: () = redis::AsyncCommands::del(&mut redis, &keys).await?;
+
+    // the unacknowledged assignment times out, every SLA breaches, once each
+    eventually(
+        Duration::from_secs(40),
+        "every timer to fire after the wipe",
+        || {
+            let dispatch = dispatch.clone();
+            let jobs = jobs.clone();
+            async move {
+                let timed_out =
+                    count_events(&dispatch, &jobs[0].job_id, EventType::AckTimeout).await?;
+                let mut breached = 0;
+                for job in &jobs {
+                    breached +=
+                        count_events(&dispatch, &job.job_id, EventType::SlaBreached).await?;
+                }
+                Ok((timed_out == 1 && breached == jobs.len()).then_some(()))
+            }
+        },
+    )
+    .await?;
+    // a few reconciliations later, still once each, and none before its time
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for job in &jobs {
+        let events = timeline(&dispatch, &job.job_id).await?;
+        let breaches: Vec<_> = events
+            .iter()
+            .filter(|e| e.r#type == EventType::SlaBreached as i32)
+            .collect();
+        assert_eq!(breaches.len(), 1, "{}: {events:?}", job.sr_number);
+        let due = get_job(&dispatch, &job.job_id).await?.sla_due_at.unwrap();
+        assert!(
+            seconds_between(&due, breaches[0].occurred_at.as_ref().unwrap()) >= 0.0,
+            "{} breached before its due time",
+            job.sr_number
+        );
+    }
+    assert_eq!(
+        count_events(&dispatch, &jobs[0].job_id, EventType::AckTimeout).await?,
+        1
+    );
+
+    suite.stop().await
+}

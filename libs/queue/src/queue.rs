@@ -271,6 +271,43 @@ impl JobQueue {
             .collect())
     }
 
+    /// Every job of `queue` that is still to be handled: scheduled ones (the
+    /// delayed set) and published ones not yet settled (the stream). A
+    /// reconciler compares this with its own tables to publish again what
+    /// Redis lost. Reads the whole queue: for queues of bounded size, such as
+    /// timers (about one per open job).
+    pub async fn outstanding(&self, queue: &str) -> Result<Vec<JobEnvelope>> {
+        let keys = self.keys(queue)?;
+        let mut connection = self.connection();
+        let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+            .arg(&keys.delayed)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await?;
+        let mut envelopes: Vec<JobEnvelope> = members
+            .iter()
+            .filter_map(|member| {
+                // `<job_id>\n<kind>\n<envelope>` (see `delayed_member`)
+                let mut parts = member.splitn(3, |b| *b == b'\n');
+                let envelope = parts.nth(2)?;
+                JobEnvelope::decode(envelope).ok()
+            })
+            .collect();
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&keys.stream)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut connection)
+            .await?;
+        envelopes.extend(reply.ids.into_iter().filter_map(|entry| {
+            entry
+                .get::<Vec<u8>>("envelope")
+                .and_then(|bytes| JobEnvelope::decode(bytes.as_slice()).ok())
+        }));
+        Ok(envelopes)
+    }
+
     /// Current sizes of `queue`.
     pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
         let keys = self.keys(queue)?;

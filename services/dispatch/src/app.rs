@@ -19,7 +19,7 @@ use crate::{
     reopen_requests::ReopenRequestHandler,
     store::Store,
     supervision::Supervision,
-    timers::TimerHandler,
+    timers::{TimerHandler, TimerReconciler},
     units::Units,
     watch::Watch,
 };
@@ -35,6 +35,7 @@ pub struct Application {
     queue: JobQueue,
     rules: DispatchRules,
     checkpoints: Arc<Checkpointer>,
+    timer_reconcile: std::time::Duration,
 }
 
 impl Application {
@@ -56,6 +57,7 @@ impl Application {
             auth,
             tls: config.tls.clone(),
             checkpoints,
+            timer_reconcile: config.timer_reconcile,
             photos,
             store: Store::new(pool).with_sla_override(config.rules.sla_override),
             queue,
@@ -98,6 +100,17 @@ impl Application {
         let timers = self
             .queue
             .consumer(queues::DISPATCH_TIMERS, groups::DISPATCH)?;
+        workers.spawn(
+            "timer reconciler",
+            TimerReconciler {
+                store: self.store.clone(),
+                queue: self.queue.clone(),
+                rules: self.rules.clone(),
+                interval: self.timer_reconcile,
+                relay_wakeup: relay_wakeup.clone(),
+            }
+            .run(workers.stop_token()),
+        );
         let timer_handler = TimerHandler {
             store: self.store.clone(),
             rules: self.rules.clone(),

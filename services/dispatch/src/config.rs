@@ -20,6 +20,10 @@ pub struct DispatchConfig {
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
     pub rules: DispatchRules,
     pub event_log: EventLogConfig,
+    /// `DISPATCH311_TIMER_RECONCILE_SECS` (60): how often the timers of open
+    /// jobs are compared with the queue, and those Redis lost armed again
+    /// (also once at start).
+    pub timer_reconcile: Duration,
 }
 
 /// Signed checkpoints of the event log (see `checkpoints`).
@@ -151,6 +155,9 @@ impl DispatchConfig {
             tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
             rules: DispatchRules::from_env()?,
             event_log: EventLogConfig::from_env()?,
+            timer_reconcile: env_number("DISPATCH311_TIMER_RECONCILE_SECS")?
+                .filter(|secs| *secs > 0.0)
+                .map_or(Duration::from_secs(60), Duration::from_secs_f64),
         })
     }
 }

@@ -80,6 +80,90 @@ pub fn prepare_sla_timer(
     })
 }
 
+/// Arms again, from dispatch's own tables, the timers Redis lost.
+///
+/// PostgreSQL is the source of truth: every open job that should have a timer
+/// pending — an SLA check for a job not yet breached (and never reopened: a
+/// reopened job keeps its first due time and is not armed again), an
+/// acknowledgement check for a job still ASSIGNED — gets one published again
+/// through the outbox when none is outstanding in the queue (scheduled or
+/// published and unsettled). At start and every `interval`, so timers lost
+/// with a Redis that restarted empty fire on time, or at once when already
+/// due. Publishing one twice (a race with an assignment whose timer is still
+/// in the outbox) does no harm: the check acts only on the state it guards.
+pub struct TimerReconciler {
+    pub store: Store,
+    pub queue: dispatch311_queue::JobQueue,
+    pub rules: DispatchRules,
+    pub interval: Duration,
+    pub relay_wakeup: Arc<Notify>,
+}
+
+impl TimerReconciler {
+    pub async fn run(self, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                _ = ticks.tick() => {}
+            }
+            match self.round().await {
+                Ok(0) => {}
+                Ok(armed) => tracing::warn!(armed, "timers missing from the queue armed again"),
+                Err(error) => {
+                    tracing::warn!(%error, "timer reconciliation failed; trying again later")
+                }
+            }
+        }
+    }
+
+    /// One pass; returns how many timers it armed again.
+    pub async fn round(&self) -> anyhow::Result<usize> {
+        let outstanding: std::collections::HashSet<(String, String, i64)> = self
+            .queue
+            .outstanding(queues::DISPATCH_TIMERS)
+            .await?
+            .iter()
+            .filter_map(|envelope| DispatchTimer::decode(envelope.payload.as_slice()).ok())
+            .map(|timer| (timer.job_id, timer.check, timer.assignment_number))
+            .collect();
+        let due: Vec<(Uuid, Uuid, String, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT job_id, sr_id, 'sla_breach', 0::bigint, sla_due_at FROM jobs \
+                 WHERE state IN ('QUEUED', 'ASSIGNED', 'ACKNOWLEDGED', 'EN_ROUTE', 'ON_SCENE') \
+                   AND sla_due_at IS NOT NULL AND NOT sla_breached AND reopen_count = 0 \
+                 UNION ALL \
+                 SELECT job_id, sr_id, 'ack_timeout', assignment_number, \
+                     assigned_at + make_interval(secs => $1) FROM jobs \
+                 WHERE state = 'ASSIGNED' AND assigned_at IS NOT NULL",
+        )
+        .bind(self.rules.ack_timeout.as_secs_f64())
+        .fetch_all(self.store.pool())
+        .await?;
+        let missing: Vec<_> = due
+            .into_iter()
+            .filter(|(job_id, _, check, assignment, _)| {
+                !outstanding.contains(&(job_id.to_string(), check.clone(), *assignment))
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.store.pool().begin().await?;
+        for (job_id, sr_id, check, assignment_number, at) in &missing {
+            let timer = DispatchTimer {
+                job_id: job_id.to_string(),
+                check: check.clone(),
+                assignment_number: *assignment_number,
+            };
+            crate::outputs::schedule_timer(&mut tx, &sr_id.to_string(), &timer, *at).await?;
+        }
+        tx.commit().await?;
+        self.relay_wakeup.notify_one();
+        Ok(missing.len())
+    }
+}
+
 /// A timer's check, as decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Check {
