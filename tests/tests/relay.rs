@@ -52,6 +52,39 @@ async fn an_officer_asks_the_complainant_through_intake_and_neither_learns_who_t
         .await
         .expect_err("nothing to send");
     assert_eq!(empty.code(), Code::InvalidArgument);
+    // nor a way to reach the officer, however it is written
+    for reachable in [
+        "Call me back on 917 555 0123",
+        "text me: nine one seven five five five zero one two three",
+        "write to o.kelly at nypd dot org",
+        "see https://example.com/officer-kelly",
+    ] {
+        let refused = dispatch
+            .clone()
+            .relay_message_to_complainant(relay(officer("O-14-31"), reachable))
+            .await
+            .expect_err("the officer stays anonymous");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{reachable}");
+        assert!(
+            refused.message().contains("precinct"),
+            "{}",
+            refused.message()
+        );
+    }
+    let long = "Is it still there? ".repeat(60);
+    let refused = dispatch
+        .clone()
+        .relay_message_to_complainant(relay(officer("O-14-31"), &long))
+        .await
+        .expect_err("a bounded question");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        timeline(&dispatch, &job.job_id)
+            .await?
+            .iter()
+            .all(|e| e.r#type != EventType::MessageToComplainant as i32),
+        "nothing refused was recorded"
+    );
 
     let sent = dispatch
         .clone()

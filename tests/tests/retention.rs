@@ -259,7 +259,15 @@ async fn personal_data_is_deleted_on_schedule_and_the_survey_path_then_finds_not
             break;
         }
     }
-    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    // the unfiled photo's deletion is recorded too, by photo: it has no request
+    let photo_deletion: Vec<_> = listed
+        .iter()
+        .filter(|d| d.deleted == DeletedData::UnfiledPhoto as i32)
+        .collect();
+    assert_eq!(photo_deletion.len(), 1, "{listed:?}");
+    assert_eq!(photo_deletion[0].photo_id, unfiled_photo);
+    assert!(photo_deletion[0].sr_number.is_empty());
     assert!(
         listed.windows(2).all(
             |pair| pair[0].deleted_at.as_ref().map(|t| (t.seconds, t.nanos))

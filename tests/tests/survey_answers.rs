@@ -3,13 +3,16 @@
 //! "not corrected, reopen" puts the job back in its precinct queue with a
 //! REOPENED event by the survey.
 
+use std::time::Duration;
+
 use dispatch311_proto::{
-    common::v1::ResolutionCode,
+    common::v1::{ResolutionCode, ServiceRequestStatus},
     dispatch::v1::{EventType, JobState, ListQueueRequest},
+    intake::v1::{GetServiceRequestRequest, get_service_request_request},
     survey::v1::{Agreement, ConditionCorrected, DissatisfactionReason},
 };
 use dispatch311_tests::{
-    cad::{EMPIRE_STATE, PIPELINE, file, get_job, register_unit, timeline},
+    cad::{EMPIRE_STATE, PIPELINE, file, get_job, register_unit, timeline, wait_for_sr_status},
     suite::{Suite, SuiteOptions, eventually},
     survey::{Complainant, Poller, answer, close_at_scene, closure_of, complaint_from},
 };
@@ -205,5 +208,126 @@ async fn answers_are_checked_recorded_once_and_not_corrected_reopens_the_job() -
         JobState::Closed as i32
     );
 
+    // the public record ends where the lifecycle does: surveyed
+    let surveyed =
+        wait_for_sr_status(&suite, &jobs[1].sr_number, ServiceRequestStatus::Surveyed).await?;
+    let last = surveyed.timeline.last().expect("a timeline");
+    assert_eq!(last.status, ServiceRequestStatus::Surveyed as i32);
+    assert_eq!(
+        surveyed.resolution.unwrap_or_default().code,
+        ResolutionCode::NoEvidence as i32,
+        "the resolution stays on the record"
+    );
+    // the reopened one is back at work: its answer joins the timeline, the
+    // status stays with the lifecycle
+    let intake = suite.intake().await?;
+    let reopened_sr = eventually(
+        PIPELINE,
+        "the survey answer on the reopened request",
+        || {
+            let mut intake = intake.clone();
+            let key = get_service_request_request::Key::SrNumber(jobs[0].sr_number.clone());
+            async move {
+                let sr = intake
+                    .get_service_request(GetServiceRequestRequest { key: Some(key) })
+                    .await?
+                    .into_inner()
+                    .service_request
+                    .expect("a request");
+                Ok(sr
+                    .timeline
+                    .iter()
+                    .any(|t| t.status == ServiceRequestStatus::Surveyed as i32)
+                    .then_some(sr))
+            }
+        },
+    )
+    .await?;
+    assert_ne!(reopened_sr.status, ServiceRequestStatus::Surveyed as i32);
+
+    suite.stop().await
+}
+
+/// An unused survey token's hash is purged some time after it expires; one
+/// that brought an answer stays with it.
+#[tokio::test]
+async fn unused_expired_survey_tokens_are_purged() -> anyhow::Result<()> {
+    let suite = Suite::start(SuiteOptions {
+        env: vec![
+            // tokens valid about 9 seconds, purged as soon as they expire
+            ("DISPATCH311_SURVEY_TOKEN_DAYS".into(), "0.0001".into()),
+            ("DISPATCH311_SURVEY_TOKEN_PURGE_DAYS".into(), "0".into()),
+            ("DISPATCH311_SURVEY_PURGE_SECS".into(), "0.5".into()),
+        ],
+        ..SuiteOptions::default()
+    })
+    .await?;
+    let dispatch = suite.dispatch().await?;
+    let mut survey = suite.survey().await?;
+    let db = suite.database().await?;
+    let unit = register_unit(&dispatch, "14-SURVEY-9", "14", &["O-14-9"], EMPIRE_STATE).await?;
+    let mut poller = Poller::new(survey.clone(), 100);
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let request = complaint_from(
+            Complainant::Consenting,
+            "Illegal Parking",
+            "Blocked Hydrant",
+            EMPIRE_STATE,
+            "MANHATTAN",
+        );
+        let job = file(&suite, request).await?;
+        let job = close_at_scene(
+            &dispatch,
+            &job,
+            &unit,
+            "O-14-9",
+            ResolutionCode::ActionTaken,
+        )
+        .await?;
+        let closed = poller
+            .wait_for(&job.sr_number, closure_of(&job.sr_number, 1))
+            .await?;
+        tokens.push(closed.survey_token);
+    }
+    survey
+        .submit_survey_response(answer(
+            &tokens[0],
+            Agreement::Agree,
+            DissatisfactionReason::Unspecified,
+            ConditionCorrected::Yes,
+            "",
+        ))
+        .await?;
+
+    eventually(Duration::from_secs(20), "the unused token purged", || {
+        let db = db.clone();
+        async move {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM survey.survey_tokens")
+                .fetch_one(&db)
+                .await?;
+            Ok((left == 1).then_some(()))
+        }
+    })
+    .await?;
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM survey.survey_tokens t JOIN survey.responses r USING (token_hash)",
+    )
+    .fetch_one(&db)
+    .await?;
+    assert_eq!(kept, 1, "the answered token stays with its answer");
+    let gone = survey
+        .submit_survey_response(answer(
+            &tokens[1],
+            Agreement::Agree,
+            DissatisfactionReason::Unspecified,
+            ConditionCorrected::Yes,
+            "",
+        ))
+        .await
+        .expect_err("a purged token takes no answer");
+    assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
+
+    db.close().await;
     suite.stop().await
 }

@@ -30,6 +30,31 @@ pub fn for_responders(text: &str, name: &str) -> String {
     replace(text, ranges)
 }
 
+static LINK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:https?://|www\.)\S+|\b[a-z0-9][a-z0-9-]*\.(?:com|org|net|gov|edu|nyc|us|io|info|biz|me|co|app|ly)\b",
+    )
+    .expect("the link pattern compiles")
+});
+
+/// What in `text` could reach or identify whoever wrote it — phone numbers,
+/// e-mail addresses (written plainly or to slip past a filter) and links —
+/// by kind, for text that goes to a complainant from a responder, who must
+/// stay as anonymous to the complainant as the complainant is to them.
+pub fn contact_details_in(text: &str) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    if !phone_ranges(text).is_empty() {
+        found.push("a phone number");
+    }
+    if !email_ranges(text).is_empty() {
+        found.push("an e-mail address");
+    }
+    if LINK.is_match(text) {
+        found.push("a link");
+    }
+    found
+}
+
 /// `text` with each range (merged where they overlap) replaced by the marker.
 fn replace(text: &str, mut ranges: Vec<Range<usize>>) -> String {
     ranges.sort_by_key(|range| (range.start, range.end));
@@ -341,6 +366,19 @@ mod tests {
             for_responders("ask for M a r i a", "Maria Gonzalez"),
             "ask for [redacted]"
         );
+    }
+
+    #[test]
+    fn a_responders_message_with_a_way_to_reach_them_is_recognised() {
+        assert_eq!(
+            contact_details_in("call me on 917 555 0123 or write to o.kelly at nypd dot org"),
+            ["a phone number", "an e-mail address"]
+        );
+        assert_eq!(
+            contact_details_in("see https://example.com/x or my page insta.me"),
+            ["a link"]
+        );
+        assert!(contact_details_in("Is the grey van still on the hydrant at 34th St?").is_empty());
     }
 
     /// A name part inside the marker ("Ted" in "redacted") must not loop.

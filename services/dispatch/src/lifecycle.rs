@@ -303,6 +303,18 @@ impl Lifecycle {
         let actor = validate::actor(request.actor.as_ref(), &mut v);
         let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
         let text = validate::text(&request.message, "message", MAX_MESSAGE_CHARS, true, &mut v);
+        // the complainant learns the precinct, never the officer: no number,
+        // address or link to reach whoever asks
+        let reachable = dispatch311_domain::redact::contact_details_in(&text);
+        if !reachable.is_empty() {
+            v.add(
+                "message",
+                format!(
+                    "must not contain {}: the complainant hears from the precinct, not from an officer",
+                    reachable.join(" or ")
+                ),
+            );
+        }
         v.into_result()?;
         let mut change = self
             .open_for_crew(

@@ -732,7 +732,9 @@ impl Store {
     /// appended entry moves the request. Before dispatch, the furthest step
     /// wins (the update re-reads a row changed concurrently); from dispatch
     /// on, its event sequence orders the updates, because its lifecycle can
-    /// go back (reassigned, reopened).
+    /// go back (reassigned, reopened). The survey's SURVEYED ends a CLOSED
+    /// request's lifecycle; arriving after a reopening, it only joins the
+    /// timeline.
     pub async fn apply_status_updates(
         &self,
         updates: &[(Uuid, &StatusUpdate)],
@@ -762,8 +764,10 @@ impl Store {
              updated AS ( \
                 UPDATE service_requests s SET \
                     status = CASE WHEN i.sequence > 0 THEN (CASE WHEN i.sequence > s.dispatch_sequence THEN i.new_status ELSE s.status END) \
+                                  WHEN i.new_status = 'SURVEYED' THEN (CASE WHEN s.status = 'CLOSED' THEN 'SURVEYED' ELSE s.status END) \
                                   WHEN i.new_rank >= s.status_rank AND s.dispatch_sequence = 0 THEN i.new_status ELSE s.status END, \
                     status_rank = CASE WHEN i.sequence > 0 THEN (CASE WHEN i.sequence > s.dispatch_sequence THEN i.new_rank ELSE s.status_rank END) \
+                                  WHEN i.new_status = 'SURVEYED' THEN (CASE WHEN s.status = 'CLOSED' THEN i.new_rank ELSE s.status_rank END) \
                                   ELSE GREATEST(s.status_rank, i.new_rank) END, \
                     dispatch_sequence = GREATEST(s.dispatch_sequence, i.sequence), \
                     agency = CASE WHEN i.agency <> '' THEN i.agency ELSE s.agency END, \
@@ -1160,13 +1164,19 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let unfiled_photos: Vec<Uuid> = sqlx::query_scalar(
-            "DELETE FROM photos WHERE photo_id IN ( \
-                SELECT photo_id FROM photos WHERE sr_id IS NULL AND uploaded_at < $1 \
-                ORDER BY uploaded_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-             RETURNING photo_id",
+            "WITH deleted AS ( \
+                DELETE FROM photos WHERE photo_id IN ( \
+                    SELECT photo_id FROM photos WHERE sr_id IS NULL AND uploaded_at < $1 \
+                    ORDER BY uploaded_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                RETURNING photo_id), \
+             logged AS ( \
+                INSERT INTO retention_deletions (photo_id, what, deleted_at) \
+                SELECT photo_id, 'unfiled_photo', $3 FROM deleted) \
+             SELECT photo_id FROM deleted",
         )
         .bind(now - policy.unfiled_photos_after)
         .bind(policy.batch)
+        .bind(now)
         .fetch_all(&mut *tx)
         .await?;
         let report = SweepReport {
@@ -1269,7 +1279,7 @@ impl Store {
     ) -> StoreResult<Vec<AuditRow<RetentionDeletion>>> {
         let (after_at, after_id) = query.after.unzip();
         let rows = sqlx::query(
-            "SELECT id, sr_number, what, deleted_at FROM retention_deletions \
+            "SELECT id, sr_number, what, deleted_at, photo_id FROM retention_deletions \
              WHERE ($1::text IS NULL OR sr_number = $1) \
                AND ($2::timestamptz IS NULL OR (deleted_at, id) < ($2, $3)) \
              ORDER BY deleted_at DESC, id DESC LIMIT $4",
@@ -1289,9 +1299,15 @@ impl Store {
                     id: row.get("id"),
                     recorded_at: deleted_at,
                     record: RetentionDeletion {
-                        sr_number: row.get("sr_number"),
+                        sr_number: row
+                            .get::<Option<String>, _>("sr_number")
+                            .unwrap_or_default(),
                         deleted: deleted_data_from_name(what) as i32,
                         deleted_at: Some(to_timestamp(deleted_at)),
+                        photo_id: row
+                            .get::<Option<Uuid>, _>("photo_id")
+                            .map(|id| id.to_string())
+                            .unwrap_or_default(),
                     },
                 }
             })
@@ -1467,8 +1483,8 @@ fn purpose_from_name(name: &str) -> ReleasePurpose {
     ReleasePurpose::from_str_name(&format!("RELEASE_PURPOSE_{name}")).unwrap_or_default()
 }
 
-/// `retention_deletions.what` ('contact', 'description', 'voice_recording')
-/// as the API names it.
+/// `retention_deletions.what` ('contact', 'description', 'voice_recording',
+/// 'unfiled_photo') as the API names it.
 fn deleted_data_from_name(name: &str) -> DeletedData {
     DeletedData::from_str_name(&format!("DELETED_DATA_{}", name.to_uppercase())).unwrap_or_default()
 }

@@ -30,7 +30,8 @@ pub struct SurveyApi {
     pub store: Store,
     pub contacts: ContactSource,
     pub token_ttl: Duration,
-    /// Wakes the outbox relay as soon as a reopen request commits.
+    /// Wakes the outbox relay as soon as an answer (and its status update or
+    /// reopen request) commits.
     pub relay_wakeup: Arc<Notify>,
 }
 
@@ -115,9 +116,8 @@ impl SurveyService for SurveyApi {
             .map_err(store_status)?;
         let recorded = match submitted {
             Submitted::Recorded(recorded) => {
-                if recorded.reopened {
-                    self.relay_wakeup.notify_one();
-                }
+                // the SURVEYED update (and a reopen request) wait in the outbox
+                self.relay_wakeup.notify_one();
                 set_on_current(attributes::SR_NUMBER, recorded.sr_number.clone());
                 tracing::info!(
                     sr_number = %recorded.sr_number,

@@ -25,6 +25,8 @@ pub struct Application {
     queue: JobQueue,
     contacts: ContactSource,
     token_ttl: Duration,
+    token_purge_after: Duration,
+    purge_every: Duration,
 }
 
 impl Application {
@@ -46,6 +48,8 @@ impl Application {
             queue,
             contacts,
             token_ttl: config.token_ttl,
+            token_purge_after: config.token_purge_after,
+            purge_every: config.purge_every,
         })
     }
 
@@ -73,6 +77,16 @@ impl Application {
             consumer.run(handler, workers.stop_token()),
         );
 
+        workers.spawn(
+            "expired token purge",
+            purge_expired_tokens(
+                self.store.clone(),
+                self.token_purge_after,
+                self.purge_every,
+                workers.stop_token(),
+            ),
+        );
+
         let api = SurveyApi {
             store: self.store.clone(),
             contacts: self.contacts.clone(),
@@ -92,5 +106,32 @@ impl Application {
             workers,
         )
         .await
+    }
+}
+
+/// Deletes unused expired tokens' hashes every `every`, `after` past their expiry.
+async fn purge_expired_tokens(
+    store: Store,
+    after: Duration,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            _ = ticks.tick() => {}
+        }
+        // a purge age too large for the calendar purges nothing
+        let before = chrono::Duration::from_std(after)
+            .ok()
+            .and_then(|after| chrono::Utc::now().checked_sub_signed(after))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        match store.purge_expired_tokens(before).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired survey tokens purged"),
+            Err(error) => tracing::warn!(%error, "purging expired survey tokens failed"),
+        }
     }
 }

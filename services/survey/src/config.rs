@@ -29,6 +29,12 @@ pub struct SurveyConfig {
     /// `DISPATCH311_SURVEY_TOKEN_DAYS` (30, fractions allowed): how long a
     /// survey token is valid after it is handed out.
     pub token_ttl: Duration,
+    /// `DISPATCH311_SURVEY_TOKEN_PURGE_DAYS` (7, fractions allowed): how long
+    /// after expiring an unused token's hash is deleted (an answered one stays
+    /// with its answer). The purge runs every `DISPATCH311_SURVEY_PURGE_SECS`
+    /// (3600).
+    pub token_purge_after: Duration,
+    pub purge_every: Duration,
 }
 
 impl SurveyConfig {
@@ -45,6 +51,12 @@ impl SurveyConfig {
             tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
             intake_url: env_or("DISPATCH311_INTAKE_URL", "http://127.0.0.1:50051"),
             token_ttl: token_ttl(token_days.as_deref())?,
+            token_purge_after: Duration::from_secs_f64(
+                positive("DISPATCH311_SURVEY_TOKEN_PURGE_DAYS", 7.0, 3_650.0)? * SECONDS_PER_DAY,
+            ),
+            purge_every: Duration::from_secs_f64(
+                positive("DISPATCH311_SURVEY_PURGE_SECS", 3_600.0, 86_400.0)?.max(0.1),
+            ),
         })
     }
 }
@@ -62,6 +74,22 @@ pub fn token_ttl(days: Option<&str>) -> anyhow::Result<Duration> {
         "DISPATCH311_SURVEY_TOKEN_DAYS must be more than 0 and at most 3650 days"
     );
     Ok(Duration::from_secs_f64(days * SECONDS_PER_DAY))
+}
+
+/// A number from 0 to `max` from `name`, or `default` when unset.
+fn positive(name: &str, default: f64, max: f64) -> anyhow::Result<f64> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(default);
+    };
+    let value: f64 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{name} must be a number"))?;
+    anyhow::ensure!(
+        value.is_finite() && (0.0..=max).contains(&value),
+        "{name} must be from 0 to {max}"
+    );
+    Ok(value)
 }
 
 fn env_or(name: &str, default: &str) -> String {

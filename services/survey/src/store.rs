@@ -11,8 +11,8 @@ use dispatch311_domain::{
     time::to_timestamp,
 };
 use dispatch311_proto::{
-    common::v1::ResolutionCode,
-    jobs::v1::ReopenRequest,
+    common::v1::{ResolutionCode, ServiceRequestStatus},
+    jobs::v1::{ReopenRequest, StatusUpdate},
     survey::v1::{ClosedRequest, ExportSurveyResultsResponse, SatisfactionGroup},
 };
 use dispatch311_queue::outbox;
@@ -278,9 +278,24 @@ impl Store {
         })
     }
 
-    /// Records the answer behind `token`, once per closure. An answer that
-    /// asks to reopen writes a `ReopenRequest` to the outbox in the same
-    /// transaction, unless the request has been closed again since the
+    /// Deletes the hashes of tokens that expired before `expired_before` and
+    /// were never used (an answered token stays with its answer: repeats are
+    /// recognised by it). Returns how many went.
+    pub async fn purge_expired_tokens(&self, expired_before: DateTime<Utc>) -> StoreResult<u64> {
+        let purged = sqlx::query(
+            "DELETE FROM survey_tokens t WHERE t.expires_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.token_hash = t.token_hash)",
+        )
+        .bind(expired_before)
+        .execute(&self.pool)
+        .await?;
+        Ok(purged.rows_affected())
+    }
+
+    /// Records the answer behind `token`, once per closure, and tells intake
+    /// the request was surveyed (a `StatusUpdate` in the outbox, same
+    /// transaction). An answer that asks to reopen writes a `ReopenRequest`
+    /// to the outbox too, unless the request has been closed again since the
     /// closure it answers (dispatch would ignore it).
     pub async fn submit(
         &self,
@@ -360,6 +375,24 @@ impl Store {
         .bind(reopen)
         .bind(now)
         .execute(&mut *tx)
+        .await?;
+        // the public record ends where the lifecycle does: surveyed
+        let surveyed = StatusUpdate {
+            sr_id: sr_id.to_string(),
+            status: ServiceRequestStatus::Surveyed as i32,
+            occurred_at: Some(to_timestamp(now)),
+            source: "survey".into(),
+            message: "the complainant answered the satisfaction survey".into(),
+            transition_key: format!("survey:surveyed:{closure_number}"),
+            ..Default::default()
+        };
+        outbox::enqueue(
+            &mut tx,
+            queues::STATUS,
+            kinds::STATUS_UPDATE,
+            &surveyed.sr_id,
+            &surveyed,
+        )
         .await?;
         if reopen {
             let code = resolution_from_name(target.get("resolution_code"))
