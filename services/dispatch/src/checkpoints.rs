@@ -17,7 +17,7 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::Utc;
 use dispatch311_domain::event_log::{
-    self, Checkpoint, EventContent, Frontier, Hash, checkpoint_object_name, leaf_hash,
+    self, Checkpoint, Frontier, Hash, checkpoint_object_name, leaf_hash,
 };
 use dispatch311_photos::PhotoStore;
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -57,29 +57,9 @@ pub struct LogEntry {
 
 impl LogEntry {
     fn from_row(row: &PgRow) -> Self {
-        let latitude: Option<f64> = row.get("latitude");
-        let longitude: Option<f64> = row.get("longitude");
-        let unit_id: Option<Uuid> = row.get("unit_id");
-        let previous_hash: String = row.get("previous_hash");
-        let event_type: String = row.get("event_type");
-        let actor: String = row.get("actor");
-        let actor_role: String = row.get("actor_role");
-        let reason: String = row.get("reason");
         let job_id: Uuid = row.get("job_id");
         let sequence: i64 = row.get("sequence");
-        let recomputed_hash = event_log::event_hash(&EventContent {
-            previous_hash: &previous_hash,
-            job_id,
-            sequence,
-            event_type: &event_type,
-            occurred_at_micros: row.get("occurred_at_micros"),
-            actor: &actor,
-            actor_role: &actor_role,
-            latitude,
-            longitude,
-            unit_id,
-            reason: &reason,
-        });
+        let recomputed_hash = crate::events::recomputed_hash(row, job_id);
         Self {
             log_index: row.get("log_index"),
             job_id,

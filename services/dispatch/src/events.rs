@@ -166,6 +166,31 @@ fn event_from_row(r: &sqlx::postgres::PgRow) -> JobEvent {
     }
 }
 
+/// An event's hash recomputed from the content of its row (columns
+/// `previous_hash`, `sequence`, `event_type`, `occurred_at_micros` — the time
+/// in microseconds —, `actor`, `actor_role`, `latitude`, `longitude`,
+/// `unit_id`, `reason`), with the one formula of `dispatch311_domain::event_log`.
+pub fn recomputed_hash(row: &sqlx::postgres::PgRow, job_id: Uuid) -> String {
+    let previous_hash: String = row.get("previous_hash");
+    let event_type: String = row.get("event_type");
+    let actor: String = row.get("actor");
+    let actor_role: String = row.get("actor_role");
+    let reason: String = row.get("reason");
+    dispatch311_domain::event_log::event_hash(&EventContent {
+        previous_hash: &previous_hash,
+        job_id,
+        sequence: row.get("sequence"),
+        event_type: &event_type,
+        occurred_at_micros: row.get("occurred_at_micros"),
+        actor: &actor,
+        actor_role: &actor_role,
+        latitude: row.get("latitude"),
+        longitude: row.get("longitude"),
+        unit_id: row.get("unit_id"),
+        reason: &reason,
+    })
+}
+
 /// Recomputes every event's hash from its content and its predecessor's
 /// stored hash — here, in Rust, never with the database's own function, which
 /// whoever owns the database can replace — and reports the first event where
@@ -187,23 +212,7 @@ pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResp
         let sequence: i64 = row.get("sequence");
         let hash: String = row.get("hash");
         let previous_hash: String = row.get("previous_hash");
-        let event_type: String = row.get("event_type");
-        let actor: String = row.get("actor");
-        let actor_role: String = row.get("actor_role");
-        let reason: String = row.get("reason");
-        let recomputed = dispatch311_domain::event_log::event_hash(&EventContent {
-            previous_hash: &previous_hash,
-            job_id,
-            sequence,
-            event_type: &event_type,
-            occurred_at_micros: row.get("occurred_at_micros"),
-            actor: &actor,
-            actor_role: &actor_role,
-            latitude: row.get("latitude"),
-            longitude: row.get("longitude"),
-            unit_id: row.get("unit_id"),
-            reason: &reason,
-        });
+        let recomputed = recomputed_hash(row, job_id);
         let (predecessor_sequence, predecessor_hash) = predecessor.clone().unzip();
         let broken = if predecessor_sequence.map_or(sequence != 1, |p| p + 1 != sequence) {
             Some(format!(
