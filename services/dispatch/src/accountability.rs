@@ -379,14 +379,7 @@ mod tests {
         JobRow {
             job_id: Uuid::nil(),
             sr_id: Uuid::nil(),
-            sr_number: "SR-2026-0000001".into(),
-            complaint_type: "Illegal Parking".into(),
-            descriptor: "Blocked Hydrant".into(),
-            borough: "MANHATTAN".into(),
-            agency: "NYPD".into(),
-            precinct: "14".into(),
             location: Some(LOCATION),
-            priority: Priority::High,
             state: JobState::OnScene,
             unit_id: Some(Uuid::nil()),
             assignment_number: 1,
@@ -397,14 +390,8 @@ mod tests {
             en_route_at: Some(now - TimeDelta::minutes(18)),
             on_scene_at: Some(now - TimeDelta::minutes(10)),
             on_scene_position: Some(north_of_location(20.0)),
-            closed_at: None,
-            sla_due_at: None,
-            sla_breached: false,
-            police_matter: true,
-            photo_count: 0,
-            reopen_count: 0,
-            closure_count: 0,
             complainant_consented: true,
+            ..JobRow::sample()
         }
     }
 

@@ -11,6 +11,7 @@ pub mod dispatch_jobs;
 pub mod events;
 pub mod feed;
 pub mod flags;
+pub mod jobs;
 pub mod lifecycle;
 pub mod outputs;
 pub mod reopen_requests;

@@ -4,10 +4,13 @@
 //! against the state machine, appends an event, tells intake, and changes
 //! nothing when refused.
 //!
-//! Each change runs the same way ([`JobChange`]): begin, lock the job, check
-//! the state machine and the rules, update the job (and its unit, locked
-//! after the job), append the event, push the unit's feed, tell intake with
-//! the event's sequence, commit, then wake the outbox relay.
+//! Each change runs the same way ([`Lifecycle::change`]): read the job and
+//! what its rules need (one round trip, no lock), decide — the state
+//! machine, the rules, and everything the change writes, as a
+//! [`JobChange`] — then write it all in one statement (one round trip) that
+//! applies only if the job and its units are still as read; when they are
+//! not, nothing was written and the change is decided again on a fresh read.
+//! The answer is the job as the write returned it.
 
 use std::sync::Arc;
 
@@ -28,21 +31,24 @@ use dispatch311_proto::{
     dispatch::v1::{self as dispatch, AssignmentChange, EventType, FlagKind, JobState, Role},
     jobs::v1::{ClosedEvent, ComplainantQuestion, DispatchTimer, StatusUpdate},
 };
-use dispatch311_queue::{QueueError, outbox};
+use dispatch311_queue::QueueError;
 use dispatch311_telemetry::attributes::{self, set_on_current};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::PgConnection;
 use tokio::sync::Notify;
 use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
-    accountability::{self, CloseFacts, DuplicateTarget},
+    accountability::{self, CloseFacts},
     config::DispatchRules,
     events::{self, ActorRef, NewEvent},
-    flags,
+    jobs::change::{AskedMessage, JobChange, Public},
     outputs::{self, PublicChange},
     state_machine::{Transition, is_open, unit_status_for},
-    store::{JobKey, JobRow, Store, StoreError, lock_job},
+    store::{
+        JobKey, JobRow, Store, StoreError,
+        changes::{JobSnapshot, ReadFor},
+    },
     units::{self, UnitRow, why_cannot_take},
     validate,
 };
@@ -55,6 +61,9 @@ const VIEWERS_ONLY: &str =
 pub const COMPLAINANT_ACTOR: &str = "complainant";
 const MAX_NOTES_CHARS: usize = 4000;
 const MIN_REROUTE_REASON_CHARS: usize = 10;
+/// How often a change is decided again because its job or unit changed
+/// between the read and the write before the caller hears ABORTED.
+const MAX_ATTEMPTS: usize = 10;
 
 /// Who reopens a job and why, whether it becomes more urgent, and whether it
 /// goes on the review list (a REOPENED_BY_COMPLAINANT flag).
@@ -71,7 +80,7 @@ pub struct Reopening {
 pub enum GuardedReopen {
     /// Reopened: the job as it is now.
     Reopened(Box<dispatch::Job>),
-    /// The job, as locked, failed the check; nothing changed.
+    /// The job, as read, failed the check; nothing changed.
     Unchanged {
         job_id: Uuid,
         state: JobState,
@@ -107,51 +116,53 @@ impl Lifecycle {
             "only dispatchers and supervisors assign jobs",
         )?;
 
-        let mut change = self.begin(job_id).await?;
-        let job = &change.job;
-        let previous = job.unit_id.filter(|_| is_open(job.state));
-        let transition = if previous.is_some() {
-            Transition::Reassign
-        } else {
-            Transition::Assign
+        let read = ReadFor {
+            unit_ids: &[unit_id],
+            ..ReadFor::default()
         };
-        change.check(transition)?;
-        if let Some(previous) = previous {
-            if previous == unit_id {
-                return Err(Failure::refused(
-                    "ALREADY_ASSIGNED",
-                    job_id,
-                    "the job is already assigned to this unit",
-                )
-                .into());
-            }
-            if reason.is_empty() {
-                return Err(invalid_argument(
-                    "reason",
-                    "required: the job is already assigned to a unit, so this is a reassignment",
-                ));
-            }
-        }
-        let locked = units::lock_units(
-            &mut change.tx,
-            &[Some(unit_id), previous]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>(),
-        )
-        .await
-        .map_err(Failure::from)?;
-        let Some(unit) = locked.iter().find(|u| u.unit_id == unit_id) else {
-            return Err(not_found("unit", unit_id.to_string()));
-        };
-        if let Some(refusal) = why_cannot_take(unit, &change.job) {
-            return Err(refusal.for_unit(unit_id));
-        }
-        let previous_unit = previous.and_then(|id| locked.iter().find(|u| u.unit_id == id));
-        self.apply_assignment(&mut change, &actor, unit, previous_unit, &reason)
+        let (job, change) = self
+            .must_change(job_id, &read, |s, now| {
+                let job = &s.job;
+                let previous = job.unit_id.filter(|_| is_open(job.state));
+                let transition = if previous.is_some() {
+                    Transition::Reassign
+                } else {
+                    Transition::Assign
+                };
+                check(transition, job)?;
+                if let Some(previous) = previous {
+                    if previous == unit_id {
+                        return Err(Failure::refused(
+                            "ALREADY_ASSIGNED",
+                            job_id,
+                            "the job is already assigned to this unit",
+                        ));
+                    }
+                    if reason.is_empty() {
+                        return Err(invalid_argument(
+                            "reason",
+                            "required: the job is already assigned to a unit, so this is a reassignment",
+                        )
+                        .into());
+                    }
+                }
+                let Some(unit) = s.unit(unit_id) else {
+                    return Err(not_found("unit", unit_id.to_string()).into());
+                };
+                if let Some(refusal) = why_cannot_take(unit, job) {
+                    return Err(refusal.for_unit(unit_id).into());
+                }
+                let previous_unit = previous.and_then(|id| s.unit(id));
+                let mut change = JobChange::new(job, &s.flag_keys, now);
+                self.apply_assignment(&mut change, &actor, unit, previous_unit, &reason)?;
+                Ok(change)
+            })
             .await?;
-        let job = self.finish(change).await?;
-        if let Some(previous) = previous {
+        if let Some(previous) = change
+            .before
+            .unit_id
+            .filter(|_| is_open(change.before.state))
+        {
             self.try_auto_assign_unit(previous).await;
         }
         Ok(dispatch::AssignJobResponse { job: Some(job) })
@@ -210,21 +221,32 @@ impl Lifecycle {
         let actor = validate::actor(request.actor.as_ref(), &mut v);
         let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
         v.into_result()?;
-        let change = self.open_for_crew(&actor, job_id, VIEWERS_ONLY).await?;
-        let photo_count = u32::try_from(change.job.photo_count).unwrap_or(0);
-        if request.photo_index >= photo_count {
-            return Err(invalid_argument(
-                "photo_index",
-                format!("the request has {photo_count} photo(s); the index starts at 0"),
-            ));
-        }
-        let reason = format!("photo {}", request.photo_index);
-        let job = self.record_view(change, actor, reason).await?;
+        validate::role(&actor, &[Role::Officer, Role::Supervisor], VIEWERS_ONLY)?;
+        let (job, _) = self
+            .must_change(job_id, &ReadFor::default(), |s, now| {
+                open_for_crew(&actor, s)?;
+                let photo_count = u32::try_from(s.job.photo_count).unwrap_or(0);
+                if request.photo_index >= photo_count {
+                    return Err(invalid_argument(
+                        "photo_index",
+                        format!("the request has {photo_count} photo(s); the index starts at 0"),
+                    )
+                    .into());
+                }
+                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
+                record_view(
+                    &mut change,
+                    &actor,
+                    format!("photo {}", request.photo_index),
+                );
+                Ok(change)
+            })
+            .await?;
         Ok(dispatch::RecordEvidenceViewedResponse { job: Some(job) })
     }
 
     /// Reads one uploaded photo of a job for its viewer and records the view
-    /// in the same transaction: no photo leaves unrecorded, and a photo that
+    /// with the same write: no photo leaves unrecorded, and a photo that
     /// cannot be read records nothing.
     pub async fn get_job_photo(
         &self,
@@ -234,67 +256,44 @@ impl Lifecycle {
         let actor = validate::actor(request.actor.as_ref(), &mut v);
         let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
         v.into_result()?;
-        let mut change = self.open_for_crew(&actor, job_id, VIEWERS_ONLY).await?;
-        let photo_ids: Vec<Uuid> =
-            sqlx::query_scalar("SELECT photo_ids FROM jobs WHERE job_id = $1")
-                .bind(job_id)
-                .fetch_one(&mut *change.tx)
-                .await
-                .map_err(Failure::from)?;
-        let Some(&photo_id) = photo_ids.get(request.photo_index as usize) else {
-            return Err(invalid_argument(
-                "photo_index",
-                format!(
-                    "the request has {} uploaded photo(s); the index starts at 0",
-                    photo_ids.len()
-                ),
-            ));
-        };
-        let content = self.photos.get(photo_id).await.map_err(|e| match e {
-            dispatch311_photos::PhotoStoreError::NotFound(_) => {
-                dispatch311_grpc::status::not_found(
-                    "photo",
-                    format!("{} of job {job_id}", request.photo_index),
-                )
-            }
-            other => dispatch311_grpc::status::unavailable("photo store", &other),
-        })?;
-        let reason = format!("photo {} fetched", request.photo_index);
-        let job = self.record_view(change, actor, reason).await?;
-        Ok(dispatch::GetJobPhotoResponse {
-            content_type: sniffed_type(&content).to_string(),
-            content,
-            job: Some(job),
-        })
-    }
-
-    /// Locks `job_id` for its crew's work on an open job by `actor`: an
-    /// officer of the assigned unit or a supervisor (`refusal` says what the
-    /// others may not do).
-    async fn open_for_crew(
-        &self,
-        actor: &ActorRef,
-        job_id: Uuid,
-        refusal: &str,
-    ) -> Result<JobChange, Status> {
-        validate::role(actor, &[Role::Officer, Role::Supervisor], refusal)?;
-        let mut change = self.begin(job_id).await?;
-        change.check(Transition::ViewEvidence)?;
-        if actor.role == Role::Officer {
-            // reading the unit is enough: nothing about it changes
-            let unit = match change.job.unit_id {
-                Some(unit_id) => units::read_unit(&mut change.tx, unit_id)
-                    .await
-                    .map_err(Failure::from)?,
-                None => None,
+        validate::role(&actor, &[Role::Officer, Role::Supervisor], VIEWERS_ONLY)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let s = self.read(job_id, &ReadFor::default()).await?;
+            open_for_crew(&actor, &s)?;
+            let Some(&photo_id) = s.photo_ids.get(request.photo_index as usize) else {
+                return Err(invalid_argument(
+                    "photo_index",
+                    format!(
+                        "the request has {} uploaded photo(s); the index starts at 0",
+                        s.photo_ids.len()
+                    ),
+                ));
             };
-            require_crew(actor, unit.as_ref())?;
+            let content = self.photos.get(photo_id).await.map_err(|e| match e {
+                dispatch311_photos::PhotoStoreError::NotFound(_) => {
+                    not_found("photo", format!("{} of job {job_id}", request.photo_index))
+                }
+                other => unavailable("photo store", &other),
+            })?;
+            let mut change = JobChange::new(&s.job, &s.flag_keys, now_micros());
+            record_view(
+                &mut change,
+                &actor,
+                format!("photo {} fetched", request.photo_index),
+            );
+            if let Some(job) = self.write(&change, &s).await? {
+                return Ok(dispatch::GetJobPhotoResponse {
+                    content_type: sniffed_type(&content).to_string(),
+                    content,
+                    job: Some(job),
+                });
+            }
         }
-        Ok(change)
+        Err(Failure::Busy(job_id).into())
     }
 
     /// Sends the crew's question to the complainant through intake, and
-    /// records it (event, message row and the intake job in one transaction).
+    /// records it (event, message row and the intake job in one write).
     pub async fn relay_message_to_complainant(
         &self,
         request: dispatch::RelayMessageToComplainantRequest,
@@ -316,55 +315,51 @@ impl Lifecycle {
             );
         }
         v.into_result()?;
-        let mut change = self
-            .open_for_crew(
-                &actor,
-                job_id,
-                "only an officer of the assigned unit or a supervisor writes to the complainant",
-            )
+        validate::role(
+            &actor,
+            &[Role::Officer, Role::Supervisor],
+            "only an officer of the assigned unit or a supervisor writes to the complainant",
+        )?;
+        let (job, change) = self
+            .must_change(job_id, &ReadFor::default(), |s, now| {
+                open_for_crew(&actor, s)?;
+                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
+                let message_id = Uuid::now_v7();
+                let question = ComplainantQuestion {
+                    message_id: message_id.to_string(),
+                    sr_id: s.job.sr_id.to_string(),
+                    sr_number: s.job.sr_number.clone(),
+                    job_id: job_id.to_string(),
+                    from: format!("NYPD precinct {}", s.job.precinct),
+                    text: text.clone(),
+                    asked_at: Some(to_timestamp(now)),
+                };
+                change.asked = Some(AskedMessage {
+                    message_id,
+                    asked_by: actor.id.clone(),
+                });
+                change.publish(
+                    queues::COMPLAINANT_QUESTIONS,
+                    kinds::COMPLAINANT_QUESTION,
+                    &question,
+                )?;
+                change.append(NewEvent {
+                    event_type: EventType::MessageToComplainant,
+                    actor: actor.clone(),
+                    occurred_at: now,
+                    position: None,
+                    unit_id: s.job.unit_id,
+                    reason: text.clone(),
+                });
+                Ok(change)
+            })
             .await?;
-        let message_id = Uuid::now_v7();
-        let question = ComplainantQuestion {
-            message_id: message_id.to_string(),
-            sr_id: change.job.sr_id.to_string(),
-            sr_number: change.job.sr_number.clone(),
-            job_id: job_id.to_string(),
-            from: format!("NYPD precinct {}", change.job.precinct),
-            text: text.clone(),
-            asked_at: Some(to_timestamp(change.now)),
-        };
-        sqlx::query(
-            "INSERT INTO complainant_messages (message_id, job_id, asked_by, asked_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(message_id)
-        .bind(job_id)
-        .bind(&actor.id)
-        .bind(change.now)
-        .execute(&mut *change.tx)
-        .await
-        .map_err(Failure::from)?;
-        outbox::enqueue(
-            &mut change.tx,
-            queues::COMPLAINANT_QUESTIONS,
-            kinds::COMPLAINANT_QUESTION,
-            &question.sr_id,
-            &question,
-        )
-        .await
-        .map_err(Failure::from)?;
-        let event = NewEvent {
-            event_type: EventType::MessageToComplainant,
-            actor,
-            occurred_at: change.now,
-            position: None,
-            unit_id: change.job.unit_id,
-            reason: text,
-        };
-        change.record(event, None).await?;
-        let job = self.finish(change).await?;
+        let message_id = change
+            .asked
+            .map(|asked| asked.message_id.to_string())
+            .unwrap_or_default();
         Ok(dispatch::RelayMessageToComplainantResponse {
-            message_id: message_id.to_string(),
+            message_id,
             job: Some(job),
         })
     }
@@ -377,53 +372,32 @@ impl Lifecycle {
         message_id: Uuid,
         text: String,
     ) -> Result<bool, Failure> {
-        let mut change = self.begin(job_id).await?;
-        let answered = sqlx::query(
-            "UPDATE complainant_messages SET answered_at = $3 \
-             WHERE message_id = $1 AND job_id = $2 AND answered_at IS NULL",
-        )
-        .bind(message_id)
-        .bind(job_id)
-        .bind(change.now)
-        .execute(&mut *change.tx)
-        .await?
-        .rows_affected();
-        if answered == 0 {
-            return Ok(false);
-        }
-        let event = NewEvent {
-            event_type: EventType::ComplainantAnswered,
-            actor: ActorRef {
-                id: COMPLAINANT_ACTOR.into(),
-                role: Role::System,
-            },
-            occurred_at: change.now,
-            position: None,
-            unit_id: change.job.unit_id,
-            reason: text.chars().take(MAX_NOTES_CHARS).collect(),
+        let read = ReadFor {
+            message_id: Some(message_id),
+            ..ReadFor::default()
         };
-        change.record(event, None).await?;
-        self.finish(change).await?;
-        Ok(true)
-    }
-
-    /// Records an EVIDENCE_VIEWED event and commits.
-    async fn record_view(
-        &self,
-        mut change: JobChange,
-        actor: ActorRef,
-        reason: String,
-    ) -> Result<dispatch::Job, Status> {
-        let event = NewEvent {
-            event_type: EventType::EvidenceViewed,
-            actor,
-            occurred_at: change.now,
-            position: None,
-            unit_id: change.job.unit_id,
-            reason,
-        };
-        change.record(event, None).await?;
-        Ok(self.finish(change).await?)
+        let written = self
+            .change(job_id, &read, |s, now| {
+                if !s.message_unanswered {
+                    return Ok(None);
+                }
+                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
+                change.answered = Some(message_id);
+                change.append(NewEvent {
+                    event_type: EventType::ComplainantAnswered,
+                    actor: ActorRef {
+                        id: COMPLAINANT_ACTOR.into(),
+                        role: Role::System,
+                    },
+                    occurred_at: now,
+                    position: None,
+                    unit_id: s.job.unit_id,
+                    reason: text.chars().take(MAX_NOTES_CHARS).collect(),
+                });
+                Ok(Some(change))
+            })
+            .await?;
+        Ok(written.is_some())
     }
 
     pub async fn close_job(
@@ -479,122 +453,101 @@ impl Lifecycle {
             "only an officer of the assigned unit or a supervisor closes a job",
         )?;
 
-        let mut change = self.begin(job_id).await?;
-        change.check(Transition::Close)?;
-        let unit = change.lock_assigned_unit().await?;
-        if actor.role == Role::Officer {
-            require_crew(&actor, Some(&unit))?;
-        }
-        // what the rules need to know beyond the job: read under its lock
-        let viewed = change.job.photo_count > 0
-            && viewed_evidence(&mut change.tx, job_id, &actor.id)
-                .await
-                .map_err(Failure::from)?;
-        let burst_since = change.now - self.rules.burst_window;
-        let earlier_closures = closures_by(&mut change.tx, &actor.id, burst_since)
-            .await
-            .map_err(Failure::from)?;
-        let duplicate_of = match &duplicate_of {
-            None => None,
-            Some(number) => Some(
-                duplicate_target(&mut change.tx, number)
-                    .await
-                    .map_err(Failure::from)?
-                    .ok_or_else(|| {
+        // the closer's earlier closures within the burst window count
+        let burst_since = now_micros() - self.rules.burst_window;
+        let read = ReadFor {
+            closer: Some((&actor.id, burst_since)),
+            duplicate_sr_number: duplicate_of.as_deref(),
+            ..ReadFor::default()
+        };
+        let (job, change) = self
+            .must_change(job_id, &read, |s, now| {
+                check(Transition::Close, &s.job)?;
+                let unit = assigned_unit(s)?;
+                if actor.role == Role::Officer {
+                    require_crew(&actor, Some(unit))?;
+                }
+                let duplicate_of = match &duplicate_of {
+                    None => None,
+                    Some(number) => Some(s.duplicate_target.clone().ok_or_else(|| {
                         Status::not_found(format!(
                             "no job for {number}, the request this one duplicates"
                         ))
-                    })?,
-            ),
-        };
-        let facts = CloseFacts {
-            code,
-            closer_id: &actor.id,
-            closer_role: actor.role,
-            position,
-            at: change.now,
-            closer_viewed_evidence: viewed,
-            closer_recent_closures: earlier_closures + 1,
-            summons_number_given: !summons_number.is_empty(),
-            notes: &notes,
-            duplicate_of,
-        };
-        let to_raise = accountability::check_close(&change.job, &facts, &self.rules)
-            .map_err(|refusal| refusal.for_job(job_id))?;
+                    })?),
+                };
+                let facts = CloseFacts {
+                    code,
+                    closer_id: &actor.id,
+                    closer_role: actor.role,
+                    position,
+                    at: now,
+                    closer_viewed_evidence: s.closer_viewed_evidence,
+                    closer_recent_closures: s.closer_recent_closures + 1,
+                    summons_number_given: !summons_number.is_empty(),
+                    notes: &notes,
+                    duplicate_of,
+                };
+                let to_raise = accountability::check_close(&s.job, &facts, &self.rules)
+                    .map_err(|refusal| refusal.for_job(job_id))?;
 
-        let now = change.now;
-        let closure_number = change.job.closure_count + 1;
-        sqlx::query(
-            "UPDATE jobs SET state = 'CLOSED', closed_at = $2, closed_by = $3, resolution_code = $4, \
-                resolution_notes = $5, summons_number = $6, closure_count = $7, updated_at = $2 \
-             WHERE job_id = $1",
-        )
-        .bind(job_id)
-        .bind(now)
-        .bind(&actor.id)
-        .bind(resolution_name(code))
-        .bind(&notes)
-        .bind(&summons_number)
-        .bind(closure_number)
-        .execute(&mut *change.tx)
-        .await
-        .map_err(Failure::from)?;
-        units::release(&mut change.tx, &unit, job_id, AssignmentChange::Closed, now)
-            .await
-            .map_err(Failure::from)?;
-        let public_text = resolution::public_text(code);
-        let event = NewEvent {
-            event_type: EventType::Closed,
-            actor: actor.clone(),
-            occurred_at: now,
-            position,
-            unit_id: Some(unit.unit_id),
-            reason: resolution_name(code).to_string(),
-        };
-        let public = Public {
-            status: ServiceRequestStatus::Closed,
-            message: public_text.to_string(),
-            transition_key: format!("dispatch:closed:{closure_number}"),
-            resolution: Some((code, public_text.to_string())),
-        };
-        change.record(event, Some(public)).await?;
-        let mut flagged = false;
-        for flag in &to_raise {
-            flagged |= flags::raise(
-                &mut change.tx,
-                job_id,
-                flag.kind,
-                &flag.detail,
-                &flag.dedup_key,
-                now,
-            )
-            .await
-            .map_err(Failure::from)?;
+                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
+                let closure_number = s.job.closure_count + 1;
+                let after = &mut change.after;
+                after.state = JobState::Closed;
+                after.closed_at = Some(now);
+                after.closed_by = Some(actor.id.clone());
+                after.resolution_code = resolution_name(code).to_string();
+                after.resolution_notes = notes.clone();
+                after.summons_number = summons_number.clone();
+                after.closure_count = closure_number;
+                change.unit_released(unit, AssignmentChange::Closed);
+                let public_text = resolution::public_text(code);
+                let event = NewEvent {
+                    event_type: EventType::Closed,
+                    actor: actor.clone(),
+                    occurred_at: now,
+                    position,
+                    unit_id: Some(unit.unit_id),
+                    reason: resolution_name(code).to_string(),
+                };
+                let public = Public {
+                    status: ServiceRequestStatus::Closed,
+                    message: public_text.to_string(),
+                    transition_key: format!("dispatch:closed:{closure_number}"),
+                    resolution: Some((code, public_text.to_string())),
+                };
+                change.record(event, Some(public))?;
+                let mut flagged = false;
+                for flag in &to_raise {
+                    flagged |= change.raise_flag(flag.kind, &flag.detail, &flag.dedup_key);
+                }
+                let job = &s.job;
+                let closed = ClosedEvent {
+                    sr_id: job.sr_id.to_string(),
+                    sr_number: job.sr_number.clone(),
+                    agency: job.agency.clone(),
+                    precinct: job.precinct.clone(),
+                    borough: job.borough.clone(),
+                    complaint_type: job.complaint_type.clone(),
+                    descriptor: job.descriptor.clone(),
+                    resolution_code: code as i32,
+                    resolution_text: public_text.to_string(),
+                    closed_at: Some(to_timestamp(now)),
+                    assigned_at: job.assigned_at.map(to_timestamp),
+                    flagged,
+                    complainant_consented: job.complainant_consented,
+                    closure_number: closure_number as u32,
+                    summons_issued: code == ResolutionCode::SummonsIssued,
+                };
+                change.publish(queues::CLOSED, kinds::CLOSED, &closed)?;
+                Ok(change)
+            })
+            .await?;
+        let unit_id = change.before.unit_id;
+        tracing::info!(%job_id, unit_id = ?unit_id, resolution = resolution_name(code), closure_number = change.after.closure_count, flags = change.flags.len(), "job closed");
+        if let Some(unit_id) = unit_id {
+            self.try_auto_assign_unit(unit_id).await;
         }
-        let job = &change.job;
-        let closed = ClosedEvent {
-            sr_id: job.sr_id.to_string(),
-            sr_number: job.sr_number.clone(),
-            agency: job.agency.clone(),
-            precinct: job.precinct.clone(),
-            borough: job.borough.clone(),
-            complaint_type: job.complaint_type.clone(),
-            descriptor: job.descriptor.clone(),
-            resolution_code: code as i32,
-            resolution_text: public_text.to_string(),
-            closed_at: Some(to_timestamp(now)),
-            assigned_at: job.assigned_at.map(to_timestamp),
-            flagged,
-            complainant_consented: job.complainant_consented,
-            closure_number: closure_number as u32,
-            summons_issued: code == ResolutionCode::SummonsIssued,
-        };
-        outputs::publish_closed(&mut change.tx, &closed)
-            .await
-            .map_err(Failure::from)?;
-        tracing::info!(%job_id, unit_id = %unit.unit_id, resolution = resolution_name(code), closure_number, flags = to_raise.len(), "job closed");
-        let job = self.finish(change).await?;
-        self.try_auto_assign_unit(unit.unit_id).await;
         Ok(dispatch::CloseJobResponse { job: Some(job) })
     }
 
@@ -613,35 +566,33 @@ impl Lifecycle {
             "only dispatchers and supervisors cancel jobs",
         )?;
 
-        let mut change = self.begin(job_id).await?;
-        change.check(Transition::Cancel)?;
-        let freed = change.free_unit().await?;
-        sqlx::query(
-            "UPDATE jobs SET state = 'CANCELLED', unit_id = NULL, updated_at = $2 WHERE job_id = $1",
-        )
-        .bind(job_id)
-        .bind(change.now)
-        .execute(&mut *change.tx)
-        .await
-        .map_err(Failure::from)?;
-        let event = NewEvent {
-            event_type: EventType::Cancelled,
-            actor,
-            occurred_at: change.now,
-            position: None,
-            unit_id: freed,
-            reason,
-        };
-        let public = Public {
-            status: ServiceRequestStatus::Cancelled,
-            message: "cancelled by the police dispatcher".into(),
-            transition_key: "dispatch:cancelled".into(),
-            resolution: None,
-        };
-        change.record(event, Some(public)).await?;
+        let (job, change) = self
+            .must_change(job_id, &ReadFor::default(), |s, now| {
+                check(Transition::Cancel, &s.job)?;
+                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
+                let freed = free_unit(&mut change, s);
+                change.after.state = JobState::Cancelled;
+                change.after.unit_id = None;
+                let event = NewEvent {
+                    event_type: EventType::Cancelled,
+                    actor: actor.clone(),
+                    occurred_at: now,
+                    position: None,
+                    unit_id: freed,
+                    reason: reason.clone(),
+                };
+                let public = Public {
+                    status: ServiceRequestStatus::Cancelled,
+                    message: "cancelled by the police dispatcher".into(),
+                    transition_key: "dispatch:cancelled".into(),
+                    resolution: None,
+                };
+                change.record(event, Some(public))?;
+                Ok(change)
+            })
+            .await?;
         tracing::info!(%job_id, "job cancelled");
-        let job = self.finish(change).await?;
-        if let Some(unit_id) = freed {
+        if let Some(unit_id) = change.before.unit_id {
             self.try_auto_assign_unit(unit_id).await;
         }
         Ok(dispatch::CancelJobResponse { job: Some(job) })
@@ -670,121 +621,124 @@ impl Lifecycle {
             raise_priority: request.raise_priority,
             for_review,
         };
-        let change = self.begin(job_id).await?;
-        let job = self.reopen(change, reopening).await?;
+        let job = self
+            .reopen(job_id, &reopening, |_| Ok(()))
+            .await?
+            .ok_or_else(|| Failure::Refused(Status::internal("the reopening was skipped")))?;
         Ok(dispatch::ReopenJobResponse { job: Some(job) })
     }
 
-    /// Reopens the job of request `sr_id` if, as locked, it passes `check`
+    /// Reopens the job of request `sr_id` if, as read, it passes `check`
     /// (which says why not otherwise); nothing changes when it does not.
     /// `None` when the request has no job.
     pub async fn reopen_if(
         &self,
         sr_id: Uuid,
         reopening: Reopening,
-        check: impl FnOnce(&JobRow) -> Result<(), &'static str>,
+        check: impl Fn(&JobRow) -> Result<(), &'static str>,
     ) -> Result<Option<GuardedReopen>, Failure> {
-        let job_id: Option<Uuid> = sqlx::query_scalar("SELECT job_id FROM jobs WHERE sr_id = $1")
-            .bind(sr_id)
-            .fetch_optional(self.store.pool())
-            .await?;
-        let Some(job_id) = job_id else {
+        let Some(job_id) = self.store.job_of_request(sr_id).await? else {
             return Ok(None);
         };
-        let change = self.begin(job_id).await?;
-        if let Err(why) = check(&change.job) {
-            // dropping the transaction releases the lock and changes nothing
-            return Ok(Some(GuardedReopen::Unchanged {
-                job_id,
-                state: change.job.state,
-                closure_count: change.job.closure_count,
-                why,
-            }));
-        }
-        let job = self.reopen(change, reopening).await?;
-        Ok(Some(GuardedReopen::Reopened(Box::new(job))))
+        let mut refused = None;
+        let reopened = self
+            .reopen(job_id, &reopening, |job| {
+                check(job).inspect_err(|why| {
+                    refused = Some(GuardedReopen::Unchanged {
+                        job_id,
+                        state: job.state,
+                        closure_count: job.closure_count,
+                        why,
+                    });
+                })
+            })
+            .await?;
+        Ok(match reopened {
+            Some(job) => Some(GuardedReopen::Reopened(Box::new(job))),
+            None => refused,
+        })
     }
 
     /// A closed job goes back to its precinct queue (more urgent when asked),
     /// with a REOPENED event, and a REOPENED_BY_COMPLAINANT flag when it is
-    /// for review; intake hears the reopening with the new priority.
+    /// for review; intake hears the reopening with the new priority. `None`
+    /// when the job, as read, fails `check`.
     async fn reopen(
         &self,
-        mut change: JobChange,
-        reopening: Reopening,
-    ) -> Result<dispatch::Job, Failure> {
-        change.check(Transition::Reopen)?;
-        let job_id = change.job.job_id;
-        let now = change.now;
-        let priority = if reopening.raise_priority {
-            accountability::raised(change.job.priority)
-        } else {
-            change.job.priority
+        job_id: Uuid,
+        reopening: &Reopening,
+        mut check: impl FnMut(&JobRow) -> Result<(), &'static str>,
+    ) -> Result<Option<dispatch::Job>, Failure> {
+        let written = self
+            .change(job_id, &ReadFor::default(), |s, now| {
+                if check(&s.job).is_err() {
+                    return Ok(None);
+                }
+                self::check(Transition::Reopen, &s.job)?;
+                let job = &s.job;
+                let priority = if reopening.raise_priority {
+                    accountability::raised(job.priority)
+                } else {
+                    job.priority
+                };
+                let reopen_count = job.reopen_count + 1;
+                let mut change = JobChange::new(job, &s.flag_keys, now);
+                // back in the queue as a fresh job: the last visit and closure
+                // no longer count (the timeline keeps them)
+                let after = &mut change.after;
+                after.state = JobState::Queued;
+                after.unit_id = None;
+                after.queued_at = now;
+                after.priority = priority;
+                after.reopen_count = reopen_count;
+                after.assigned_at = None;
+                after.acknowledged_at = None;
+                after.en_route_at = None;
+                after.on_scene_at = None;
+                after.on_scene_position = None;
+                after.closed_at = None;
+                after.closed_by = None;
+                after.resolution_code = String::new();
+                after.resolution_notes = String::new();
+                after.summons_number = String::new();
+                // the flag says why the job is reopened, so it comes first and
+                // the reopening stays the job's latest event
+                if reopening.for_review {
+                    change.raise_flag(
+                        FlagKind::ReopenedByComplainant,
+                        "reopened: the complainant says the problem was not fixed",
+                        &format!("reopened_by_complainant:{reopen_count}"),
+                    );
+                }
+                let sequence = change.append(NewEvent {
+                    event_type: EventType::Reopened,
+                    actor: reopening.actor.clone(),
+                    occurred_at: now,
+                    position: None,
+                    unit_id: None,
+                    reason: reopening.reason.clone(),
+                });
+                // intake hears the new priority with the reopening
+                change.tell_intake(StatusUpdate {
+                    status: ServiceRequestStatus::Reopened as i32,
+                    message: format!(
+                        "reopened and back in the dispatch queue of precinct {}",
+                        job.precinct
+                    ),
+                    priority: priority as i32,
+                    transition_key: format!("dispatch:reopened:{reopen_count}"),
+                    dispatch_sequence: sequence,
+                    ..Default::default()
+                })?;
+                Ok(Some(change))
+            })
+            .await?;
+        let Some((job, change)) = written else {
+            return Ok(None);
         };
-        let reopen_count = change.job.reopen_count + 1;
-        // back in the queue as a fresh job: the last visit and closure no
-        // longer count (the timeline keeps them)
-        sqlx::query(
-            "UPDATE jobs SET state = 'QUEUED', unit_id = NULL, queued_at = $2, priority = $3, priority_rank = $4, \
-                reopen_count = $5, assigned_at = NULL, acknowledged_at = NULL, en_route_at = NULL, \
-                on_scene_at = NULL, on_scene_latitude = NULL, on_scene_longitude = NULL, closed_at = NULL, \
-                closed_by = NULL, resolution_code = '', resolution_notes = '', summons_number = '', updated_at = $2 \
-             WHERE job_id = $1",
-        )
-        .bind(job_id)
-        .bind(now)
-        .bind(priority_name(priority))
-        .bind(priority as i16)
-        .bind(reopen_count)
-        .execute(&mut *change.tx)
-        .await
-        .map_err(Failure::from)?;
-        let for_review = reopening.for_review;
-        let event = NewEvent {
-            event_type: EventType::Reopened,
-            actor: reopening.actor,
-            occurred_at: now,
-            position: None,
-            unit_id: None,
-            reason: reopening.reason,
-        };
-        // the flag says why the job is reopened, so it comes first and the
-        // reopening stays the job's latest event
-        if for_review {
-            flags::raise(
-                &mut change.tx,
-                job_id,
-                FlagKind::ReopenedByComplainant,
-                "reopened: the complainant says the problem was not fixed",
-                &format!("reopened_by_complainant:{reopen_count}"),
-                now,
-            )
-            .await
-            .map_err(Failure::from)?;
-        }
-        let sequence = events::append(&mut change.tx, job_id, &event)
-            .await
-            .map_err(Failure::from)?;
-        // intake hears the new priority with the reopening
-        let update = StatusUpdate {
-            sr_id: change.job.sr_id.to_string(),
-            status: ServiceRequestStatus::Reopened as i32,
-            occurred_at: Some(to_timestamp(now)),
-            source: "dispatch".into(),
-            message: format!(
-                "reopened and back in the dispatch queue of precinct {}",
-                change.job.precinct
-            ),
-            priority: priority as i32,
-            transition_key: format!("dispatch:reopened:{reopen_count}"),
-            dispatch_sequence: sequence,
-            ..Default::default()
-        };
-        tell_intake_update(&mut change.tx, &update).await?;
-        tracing::info!(%job_id, reopen_count, priority = priority_name(priority), for_review, "job reopened");
-        let job = self.finish(change).await?;
+        tracing::info!(%job_id, reopen_count = change.after.reopen_count, priority = priority_name(change.after.priority), for_review = reopening.for_review, "job reopened");
         self.try_auto_assign_job(job_id).await;
-        Ok(job)
+        Ok(Some(job))
     }
 
     pub async fn approve_reroute(
@@ -817,45 +771,35 @@ impl Lifecycle {
             "only a supervisor approves re-routing a job to another agency",
         )?;
 
-        let mut change = self.begin(job_id).await?;
-        change.check(Transition::Reroute)?;
-        let freed = change.free_unit().await?;
-        let now = change.now;
-        sqlx::query(
-            "UPDATE jobs SET state = 'REROUTED', rerouted_to = $2, unit_id = NULL, updated_at = $3 WHERE job_id = $1",
-        )
-        .bind(job_id)
-        .bind(&agency)
-        .bind(now)
-        .execute(&mut *change.tx)
-        .await
-        .map_err(Failure::from)?;
-        let event = NewEvent {
-            event_type: EventType::RerouteApproved,
-            actor,
-            occurred_at: now,
-            position: None,
-            unit_id: freed,
-            reason: format!("to {agency}: {reason}"),
-        };
-        let sequence = events::append(&mut change.tx, job_id, &event)
-            .await
-            .map_err(Failure::from)?;
-        let update = StatusUpdate {
-            sr_id: change.job.sr_id.to_string(),
-            status: ServiceRequestStatus::Referred as i32,
-            occurred_at: Some(to_timestamp(now)),
-            source: "dispatch".into(),
-            message: format!("referred to {agency}"),
-            agency: agency.clone(),
-            transition_key: "dispatch:referred".into(),
-            dispatch_sequence: sequence,
-            ..Default::default()
-        };
-        tell_intake_update(&mut change.tx, &update).await?;
+        let (job, change) = self
+            .must_change(job_id, &ReadFor::default(), |s, now| {
+                check(Transition::Reroute, &s.job)?;
+                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
+                let freed = free_unit(&mut change, s);
+                change.after.state = JobState::Rerouted;
+                change.after.rerouted_to = agency.clone();
+                change.after.unit_id = None;
+                let sequence = change.append(NewEvent {
+                    event_type: EventType::RerouteApproved,
+                    actor: actor.clone(),
+                    occurred_at: now,
+                    position: None,
+                    unit_id: freed,
+                    reason: format!("to {agency}: {reason}"),
+                });
+                change.tell_intake(StatusUpdate {
+                    status: ServiceRequestStatus::Referred as i32,
+                    message: format!("referred to {agency}"),
+                    agency: agency.clone(),
+                    transition_key: "dispatch:referred".into(),
+                    dispatch_sequence: sequence,
+                    ..Default::default()
+                })?;
+                Ok(change)
+            })
+            .await?;
         tracing::info!(%job_id, %agency, "job re-routed to another agency");
-        let job = self.finish(change).await?;
-        if let Some(unit_id) = freed {
+        if let Some(unit_id) = change.before.unit_id {
             self.try_auto_assign_unit(unit_id).await;
         }
         Ok(dispatch::ApproveRerouteResponse { job: Some(job) })
@@ -893,158 +837,139 @@ impl Lifecycle {
             ),
         )?;
 
-        let mut change = self.begin(job_id).await?;
-        change.check(step.transition())?;
-        let unit = change.lock_assigned_unit().await?;
-        if actor.role == Role::Officer {
-            require_crew(&actor, Some(&unit))?;
-        }
-        let now = change.now;
-        let (latitude, longitude) = position.unzip();
-        let sql = match step {
-            Progress::Acknowledge => {
-                "UPDATE jobs SET state = 'ACKNOWLEDGED', acknowledged_at = $2, updated_at = $2 WHERE job_id = $1"
-            }
-            Progress::EnRoute => {
-                "UPDATE jobs SET state = 'EN_ROUTE', en_route_at = $2, updated_at = $2 WHERE job_id = $1"
-            }
-            Progress::OnScene => {
-                "UPDATE jobs SET state = 'ON_SCENE', on_scene_at = $2, on_scene_latitude = $3, \
-                    on_scene_longitude = $4, updated_at = $2 WHERE job_id = $1"
-            }
-        };
-        let mut update = sqlx::query(sql).bind(job_id).bind(now);
-        if step == Progress::OnScene {
-            update = update.bind(latitude).bind(longitude);
-        }
-        update
-            .execute(&mut *change.tx)
-            .await
-            .map_err(Failure::from)?;
-        if let Some(position) = position {
-            units::set_position(&mut change.tx, unit.unit_id, position, now)
-                .await
-                .map_err(Failure::from)?;
-        }
-        let unit_status = unit_status_for(step.state()).unwrap_or(unit.status);
-        units::follow(&mut change.tx, &unit, job_id, unit_status, now)
-            .await
-            .map_err(Failure::from)?;
-        let event = NewEvent {
-            event_type: step.event(),
-            actor,
-            occurred_at: now,
-            position,
-            unit_id: Some(unit.unit_id),
-            reason: String::new(),
-        };
-        let public = Public {
-            status: step.public_status(),
-            message: step.public_message().into(),
-            transition_key: format!("dispatch:{}:{}", step.key(), change.job.assignment_number),
-            resolution: None,
-        };
-        change.record(event, Some(public)).await?;
-        tracing::info!(%job_id, unit_id = %unit.unit_id, state = step.key(), "job moved on");
-        Ok(self.finish(change).await?)
+        let (job, change) = self
+            .must_change(job_id, &ReadFor::default(), |s, now| {
+                check(step.transition(), &s.job)?;
+                let unit = assigned_unit(s)?;
+                if actor.role == Role::Officer {
+                    require_crew(&actor, Some(unit))?;
+                }
+                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
+                let after = &mut change.after;
+                after.state = step.state();
+                match step {
+                    Progress::Acknowledge => after.acknowledged_at = Some(now),
+                    Progress::EnRoute => after.en_route_at = Some(now),
+                    Progress::OnScene => {
+                        after.on_scene_at = Some(now);
+                        after.on_scene_position = position;
+                    }
+                }
+                if let Some(position) = position {
+                    change.unit_at(unit, position);
+                }
+                change.unit_follows(unit, unit_status_for(step.state()).unwrap_or(unit.status));
+                let event = NewEvent {
+                    event_type: step.event(),
+                    actor: actor.clone(),
+                    occurred_at: now,
+                    position,
+                    unit_id: Some(unit.unit_id),
+                    reason: String::new(),
+                };
+                let public = Public {
+                    status: step.public_status(),
+                    message: step.public_message().into(),
+                    transition_key: format!("dispatch:{}:{}", step.key(), s.job.assignment_number),
+                    resolution: None,
+                };
+                change.record(event, Some(public))?;
+                Ok(change)
+            })
+            .await?;
+        tracing::info!(%job_id, unit_id = ?change.before.unit_id, state = step.key(), "job moved on");
+        Ok(job)
     }
 
     /// Gives a queued job of a precinct with auto-assignment on to the
     /// nearest available unit, as the service. Returns the unit, if one was
     /// assigned. Harmless to repeat: only a queued job is assigned.
     pub async fn auto_assign_job(&self, job_id: Uuid) -> Result<Option<Uuid>, Failure> {
-        // most precincts assign by hand: find out without a transaction or a lock
-        let wanted: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM jobs JOIN precinct_settings USING (precinct) \
-                WHERE job_id = $1 AND state = 'QUEUED' AND auto_assign)",
-        )
-        .bind(job_id)
-        .fetch_one(self.store.pool())
-        .await?;
-        if !wanted {
-            return Ok(None);
-        }
-        let mut change = self.begin(job_id).await?;
-        if change.job.state != JobState::Queued
-            || !units::auto_assign_on(&mut change.tx, &change.job.precinct).await?
-        {
-            return Ok(None);
-        }
-        let Some(location) = change.job.location else {
-            return Ok(None);
-        };
-        let candidates =
-            units::available_near(&mut change.tx, &change.job.precinct, location).await?;
-        for (candidate, distance) in candidates {
-            // the candidate may have taken other work since it was listed
-            let Some(unit) = units::lock_unit(&mut change.tx, candidate.unit_id).await? else {
-                continue;
+        for _ in 0..MAX_ATTEMPTS {
+            // most precincts assign by hand: the read says so
+            let Some(s) = self
+                .store
+                .read_for_change(job_id, &ReadFor::default())
+                .await?
+            else {
+                return Ok(None);
             };
-            if why_cannot_take(&unit, &change.job).is_some() {
-                continue;
+            if s.job.state != JobState::Queued || !s.auto_assign {
+                return Ok(None);
             }
-            let reason = format!("auto-assigned: nearest available unit, {distance:.0} m away");
-            self.apply_assignment(&mut change, &ActorRef::system(), &unit, None, &reason)
+            let Some(location) = s.job.location else {
+                return Ok(None);
+            };
+            let candidates = self
+                .store
+                .available_units_near(&s.job.precinct, location)
                 .await?;
-            change.tx.commit().await?;
-            self.relay_wakeup.notify_one();
-            tracing::info!(%job_id, unit_id = %unit.unit_id, distance_m = distance.round(), "job auto-assigned");
-            return Ok(Some(unit.unit_id));
+            let Some((unit, distance)) = candidates
+                .into_iter()
+                .find(|(unit, _)| why_cannot_take(unit, &s.job).is_none())
+            else {
+                return Ok(None);
+            };
+            let reason = format!("auto-assigned: nearest available unit, {distance:.0} m away");
+            let mut change = JobChange::new(&s.job, &s.flag_keys, now_micros());
+            self.apply_assignment(&mut change, &ActorRef::system(), &unit, None, &reason)?;
+            // the unit may have taken other work since it was listed: look again
+            if self.write(&change, &s).await?.is_some() {
+                tracing::info!(%job_id, unit_id = %unit.unit_id, distance_m = distance.round(), "job auto-assigned");
+                return Ok(Some(unit.unit_id));
+            }
         }
-        Ok(None)
+        Err(Failure::Busy(job_id))
     }
 
     /// Gives a unit that became available the precinct's most urgent, oldest
     /// queued job, when its precinct has auto-assignment on. Returns the job,
     /// if one was assigned.
     pub async fn auto_assign_unit(&self, unit_id: Uuid) -> Result<Option<Uuid>, Failure> {
-        let mut tx = self.store.pool().begin().await?;
-        let Some(seen) = units::read_unit(&mut tx, unit_id).await? else {
-            return Ok(None);
-        };
-        if seen.status != dispatch::UnitStatus::Available
-            || seen.current_job_id.is_some()
-            || !units::auto_assign_on(&mut tx, &seen.precinct).await?
-        {
-            return Ok(None);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((seen, auto_assign)) = self.store.unit_for_auto_assign(unit_id).await? else {
+                return Ok(None);
+            };
+            if seen.status != dispatch::UnitStatus::Available
+                || seen.current_job_id.is_some()
+                || !auto_assign
+            {
+                return Ok(None);
+            }
+            let Some(job_id) = self.store.next_queued_job(&seen.precinct).await? else {
+                return Ok(None);
+            };
+            let read = ReadFor {
+                unit_ids: &[unit_id],
+                ..ReadFor::default()
+            };
+            let Some(s) = self.store.read_for_change(job_id, &read).await? else {
+                continue;
+            };
+            if s.job.state != JobState::Queued {
+                // taken meanwhile: the next one in the queue, if any
+                continue;
+            }
+            let Some(unit) = s.unit(unit_id) else {
+                return Ok(None);
+            };
+            if why_cannot_take(unit, &s.job).is_some() {
+                return Ok(None);
+            }
+            let mut change = JobChange::new(&s.job, &s.flag_keys, now_micros());
+            self.apply_assignment(
+                &mut change,
+                &ActorRef::system(),
+                unit,
+                None,
+                "auto-assigned: the oldest most urgent job of the precinct queue",
+            )?;
+            if self.write(&change, &s).await?.is_some() {
+                tracing::info!(%job_id, %unit_id, "available unit auto-assigned");
+                return Ok(Some(job_id));
+            }
         }
-        // a job being changed right now is skipped rather than waited for
-        let job_id: Option<Uuid> = sqlx::query_scalar(
-            "SELECT job_id FROM jobs WHERE precinct = $1 AND state = 'QUEUED' \
-             ORDER BY priority_rank DESC, queued_at, job_id LIMIT 1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(&seen.precinct)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(job_id) = job_id else {
-            return Ok(None);
-        };
-        let Some(job) = lock_job(&mut tx, job_id).await? else {
-            return Ok(None);
-        };
-        let Some(unit) = units::lock_unit(&mut tx, unit_id).await? else {
-            return Ok(None);
-        };
-        if why_cannot_take(&unit, &job).is_some() {
-            return Ok(None);
-        }
-        let mut change = JobChange {
-            tx,
-            job,
-            now: now_micros(),
-        };
-        self.apply_assignment(
-            &mut change,
-            &ActorRef::system(),
-            &unit,
-            None,
-            "auto-assigned: the oldest most urgent job of the precinct queue",
-        )
-        .await?;
-        change.tx.commit().await?;
-        self.relay_wakeup.notify_one();
-        tracing::info!(%job_id, %unit_id, "available unit auto-assigned");
-        Ok(Some(job_id))
+        Err(Failure::Busy(unit_id))
     }
 
     /// [`Self::auto_assign_job`] after another change committed: a failure
@@ -1072,34 +997,74 @@ impl Lifecycle {
         Ok(job)
     }
 
-    /// Starts a change: a transaction holding the job's row lock.
-    async fn begin(&self, job_id: Uuid) -> Result<JobChange, Failure> {
-        let mut tx = self.store.pool().begin().await?;
-        let job = lock_job(&mut tx, job_id)
+    /// Reads the job for a change; NOT_FOUND when there is none.
+    async fn read(&self, job_id: Uuid, read: &ReadFor<'_>) -> Result<JobSnapshot, Failure> {
+        let snapshot = self
+            .store
+            .read_for_change(job_id, read)
             .await?
             .ok_or_else(|| not_found("dispatch job", job_id.to_string()))?;
-        set_on_current(attributes::SR_NUMBER, job.sr_number.clone());
-        set_on_current(attributes::PRECINCT, job.precinct.clone());
-        Ok(JobChange {
-            tx,
-            job,
-            now: now_micros(),
-        })
+        set_on_current(attributes::SR_NUMBER, snapshot.job.sr_number.clone());
+        set_on_current(attributes::PRECINCT, snapshot.job.precinct.clone());
+        Ok(snapshot)
     }
 
-    /// Commits a change, wakes the relay for what it told the other
-    /// services, and answers with the job as it is now.
-    async fn finish(&self, change: JobChange) -> Result<dispatch::Job, Failure> {
-        let job_id = change.job.job_id;
-        change.tx.commit().await?;
-        self.relay_wakeup.notify_one();
-        self.view(job_id).await
+    /// Writes a decided change; `None` when the job or a unit changed since
+    /// `snapshot` was read (nothing was written). Wakes the outbox relay.
+    async fn write(
+        &self,
+        change: &JobChange,
+        snapshot: &JobSnapshot,
+    ) -> Result<Option<dispatch::Job>, Failure> {
+        match self.store.write_change(change, &snapshot.flags).await {
+            Ok(job) => {
+                if !change.outbox.is_empty() {
+                    self.relay_wakeup.notify_one();
+                }
+                Ok(Some(job))
+            }
+            Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
-    /// The job goes to `unit` (locked, and able to take it); `previous`
-    /// (locked) loses it. Schedules the acknowledgement timer of this
-    /// assignment in the same transaction.
-    async fn apply_assignment(
+    /// Reads the job, lets `decide` say what changes (`None`: nothing), and
+    /// writes it; decides again on a fresh read when the job or one of its
+    /// units changed meanwhile. Answers with the job as written and the
+    /// change, or `None` when `decide` changed nothing.
+    async fn change(
+        &self,
+        job_id: Uuid,
+        read: &ReadFor<'_>,
+        mut decide: impl FnMut(&JobSnapshot, DateTime<Utc>) -> Result<Option<JobChange>, Failure>,
+    ) -> Result<Option<(dispatch::Job, JobChange)>, Failure> {
+        for _ in 0..MAX_ATTEMPTS {
+            let snapshot = self.read(job_id, read).await?;
+            let Some(change) = decide(&snapshot, now_micros())? else {
+                return Ok(None);
+            };
+            if let Some(job) = self.write(&change, &snapshot).await? {
+                return Ok(Some((job, change)));
+            }
+        }
+        Err(Failure::Busy(job_id))
+    }
+
+    /// [`Self::change`] for a transition that always writes.
+    async fn must_change(
+        &self,
+        job_id: Uuid,
+        read: &ReadFor<'_>,
+        mut decide: impl FnMut(&JobSnapshot, DateTime<Utc>) -> Result<JobChange, Failure>,
+    ) -> Result<(dispatch::Job, JobChange), Failure> {
+        self.change(job_id, read, |s, now| decide(s, now).map(Some))
+            .await?
+            .ok_or_else(|| Failure::Refused(Status::internal("a change decided to write nothing")))
+    }
+
+    /// The job goes to `unit` (able to take it); `previous` loses it. The
+    /// acknowledgement timer of this assignment is scheduled with the change.
+    fn apply_assignment(
         &self,
         change: &mut JobChange,
         actor: &ActorRef,
@@ -1107,33 +1072,23 @@ impl Lifecycle {
         previous: Option<&UnitRow>,
         reason: &str,
     ) -> Result<(), Failure> {
-        let job_id = change.job.job_id;
+        let job_id = change.job_id();
         let now = change.now;
-        let assignment_number = change.job.assignment_number + 1;
+        let assignment_number = change.before.assignment_number + 1;
         // a new assignment starts over: what the previous unit did no longer counts
-        sqlx::query(
-            "UPDATE jobs SET state = 'ASSIGNED', unit_id = $2, assignment_number = $3, assigned_at = $4, \
-                acknowledged_at = NULL, en_route_at = NULL, on_scene_at = NULL, on_scene_latitude = NULL, \
-                on_scene_longitude = NULL, updated_at = $4 \
-             WHERE job_id = $1",
-        )
-        .bind(job_id)
-        .bind(unit.unit_id)
-        .bind(assignment_number)
-        .bind(now)
-        .execute(&mut *change.tx)
-        .await?;
+        let after = &mut change.after;
+        after.state = JobState::Assigned;
+        after.unit_id = Some(unit.unit_id);
+        after.assignment_number = assignment_number;
+        after.assigned_at = Some(now);
+        after.acknowledged_at = None;
+        after.en_route_at = None;
+        after.on_scene_at = None;
+        after.on_scene_position = None;
         if let Some(previous) = previous {
-            units::release(
-                &mut change.tx,
-                previous,
-                job_id,
-                AssignmentChange::Unassigned,
-                now,
-            )
-            .await?;
+            change.unit_released(previous, AssignmentChange::Unassigned);
         }
-        units::take(&mut change.tx, unit, job_id, now).await?;
+        change.unit_takes(unit);
         let event = NewEvent {
             event_type: if previous.is_some() {
                 EventType::Reassigned
@@ -1150,12 +1105,12 @@ impl Lifecycle {
             status: ServiceRequestStatus::Assigned,
             message: format!(
                 "assigned to a patrol unit of precinct {}",
-                change.job.precinct
+                change.before.precinct
             ),
             transition_key: format!("dispatch:assigned:{assignment_number}"),
             resolution: None,
         };
-        change.record(event, Some(public)).await?;
+        change.record(event, Some(public))?;
         let timer = DispatchTimer {
             job_id: job_id.to_string(),
             check: "ack_timeout".into(),
@@ -1163,10 +1118,68 @@ impl Lifecycle {
         };
         let due = now
             + chrono::Duration::from_std(self.rules.ack_timeout).unwrap_or(chrono::Duration::MAX);
-        outputs::schedule_timer(&mut change.tx, &change.job.sr_id.to_string(), &timer, due).await?;
+        change.schedule(outputs::prepare_timer(
+            &change.before.sr_id.to_string(),
+            &timer,
+            due,
+        )?);
         tracing::info!(%job_id, unit_id = %unit.unit_id, assignment_number, reassigned = previous.is_some(), "job assigned");
         Ok(())
     }
+}
+
+/// FAILED_PRECONDITION unless a job in its state may take `transition`.
+fn check(transition: Transition, job: &JobRow) -> Result<(), Failure> {
+    transition
+        .check(job.state)
+        .map_err(|refusal| Failure::Refused(refusal.for_job(job.job_id)))
+}
+
+/// The unit working the job (the job is assigned or further on).
+fn assigned_unit(s: &JobSnapshot) -> Result<&UnitRow, Failure> {
+    let Some(unit_id) = s.job.unit_id else {
+        return Err(Failure::refused(
+            "NO_UNIT",
+            s.job.job_id,
+            "the job has no assigned unit",
+        ));
+    };
+    s.unit(unit_id)
+        .ok_or_else(|| Failure::from(not_found("unit", unit_id.to_string())))
+}
+
+/// Whether `actor` may work on the open job as its crew: an officer of the
+/// assigned unit, or a supervisor (the role was checked before).
+fn open_for_crew(actor: &ActorRef, s: &JobSnapshot) -> Result<(), Failure> {
+    check(Transition::ViewEvidence, &s.job)?;
+    if actor.role == Role::Officer {
+        let unit = s.job.unit_id.and_then(|id| s.unit(id));
+        require_crew(actor, unit)?;
+    }
+    Ok(())
+}
+
+/// An EVIDENCE_VIEWED event: `actor` opened the request's photos.
+fn record_view(change: &mut JobChange, actor: &ActorRef, reason: String) {
+    let event = NewEvent {
+        event_type: EventType::EvidenceViewed,
+        actor: actor.clone(),
+        occurred_at: change.now,
+        position: None,
+        unit_id: change.before.unit_id,
+        reason,
+    };
+    change.append(event);
+}
+
+/// Frees the job's unit, if it has one (cancelled, re-routed): the unit's
+/// feed says UNASSIGNED. Returns the unit.
+fn free_unit(change: &mut JobChange, s: &JobSnapshot) -> Option<Uuid> {
+    let unit_id = s.job.unit_id?;
+    if let Some(unit) = s.unit(unit_id) {
+        change.unit_released(unit, AssignmentChange::Unassigned);
+    }
+    Some(unit_id)
 }
 
 /// Puts a job whose unit was taken from it (a 911 emergency, out of
@@ -1214,85 +1227,6 @@ pub async fn requeue(
     )
     .await?;
     Ok(())
-}
-
-/// A change in progress: a transaction holding the job's row lock, the job
-/// as read under it, and the time of the change.
-struct JobChange {
-    tx: Transaction<'static, Postgres>,
-    job: JobRow,
-    now: DateTime<Utc>,
-}
-
-/// What intake is told about a transition; the sequence is the event's.
-struct Public {
-    status: ServiceRequestStatus,
-    message: String,
-    transition_key: String,
-    resolution: Option<(ResolutionCode, String)>,
-}
-
-impl JobChange {
-    fn check(&self, transition: Transition) -> Result<(), Failure> {
-        transition
-            .check(self.job.state)
-            .map_err(|refusal| Failure::Refused(refusal.for_job(self.job.job_id)))
-    }
-
-    /// Appends `event` and, when the public status changes, tells intake
-    /// with the event's sequence.
-    async fn record(&mut self, event: NewEvent, public: Option<Public>) -> Result<i64, Failure> {
-        let sequence = events::append(&mut self.tx, self.job.job_id, &event).await?;
-        if let Some(public) = public {
-            outputs::tell_intake(
-                &mut self.tx,
-                PublicChange {
-                    sr_id: &self.job.sr_id.to_string(),
-                    status: public.status,
-                    message: public.message,
-                    transition_key: public.transition_key,
-                    sequence,
-                    at: self.now,
-                    resolution: public.resolution,
-                },
-            )
-            .await?;
-        }
-        Ok(sequence)
-    }
-
-    /// Locks the unit working the job (the job is assigned or further on).
-    async fn lock_assigned_unit(&mut self) -> Result<UnitRow, Failure> {
-        let Some(unit_id) = self.job.unit_id else {
-            return Err(Failure::refused(
-                "NO_UNIT",
-                self.job.job_id,
-                "the job has no assigned unit",
-            ));
-        };
-        units::lock_unit(&mut self.tx, unit_id)
-            .await?
-            .ok_or_else(|| Failure::from(not_found("unit", unit_id.to_string())))
-    }
-
-    /// Frees the job's unit, if it has one (cancelled, re-routed): the unit's
-    /// feed says UNASSIGNED. Returns the unit.
-    async fn free_unit(&mut self) -> Result<Option<Uuid>, Failure> {
-        let Some(unit_id) = self.job.unit_id else {
-            return Ok(None);
-        };
-        if let Some(unit) = units::lock_unit(&mut self.tx, unit_id).await? {
-            units::release(
-                &mut self.tx,
-                &unit,
-                self.job.job_id,
-                AssignmentChange::Unassigned,
-                self.now,
-            )
-            .await?;
-        }
-        Ok(Some(unit_id))
-    }
 }
 
 /// The three steps of a unit on its way: each one state further.
@@ -1377,82 +1311,6 @@ pub(crate) fn now_micros() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// Whether `actor_id` opened the job's photos since it was last reopened.
-async fn viewed_evidence(
-    conn: &mut PgConnection,
-    job_id: Uuid,
-    actor_id: &str,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM job_events WHERE job_id = $1 AND event_type = 'EVIDENCE_VIEWED' \
-            AND actor = $2 AND sequence > coalesce((SELECT max(sequence) FROM job_events \
-                WHERE job_id = $1 AND event_type = 'REOPENED'), 0))",
-    )
-    .bind(job_id)
-    .bind(actor_id)
-    .fetch_one(conn)
-    .await
-}
-
-/// How many jobs `actor_id` closed since `since` (every closure counts, also
-/// of jobs reopened since).
-/// The job a duplicate closure names, read without locking it (its place
-/// and type do not change).
-async fn duplicate_target(
-    conn: &mut PgConnection,
-    sr_number: &str,
-) -> Result<Option<DuplicateTarget>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT job_id, complaint_type, precinct, latitude, longitude FROM jobs WHERE sr_number = $1",
-    )
-    .bind(sr_number)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|row| {
-        use sqlx::Row as _;
-        let latitude: Option<f64> = row.get("latitude");
-        let longitude: Option<f64> = row.get("longitude");
-        DuplicateTarget {
-            job_id: row.get("job_id"),
-            sr_number: sr_number.to_owned(),
-            complaint_type: row.get("complaint_type"),
-            precinct: row.get("precinct"),
-            location: latitude.zip(longitude),
-        }
-    }))
-}
-
-async fn closures_by(
-    conn: &mut PgConnection,
-    actor_id: &str,
-    since: DateTime<Utc>,
-) -> Result<u32, sqlx::Error> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM job_events WHERE event_type = 'CLOSED' AND actor = $1 AND occurred_at > $2",
-    )
-    .bind(actor_id)
-    .bind(since)
-    .fetch_one(conn)
-    .await?;
-    Ok(u32::try_from(count).unwrap_or(u32::MAX))
-}
-
-/// Tells intake a status change that carries more than `outputs::tell_intake`
-/// takes (the agency of a referral, the priority of a reopened job).
-async fn tell_intake_update(conn: &mut PgConnection, update: &StatusUpdate) -> Result<(), Failure> {
-    outbox::enqueue(
-        conn,
-        queues::STATUS,
-        kinds::STATUS_UPDATE,
-        &update.sr_id,
-        update,
-    )
-    .await?;
-    Ok(())
-}
-
-/// Why a lifecycle call failed: a refusal the caller gets as is, or a
-/// storage failure (UNAVAILABLE when PostgreSQL cannot be reached).
 /// The stored photo's type, from its first bytes (intake only stores JPEG and PNG).
 fn sniffed_type(content: &[u8]) -> &'static str {
     if content.starts_with(b"\x89PNG") {
@@ -1467,6 +1325,8 @@ pub enum Failure {
     Refused(Status),
     Database(sqlx::Error),
     Outbox(QueueError),
+    /// The job (or unit) with this id changed under every attempt.
+    Busy(Uuid),
 }
 
 impl Failure {
@@ -1485,6 +1345,7 @@ impl std::fmt::Display for Failure {
             Self::Refused(status) => write!(f, "refused: {}", status.message()),
             Self::Database(e) => write!(f, "database: {e}"),
             Self::Outbox(e) => write!(f, "outbox: {e}"),
+            Self::Busy(id) => write!(f, "{id} changed under every attempt"),
         }
     }
 }
@@ -1527,6 +1388,9 @@ impl From<StoreError> for Failure {
             StoreError::InvalidJob(reason) => Self::Refused(Status::internal(reason)),
             // only the queueing of routed jobs is batched; it stops with the process
             StoreError::Batch(e) => Self::Refused(Status::unavailable(e.to_string())),
+            StoreError::Conflict => Self::Refused(Status::aborted(
+                "the job changed while this change was decided; try again",
+            )),
         }
     }
 }
@@ -1542,6 +1406,11 @@ impl From<Failure> for Status {
             }
             Failure::Database(e) => internal(&e),
             Failure::Outbox(e) => internal(&e),
+            // another change to the same job or unit won every race: the
+            // caller retries (ABORTED: the conflict is at this level)
+            Failure::Busy(id) => Status::aborted(format!(
+                "{id} changed {MAX_ATTEMPTS} times while this change was decided; try again"
+            )),
         }
     }
 }

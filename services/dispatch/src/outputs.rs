@@ -13,7 +13,8 @@ use dispatch311_proto::{
     common::v1::{ResolutionCode, ServiceRequestStatus},
     jobs::v1::{ClosedEvent, DispatchTimer, StatusUpdate},
 };
-use dispatch311_queue::{QueueError, new_traced_envelope, outbox};
+use dispatch311_queue::{JobEnvelope, QueueError, new_traced_envelope, outbox};
+use prost::Message as _;
 use prost_types::Timestamp;
 use sqlx::PgConnection;
 
@@ -67,17 +68,41 @@ pub async fn publish_closed(
     Ok(())
 }
 
-/// Schedules a check on a job for `at` on the shared queue, so it survives
+/// A check on a job due at `at` on the shared queue, so it survives
 /// restarts and runs on one replica.
+fn timer_envelope(
+    sr_id: &str,
+    timer: &DispatchTimer,
+    at: DateTime<Utc>,
+) -> Result<JobEnvelope, QueueError> {
+    let (mut envelope, _span) =
+        new_traced_envelope(queues::DISPATCH_TIMERS, kinds::DISPATCH_TIMER, sr_id, timer)?;
+    let at: SystemTime = at.into();
+    envelope.deliver_at = Some(Timestamp::from(at));
+    Ok(envelope)
+}
+
+/// The outbox row of [`timer_envelope`], for a change that writes it itself.
+pub fn prepare_timer(
+    sr_id: &str,
+    timer: &DispatchTimer,
+    at: DateTime<Utc>,
+) -> Result<outbox::OutboxRow, QueueError> {
+    let envelope = timer_envelope(sr_id, timer, at)?;
+    Ok(outbox::OutboxRow {
+        queue: queues::DISPATCH_TIMERS.to_string(),
+        envelope: envelope.encode_to_vec(),
+        job_id: envelope.job_id,
+    })
+}
+
+/// Schedules [`timer_envelope`] in the caller's transaction.
 pub async fn schedule_timer(
     conn: &mut PgConnection,
     sr_id: &str,
     timer: &DispatchTimer,
     at: DateTime<Utc>,
 ) -> Result<(), QueueError> {
-    let (mut envelope, _span) =
-        new_traced_envelope(queues::DISPATCH_TIMERS, kinds::DISPATCH_TIMER, sr_id, timer)?;
-    let at: SystemTime = at.into();
-    envelope.deliver_at = Some(Timestamp::from(at));
+    let envelope = timer_envelope(sr_id, timer, at)?;
     outbox::enqueue_envelope(conn, queues::DISPATCH_TIMERS, &envelope).await
 }

@@ -150,34 +150,16 @@ mod tests {
     fn job(state: JobState, closure_count: i32) -> JobRow {
         let queued_at = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
         JobRow {
-            job_id: Uuid::now_v7(),
-            sr_id: Uuid::now_v7(),
             sr_number: "SR-2026-0000042".into(),
-            complaint_type: "Illegal Parking".into(),
-            descriptor: "Blocked Hydrant".into(),
-            borough: "MANHATTAN".into(),
-            agency: "NYPD".into(),
-            precinct: "14".into(),
             location: None,
-            priority: Priority::High,
             state,
-            unit_id: None,
             assignment_number: 1,
             created_at: queued_at,
             queued_at,
-            assigned_at: None,
-            acknowledged_at: None,
-            en_route_at: None,
-            on_scene_at: None,
-            on_scene_position: None,
-            closed_at: None,
-            sla_due_at: None,
-            sla_breached: false,
-            police_matter: true,
-            photo_count: 0,
             reopen_count: closure_count.saturating_sub(1),
             closure_count,
             complainant_consented: true,
+            ..JobRow::sample()
         }
     }
 

@@ -17,18 +17,17 @@
 //!   breached and flagged. A reopened job keeps its first due time and is not
 //!   armed again; if it was breached, it stays breached.
 
-use std::{sync::Arc, time::Duration, time::SystemTime};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use dispatch311_domain::jobs::{kinds, queues};
+use dispatch311_domain::jobs::queues;
 use dispatch311_proto::{
     dispatch::v1::{EventType, FlagKind, JobState},
     jobs::v1::DispatchTimer,
 };
-use dispatch311_queue::{Delivery, JobHandler, Outcome, QueueError, new_traced_envelope, outbox};
+use dispatch311_queue::{Delivery, JobHandler, Outcome, QueueError, outbox};
 use dispatch311_telemetry::attributes::{self, set_on_current};
 use prost::Message;
-use prost_types::Timestamp;
 use sqlx::PgConnection;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -66,18 +65,7 @@ pub fn prepare_sla_timer(
         check: SLA_BREACH.into(),
         assignment_number: 0,
     };
-    let (mut envelope, _span) = new_traced_envelope(
-        queues::DISPATCH_TIMERS,
-        kinds::DISPATCH_TIMER,
-        sr_id,
-        &timer,
-    )?;
-    envelope.deliver_at = Some(Timestamp::from(SystemTime::from(due)));
-    Ok(outbox::OutboxRow {
-        queue: queues::DISPATCH_TIMERS.to_string(),
-        envelope: envelope.encode_to_vec(),
-        job_id: envelope.job_id,
-    })
+    crate::outputs::prepare_timer(sr_id, &timer, due)
 }
 
 /// Arms again, from dispatch's own tables, the timers Redis lost.
@@ -412,34 +400,15 @@ mod tests {
     fn job(state: JobState) -> JobRow {
         let queued_at = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
         JobRow {
-            job_id: Uuid::now_v7(),
-            sr_id: Uuid::now_v7(),
             sr_number: "311-00000001".into(),
-            complaint_type: "Illegal Parking".into(),
-            descriptor: "Blocked Hydrant".into(),
             borough: "BROOKLYN".into(),
-            agency: "NYPD".into(),
             precinct: "78".into(),
             location: None,
             priority: Priority::Normal,
             state,
-            unit_id: None,
-            assignment_number: 0,
             created_at: queued_at,
             queued_at,
-            assigned_at: None,
-            acknowledged_at: None,
-            en_route_at: None,
-            on_scene_at: None,
-            on_scene_position: None,
-            closed_at: None,
-            sla_due_at: None,
-            sla_breached: false,
-            police_matter: true,
-            photo_count: 0,
-            reopen_count: 0,
-            closure_count: 0,
-            complainant_consented: false,
+            ..JobRow::sample()
         }
     }
 

@@ -687,34 +687,10 @@ mod tests {
     fn queued_job(precinct: &str) -> JobRow {
         let now = Utc::now();
         JobRow {
-            job_id: Uuid::now_v7(),
-            sr_id: Uuid::now_v7(),
-            sr_number: "SR-2026-0000001".into(),
-            complaint_type: "Illegal Parking".into(),
-            descriptor: "Blocked Hydrant".into(),
-            borough: "MANHATTAN".into(),
-            agency: "NYPD".into(),
             precinct: precinct.into(),
-            location: Some((40.7484, -73.9857)),
-            priority: Priority::High,
-            state: JobState::Queued,
-            unit_id: None,
-            assignment_number: 0,
             created_at: now,
             queued_at: now,
-            assigned_at: None,
-            acknowledged_at: None,
-            en_route_at: None,
-            on_scene_at: None,
-            on_scene_position: None,
-            closed_at: None,
-            sla_due_at: None,
-            sla_breached: false,
-            police_matter: true,
-            photo_count: 0,
-            reopen_count: 0,
-            closure_count: 0,
-            complainant_consented: false,
+            ..JobRow::sample()
         }
     }
 

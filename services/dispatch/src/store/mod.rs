@@ -19,6 +19,8 @@ use dispatch311_queue::outbox;
 use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
+pub mod changes;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
@@ -29,6 +31,10 @@ pub enum StoreError {
     InvalidJob(String),
     #[error(transparent)]
     Batch(#[from] dispatch311_queue::batch::BatchError),
+    /// The job or one of its units changed between a change's read and its
+    /// write; nothing was written.
+    #[error("the job changed since it was read")]
+    Conflict,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -584,6 +590,62 @@ pub struct JobRow {
     pub reopen_count: i32,
     pub closure_count: i32,
     pub complainant_consented: bool,
+    pub closed_by: Option<String>,
+    /// The stored name of the resolution code, empty while open.
+    pub resolution_code: String,
+    pub resolution_notes: String,
+    pub summons_number: String,
+    pub rerouted_to: String,
+    /// The job's last event: every change appends one, so this is the
+    /// version a change checks it is still writing over.
+    pub last_event_sequence: i64,
+    pub last_event_hash: String,
+}
+
+#[cfg(test)]
+impl JobRow {
+    /// A high-priority illegal-parking job queued in precinct 14, for unit
+    /// tests to change what they are about.
+    pub fn sample() -> Self {
+        let now = Utc::now();
+        Self {
+            job_id: Uuid::now_v7(),
+            sr_id: Uuid::now_v7(),
+            sr_number: "SR-2026-0000001".into(),
+            complaint_type: "Illegal Parking".into(),
+            descriptor: "Blocked Hydrant".into(),
+            borough: "MANHATTAN".into(),
+            agency: "NYPD".into(),
+            precinct: "14".into(),
+            location: Some((40.7484, -73.9857)),
+            priority: Priority::High,
+            state: JobState::Queued,
+            unit_id: None,
+            assignment_number: 0,
+            created_at: now,
+            queued_at: now,
+            assigned_at: None,
+            acknowledged_at: None,
+            en_route_at: None,
+            on_scene_at: None,
+            on_scene_position: None,
+            closed_at: None,
+            sla_due_at: None,
+            sla_breached: false,
+            police_matter: true,
+            photo_count: 0,
+            reopen_count: 0,
+            closure_count: 0,
+            complainant_consented: false,
+            closed_by: None,
+            resolution_code: String::new(),
+            resolution_notes: String::new(),
+            summons_number: String::new(),
+            rerouted_to: String::new(),
+            last_event_sequence: 1,
+            last_event_hash: String::new(),
+        }
+    }
 }
 
 pub fn state_name(state: JobState) -> &'static str {
@@ -640,5 +702,12 @@ pub fn job_row(row: &PgRow) -> JobRow {
         reopen_count: row.get("reopen_count"),
         closure_count: row.get("closure_count"),
         complainant_consented: row.get("complainant_consented"),
+        closed_by: row.get("closed_by"),
+        resolution_code: row.get("resolution_code"),
+        resolution_notes: row.get("resolution_notes"),
+        summons_number: row.get("summons_number"),
+        rerouted_to: row.get("rerouted_to"),
+        last_event_sequence: row.get("last_event_sequence"),
+        last_event_hash: row.get("last_event_hash"),
     }
 }

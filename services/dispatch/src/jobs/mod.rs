@@ -1,0 +1,3 @@
+//! The jobs' domain: what a change to a job decides and writes.
+
+pub mod change;
