@@ -11,7 +11,8 @@
 //! read; otherwise it writes nothing and says [`StoreError::Conflict`], and
 //! the caller decides again on a fresh read. Row locks are taken by the
 //! statement itself (job first, then units), and a unit's feed entry is
-//! inserted after its row is locked, so feed entries commit in order.
+//! inserted after its row is locked, so feed entries commit in order; the
+//! entry carries the job's new row as its snapshot (migration 0011).
 
 use chrono::{DateTime, Utc};
 use dispatch311_domain::time::to_timestamp;
@@ -93,29 +94,50 @@ struct DuplicateJson {
     longitude: Option<f64>,
 }
 
-const READ_FOR_CHANGE: &str = "\
-SELECT j.*, \
-    (SELECT coalesce(json_agg(u ORDER BY u.unit_id), '[]') FROM units u \
-        WHERE u.unit_id = j.unit_id OR u.unit_id = ANY($2)) AS units_json, \
-    array(SELECT f.kind FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_kinds, \
-    array(SELECT f.detail FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_details, \
-    array(SELECT f.raised_at FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_raised_at, \
-    array(SELECT f.dedup_key FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_keys, \
-    coalesce((SELECT s.auto_assign FROM precinct_settings s WHERE s.precinct = j.precinct), false) AS auto_assign, \
-    CASE WHEN $3::text IS NOT NULL AND j.photo_count > 0 THEN EXISTS ( \
+/// The job, its units and flags: what every change reads. The macro lets the
+/// two reads below share it as one literal each (planned once per connection).
+macro_rules! read_job_and_units {
+    () => {
+        "SELECT j.*, \
+            (SELECT coalesce(json_agg(u ORDER BY u.unit_id), '[]') FROM units u \
+                WHERE u.unit_id = j.unit_id OR u.unit_id = ANY($2::uuid[])) AS units_json, \
+            array(SELECT f.kind FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_kinds, \
+            array(SELECT f.detail FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_details, \
+            array(SELECT f.raised_at FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_raised_at, \
+            array(SELECT f.dedup_key FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_keys, \
+            coalesce((SELECT s.auto_assign FROM precinct_settings s WHERE s.precinct = j.precinct), false) \
+                AS auto_assign, "
+    };
+}
+
+/// Most changes need no more than the job, its units and flags.
+const READ_FOR_CHANGE: &str = concat!(
+    read_job_and_units!(),
+    "false AS closer_viewed_evidence, 0::int8 AS closer_recent_closures, NULL::json AS duplicate_json, \
+        false AS message_unanswered \
+     FROM jobs j WHERE j.job_id = $1"
+);
+
+/// A closure also needs what its rules know of the closer and of the job it
+/// duplicates, and an answer whether its question is still open.
+const READ_FOR_CHANGE_WITH_FACTS: &str = concat!(
+    read_job_and_units!(),
+    "CASE WHEN $3::text IS NOT NULL AND j.photo_count > 0 THEN EXISTS ( \
         SELECT 1 FROM job_events e WHERE e.job_id = j.job_id AND e.event_type = 'EVIDENCE_VIEWED' \
             AND e.actor = $3 AND e.sequence > coalesce((SELECT max(r.sequence) FROM job_events r \
                 WHERE r.job_id = j.job_id AND r.event_type = 'REOPENED'), 0)) \
         ELSE false END AS closer_viewed_evidence, \
     CASE WHEN $3::text IS NOT NULL THEN (SELECT count(*) FROM job_events c \
-        WHERE c.event_type = 'CLOSED' AND c.actor = $3 AND c.occurred_at > $4) ELSE 0 END AS closer_recent_closures, \
+        WHERE c.event_type = 'CLOSED' AND c.actor = $3 AND c.occurred_at > $4) ELSE 0 END \
+        AS closer_recent_closures, \
     CASE WHEN $5::text IS NOT NULL THEN (SELECT json_build_object('job_id', d.job_id, \
         'complaint_type', d.complaint_type, 'precinct', d.precinct, 'latitude', d.latitude, \
         'longitude', d.longitude) FROM jobs d WHERE d.sr_number = $5) END AS duplicate_json, \
     CASE WHEN $6::uuid IS NOT NULL THEN EXISTS (SELECT 1 FROM complainant_messages m \
         WHERE m.message_id = $6 AND m.job_id = j.job_id AND m.answered_at IS NULL) ELSE false END \
         AS message_unanswered \
-FROM jobs j WHERE j.job_id = $1";
+     FROM jobs j WHERE j.job_id = $1"
+);
 
 /// The write: everything hangs on the job's row being updated (`FROM job`),
 /// so a job that changed since it was read writes nothing; a unit that
@@ -144,8 +166,8 @@ unit AS ( \
         AND units.current_job_id IS NOT DISTINCT FROM i.seen_job_id \
     RETURNING units.unit_id), \
 feed AS ( \
-    INSERT INTO unit_feed (unit_id, job_id, change, occurred_at) \
-    SELECT i.unit_id, $1, i.feed_change, $25 FROM unit JOIN unit_input i USING (unit_id) \
+    INSERT INTO unit_feed (unit_id, job_id, change, occurred_at, job_snapshot) \
+    SELECT i.unit_id, $1, i.feed_change, $25, to_jsonb(job) FROM job, unit JOIN unit_input i USING (unit_id) \
     WHERE i.feed_change IS NOT NULL ORDER BY i.ord \
     RETURNING unit_id), \
 event AS ( \
@@ -188,16 +210,22 @@ impl Store {
         read: &ReadFor<'_>,
     ) -> StoreResult<Option<JobSnapshot>> {
         let (closer, since) = read.closer.unzip();
-        let Some(row) = sqlx::query(READ_FOR_CHANGE)
-            .bind(job_id)
-            .bind(read.unit_ids)
-            .bind(closer)
-            .bind(since)
-            .bind(read.duplicate_sr_number)
-            .bind(read.message_id)
-            .fetch_optional(self.pool())
-            .await?
-        else {
+        let with_facts =
+            closer.is_some() || read.duplicate_sr_number.is_some() || read.message_id.is_some();
+        let query = if with_facts {
+            sqlx::query(READ_FOR_CHANGE_WITH_FACTS)
+                .bind(job_id)
+                .bind(read.unit_ids)
+                .bind(closer)
+                .bind(since)
+                .bind(read.duplicate_sr_number)
+                .bind(read.message_id)
+        } else {
+            sqlx::query(READ_FOR_CHANGE)
+                .bind(job_id)
+                .bind(read.unit_ids)
+        };
+        let Some(row) = query.fetch_optional(self.pool()).await? else {
             return Ok(None);
         };
         let units: sqlx::types::Json<Vec<UnitJson>> = row.try_get("units_json")?;

@@ -1,0 +1,10 @@
+mod event_log;
+mod lifecycle;
+mod relay;
+mod reopen;
+mod replay;
+mod rules;
+mod timers;
+mod units;
+mod views;
+mod watch;

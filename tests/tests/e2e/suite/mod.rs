@@ -1,0 +1,6 @@
+mod crash;
+mod flow;
+mod mutual_tls;
+mod redis_loss;
+mod replay;
+mod trace;

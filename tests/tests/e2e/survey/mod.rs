@@ -1,0 +1,6 @@
+mod answers;
+mod closures;
+mod contact;
+mod feed;
+mod figures;
+mod replay;
