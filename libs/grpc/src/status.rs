@@ -156,6 +156,46 @@ pub fn unavailable(dependency: &str, error: &(impl Error + ?Sized)) -> Status {
     )
 }
 
+/// A storage error as a caller needs it told: a dependency away for now, or
+/// a failure of ours. Each service's store error says which ([`storage`]).
+pub trait StorageFailure: Error {
+    /// The dependency that could not be reached (`"postgresql"`, `"redis"`…),
+    /// when that is what happened; `None` for a failure of ours.
+    fn unreachable_dependency(&self) -> Option<&'static str>;
+}
+
+impl StorageFailure for sqlx::Error {
+    fn unreachable_dependency(&self) -> Option<&'static str> {
+        dispatch311_db::is_unavailable(self).then_some("postgresql")
+    }
+}
+
+impl StorageFailure for dispatch311_queue::QueueError {
+    fn unreachable_dependency(&self) -> Option<&'static str> {
+        use dispatch311_queue::QueueError;
+        match self {
+            QueueError::Database(e) => e.unreachable_dependency(),
+            QueueError::Redis(e)
+                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() =>
+            {
+                Some("redis")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The one mapping of a storage error to a status: UNAVAILABLE with a retry
+/// delay when PostgreSQL or Redis is away (the caller tries again), INTERNAL
+/// otherwise. The caller learns the dependency's name or the trace id, never
+/// the error itself (it is logged with its causes).
+pub fn storage(error: &impl StorageFailure) -> Status {
+    match error.unreachable_dependency() {
+        Some(dependency) => unavailable(dependency, error),
+        None => internal(error),
+    }
+}
+
 /// INTERNAL for a failure that is nobody's fault but ours; logs `error` with
 /// its cause chain and tells the caller only the trace id to quote.
 pub fn internal(error: &(impl Error + ?Sized)) -> Status {

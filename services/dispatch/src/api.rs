@@ -412,11 +412,5 @@ fn as_caller<T: Acted>(request: Request<T>) -> Result<T, Status> {
 }
 
 fn store_status(err: StoreError) -> Status {
-    match err {
-        StoreError::Database(e) if dispatch311_db::is_unavailable(&e) => {
-            grpc_status::unavailable("postgresql", &e)
-        }
-        StoreError::Database(e) => grpc_status::internal(&e),
-        other => grpc_status::internal(&other),
-    }
+    err.into()
 }

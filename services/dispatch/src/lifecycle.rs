@@ -23,7 +23,7 @@ use dispatch311_domain::{
     time::to_timestamp,
 };
 use dispatch311_grpc::status::{
-    FieldViolations, failed_precondition, internal, invalid_argument, not_found, permission_denied,
+    FieldViolations, failed_precondition, invalid_argument, not_found, permission_denied, storage,
     unavailable,
 };
 use dispatch311_proto::{
@@ -1399,13 +1399,8 @@ impl From<Failure> for Status {
     fn from(failure: Failure) -> Self {
         match failure {
             Failure::Refused(status) => status,
-            Failure::Database(e) | Failure::Outbox(QueueError::Database(e))
-                if dispatch311_db::is_unavailable(&e) =>
-            {
-                unavailable("postgresql", &e)
-            }
-            Failure::Database(e) => internal(&e),
-            Failure::Outbox(e) => internal(&e),
+            Failure::Database(e) => storage(&e),
+            Failure::Outbox(e) => storage(&e),
             // another change to the same job or unit won every race: the
             // caller retries (ABORTED: the conflict is at this level)
             Failure::Busy(id) => Status::aborted(format!(

@@ -143,7 +143,6 @@ impl JobHandler for ReopenRequestHandler {
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;
-    use dispatch311_proto::common::v1::Priority;
 
     use super::*;
 

@@ -324,18 +324,11 @@ impl Supervision {
 
 /// UNAVAILABLE when PostgreSQL cannot be reached, INTERNAL otherwise.
 pub(crate) fn database_status(err: sqlx::Error) -> Status {
-    if dispatch311_db::is_unavailable(&err) {
-        grpc_status::unavailable("postgresql", &err)
-    } else {
-        grpc_status::internal(&err)
-    }
+    grpc_status::storage(&err)
 }
 
 pub(crate) fn store_status(err: StoreError) -> Status {
-    match err {
-        StoreError::Database(e) => database_status(e),
-        other => grpc_status::internal(&other),
-    }
+    err.into()
 }
 
 /// The SQL condition on `jobs` of a `ListJobs` filter.

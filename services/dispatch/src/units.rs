@@ -667,7 +667,6 @@ pub async fn auto_assign_on(conn: &mut PgConnection, precinct: &str) -> Result<b
 
 #[cfg(test)]
 mod tests {
-    use dispatch311_proto::{common::v1::Priority, dispatch::v1::JobState};
 
     use super::*;
 

@@ -491,16 +491,5 @@ fn store_status(err: StoreError) -> Status {
 }
 
 fn store_status_of(err: &StoreError) -> Status {
-    match err {
-        StoreError::Database(e) if dispatch311_db::is_unavailable(e) => {
-            grpc_status::unavailable("postgresql", e)
-        }
-        StoreError::Database(e) => grpc_status::internal(e),
-        StoreError::Queue(e) => grpc_status::internal(e),
-        // logged with the request id and the key id, never what was sealed
-        e @ (StoreError::Seal(_) | StoreError::Open { .. }) => grpc_status::internal(e),
-        // the writer of new requests stops only with the process
-        e @ StoreError::Batch(_) => grpc_status::unavailable("intake", e),
-        StoreError::Shared(e) => store_status_of(e),
-    }
+    grpc_status::storage(err)
 }

@@ -63,6 +63,20 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl dispatch311_grpc::status::StorageFailure for StoreError {
+    fn unreachable_dependency(&self) -> Option<&'static str> {
+        match self {
+            Self::Database(e) => e.unreachable_dependency(),
+            Self::Queue(e) => e.unreachable_dependency(),
+            // logged with the request id and the key id, never what was sealed
+            Self::Seal(_) | Self::Open { .. } => None,
+            // the writer of new requests stops only with the process
+            Self::Batch(_) => Some("intake"),
+            Self::Shared(e) => e.unreachable_dependency(),
+        }
+    }
+}
+
 /// One batch of new requests: a statement per round (an integrator's request
 /// id at most once per statement), a result per request.
 async fn write_filings(pool: &PgPool, filings: Vec<Arc<Filing>>) -> Vec<Filed> {

@@ -18,11 +18,7 @@ use dispatch311_proto::routing::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::{
-    Router,
-    decision::RouteRequest,
-    store::{Store, StoreError},
-};
+use crate::{Router, decision::RouteRequest, store::Store};
 
 pub struct RoutingApi {
     router: Arc<Router>,
@@ -116,10 +112,7 @@ impl RoutingService for RoutingApi {
                 decided_at: Some(to_timestamp(stored.decided_at)),
             })),
             Ok(None) => Err(grpc_status::not_found("routing decision", &sr_id)),
-            Err(StoreError::Database(e)) if dispatch311_db::is_unavailable(&e) => {
-                Err(grpc_status::unavailable("postgresql", &e))
-            }
-            Err(e) => Err(grpc_status::internal(&e)),
+            Err(e) => Err(e.into()),
         }
     }
 }

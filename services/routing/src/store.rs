@@ -29,6 +29,24 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl dispatch311_grpc::status::StorageFailure for StoreError {
+    fn unreachable_dependency(&self) -> Option<&'static str> {
+        match self {
+            Self::Database(e) => e.unreachable_dependency(),
+            Self::Queue(e) => e.unreachable_dependency(),
+            Self::InvalidJob(_) => None,
+            // the batch writer stops only with the process
+            Self::Batch(_) => Some("routing"),
+        }
+    }
+}
+
+impl From<StoreError> for tonic::Status {
+    fn from(e: StoreError) -> Self {
+        dispatch311_grpc::status::storage(&e)
+    }
+}
+
 /// A decision as stored, with when it was made.
 pub struct StoredDecision {
     pub sr_number: String,

@@ -257,10 +257,5 @@ fn expired_token(expires_at: DateTime<Utc>) -> Status {
 }
 
 fn store_status(err: StoreError) -> Status {
-    match err {
-        StoreError::Database(e) if dispatch311_db::is_unavailable(&e) => {
-            grpc_status::unavailable("postgresql", &e)
-        }
-        other => grpc_status::internal(&other),
-    }
+    err.into()
 }

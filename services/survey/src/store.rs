@@ -43,6 +43,22 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl dispatch311_grpc::status::StorageFailure for StoreError {
+    fn unreachable_dependency(&self) -> Option<&'static str> {
+        match self {
+            Self::Database(e) => e.unreachable_dependency(),
+            Self::Queue(e) => e.unreachable_dependency(),
+            Self::Random(_) => None,
+        }
+    }
+}
+
+impl From<StoreError> for tonic::Status {
+    fn from(e: StoreError) -> Self {
+        dispatch311_grpc::status::storage(&e)
+    }
+}
+
 /// A closure as the `closed` queue delivers it, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewClosure {
