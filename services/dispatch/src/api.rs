@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
+    jobs::JobError,
     lifecycle::Lifecycle,
     store::{JobKey, QueuePosition, Store, StoreError},
     supervision::Supervision,
@@ -413,4 +414,27 @@ fn as_caller<T: Acted>(request: Request<T>) -> Result<T, Status> {
 
 fn store_status(err: StoreError) -> Status {
     err.into()
+}
+
+/// The one place a domain error of dispatch becomes a gRPC status.
+impl From<JobError> for Status {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::NotFound { what, id } => grpc_status::not_found(what, id),
+            JobError::Refused { refusal, subject } => {
+                grpc_status::failed_precondition(refusal.rule, subject, refusal.description)
+            }
+            JobError::NotAllowed(reason) => grpc_status::permission_denied(reason),
+            JobError::BadArgument { field, description } => {
+                grpc_status::invalid_argument(field, description)
+            }
+            // another change to the same job or unit won every race: the
+            // caller retries (ABORTED: the conflict is at this level)
+            JobError::Busy(id) => Status::aborted(format!(
+                "{id} changed while this change was decided, again and again; try again"
+            )),
+            JobError::PhotoStore(e) => grpc_status::unavailable("photo store", &e),
+            JobError::Store(e) => e.into(),
+        }
+    }
 }

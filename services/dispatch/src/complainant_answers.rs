@@ -7,7 +7,7 @@ use dispatch311_proto::jobs::v1::ComplainantAnswer;
 use dispatch311_queue::{Delivery, JobHandler, Outcome};
 use uuid::Uuid;
 
-use crate::lifecycle::{Failure, Lifecycle};
+use crate::lifecycle::Lifecycle;
 
 pub struct ComplainantAnswerHandler {
     lifecycle: Lifecycle,
@@ -45,9 +45,7 @@ impl JobHandler for ComplainantAnswerHandler {
                 tracing::debug!(%job_id, %message_id, "complainant answer already recorded");
                 Outcome::Done
             }
-            Err(Failure::Refused(status)) => {
-                Outcome::dead_letter(format!("answer not recorded: {}", status.message()))
-            }
+            Err(e) if e.is_final() => Outcome::dead_letter(format!("answer not recorded: {e}")),
             Err(e) => Outcome::Retry {
                 error: e.to_string(),
                 after: None,

@@ -22,16 +22,12 @@ use dispatch311_domain::{
     status::{priority_name, resolution_name},
     time::to_timestamp,
 };
-use dispatch311_grpc::status::{
-    FieldViolations, failed_precondition, invalid_argument, not_found, permission_denied, storage,
-    unavailable,
-};
+use dispatch311_grpc::status::FieldViolations;
 use dispatch311_proto::{
     common::v1::{ResolutionCode, ServiceRequestStatus},
     dispatch::v1::{self as dispatch, AssignmentChange, EventType, FlagKind, JobState, Role},
     jobs::v1::{ClosedEvent, ComplainantQuestion, DispatchTimer, StatusUpdate},
 };
-use dispatch311_queue::QueueError;
 use dispatch311_telemetry::attributes::{self, set_on_current};
 use sqlx::PgConnection;
 use tokio::sync::Notify;
@@ -42,7 +38,10 @@ use crate::{
     accountability::{self, CloseFacts},
     config::DispatchRules,
     events::{self, ActorRef, NewEvent},
-    jobs::change::{AskedMessage, JobChange, Public},
+    jobs::{
+        JobError,
+        change::{AskedMessage, JobChange, Public},
+    },
     outputs::{self, PublicChange},
     state_machine::{Transition, is_open, unit_status_for},
     store::{
@@ -132,25 +131,24 @@ impl Lifecycle {
                 check(transition, job)?;
                 if let Some(previous) = previous {
                     if previous == unit_id {
-                        return Err(Failure::refused(
+                        return Err(JobError::refused(
                             "ALREADY_ASSIGNED",
                             job_id,
                             "the job is already assigned to this unit",
                         ));
                     }
                     if reason.is_empty() {
-                        return Err(invalid_argument(
+                        return Err(JobError::bad_argument(
                             "reason",
                             "required: the job is already assigned to a unit, so this is a reassignment",
-                        )
-                        .into());
+                        ));
                     }
                 }
                 let Some(unit) = s.unit(unit_id) else {
-                    return Err(not_found("unit", unit_id.to_string()).into());
+                    return Err(JobError::not_found("unit", unit_id));
                 };
                 if let Some(refusal) = why_cannot_take(unit, job) {
-                    return Err(refusal.for_unit(unit_id).into());
+                    return Err(refusal.for_unit(unit_id));
                 }
                 let previous_unit = previous.and_then(|id| s.unit(id));
                 let mut change = JobChange::new(job, &s.flag_keys, now);
@@ -227,11 +225,10 @@ impl Lifecycle {
                 open_for_crew(&actor, s)?;
                 let photo_count = u32::try_from(s.job.photo_count).unwrap_or(0);
                 if request.photo_index >= photo_count {
-                    return Err(invalid_argument(
+                    return Err(JobError::bad_argument(
                         "photo_index",
                         format!("the request has {photo_count} photo(s); the index starts at 0"),
-                    )
-                    .into());
+                    ));
                 }
                 let mut change = JobChange::new(&s.job, &s.flag_keys, now);
                 record_view(
@@ -261,19 +258,20 @@ impl Lifecycle {
             let s = self.read(job_id, &ReadFor::default()).await?;
             open_for_crew(&actor, &s)?;
             let Some(&photo_id) = s.photo_ids.get(request.photo_index as usize) else {
-                return Err(invalid_argument(
+                return Err(JobError::bad_argument(
                     "photo_index",
                     format!(
                         "the request has {} uploaded photo(s); the index starts at 0",
                         s.photo_ids.len()
                     ),
-                ));
+                )
+                .into());
             };
             let content = self.photos.get(photo_id).await.map_err(|e| match e {
                 dispatch311_photos::PhotoStoreError::NotFound(_) => {
-                    not_found("photo", format!("{} of job {job_id}", request.photo_index))
+                    JobError::not_found("photo", format!("{} of job {job_id}", request.photo_index))
                 }
-                other => unavailable("photo store", &other),
+                other => JobError::PhotoStore(other),
             })?;
             let mut change = JobChange::new(&s.job, &s.flag_keys, now_micros());
             record_view(
@@ -289,7 +287,7 @@ impl Lifecycle {
                 });
             }
         }
-        Err(Failure::Busy(job_id).into())
+        Err(JobError::Busy(job_id).into())
     }
 
     /// Sends the crew's question to the complainant through intake, and
@@ -371,7 +369,7 @@ impl Lifecycle {
         job_id: Uuid,
         message_id: Uuid,
         text: String,
-    ) -> Result<bool, Failure> {
+    ) -> Result<bool, JobError> {
         let read = ReadFor {
             message_id: Some(message_id),
             ..ReadFor::default()
@@ -470,9 +468,7 @@ impl Lifecycle {
                 let duplicate_of = match &duplicate_of {
                     None => None,
                     Some(number) => Some(s.duplicate_target.clone().ok_or_else(|| {
-                        Status::not_found(format!(
-                            "no job for {number}, the request this one duplicates"
-                        ))
+                        JobError::not_found("dispatch job of the duplicated request", number)
                     })?),
                 };
                 let facts = CloseFacts {
@@ -624,7 +620,7 @@ impl Lifecycle {
         let job = self
             .reopen(job_id, &reopening, |_| Ok(()))
             .await?
-            .ok_or_else(|| Failure::Refused(Status::internal("the reopening was skipped")))?;
+            .ok_or_else(|| JobError::not_found("dispatch job", job_id))?;
         Ok(dispatch::ReopenJobResponse { job: Some(job) })
     }
 
@@ -636,7 +632,7 @@ impl Lifecycle {
         sr_id: Uuid,
         reopening: Reopening,
         check: impl Fn(&JobRow) -> Result<(), &'static str>,
-    ) -> Result<Option<GuardedReopen>, Failure> {
+    ) -> Result<Option<GuardedReopen>, JobError> {
         let Some(job_id) = self.store.job_of_request(sr_id).await? else {
             return Ok(None);
         };
@@ -668,7 +664,7 @@ impl Lifecycle {
         job_id: Uuid,
         reopening: &Reopening,
         mut check: impl FnMut(&JobRow) -> Result<(), &'static str>,
-    ) -> Result<Option<dispatch::Job>, Failure> {
+    ) -> Result<Option<dispatch::Job>, JobError> {
         let written = self
             .change(job_id, &ReadFor::default(), |s, now| {
                 if check(&s.job).is_err() {
@@ -884,7 +880,7 @@ impl Lifecycle {
     /// Gives a queued job of a precinct with auto-assignment on to the
     /// nearest available unit, as the service. Returns the unit, if one was
     /// assigned. Harmless to repeat: only a queued job is assigned.
-    pub async fn auto_assign_job(&self, job_id: Uuid) -> Result<Option<Uuid>, Failure> {
+    pub async fn auto_assign_job(&self, job_id: Uuid) -> Result<Option<Uuid>, JobError> {
         for _ in 0..MAX_ATTEMPTS {
             // most precincts assign by hand: the read says so
             let Some(s) = self
@@ -919,13 +915,13 @@ impl Lifecycle {
                 return Ok(Some(unit.unit_id));
             }
         }
-        Err(Failure::Busy(job_id))
+        Err(JobError::Busy(job_id))
     }
 
     /// Gives a unit that became available the precinct's most urgent, oldest
     /// queued job, when its precinct has auto-assignment on. Returns the job,
     /// if one was assigned.
-    pub async fn auto_assign_unit(&self, unit_id: Uuid) -> Result<Option<Uuid>, Failure> {
+    pub async fn auto_assign_unit(&self, unit_id: Uuid) -> Result<Option<Uuid>, JobError> {
         for _ in 0..MAX_ATTEMPTS {
             let Some((seen, auto_assign)) = self.store.unit_for_auto_assign(unit_id).await? else {
                 return Ok(None);
@@ -969,7 +965,7 @@ impl Lifecycle {
                 return Ok(Some(job_id));
             }
         }
-        Err(Failure::Busy(unit_id))
+        Err(JobError::Busy(unit_id))
     }
 
     /// [`Self::auto_assign_job`] after another change committed: a failure
@@ -988,22 +984,22 @@ impl Lifecycle {
     }
 
     /// The job, with its flags, as the RPCs answer it.
-    pub async fn view(&self, job_id: Uuid) -> Result<dispatch::Job, Failure> {
+    pub async fn view(&self, job_id: Uuid) -> Result<dispatch::Job, JobError> {
         let job = self
             .store
             .get(&JobKey::Id(job_id))
             .await?
-            .ok_or_else(|| not_found("dispatch job", job_id.to_string()))?;
+            .ok_or_else(|| JobError::not_found("dispatch job", job_id))?;
         Ok(job)
     }
 
     /// Reads the job for a change; NOT_FOUND when there is none.
-    async fn read(&self, job_id: Uuid, read: &ReadFor<'_>) -> Result<JobSnapshot, Failure> {
+    async fn read(&self, job_id: Uuid, read: &ReadFor<'_>) -> Result<JobSnapshot, JobError> {
         let snapshot = self
             .store
             .read_for_change(job_id, read)
             .await?
-            .ok_or_else(|| not_found("dispatch job", job_id.to_string()))?;
+            .ok_or_else(|| JobError::not_found("dispatch job", job_id))?;
         set_on_current(attributes::SR_NUMBER, snapshot.job.sr_number.clone());
         set_on_current(attributes::PRECINCT, snapshot.job.precinct.clone());
         Ok(snapshot)
@@ -1015,7 +1011,7 @@ impl Lifecycle {
         &self,
         change: &JobChange,
         snapshot: &JobSnapshot,
-    ) -> Result<Option<dispatch::Job>, Failure> {
+    ) -> Result<Option<dispatch::Job>, JobError> {
         match self.store.write_change(change, &snapshot.flags).await {
             Ok(job) => {
                 if !change.outbox.is_empty() {
@@ -1036,8 +1032,8 @@ impl Lifecycle {
         &self,
         job_id: Uuid,
         read: &ReadFor<'_>,
-        mut decide: impl FnMut(&JobSnapshot, DateTime<Utc>) -> Result<Option<JobChange>, Failure>,
-    ) -> Result<Option<(dispatch::Job, JobChange)>, Failure> {
+        mut decide: impl FnMut(&JobSnapshot, DateTime<Utc>) -> Result<Option<JobChange>, JobError>,
+    ) -> Result<Option<(dispatch::Job, JobChange)>, JobError> {
         for _ in 0..MAX_ATTEMPTS {
             let snapshot = self.read(job_id, read).await?;
             let Some(change) = decide(&snapshot, now_micros())? else {
@@ -1047,7 +1043,7 @@ impl Lifecycle {
                 return Ok(Some((job, change)));
             }
         }
-        Err(Failure::Busy(job_id))
+        Err(JobError::Busy(job_id))
     }
 
     /// [`Self::change`] for a transition that always writes.
@@ -1055,11 +1051,12 @@ impl Lifecycle {
         &self,
         job_id: Uuid,
         read: &ReadFor<'_>,
-        mut decide: impl FnMut(&JobSnapshot, DateTime<Utc>) -> Result<JobChange, Failure>,
-    ) -> Result<(dispatch::Job, JobChange), Failure> {
+        mut decide: impl FnMut(&JobSnapshot, DateTime<Utc>) -> Result<JobChange, JobError>,
+    ) -> Result<(dispatch::Job, JobChange), JobError> {
         self.change(job_id, read, |s, now| decide(s, now).map(Some))
             .await?
-            .ok_or_else(|| Failure::Refused(Status::internal("a change decided to write nothing")))
+            // `decide` always writes, so `None` never comes back
+            .ok_or(JobError::Busy(job_id))
     }
 
     /// The job goes to `unit` (able to take it); `previous` loses it. The
@@ -1071,7 +1068,7 @@ impl Lifecycle {
         unit: &UnitRow,
         previous: Option<&UnitRow>,
         reason: &str,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), JobError> {
         let job_id = change.job_id();
         let now = change.now;
         let assignment_number = change.before.assignment_number + 1;
@@ -1129,28 +1126,28 @@ impl Lifecycle {
 }
 
 /// FAILED_PRECONDITION unless a job in its state may take `transition`.
-fn check(transition: Transition, job: &JobRow) -> Result<(), Failure> {
+fn check(transition: Transition, job: &JobRow) -> Result<(), JobError> {
     transition
         .check(job.state)
-        .map_err(|refusal| Failure::Refused(refusal.for_job(job.job_id)))
+        .map_err(|refusal| refusal.for_job(job.job_id))
 }
 
 /// The unit working the job (the job is assigned or further on).
-fn assigned_unit(s: &JobSnapshot) -> Result<&UnitRow, Failure> {
+fn assigned_unit(s: &JobSnapshot) -> Result<&UnitRow, JobError> {
     let Some(unit_id) = s.job.unit_id else {
-        return Err(Failure::refused(
+        return Err(JobError::refused(
             "NO_UNIT",
             s.job.job_id,
             "the job has no assigned unit",
         ));
     };
     s.unit(unit_id)
-        .ok_or_else(|| Failure::from(not_found("unit", unit_id.to_string())))
+        .ok_or_else(|| JobError::not_found("unit", unit_id))
 }
 
 /// Whether `actor` may work on the open job as its crew: an officer of the
 /// assigned unit, or a supervisor (the role was checked before).
-fn open_for_crew(actor: &ActorRef, s: &JobSnapshot) -> Result<(), Failure> {
+fn open_for_crew(actor: &ActorRef, s: &JobSnapshot) -> Result<(), JobError> {
     check(Transition::ViewEvidence, &s.job)?;
     if actor.role == Role::Officer {
         let unit = s.job.unit_id.and_then(|id| s.unit(id));
@@ -1196,7 +1193,7 @@ pub async fn requeue(
     unit: &UnitRow,
     event: NewEvent,
     public_message: &str,
-) -> Result<(), Failure> {
+) -> Result<(), JobError> {
     Transition::Requeue
         .check(job.state)
         .map_err(|refusal| refusal.for_job(job.job_id))?;
@@ -1289,19 +1286,17 @@ impl Progress {
 }
 
 /// PERMISSION_DENIED unless the officer works `unit`.
-fn require_crew(actor: &ActorRef, unit: Option<&UnitRow>) -> Result<(), Failure> {
+fn require_crew(actor: &ActorRef, unit: Option<&UnitRow>) -> Result<(), JobError> {
     match unit {
         Some(unit) if unit.has_officer(&actor.id) => Ok(()),
-        Some(unit) => Err(permission_denied(format!(
+        Some(unit) => Err(JobError::NotAllowed(format!(
             "officer {} does not work unit {}, which is assigned to this job",
             actor.id, unit.call_sign
-        ))
-        .into()),
-        None => Err(permission_denied(format!(
+        ))),
+        None => Err(JobError::NotAllowed(format!(
             "officer {} does not work a unit assigned to this job",
             actor.id
-        ))
-        .into()),
+        ))),
     }
 }
 
@@ -1317,95 +1312,5 @@ fn sniffed_type(content: &[u8]) -> &'static str {
         "image/png"
     } else {
         "image/jpeg"
-    }
-}
-
-#[derive(Debug)]
-pub enum Failure {
-    Refused(Status),
-    Database(sqlx::Error),
-    Outbox(QueueError),
-    /// The job (or unit) with this id changed under every attempt.
-    Busy(Uuid),
-}
-
-impl Failure {
-    fn refused(rule: &'static str, job_id: Uuid, description: &str) -> Self {
-        Self::Refused(failed_precondition(
-            rule,
-            format!("jobs/{job_id}"),
-            description,
-        ))
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Refused(status) => write!(f, "refused: {}", status.message()),
-            Self::Database(e) => write!(f, "database: {e}"),
-            Self::Outbox(e) => write!(f, "outbox: {e}"),
-            Self::Busy(id) => write!(f, "{id} changed under every attempt"),
-        }
-    }
-}
-
-impl Failure {
-    /// Whether retrying later may succeed (PostgreSQL could not be reached).
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Database(e) | Self::Outbox(QueueError::Database(e)) => {
-                dispatch311_db::is_unavailable(e)
-            }
-            _ => false,
-        }
-    }
-}
-
-impl From<Status> for Failure {
-    fn from(status: Status) -> Self {
-        Self::Refused(status)
-    }
-}
-
-impl From<sqlx::Error> for Failure {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Database(e)
-    }
-}
-
-impl From<QueueError> for Failure {
-    fn from(e: QueueError) -> Self {
-        Self::Outbox(e)
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Database(e) => Self::Database(e),
-            StoreError::Queue(e) => Self::Outbox(e),
-            StoreError::InvalidJob(reason) => Self::Refused(Status::internal(reason)),
-            // only the queueing of routed jobs is batched; it stops with the process
-            StoreError::Batch(e) => Self::Refused(Status::unavailable(e.to_string())),
-            StoreError::Conflict => Self::Refused(Status::aborted(
-                "the job changed while this change was decided; try again",
-            )),
-        }
-    }
-}
-
-impl From<Failure> for Status {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::Refused(status) => status,
-            Failure::Database(e) => storage(&e),
-            Failure::Outbox(e) => storage(&e),
-            // another change to the same job or unit won every race: the
-            // caller retries (ABORTED: the conflict is at this level)
-            Failure::Busy(id) => Status::aborted(format!(
-                "{id} changed {MAX_ATTEMPTS} times while this change was decided; try again"
-            )),
-        }
     }
 }

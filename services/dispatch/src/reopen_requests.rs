@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     events::ActorRef,
-    lifecycle::{Failure, GuardedReopen, Lifecycle, Reopening},
+    lifecycle::{GuardedReopen, Lifecycle, Reopening},
     store::{JobRow, state_name},
 };
 
@@ -130,10 +130,9 @@ impl JobHandler for ReopenRequestHandler {
                 "reopen request for {} ({sr_id}), which has no dispatch job",
                 request.sr_number
             )),
-            Err(Failure::Refused(status)) => Outcome::dead_letter(format!(
-                "reopen request for {} refused: {}",
-                request.sr_number,
-                status.message()
+            Err(e) if e.is_final() => Outcome::dead_letter(format!(
+                "reopen request for {} refused: {e}",
+                request.sr_number
             )),
             Err(e) => Outcome::retry(e),
         }

@@ -2,10 +2,10 @@
 //! change to a job is checked here, under the job's row lock, before anything
 //! is written; a refusal changes nothing.
 
-use dispatch311_grpc::status::failed_precondition;
 use dispatch311_proto::dispatch::v1::{JobState, UnitStatus};
-use tonic::Status;
 use uuid::Uuid;
+
+use crate::jobs::JobError;
 
 /// Something a job can go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,14 +153,20 @@ impl Refusal {
         }
     }
 
-    /// FAILED_PRECONDITION about `job_id`.
-    pub fn for_job(self, job_id: Uuid) -> Status {
-        failed_precondition(self.rule, format!("jobs/{job_id}"), self.description)
+    /// The refusal of a change to job `job_id`.
+    pub fn for_job(self, job_id: Uuid) -> JobError {
+        JobError::Refused {
+            refusal: self,
+            subject: format!("jobs/{job_id}"),
+        }
     }
 
-    /// FAILED_PRECONDITION about `unit_id`.
-    pub fn for_unit(self, unit_id: Uuid) -> Status {
-        failed_precondition(self.rule, format!("units/{unit_id}"), self.description)
+    /// The refusal of a change to unit `unit_id`.
+    pub fn for_unit(self, unit_id: Uuid) -> JobError {
+        JobError::Refused {
+            refusal: self,
+            subject: format!("units/{unit_id}"),
+        }
     }
 }
 
@@ -253,8 +259,10 @@ mod tests {
             refusal.description,
             "cannot reopen a job that is queued; only a job that is closed"
         );
-        let status = refusal.for_job(Uuid::nil());
-        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        let refused = refusal.for_job(Uuid::nil());
+        assert!(
+            matches!(&refused, JobError::Refused { subject, .. } if subject == &format!("jobs/{}", Uuid::nil()))
+        );
     }
 
     #[test]

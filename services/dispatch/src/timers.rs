@@ -36,7 +36,8 @@ use crate::{
     config::DispatchRules,
     events::{self, ActorRef, NewEvent},
     flags,
-    lifecycle::{self, Failure, now_micros},
+    jobs::JobError,
+    lifecycle::{self, now_micros},
     store::{self, JobRow, Store, StoreResult},
     units,
 };
@@ -263,7 +264,7 @@ impl JobHandler for TimerHandler {
 
 impl TimerHandler {
     /// Runs the check in one transaction, committed only when it acts.
-    async fn run(&self, job_id: Uuid, check: Check) -> Result<Decision, Failure> {
+    async fn run(&self, job_id: Uuid, check: Check) -> Result<Decision, JobError> {
         let mut tx = self.store.pool().begin().await?;
         let Some(job) = store::lock_job(&mut tx, job_id).await? else {
             return Ok(Decision::Moot("there is no such job"));
@@ -302,7 +303,7 @@ impl TimerHandler {
         conn: &mut PgConnection,
         job: &JobRow,
         now: DateTime<Utc>,
-    ) -> Result<Decision, Failure> {
+    ) -> Result<Decision, JobError> {
         let assignment = job.assignment_number;
         let timeout_secs = self.rules.ack_timeout.as_secs();
         // lock order: the job (held), then its unit

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use dispatch311_domain::{distance::meters_between, time::to_timestamp};
 use dispatch311_grpc::{
     pagination,
-    status::{FieldViolations, failed_precondition, not_found, permission_denied},
+    status::{FieldViolations, failed_precondition, not_found},
 };
 use dispatch311_proto::{
     common::v1::GeoPoint,
@@ -22,7 +22,8 @@ use uuid::Uuid;
 use crate::{
     events::{ActorRef, NewEvent},
     feed,
-    lifecycle::{self, Failure, Lifecycle},
+    jobs::JobError,
+    lifecycle::{self, Lifecycle},
     state_machine::{Refusal, unit_status_after_release},
     store::{JobKey, JobRow, Store, lock_job},
     validate,
@@ -104,7 +105,7 @@ impl Units {
         .bind(now)
         .fetch_one(self.store.pool())
         .await
-        .map_err(Failure::from)?;
+        .map_err(JobError::from)?;
         let unit = unit_row(&row);
         tracing::info!(unit_id = %unit.unit_id, call_sign = %unit.call_sign, precinct = %unit.precinct, "unit registered");
         Ok(dispatch::RegisterUnitResponse {
@@ -169,10 +170,10 @@ impl Units {
         if outcome.became_available {
             self.lifecycle.try_auto_assign_unit(unit_id).await;
         }
-        let mut conn = self.store.pool().acquire().await.map_err(Failure::from)?;
+        let mut conn = self.store.pool().acquire().await.map_err(JobError::from)?;
         let unit = read_unit(&mut conn, unit_id)
             .await
-            .map_err(Failure::from)?
+            .map_err(JobError::from)?
             .ok_or_else(|| not_found("unit", unit_id.to_string()))?;
         Ok(dispatch::ReportUnitStatusResponse {
             unit: Some(unit.to_proto()),
@@ -184,7 +185,7 @@ impl Units {
     /// queue; to keep the lock order (job, then unit), the unit's job is
     /// locked first and the report is retried if the unit changed jobs
     /// meanwhile.
-    async fn apply_report(&self, report: &StatusReport) -> Result<ReportOutcome, Failure> {
+    async fn apply_report(&self, report: &StatusReport) -> Result<ReportOutcome, JobError> {
         let pulls_unit = matches!(
             report.status,
             UnitStatus::BusyEmergency | UnitStatus::OutOfService
@@ -192,38 +193,36 @@ impl Units {
         for _ in 0..3 {
             let mut tx = self.store.pool().begin().await?;
             let Some(seen) = read_unit(&mut tx, report.unit_id).await? else {
-                return Err(not_found("unit", report.unit_id.to_string()).into());
+                return Err(JobError::not_found("unit", report.unit_id));
             };
             let job = match seen.current_job_id {
                 Some(job_id) if pulls_unit => lock_job(&mut tx, job_id).await?,
                 _ => None,
             };
             let Some(unit) = lock_unit(&mut tx, report.unit_id).await? else {
-                return Err(not_found("unit", report.unit_id.to_string()).into());
+                return Err(JobError::not_found("unit", report.unit_id));
             };
             if unit.current_job_id != seen.current_job_id {
                 continue;
             }
             if report.actor.role == Role::Officer && !unit.has_officer(&report.actor.id) {
-                return Err(permission_denied(format!(
+                return Err(JobError::NotAllowed(format!(
                     "officer {} does not work unit {}",
                     report.actor.id, unit.call_sign
-                ))
-                .into());
+                )));
             }
             if report.status == UnitStatus::Available
                 && let Some(job_id) = unit.current_job_id
             {
-                return Err(failed_precondition(
+                return Err(Refusal::new(
                     "UNIT_ON_A_JOB",
-                    format!("units/{}", unit.unit_id),
                     format!(
                         "unit {} is working job {job_id}: its status follows the job until the job is closed \
                          or reassigned",
                         unit.call_sign
                     ),
                 )
-                .into());
+                .for_unit(unit.unit_id));
             }
 
             let now = lifecycle::now_micros();
@@ -277,7 +276,7 @@ impl Units {
                     && unit.status != UnitStatus::Available,
             });
         }
-        Err(Status::aborted("the unit changed jobs during the report; report again").into())
+        Err(JobError::Busy(report.unit_id))
     }
 
     pub async fn list_units(
@@ -300,7 +299,7 @@ impl Units {
         .bind(limit as i64 + 1)
         .fetch_all(self.store.pool())
         .await
-        .map_err(Failure::from)?;
+        .map_err(JobError::from)?;
         let mut units: Vec<UnitRow> = rows.iter().map(unit_row).collect();
         let next_page_token = if units.len() > limit {
             units.truncate(limit);
@@ -337,7 +336,7 @@ impl Units {
             .store
             .get(&JobKey::Id(job_id))
             .await
-            .map_err(Failure::from)?
+            .map_err(JobError::from)?
             .ok_or_else(|| not_found("dispatch job", job_id.to_string()))?;
         let Some(location) = job.location.map(|l| (l.latitude, l.longitude)) else {
             return Err(failed_precondition(
@@ -346,10 +345,10 @@ impl Units {
                 "the job has no location to measure distances from",
             ));
         };
-        let mut conn = self.store.pool().acquire().await.map_err(Failure::from)?;
+        let mut conn = self.store.pool().acquire().await.map_err(JobError::from)?;
         let mut ranked = available_near(&mut conn, &job.precinct, location)
             .await
-            .map_err(Failure::from)?;
+            .map_err(JobError::from)?;
         ranked.truncate(max_units);
         Ok(dispatch::RecommendUnitsResponse {
             recommendations: ranked
@@ -383,7 +382,7 @@ impl Units {
         .bind(request.enabled)
         .execute(self.store.pool())
         .await
-        .map_err(Failure::from)?;
+        .map_err(JobError::from)?;
         tracing::info!(%precinct, enabled = request.enabled, supervisor = %actor.id, "auto-assignment set");
         Ok(dispatch::SetAutoAssignResponse {
             precinct,
