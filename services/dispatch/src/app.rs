@@ -15,7 +15,7 @@ use crate::{
     complainant_answers::ComplainantAnswerHandler,
     config::{DispatchConfig, DispatchRules},
     dispatch_jobs::DispatchJobHandler,
-    lifecycle::Lifecycle,
+    jobs::lifecycle::Lifecycle,
     reopen_requests::ReopenRequestHandler,
     store::Store,
     supervision::Supervision,

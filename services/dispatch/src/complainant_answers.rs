@@ -7,7 +7,7 @@ use dispatch311_proto::jobs::v1::ComplainantAnswer;
 use dispatch311_queue::{Delivery, JobHandler, Outcome};
 use uuid::Uuid;
 
-use crate::lifecycle::Lifecycle;
+use crate::jobs::lifecycle::Lifecycle;
 
 pub struct ComplainantAnswerHandler {
     lifecycle: Lifecycle,

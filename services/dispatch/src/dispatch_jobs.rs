@@ -13,7 +13,7 @@ use dispatch311_telemetry::attributes::{self, set_on_current};
 use prost::Message;
 
 use crate::{
-    lifecycle::Lifecycle,
+    jobs::lifecycle::Lifecycle,
     store::{Enqueued, NewJob, Store, StoreError},
 };
 

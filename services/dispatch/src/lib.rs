@@ -1,7 +1,6 @@
 //! The dispatch service: police 311 jobs in per-precinct queues. It never
 //! holds complainant contact details.
 
-pub mod accountability;
 pub mod api;
 pub mod app;
 pub mod checkpoints;
@@ -12,15 +11,12 @@ pub mod events;
 pub mod feed;
 pub mod flags;
 pub mod jobs;
-pub mod lifecycle;
 pub mod outputs;
 pub mod reopen_requests;
-pub mod state_machine;
 pub mod store;
 pub mod supervision;
 pub mod timers;
 pub mod units;
-pub mod validate;
 pub mod watch;
 
 pub use app::Application;

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     events::ActorRef,
-    lifecycle::{GuardedReopen, Lifecycle, Reopening},
+    jobs::lifecycle::{GuardedReopen, Lifecycle, Reopening},
     store::{JobRow, state_name},
 };
 

@@ -37,7 +37,7 @@ use crate::{
     events::{self, ActorRef, NewEvent},
     flags,
     jobs::JobError,
-    lifecycle::{self, now_micros},
+    jobs::lifecycle::{self, now_micros},
     store::{self, JobRow, Store, StoreResult},
     units,
 };

@@ -20,13 +20,13 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
+    api::validate,
     events::{ActorRef, NewEvent},
     feed,
     jobs::JobError,
-    lifecycle::{self, Lifecycle},
-    state_machine::{Refusal, unit_status_after_release},
+    jobs::lifecycle::{self, Lifecycle},
+    jobs::state_machine::{Refusal, unit_status_after_release},
     store::{JobKey, JobRow, Store, lock_job},
-    validate,
 };
 
 pub struct Units {

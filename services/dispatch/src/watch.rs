@@ -43,10 +43,10 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
+    api::validate,
     feed,
     store::{JOB_COLUMNS, JobKey, Store, StoreResult, job_from_row},
     supervision::{database_status, store_status},
-    validate,
 };
 
 pub type AssignmentStream =

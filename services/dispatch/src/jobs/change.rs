@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::{
     events::{ActorRef, NewEvent, event_type_name, role_name},
     flags::kind_name,
-    state_machine::unit_status_after_release,
+    jobs::state_machine::unit_status_after_release,
     store::JobRow,
     units::UnitRow,
 };

@@ -5,7 +5,7 @@ use dispatch311_grpc::status::StorageFailure as _;
 use dispatch311_queue::QueueError;
 use uuid::Uuid;
 
-use crate::{state_machine::Refusal, store::StoreError};
+use crate::{jobs::state_machine::Refusal, store::StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {

@@ -1,6 +1,12 @@
-//! The jobs' domain: what a change to a job decides and writes.
+//! The jobs' domain: the state machine, the accountability rules, and the
+//! lifecycle that reads a job, decides a change and has it written. No
+//! transport here: commands come in, jobs and `JobError`s go out.
 
+pub mod accountability;
 pub mod change;
+pub mod commands;
 pub mod error;
+pub mod lifecycle;
+pub mod state_machine;
 
 pub use error::JobError;

@@ -23,10 +23,10 @@ use uuid::Uuid;
 
 use super::{JobRow, Store, StoreError, StoreResult, job_from_row, job_row, state_name};
 use crate::{
-    accountability::DuplicateTarget,
     events::{event_type_name, role_name},
     feed::{self, change_name},
     flags::kind_name,
+    jobs::accountability::DuplicateTarget,
     jobs::change::JobChange,
     units::{UnitRow, status_name},
 };

@@ -16,13 +16,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use dispatch311_domain::{
-    SrNumber,
     jobs::{kinds, queues},
     resolution,
     status::{priority_name, resolution_name},
     time::to_timestamp,
 };
-use dispatch311_grpc::status::FieldViolations;
 use dispatch311_proto::{
     common::v1::{ResolutionCode, ServiceRequestStatus},
     dispatch::v1::{self as dispatch, AssignmentChange, EventType, FlagKind, JobState, Role},
@@ -31,35 +29,30 @@ use dispatch311_proto::{
 use dispatch311_telemetry::attributes::{self, set_on_current};
 use sqlx::PgConnection;
 use tokio::sync::Notify;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
-    accountability::{self, CloseFacts},
     config::DispatchRules,
     events::{self, ActorRef, NewEvent},
+    jobs::accountability::{self, CloseFacts},
+    jobs::state_machine::{Transition, is_open, unit_status_for},
     jobs::{
         JobError,
         change::{AskedMessage, JobChange, Public},
+        commands::{Advance, AskComplainant, Assign, Cancel, Close, JobPhoto, Reroute, ViewPhoto},
     },
     outputs::{self, PublicChange},
-    state_machine::{Transition, is_open, unit_status_for},
     store::{
         JobKey, JobRow, Store, StoreError,
         changes::{JobSnapshot, ReadFor},
     },
     units::{self, UnitRow, why_cannot_take},
-    validate,
 };
 
-const MAX_REASON_CHARS: usize = 1000;
-const MAX_MESSAGE_CHARS: usize = 1000;
-const VIEWERS_ONLY: &str =
-    "only an officer of the assigned unit or a supervisor views a job's photos";
 /// Who answers, in the job's event log: never the complainant's identity.
 pub const COMPLAINANT_ACTOR: &str = "complainant";
-const MAX_NOTES_CHARS: usize = 4000;
-const MIN_REROUTE_REASON_CHARS: usize = 10;
+/// The longest closing notes, and the longest answer kept on the timeline.
+pub const MAX_NOTES_CHARS: usize = 4000;
 /// How often a change is decided again because its job or unit changed
 /// between the read and the write before the caller hears ABORTED.
 const MAX_ATTEMPTS: usize = 10;
@@ -99,21 +92,13 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub async fn assign_job(
-        &self,
-        request: dispatch::AssignJobRequest,
-    ) -> Result<dispatch::AssignJobResponse, Status> {
-        let mut v = FieldViolations::new();
-        let actor = validate::actor(request.actor.as_ref(), &mut v);
-        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
-        let unit_id = validate::uuid(&request.unit_id, "unit_id", &mut v);
-        let reason = validate::text(&request.reason, "reason", MAX_REASON_CHARS, false, &mut v);
-        v.into_result()?;
-        validate::role(
-            &actor,
-            &[Role::Dispatcher, Role::Supervisor, Role::System],
-            "only dispatchers and supervisors assign jobs",
-        )?;
+    pub async fn assign(&self, command: Assign) -> Result<dispatch::Job, JobError> {
+        let Assign {
+            actor,
+            job_id,
+            unit_id,
+            reason,
+        } = command;
 
         let read = ReadFor {
             unit_ids: &[unit_id],
@@ -163,113 +148,60 @@ impl Lifecycle {
         {
             self.try_auto_assign_unit(previous).await;
         }
-        Ok(dispatch::AssignJobResponse { job: Some(job) })
-    }
-
-    pub async fn acknowledge_job(
-        &self,
-        request: dispatch::AcknowledgeJobRequest,
-    ) -> Result<dispatch::AcknowledgeJobResponse, Status> {
-        let job = self
-            .progress(
-                Progress::Acknowledge,
-                request.actor.as_ref(),
-                &request.job_id,
-                request.position.as_ref(),
-            )
-            .await?;
-        Ok(dispatch::AcknowledgeJobResponse { job: Some(job) })
-    }
-
-    pub async fn report_en_route(
-        &self,
-        request: dispatch::ReportEnRouteRequest,
-    ) -> Result<dispatch::ReportEnRouteResponse, Status> {
-        let job = self
-            .progress(
-                Progress::EnRoute,
-                request.actor.as_ref(),
-                &request.job_id,
-                request.position.as_ref(),
-            )
-            .await?;
-        Ok(dispatch::ReportEnRouteResponse { job: Some(job) })
-    }
-
-    pub async fn report_on_scene(
-        &self,
-        request: dispatch::ReportOnSceneRequest,
-    ) -> Result<dispatch::ReportOnSceneResponse, Status> {
-        let job = self
-            .progress(
-                Progress::OnScene,
-                request.actor.as_ref(),
-                &request.job_id,
-                request.position.as_ref(),
-            )
-            .await?;
-        Ok(dispatch::ReportOnSceneResponse { job: Some(job) })
+        Ok(job)
     }
 
     pub async fn record_evidence_viewed(
         &self,
-        request: dispatch::RecordEvidenceViewedRequest,
-    ) -> Result<dispatch::RecordEvidenceViewedResponse, Status> {
-        let mut v = FieldViolations::new();
-        let actor = validate::actor(request.actor.as_ref(), &mut v);
-        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
-        v.into_result()?;
-        validate::role(&actor, &[Role::Officer, Role::Supervisor], VIEWERS_ONLY)?;
+        command: ViewPhoto,
+    ) -> Result<dispatch::Job, JobError> {
+        let ViewPhoto {
+            actor,
+            job_id,
+            photo_index,
+        } = command;
         let (job, _) = self
             .must_change(job_id, &ReadFor::default(), |s, now| {
                 open_for_crew(&actor, s)?;
                 let photo_count = u32::try_from(s.job.photo_count).unwrap_or(0);
-                if request.photo_index >= photo_count {
+                if photo_index >= photo_count {
                     return Err(JobError::bad_argument(
                         "photo_index",
                         format!("the request has {photo_count} photo(s); the index starts at 0"),
                     ));
                 }
                 let mut change = JobChange::new(&s.job, &s.flag_keys, now);
-                record_view(
-                    &mut change,
-                    &actor,
-                    format!("photo {}", request.photo_index),
-                );
+                record_view(&mut change, &actor, format!("photo {}", photo_index));
                 Ok(change)
             })
             .await?;
-        Ok(dispatch::RecordEvidenceViewedResponse { job: Some(job) })
+        Ok(job)
     }
 
     /// Reads one uploaded photo of a job for its viewer and records the view
     /// with the same write: no photo leaves unrecorded, and a photo that
     /// cannot be read records nothing.
-    pub async fn get_job_photo(
-        &self,
-        request: dispatch::GetJobPhotoRequest,
-    ) -> Result<dispatch::GetJobPhotoResponse, Status> {
-        let mut v = FieldViolations::new();
-        let actor = validate::actor(request.actor.as_ref(), &mut v);
-        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
-        v.into_result()?;
-        validate::role(&actor, &[Role::Officer, Role::Supervisor], VIEWERS_ONLY)?;
+    pub async fn get_job_photo(&self, command: ViewPhoto) -> Result<JobPhoto, JobError> {
+        let ViewPhoto {
+            actor,
+            job_id,
+            photo_index,
+        } = command;
         for _ in 0..MAX_ATTEMPTS {
             let s = self.read(job_id, &ReadFor::default()).await?;
             open_for_crew(&actor, &s)?;
-            let Some(&photo_id) = s.photo_ids.get(request.photo_index as usize) else {
+            let Some(&photo_id) = s.photo_ids.get(photo_index as usize) else {
                 return Err(JobError::bad_argument(
                     "photo_index",
                     format!(
                         "the request has {} uploaded photo(s); the index starts at 0",
                         s.photo_ids.len()
                     ),
-                )
-                .into());
+                ));
             };
             let content = self.photos.get(photo_id).await.map_err(|e| match e {
                 dispatch311_photos::PhotoStoreError::NotFound(_) => {
-                    JobError::not_found("photo", format!("{} of job {job_id}", request.photo_index))
+                    JobError::not_found("photo", format!("{} of job {job_id}", photo_index))
                 }
                 other => JobError::PhotoStore(other),
             })?;
@@ -277,47 +209,30 @@ impl Lifecycle {
             record_view(
                 &mut change,
                 &actor,
-                format!("photo {} fetched", request.photo_index),
+                format!("photo {} fetched", photo_index),
             );
             if let Some(job) = self.write(&change, &s).await? {
-                return Ok(dispatch::GetJobPhotoResponse {
-                    content_type: sniffed_type(&content).to_string(),
+                return Ok(JobPhoto {
+                    content_type: sniffed_type(&content),
                     content,
-                    job: Some(job),
+                    job,
                 });
             }
         }
-        Err(JobError::Busy(job_id).into())
+        Err(JobError::Busy(job_id))
     }
 
     /// Sends the crew's question to the complainant through intake, and
     /// records it (event, message row and the intake job in one write).
     pub async fn relay_message_to_complainant(
         &self,
-        request: dispatch::RelayMessageToComplainantRequest,
-    ) -> Result<dispatch::RelayMessageToComplainantResponse, Status> {
-        let mut v = FieldViolations::new();
-        let actor = validate::actor(request.actor.as_ref(), &mut v);
-        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
-        let text = validate::text(&request.message, "message", MAX_MESSAGE_CHARS, true, &mut v);
-        // the complainant learns the precinct, never the officer: no number,
-        // address or link to reach whoever asks
-        let reachable = dispatch311_domain::redact::contact_details_in(&text);
-        if !reachable.is_empty() {
-            v.add(
-                "message",
-                format!(
-                    "must not contain {}: the complainant hears from the precinct, not from an officer",
-                    reachable.join(" or ")
-                ),
-            );
-        }
-        v.into_result()?;
-        validate::role(
-            &actor,
-            &[Role::Officer, Role::Supervisor],
-            "only an officer of the assigned unit or a supervisor writes to the complainant",
-        )?;
+        command: AskComplainant,
+    ) -> Result<(Uuid, dispatch::Job), JobError> {
+        let AskComplainant {
+            actor,
+            job_id,
+            text,
+        } = command;
         let (job, change) = self
             .must_change(job_id, &ReadFor::default(), |s, now| {
                 open_for_crew(&actor, s)?;
@@ -354,12 +269,9 @@ impl Lifecycle {
             .await?;
         let message_id = change
             .asked
-            .map(|asked| asked.message_id.to_string())
+            .map(|asked| asked.message_id)
             .unwrap_or_default();
-        Ok(dispatch::RelayMessageToComplainantResponse {
-            message_id,
-            job: Some(job),
-        })
+        Ok((message_id, job))
     }
 
     /// Puts the complainant's (redacted) answer to `message_id` on the job's
@@ -398,58 +310,16 @@ impl Lifecycle {
         Ok(written.is_some())
     }
 
-    pub async fn close_job(
-        &self,
-        request: dispatch::CloseJobRequest,
-    ) -> Result<dispatch::CloseJobResponse, Status> {
-        let mut v = FieldViolations::new();
-        let actor = validate::actor(request.actor.as_ref(), &mut v);
-        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
-        let code = match ResolutionCode::try_from(request.resolution_code) {
-            Ok(ResolutionCode::Unspecified) | Err(_) => {
-                v.add(
-                    "resolution_code",
-                    "required: the outcome, e.g. ACTION_TAKEN or NO_EVIDENCE",
-                );
-                ResolutionCode::Unspecified
-            }
-            Ok(code) => code,
-        };
-        let summons_number =
-            validate::text(&request.summons_number, "summons_number", 32, false, &mut v);
-        if code == ResolutionCode::SummonsIssued && summons_number.is_empty() {
-            v.add(
-                "summons_number",
-                "required when the resolution is SUMMONS_ISSUED",
-            );
-        } else if code != ResolutionCode::SummonsIssued && !summons_number.is_empty() {
-            v.add("summons_number", "only for the resolution SUMMONS_ISSUED");
-        }
-        let notes = validate::text(&request.notes, "notes", MAX_NOTES_CHARS, false, &mut v);
-        let position = validate::position(request.position.as_ref(), "position", &mut v);
-        let duplicate_of = match request.duplicate_of_sr_number.trim() {
-            "" => None,
-            number => match number.parse::<SrNumber>() {
-                Ok(number) if code == ResolutionCode::Duplicate => Some(number.to_string()),
-                Ok(_) => {
-                    v.add(
-                        "duplicate_of_sr_number",
-                        "only for the resolution DUPLICATE",
-                    );
-                    None
-                }
-                Err(e) => {
-                    v.add("duplicate_of_sr_number", e.to_string());
-                    None
-                }
-            },
-        };
-        v.into_result()?;
-        validate::role(
-            &actor,
-            accountability::CLOSING_ROLES,
-            "only an officer of the assigned unit or a supervisor closes a job",
-        )?;
+    pub async fn close_job(&self, command: Close) -> Result<dispatch::Job, JobError> {
+        let Close {
+            actor,
+            job_id,
+            code,
+            summons_number,
+            notes,
+            position,
+            duplicate_of,
+        } = command;
 
         // the closer's earlier closures within the burst window count
         let burst_since = now_micros() - self.rules.burst_window;
@@ -544,23 +414,15 @@ impl Lifecycle {
         if let Some(unit_id) = unit_id {
             self.try_auto_assign_unit(unit_id).await;
         }
-        Ok(dispatch::CloseJobResponse { job: Some(job) })
+        Ok(job)
     }
 
-    pub async fn cancel_job(
-        &self,
-        request: dispatch::CancelJobRequest,
-    ) -> Result<dispatch::CancelJobResponse, Status> {
-        let mut v = FieldViolations::new();
-        let actor = validate::actor(request.actor.as_ref(), &mut v);
-        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
-        let reason = validate::text(&request.reason, "reason", MAX_REASON_CHARS, true, &mut v);
-        v.into_result()?;
-        validate::role(
-            &actor,
-            &[Role::Dispatcher, Role::Supervisor],
-            "only dispatchers and supervisors cancel jobs",
-        )?;
+    pub async fn cancel_job(&self, command: Cancel) -> Result<dispatch::Job, JobError> {
+        let Cancel {
+            actor,
+            job_id,
+            reason,
+        } = command;
 
         let (job, change) = self
             .must_change(job_id, &ReadFor::default(), |s, now| {
@@ -591,37 +453,18 @@ impl Lifecycle {
         if let Some(unit_id) = change.before.unit_id {
             self.try_auto_assign_unit(unit_id).await;
         }
-        Ok(dispatch::CancelJobResponse { job: Some(job) })
+        Ok(job)
     }
 
+    /// A supervisor (or the survey path) reopens a closed job.
     pub async fn reopen_job(
         &self,
-        request: dispatch::ReopenJobRequest,
-    ) -> Result<dispatch::ReopenJobResponse, Status> {
-        let mut v = FieldViolations::new();
-        let actor = validate::actor(request.actor.as_ref(), &mut v);
-        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
-        let reason = validate::text(&request.reason, "reason", MAX_REASON_CHARS, true, &mut v);
-        v.into_result()?;
-        validate::role(
-            &actor,
-            &[Role::Supervisor, Role::System],
-            "only a supervisor (or the survey path) reopens a job",
-        )?;
-
-        let for_review =
-            accountability::reopened_by_complainant(&reason, actor.role, request.raise_priority);
-        let reopening = Reopening {
-            actor,
-            reason,
-            raise_priority: request.raise_priority,
-            for_review,
-        };
-        let job = self
-            .reopen(job_id, &reopening, |_| Ok(()))
+        job_id: Uuid,
+        reopening: Reopening,
+    ) -> Result<dispatch::Job, JobError> {
+        self.reopen(job_id, &reopening, |_| Ok(()))
             .await?
-            .ok_or_else(|| JobError::not_found("dispatch job", job_id))?;
-        Ok(dispatch::ReopenJobResponse { job: Some(job) })
+            .ok_or_else(|| JobError::not_found("dispatch job", job_id))
     }
 
     /// Reopens the job of request `sr_id` if, as read, it passes `check`
@@ -737,35 +580,13 @@ impl Lifecycle {
         Ok(Some(job))
     }
 
-    pub async fn approve_reroute(
-        &self,
-        request: dispatch::ApproveRerouteRequest,
-    ) -> Result<dispatch::ApproveRerouteResponse, Status> {
-        let mut v = FieldViolations::new();
-        let actor = validate::actor(request.actor.as_ref(), &mut v);
-        let job_id = validate::uuid(&request.job_id, "job_id", &mut v);
-        let agency = validate::text(&request.agency, "agency", 32, true, &mut v);
-        if !agency
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '&' | '.'))
-        {
-            v.add("agency", "must be an agency code such as \"DOT\"");
-        }
-        let reason = validate::text(&request.reason, "reason", MAX_REASON_CHARS, true, &mut v);
-        if !reason.is_empty() && reason.chars().count() < MIN_REROUTE_REASON_CHARS {
-            v.add(
-                "reason",
-                format!(
-                    "at least {MIN_REROUTE_REASON_CHARS} characters: say why this is not police work"
-                ),
-            );
-        }
-        v.into_result()?;
-        validate::role(
-            &actor,
-            &[Role::Supervisor],
-            "only a supervisor approves re-routing a job to another agency",
-        )?;
+    pub async fn approve_reroute(&self, command: Reroute) -> Result<dispatch::Job, JobError> {
+        let Reroute {
+            actor,
+            job_id,
+            agency,
+            reason,
+        } = command;
 
         let (job, change) = self
             .must_change(job_id, &ReadFor::default(), |s, now| {
@@ -798,40 +619,18 @@ impl Lifecycle {
         if let Some(unit_id) = change.before.unit_id {
             self.try_auto_assign_unit(unit_id).await;
         }
-        Ok(dispatch::ApproveRerouteResponse { job: Some(job) })
+        Ok(job)
     }
 
     /// Acknowledge, en route, on scene: the assigned unit's officers (or the
     /// service itself) move the job one step along its path.
-    async fn progress(
-        &self,
-        step: Progress,
-        actor: Option<&dispatch::Actor>,
-        job_id: &str,
-        position: Option<&dispatch311_proto::common::v1::GeoPoint>,
-    ) -> Result<dispatch::Job, Status> {
-        let mut v = FieldViolations::new();
-        let actor = validate::actor(actor, &mut v);
-        let job_id = validate::uuid(job_id, "job_id", &mut v);
-        let position = if step == Progress::OnScene {
-            Some(validate::required_position(
-                position,
-                "position",
-                "where the unit is on arrival",
-                &mut v,
-            ))
-        } else {
-            validate::position(position, "position", &mut v)
-        };
-        v.into_result()?;
-        validate::role(
-            &actor,
-            &[Role::Officer, Role::System],
-            &format!(
-                "only an officer of the assigned unit may {}",
-                step.transition().verb()
-            ),
-        )?;
+    pub async fn advance(&self, command: Advance) -> Result<dispatch::Job, JobError> {
+        let Advance {
+            step,
+            actor,
+            job_id,
+            position,
+        } = command;
 
         let (job, change) = self
             .must_change(job_id, &ReadFor::default(), |s, now| {
@@ -844,9 +643,9 @@ impl Lifecycle {
                 let after = &mut change.after;
                 after.state = step.state();
                 match step {
-                    Progress::Acknowledge => after.acknowledged_at = Some(now),
-                    Progress::EnRoute => after.en_route_at = Some(now),
-                    Progress::OnScene => {
+                    Step::Acknowledge => after.acknowledged_at = Some(now),
+                    Step::EnRoute => after.en_route_at = Some(now),
+                    Step::OnScene => {
                         after.on_scene_at = Some(now);
                         after.on_scene_position = position;
                     }
@@ -1228,14 +1027,14 @@ pub async fn requeue(
 
 /// The three steps of a unit on its way: each one state further.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Progress {
+pub enum Step {
     Acknowledge,
     EnRoute,
     OnScene,
 }
 
-impl Progress {
-    fn transition(self) -> Transition {
+impl Step {
+    pub fn transition(self) -> Transition {
         match self {
             Self::Acknowledge => Transition::Acknowledge,
             Self::EnRoute => Transition::EnRoute,

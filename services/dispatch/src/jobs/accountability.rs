@@ -23,7 +23,7 @@ use dispatch311_proto::{
     dispatch::v1::{FlagKind, Role},
 };
 
-use crate::{config::DispatchRules, flags::kind_name, state_machine::Refusal, store::JobRow};
+use crate::{config::DispatchRules, flags::kind_name, jobs::state_machine::Refusal, store::JobRow};
 
 /// What the caller knows about a closure besides the job itself.
 #[derive(Debug, Clone)]
@@ -357,7 +357,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::state_machine::Transition;
+    use crate::jobs::state_machine::Transition;
 
     const LOCATION: (f64, f64) = (40.748_44, -73.985_66);
 

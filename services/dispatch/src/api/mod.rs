@@ -1,5 +1,8 @@
 //! The gRPC adapter of the dispatch service.
 
+mod jobs;
+pub mod validate;
+
 use dispatch311_auth::Role as AuthRole;
 use dispatch311_domain::SrNumber;
 use dispatch311_grpc::{
@@ -16,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     jobs::JobError,
-    lifecycle::Lifecycle,
+    jobs::lifecycle::Lifecycle,
     store::{JobKey, QueuePosition, Store, StoreError},
     supervision::Supervision,
     units::Units,
@@ -227,8 +230,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::AssignJobRequest>,
     ) -> Result<Response<dispatch::AssignJobResponse>, Status> {
-        self.lifecycle
-            .assign_job(as_caller(request)?)
+        self.assign_job(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -237,8 +239,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::AcknowledgeJobRequest>,
     ) -> Result<Response<dispatch::AcknowledgeJobResponse>, Status> {
-        self.lifecycle
-            .acknowledge_job(as_caller(request)?)
+        self.acknowledge_job(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -247,8 +248,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::ReportEnRouteRequest>,
     ) -> Result<Response<dispatch::ReportEnRouteResponse>, Status> {
-        self.lifecycle
-            .report_en_route(as_caller(request)?)
+        self.report_en_route(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -257,8 +257,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::ReportOnSceneRequest>,
     ) -> Result<Response<dispatch::ReportOnSceneResponse>, Status> {
-        self.lifecycle
-            .report_on_scene(as_caller(request)?)
+        self.report_on_scene(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -267,8 +266,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::RecordEvidenceViewedRequest>,
     ) -> Result<Response<dispatch::RecordEvidenceViewedResponse>, Status> {
-        self.lifecycle
-            .record_evidence_viewed(as_caller(request)?)
+        self.record_evidence_viewed(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -277,8 +275,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::GetJobPhotoRequest>,
     ) -> Result<Response<dispatch::GetJobPhotoResponse>, Status> {
-        self.lifecycle
-            .get_job_photo(as_caller(request)?)
+        self.get_job_photo(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -287,8 +284,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::RelayMessageToComplainantRequest>,
     ) -> Result<Response<dispatch::RelayMessageToComplainantResponse>, Status> {
-        self.lifecycle
-            .relay_message_to_complainant(as_caller(request)?)
+        self.relay_message_to_complainant(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -297,18 +293,14 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::CloseJobRequest>,
     ) -> Result<Response<dispatch::CloseJobResponse>, Status> {
-        self.lifecycle
-            .close_job(as_caller(request)?)
-            .await
-            .map(Response::new)
+        self.close_job(as_caller(request)?).await.map(Response::new)
     }
 
     async fn cancel_job(
         &self,
         request: Request<dispatch::CancelJobRequest>,
     ) -> Result<Response<dispatch::CancelJobResponse>, Status> {
-        self.lifecycle
-            .cancel_job(as_caller(request)?)
+        self.cancel_job(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -317,8 +309,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::ReopenJobRequest>,
     ) -> Result<Response<dispatch::ReopenJobResponse>, Status> {
-        self.lifecycle
-            .reopen_job(as_caller(request)?)
+        self.reopen_job(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -327,8 +318,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::ApproveRerouteRequest>,
     ) -> Result<Response<dispatch::ApproveRerouteResponse>, Status> {
-        self.lifecycle
-            .approve_reroute(as_caller(request)?)
+        self.approve_reroute(as_caller(request)?)
             .await
             .map(Response::new)
     }
