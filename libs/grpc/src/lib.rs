@@ -3,14 +3,16 @@
 //! graceful shutdown ([`GrpcServer`], [`serve`]); background workers that stop
 //! with the server ([`Workers`]); clear errors with machine-readable details
 //! ([`status`]); pagination ([`pagination`]); traced client channels
-//! ([`client`]); and optional mutual TLS for both ([`tls`]).
+//! ([`client`]); optional mutual TLS for both ([`tls`]); and how a service
+//! starts and stops ([`startup`]).
 
 pub mod client;
 pub mod pagination;
 mod server;
+pub mod startup;
 pub mod status;
 pub mod tls;
 mod workers;
 
 pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer, serve, shutdown_signal};
-pub use workers::{WorkerResult, Workers, serve_with_workers};
+pub use workers::{WorkerResult, Workers};

@@ -90,7 +90,7 @@ impl<E: Display + Send + 'static> WorkerResult for Result<(), E> {
 
 /// Serves `routes` (see [`crate::serve`]) until `shutdown` resolves or a worker
 /// fails, then stops the workers.
-pub async fn serve_with_workers(
+pub(crate) async fn serve_with_workers(
     listener: tokio::net::TcpListener,
     routes: tonic::service::Routes,
     served: &[&'static str],

@@ -4,9 +4,9 @@
 use std::{future::Future, sync::Arc};
 
 use dispatch311_domain::jobs::{groups, queues};
+use dispatch311_grpc::startup::{Api, Foundations, Server, Started};
 use dispatch311_proto::dispatch::v1::dispatch_service_server::DispatchServiceServer;
 use dispatch311_queue::{JobQueue, outbox::OutboxRelay};
-use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
 
 use crate::{
@@ -27,9 +27,7 @@ use crate::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
-    listener: TcpListener,
-    auth: dispatch311_auth::AuthLayer,
-    tls: Option<dispatch311_grpc::tls::TlsConfig>,
+    server: Server,
     photos: dispatch311_photos::PhotoStore,
     store: Store,
     queue: JobQueue,
@@ -40,22 +38,29 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: DispatchConfig) -> anyhow::Result<Self> {
-        let pool = dispatch311_db::connect(&config.db).await?;
-        dispatch311_db::migrate(&pool, &MIGRATOR).await?;
-        let queue = JobQueue::connect(config.queue.clone()).await?;
-        let auth = config.auth.layer()?;
+        let Started {
+            pool,
+            queue,
+            server,
+        } = Foundations {
+            db: &config.db,
+            migrations: &MIGRATOR,
+            queue: &config.queue,
+            auth: &config.auth,
+            tls: config.tls.as_ref(),
+            listen_addr: config.listen_addr,
+        }
+        .start()
+        .await?;
         let photos = dispatch311_photos::PhotoStore::from_env()?;
         tracing::info!(photo_store = photos.location(), "photo store");
-        let listener = TcpListener::bind(config.listen_addr).await?;
         let checkpoints = Arc::new(Checkpointer::new(
             pool.clone(),
             photos.clone(),
             &config.event_log,
         ));
         Ok(Self {
-            listener,
-            auth,
-            tls: config.tls.clone(),
+            server,
             checkpoints,
             timer_reconcile: config.timer_reconcile,
             photos,
@@ -66,10 +71,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.server.port()
     }
 
     pub async fn run_until_stopped(
@@ -159,16 +161,10 @@ impl Application {
         };
         let routes = Routes::new(DispatchServiceServer::new(api));
         tracing::info!(port = self.port(), "dispatch serving");
-        let names = [<DispatchServiceServer<DispatchApi> as NamedService>::NAME];
-        dispatch311_grpc::serve_with_workers(
-            self.listener,
+        let api = Api {
             routes,
-            &names,
-            self.auth,
-            self.tls,
-            shutdown,
-            workers,
-        )
-        .await
+            names: vec![<DispatchServiceServer<DispatchApi> as NamedService>::NAME],
+        };
+        self.server.serve(api, workers, shutdown).await
     }
 }

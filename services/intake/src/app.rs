@@ -5,9 +5,9 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use dispatch311_domain::jobs::{groups, queues};
+use dispatch311_grpc::startup::{Api, Foundations, Server, Started};
 use dispatch311_proto::intake::v1::intake_service_server::IntakeServiceServer;
 use dispatch311_queue::{JobQueue, outbox::OutboxRelay};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 
@@ -24,9 +24,7 @@ use crate::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
-    listener: TcpListener,
-    auth: dispatch311_auth::AuthLayer,
-    tls: Option<dispatch311_grpc::tls::TlsConfig>,
+    server: Server,
     photos: dispatch311_photos::PhotoStore,
     store: Store,
     queue: JobQueue,
@@ -37,16 +35,25 @@ impl Application {
     /// Connects to PostgreSQL (applying migrations) and Redis, and binds the
     /// listener, so `port()` is known before serving.
     pub async fn build(config: IntakeConfig) -> anyhow::Result<Self> {
-        let store = open_store(&config).await?;
-        let queue = JobQueue::connect(config.queue.clone()).await?;
-        let auth = config.auth.layer()?;
+        let Started {
+            pool,
+            queue,
+            server,
+        } = Foundations {
+            db: &config.db,
+            migrations: &MIGRATOR,
+            queue: &config.queue,
+            auth: &config.auth,
+            tls: config.tls.as_ref(),
+            listen_addr: config.listen_addr,
+        }
+        .start()
+        .await?;
+        let store = checked_store(pool, &config).await?;
         let photos = dispatch311_photos::PhotoStore::from_env()?;
         tracing::info!(photo_store = photos.location(), "photo store");
-        let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
-            listener,
-            auth,
-            tls: config.tls.clone(),
+            server,
             photos,
             store,
             queue,
@@ -55,10 +62,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.server.port()
     }
 
     /// Serves until `shutdown` resolves, then stops taking requests, lets
@@ -119,26 +123,25 @@ impl Application {
                 .max_decoding_message_size(dispatch311_photos::MAX_PHOTO_BYTES + 64 * 1024),
         );
         tracing::info!(port = self.port(), "intake serving");
-        let names = [<IntakeServiceServer<IntakeApi> as NamedService>::NAME];
-        dispatch311_grpc::serve_with_workers(
-            self.listener,
+        let api = Api {
             routes,
-            &names,
-            self.auth,
-            self.tls,
-            shutdown,
-            workers,
-        )
-        .await
+            names: vec![<IntakeServiceServer<IntakeApi> as NamedService>::NAME],
+        };
+        self.server.serve(api, workers, shutdown).await
     }
 }
 
-/// Connects to PostgreSQL, applies the migrations, and checks that the
-/// configured contact keys open every stored contact: a key removed too early
-/// stops the start rather than failing each release later.
+/// Connects to PostgreSQL and applies the migrations (for the command-line
+/// tasks; the service starts through `Foundations`), then [`checked_store`].
 pub(crate) async fn open_store(config: &IntakeConfig) -> anyhow::Result<Store> {
-    let pool = dispatch311_db::connect(&config.db).await?;
-    dispatch311_db::migrate(&pool, &MIGRATOR).await?;
+    let pool = dispatch311_grpc::startup::database(&config.db, &MIGRATOR).await?;
+    checked_store(pool, config).await
+}
+
+/// The store on `pool`, once the configured contact keys are known to open
+/// every stored contact: a key removed too early stops the start rather than
+/// failing each release later.
+async fn checked_store(pool: sqlx::PgPool, config: &IntakeConfig) -> anyhow::Result<Store> {
     let cipher = &config.contact_cipher;
     let store = Store::new(pool, cipher.clone());
     let stored = store.contact_key_ids().await?;

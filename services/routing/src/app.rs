@@ -4,9 +4,9 @@
 use std::{future::Future, sync::Arc};
 
 use dispatch311_domain::jobs::{groups, queues};
+use dispatch311_grpc::startup::{Api, Foundations, Server, Started};
 use dispatch311_proto::routing::v1::routing_service_server::RoutingServiceServer;
 use dispatch311_queue::{JobQueue, outbox::OutboxRelay};
-use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
 
 use crate::{
@@ -16,9 +16,7 @@ use crate::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
-    listener: TcpListener,
-    auth: dispatch311_auth::AuthLayer,
-    tls: Option<dispatch311_grpc::tls::TlsConfig>,
+    server: Server,
     router: Arc<Router>,
     store: Store,
     queue: JobQueue,
@@ -35,15 +33,22 @@ impl Application {
             precincts = router.precincts.len(),
             "routing table loaded"
         );
-        let pool = dispatch311_db::connect(&config.db).await?;
-        dispatch311_db::migrate(&pool, &MIGRATOR).await?;
-        let queue = JobQueue::connect(config.queue.clone()).await?;
-        let auth = config.auth.layer()?;
-        let listener = TcpListener::bind(config.listen_addr).await?;
+        let Started {
+            pool,
+            queue,
+            server,
+        } = Foundations {
+            db: &config.db,
+            migrations: &MIGRATOR,
+            queue: &config.queue,
+            auth: &config.auth,
+            tls: config.tls.as_ref(),
+            listen_addr: config.listen_addr,
+        }
+        .start()
+        .await?;
         Ok(Self {
-            listener,
-            auth,
-            tls: config.tls.clone(),
+            server,
             router,
             store: Store::new(pool),
             queue,
@@ -51,10 +56,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.server.port()
     }
 
     pub async fn run_until_stopped(
@@ -77,16 +79,10 @@ impl Application {
             self.store.clone(),
         )));
         tracing::info!(port = self.port(), "routing serving");
-        let names = [<RoutingServiceServer<RoutingApi> as NamedService>::NAME];
-        dispatch311_grpc::serve_with_workers(
-            self.listener,
+        let api = Api {
             routes,
-            &names,
-            self.auth,
-            self.tls,
-            shutdown,
-            workers,
-        )
-        .await
+            names: vec![<RoutingServiceServer<RoutingApi> as NamedService>::NAME],
+        };
+        self.server.serve(api, workers, shutdown).await
     }
 }

@@ -5,9 +5,9 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use dispatch311_domain::jobs::{groups, queues};
+use dispatch311_grpc::startup::{Api, Foundations, Server, Started};
 use dispatch311_proto::survey::v1::survey_service_server::SurveyServiceServer;
 use dispatch311_queue::{JobQueue, outbox::OutboxRelay};
-use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
 
 use crate::{
@@ -18,9 +18,7 @@ use crate::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
-    listener: TcpListener,
-    auth: dispatch311_auth::AuthLayer,
-    tls: Option<dispatch311_grpc::tls::TlsConfig>,
+    server: Server,
     store: Store,
     queue: JobQueue,
     contacts: ContactSource,
@@ -34,16 +32,23 @@ impl Application {
     /// listener, so `port()` is known before serving. Intake is reached on
     /// first use: the service starts without it.
     pub async fn build(config: SurveyConfig) -> anyhow::Result<Self> {
-        let pool = dispatch311_db::connect(&config.db).await?;
-        dispatch311_db::migrate(&pool, &MIGRATOR).await?;
-        let queue = JobQueue::connect(config.queue.clone()).await?;
+        let Started {
+            pool,
+            queue,
+            server,
+        } = Foundations {
+            db: &config.db,
+            migrations: &MIGRATOR,
+            queue: &config.queue,
+            auth: &config.auth,
+            tls: config.tls.as_ref(),
+            listen_addr: config.listen_addr,
+        }
+        .start()
+        .await?;
         let contacts = ContactSource::connect_lazy(&config.intake_url, config.tls.as_ref())?;
-        let auth = config.auth.layer()?;
-        let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
-            listener,
-            auth,
-            tls: config.tls.clone(),
+            server,
             store: Store::new(pool),
             queue,
             contacts,
@@ -54,10 +59,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.server.port()
     }
 
     /// Serves until `shutdown` resolves, then stops taking requests, lets
@@ -95,17 +97,11 @@ impl Application {
         };
         let routes = Routes::new(SurveyServiceServer::new(api));
         tracing::info!(port = self.port(), "survey serving");
-        let names = [<SurveyServiceServer<SurveyApi> as NamedService>::NAME];
-        dispatch311_grpc::serve_with_workers(
-            self.listener,
+        let api = Api {
             routes,
-            &names,
-            self.auth,
-            self.tls,
-            shutdown,
-            workers,
-        )
-        .await
+            names: vec![<SurveyServiceServer<SurveyApi> as NamedService>::NAME],
+        };
+        self.server.serve(api, workers, shutdown).await
     }
 }
 
