@@ -39,7 +39,6 @@ use crate::{
     jobs::JobError,
     jobs::lifecycle::{self, now_micros},
     store::{self, JobRow, Store, StoreResult},
-    units,
 };
 
 /// The `check` of an acknowledgement timer.
@@ -308,7 +307,7 @@ impl TimerHandler {
         let timeout_secs = self.rules.ack_timeout.as_secs();
         // lock order: the job (held), then its unit
         let unit = match job.unit_id {
-            Some(unit_id) => units::lock_unit(conn, unit_id).await?,
+            Some(unit_id) => store::units::lock_unit(conn, unit_id).await?,
             None => None,
         };
         let Some(unit) = unit else {

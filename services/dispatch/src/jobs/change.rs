@@ -28,8 +28,7 @@ use crate::{
     events::{ActorRef, NewEvent, event_type_name, role_name},
     flags::kind_name,
     jobs::state_machine::unit_status_after_release,
-    store::JobRow,
-    units::UnitRow,
+    store::{JobRow, units::UnitRow},
 };
 
 /// Everything one transition writes. Built from the job as read

@@ -45,8 +45,9 @@ use crate::{
     store::{
         JobKey, JobRow, Store, StoreError,
         changes::{JobSnapshot, ReadFor},
+        units::{self as store_units, UnitRow},
     },
-    units::{self, UnitRow, why_cannot_take},
+    units::{rank_by_distance, why_cannot_take},
 };
 
 /// Who answers, in the job's event log: never the complainant's identity.
@@ -695,10 +696,8 @@ impl Lifecycle {
             let Some(location) = s.job.location else {
                 return Ok(None);
             };
-            let candidates = self
-                .store
-                .available_units_near(&s.job.precinct, location)
-                .await?;
+            let candidates =
+                rank_by_distance(self.store.available_units(&s.job.precinct).await?, location);
             let Some((unit, distance)) = candidates
                 .into_iter()
                 .find(|(unit, _)| why_cannot_take(unit, &s.job).is_none())
@@ -1007,7 +1006,7 @@ pub async fn requeue(
     .bind(at)
     .execute(&mut *conn)
     .await?;
-    units::release(conn, unit, job.job_id, AssignmentChange::Unassigned, at).await?;
+    store_units::release(conn, unit, job.job_id, AssignmentChange::Unassigned, at).await?;
     let sequence = events::append(conn, job.job_id, &event).await?;
     outputs::tell_intake(
         conn,

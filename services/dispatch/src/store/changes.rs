@@ -21,14 +21,16 @@ use serde::Deserialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{JobRow, Store, StoreError, StoreResult, job_from_row, job_row, state_name};
+use super::{
+    JobRow, Store, StoreError, StoreResult, job_from_row, job_row, state_name,
+    units::{UnitRow, status_name, unit_row},
+};
 use crate::{
     events::{event_type_name, role_name},
     feed::{self, change_name},
     flags::kind_name,
     jobs::accountability::DuplicateTarget,
     jobs::change::JobChange,
-    units::{UnitRow, status_name},
 };
 use dispatch311_domain::status::{priority_name, resolution_from_name};
 use dispatch311_proto::dispatch::v1::UnitStatus;
@@ -441,15 +443,10 @@ impl Store {
         )
     }
 
-    /// The available units of `precinct` with a known position, nearest to
-    /// `location` first, with their distances in meters.
-    pub async fn available_units_near(
-        &self,
-        precinct: &str,
-        location: (f64, f64),
-    ) -> StoreResult<Vec<(UnitRow, f64)>> {
+    /// The available units of `precinct` with a known position.
+    pub async fn available_units(&self, precinct: &str) -> StoreResult<Vec<UnitRow>> {
         let mut conn = self.pool().acquire().await?;
-        Ok(crate::units::available_near(&mut conn, precinct, location).await?)
+        Ok(super::units::available_in(&mut conn, precinct).await?)
     }
 
     /// A unit as it is, and whether its precinct assigns automatically.
@@ -465,7 +462,7 @@ impl Store {
         .bind(unit_id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|row| (crate::units::unit_row(&row), row.get("auto_assign"))))
+        Ok(row.map(|row| (unit_row(&row), row.get("auto_assign"))))
     }
 
     /// The precinct's most urgent, oldest queued job.

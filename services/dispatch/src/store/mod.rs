@@ -20,6 +20,7 @@ use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 pub mod changes;
+pub mod units;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
