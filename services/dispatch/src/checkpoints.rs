@@ -59,7 +59,7 @@ impl LogEntry {
     fn from_row(row: &PgRow) -> Self {
         let job_id: Uuid = row.get("job_id");
         let sequence: i64 = row.get("sequence");
-        let recomputed_hash = crate::events::recomputed_hash(row, job_id);
+        let recomputed_hash = crate::store::events::recomputed_hash(row, job_id);
         Self {
             log_index: row.get("log_index"),
             job_id,

@@ -18,8 +18,8 @@ use dispatch311_telemetry::attributes::{self, set_on_current};
 use uuid::Uuid;
 
 use crate::{
-    events::ActorRef,
     jobs::lifecycle::{GuardedReopen, Lifecycle, Reopening},
+    store::events::ActorRef,
     store::{JobRow, state_name},
 };
 

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     api::validate,
     checkpoints::{self, Checkpointer},
-    events,
+    store::events,
     store::{JOB_COLUMNS, Store, StoreError, job_from_row, state_name},
 };
 

@@ -34,10 +34,10 @@ use uuid::Uuid;
 
 use crate::{
     config::DispatchRules,
-    events::{self, ActorRef, NewEvent},
-    flags,
     jobs::JobError,
     jobs::lifecycle::{self, now_micros},
+    store::events::{self, ActorRef, NewEvent},
+    store::flags,
     store::{self, JobRow, Store, StoreResult},
 };
 
@@ -116,18 +116,7 @@ impl TimerReconciler {
             .filter_map(|envelope| DispatchTimer::decode(envelope.payload.as_slice()).ok())
             .map(|timer| (timer.job_id, timer.check, timer.assignment_number))
             .collect();
-        let due: Vec<(Uuid, Uuid, String, i64, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT job_id, sr_id, 'sla_breach', 0::bigint, sla_due_at FROM jobs \
-                 WHERE state IN ('QUEUED', 'ASSIGNED', 'ACKNOWLEDGED', 'EN_ROUTE', 'ON_SCENE') \
-                   AND sla_due_at IS NOT NULL AND NOT sla_breached AND reopen_count = 0 \
-                 UNION ALL \
-                 SELECT job_id, sr_id, 'ack_timeout', assignment_number, \
-                     assigned_at + make_interval(secs => $1) FROM jobs \
-                 WHERE state = 'ASSIGNED' AND assigned_at IS NOT NULL",
-        )
-        .bind(self.rules.ack_timeout.as_secs_f64())
-        .fetch_all(self.store.pool())
-        .await?;
+        let due = self.store.timers_due(self.rules.ack_timeout).await?;
         let missing: Vec<_> = due
             .into_iter()
             .filter(|(job_id, _, check, assignment, _)| {
@@ -361,11 +350,7 @@ async fn record_breach(
         .map(|due| due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
     let state = store::state_name(job.state);
-    sqlx::query("UPDATE jobs SET sla_breached = true, updated_at = $2 WHERE job_id = $1")
-        .bind(job.job_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    store::set_sla_breached(conn, job.job_id, now).await?;
     events::append(
         conn,
         job.job_id,

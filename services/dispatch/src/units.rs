@@ -16,10 +16,10 @@ use uuid::Uuid;
 
 use crate::{
     api::validate,
-    events::{ActorRef, NewEvent},
     jobs::JobError,
     jobs::lifecycle::{self, Lifecycle},
     jobs::state_machine::Refusal,
+    store::events::{ActorRef, NewEvent},
     store::{
         JobKey, JobRow, Store, lock_job,
         units::{

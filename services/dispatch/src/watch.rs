@@ -30,12 +30,11 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
 use dispatch311_domain::time::to_timestamp;
 use dispatch311_grpc::status::{self as grpc_status, FieldViolations};
-use dispatch311_proto::dispatch::v1::{self as dispatch, AssignmentChange};
+use dispatch311_proto::dispatch::v1::{self as dispatch};
 use futures::Stream;
-use sqlx::{PgPool, Row, postgres::PgListener};
+use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -44,8 +43,8 @@ use uuid::Uuid;
 
 use crate::{
     api::validate,
-    feed,
-    store::{JOB_COLUMNS, JobKey, Store, StoreResult, job_from_row},
+    store::{JobKey, Store, StoreResult},
+    store::{feed, units},
     supervision::{database_status, store_status},
 };
 
@@ -111,14 +110,9 @@ impl Watch {
         let pool = self.store.pool();
 
         // whether `watcher` (an officer's badge, when an officer asks) crews the unit
-        let crews: Option<bool> = sqlx::query_scalar(
-            "SELECT $2::text IS NULL OR $2 = ANY(officer_ids) FROM units WHERE unit_id = $1",
-        )
-        .bind(unit_id)
-        .bind(officer)
-        .fetch_optional(pool)
-        .await
-        .map_err(database_status)?;
+        let crews = units::crewed_by(pool, unit_id, officer)
+            .await
+            .map_err(database_status)?;
         match crews {
             None => return Err(grpc_status::not_found("unit", unit_id.to_string())),
             Some(false) => {
@@ -133,7 +127,7 @@ impl Watch {
         // wakes the stream
         let wakeups = self.hub.subscribe();
         let after = match request.after_sequence {
-            0 => start_of_current_assignment(pool, unit_id)
+            0 => feed::start_of_current_assignment(pool, unit_id)
                 .await
                 .map_err(database_status)?,
             after => after,
@@ -151,72 +145,6 @@ impl Watch {
         tokio::spawn(stream.run());
         Ok(Box::pin(ReceiverStream::new(receiver)))
     }
-}
-
-/// The sequence to resume after for a stream that starts with the unit's
-/// current assignment: just before its latest ASSIGNED entry for the job it
-/// holds, or after its latest entry when it holds none. One statement, so
-/// the job and the feed are read from one snapshot.
-async fn start_of_current_assignment(pool: &PgPool, unit_id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT coalesce( \
-            (SELECT max(f.sequence) - 1 FROM unit_feed f JOIN units u ON u.unit_id = f.unit_id \
-             WHERE f.unit_id = $1 AND f.job_id = u.current_job_id AND f.change = $2), \
-            (SELECT max(sequence) FROM unit_feed WHERE unit_id = $1), \
-            0)",
-    )
-    .bind(unit_id)
-    .bind(feed::change_name(AssignmentChange::Assigned))
-    .fetch_one(pool)
-    .await
-}
-
-/// One entry of a unit's feed.
-struct FeedEntry {
-    sequence: i64,
-    job_id: Uuid,
-    change: AssignmentChange,
-    occurred_at: DateTime<Utc>,
-    /// The job as it was when the change committed (migration 0004); `None`
-    /// for entries older than that snapshot.
-    job: Option<dispatch::Job>,
-}
-
-async fn read_feed(
-    pool: &PgPool,
-    unit_id: Uuid,
-    after: i64,
-) -> Result<Vec<FeedEntry>, sqlx::Error> {
-    // the snapshot is turned back into a row of the jobs table, named `jobs`
-    // so the usual job columns and row mapping apply to it
-    let sql = format!(
-        "SELECT f.sequence AS feed_sequence, f.job_id AS feed_job_id, f.change AS feed_change, \
-            f.occurred_at AS feed_occurred_at, f.job_snapshot IS NOT NULL AS has_snapshot, {JOB_COLUMNS} \
-         FROM unit_feed f, jsonb_populate_record(NULL::jobs, f.job_snapshot) AS jobs \
-         WHERE f.unit_id = $1 AND f.sequence > $2 ORDER BY f.sequence LIMIT $3"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(unit_id)
-        .bind(after)
-        .bind(BATCH)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let change: String = row.get("feed_change");
-            FeedEntry {
-                sequence: row.get("feed_sequence"),
-                job_id: row.get("feed_job_id"),
-                change: AssignmentChange::from_str_name(&format!("ASSIGNMENT_CHANGE_{change}"))
-                    .unwrap_or_default(),
-                occurred_at: row.get("feed_occurred_at"),
-                job: row
-                    .get::<bool, _>("has_snapshot")
-                    .then(|| job_from_row(row)),
-            }
-        })
-        .collect())
 }
 
 /// The task behind one open stream.
@@ -262,7 +190,7 @@ impl FeedStream {
     }
 
     async fn send_new_entries(&mut self) -> StoreResult<Sent> {
-        let entries = read_feed(self.store.pool(), self.unit_id, self.after).await?;
+        let entries = feed::read_feed(self.store.pool(), self.unit_id, self.after, BATCH).await?;
         let full = entries.len() as i64 == BATCH;
         for entry in entries {
             let job = match entry.job {

@@ -11,7 +11,7 @@ use dispatch311_proto::{
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::events::ActorRef;
+use crate::store::events::ActorRef;
 
 const MAX_ACTOR_ID_CHARS: usize = 64;
 

@@ -23,7 +23,11 @@ use dispatch311_proto::{
     dispatch::v1::{FlagKind, Role},
 };
 
-use crate::{config::DispatchRules, flags::kind_name, jobs::state_machine::Refusal, store::JobRow};
+use crate::{
+    config::DispatchRules,
+    jobs::state_machine::Refusal,
+    store::{JobRow, flags::kind_name},
+};
 
 /// What the caller knows about a closure besides the job itself.
 #[derive(Debug, Clone)]

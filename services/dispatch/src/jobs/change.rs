@@ -25,9 +25,9 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::{
-    events::{ActorRef, NewEvent, event_type_name, role_name},
-    flags::kind_name,
     jobs::state_machine::unit_status_after_release,
+    store::events::{ActorRef, NewEvent, event_type_name, role_name},
+    store::flags::kind_name,
     store::{JobRow, units::UnitRow},
 };
 

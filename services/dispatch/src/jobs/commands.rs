@@ -4,7 +4,7 @@
 use dispatch311_proto::{common::v1::ResolutionCode, dispatch::v1 as dispatch};
 use uuid::Uuid;
 
-use crate::{events::ActorRef, jobs::lifecycle::Step};
+use crate::{jobs::lifecycle::Step, store::events::ActorRef};
 
 /// Give the job to a unit (a reassignment when it has one: `reason` required).
 pub struct Assign {

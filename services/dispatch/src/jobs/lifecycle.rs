@@ -33,7 +33,6 @@ use uuid::Uuid;
 
 use crate::{
     config::DispatchRules,
-    events::{self, ActorRef, NewEvent},
     jobs::accountability::{self, CloseFacts},
     jobs::state_machine::{Transition, is_open, unit_status_for},
     jobs::{
@@ -42,6 +41,7 @@ use crate::{
         commands::{Advance, AskComplainant, Assign, Cancel, Close, JobPhoto, Reroute, ViewPhoto},
     },
     outputs::{self, PublicChange},
+    store::events::{self, ActorRef, NewEvent},
     store::{
         JobKey, JobRow, Store, StoreError,
         changes::{JobSnapshot, ReadFor},
@@ -996,16 +996,7 @@ pub async fn requeue(
         .check(job.state)
         .map_err(|refusal| refusal.for_job(job.job_id))?;
     let at = event.occurred_at;
-    sqlx::query(
-        "UPDATE jobs SET state = 'QUEUED', unit_id = NULL, assigned_at = NULL, acknowledged_at = NULL, \
-            en_route_at = NULL, on_scene_at = NULL, on_scene_latitude = NULL, on_scene_longitude = NULL, \
-            updated_at = $2 \
-         WHERE job_id = $1",
-    )
-    .bind(job.job_id)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    crate::store::set_requeued(conn, job.job_id, at).await?;
     store_units::release(conn, unit, job.job_id, AssignmentChange::Unassigned, at).await?;
     let sequence = events::append(conn, job.job_id, &event).await?;
     outputs::tell_intake(

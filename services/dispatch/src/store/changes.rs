@@ -26,11 +26,11 @@ use super::{
     units::{UnitRow, status_name, unit_row},
 };
 use crate::{
-    events::{event_type_name, role_name},
-    feed::{self, change_name},
-    flags::kind_name,
     jobs::accountability::DuplicateTarget,
     jobs::change::JobChange,
+    store::events::{event_type_name, role_name},
+    store::feed::{self, change_name},
+    store::flags::kind_name,
 };
 use dispatch311_domain::status::{priority_name, resolution_from_name};
 use dispatch311_proto::dispatch::v1::UnitStatus;

@@ -20,6 +20,9 @@ use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 pub mod changes;
+pub mod events;
+pub mod feed;
+pub mod flags;
 pub mod units;
 
 #[derive(Debug, thiserror::Error)]
@@ -425,7 +428,7 @@ impl Store {
         };
         let Some(row) = row else { return Ok(None) };
         let mut job = job_from_row(&row);
-        job.flags = crate::flags::of_job(&self.pool, row.get("job_id")).await?;
+        job.flags = crate::store::flags::of_job(&self.pool, row.get("job_id")).await?;
         Ok(Some(job))
     }
 
@@ -582,6 +585,64 @@ mod tests {
             None
         );
     }
+}
+
+/// A timer an open job should have: (job, request, check, assignment, due).
+pub type DueTimer = (Uuid, Uuid, String, i64, DateTime<Utc>);
+
+impl Store {
+    /// Every timer the open jobs should have: an SLA check for each open job
+    /// not yet breached and never reopened (a reopened job keeps its first
+    /// due time and is not armed again), and an acknowledgement check for each
+    /// assigned job, due `ack_timeout` after it was assigned.
+    pub async fn timers_due(&self, ack_timeout: Duration) -> StoreResult<Vec<DueTimer>> {
+        Ok(sqlx::query_as(
+            "SELECT job_id, sr_id, 'sla_breach', 0::bigint, sla_due_at FROM jobs \
+                 WHERE state IN ('QUEUED', 'ASSIGNED', 'ACKNOWLEDGED', 'EN_ROUTE', 'ON_SCENE') \
+                   AND sla_due_at IS NOT NULL AND NOT sla_breached AND reopen_count = 0 \
+                 UNION ALL \
+                 SELECT job_id, sr_id, 'ack_timeout', assignment_number, \
+                     assigned_at + make_interval(secs => $1) FROM jobs \
+                 WHERE state = 'ASSIGNED' AND assigned_at IS NOT NULL",
+        )
+        .bind(ack_timeout.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// A job whose unit was taken from it is queued again, in the caller's
+/// transaction (it holds the job's lock); it keeps its place (`queued_at`).
+pub async fn set_requeued(
+    conn: &mut sqlx::PgConnection,
+    job_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'QUEUED', unit_id = NULL, assigned_at = NULL, acknowledged_at = NULL, \
+            en_route_at = NULL, on_scene_at = NULL, on_scene_latitude = NULL, on_scene_longitude = NULL, \
+            updated_at = $2 \
+         WHERE job_id = $1",
+    )
+    .bind(job_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An open job past its SLA is marked breached, in the caller's transaction.
+pub async fn set_sla_breached(
+    conn: &mut sqlx::PgConnection,
+    job_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET sla_breached = true, updated_at = $2 WHERE job_id = $1")
+        .bind(job_id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A job as the lifecycle rules need it, read under its row lock.

@@ -12,7 +12,8 @@ use dispatch311_proto::{
 use sqlx::{PgConnection, Row, postgres::PgRow};
 use uuid::Uuid;
 
-use crate::{feed, jobs::state_machine::unit_status_after_release};
+use super::feed;
+use crate::jobs::state_machine::unit_status_after_release;
 
 /// A unit as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -305,4 +306,20 @@ impl super::Store {
         .await?;
         Ok(())
     }
+}
+
+/// Whether `officer` crews the unit (`None` for anyone: a dispatcher or a
+/// supervisor); `None` when there is no such unit.
+pub async fn crewed_by(
+    pool: &sqlx::PgPool,
+    unit_id: Uuid,
+    officer: Option<&str>,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT $2::text IS NULL OR $2 = ANY(officer_ids) FROM units WHERE unit_id = $1",
+    )
+    .bind(unit_id)
+    .bind(officer)
+    .fetch_optional(pool)
+    .await
 }

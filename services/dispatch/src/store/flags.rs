@@ -8,7 +8,7 @@ use dispatch311_proto::dispatch::v1::{EventType, Flag, FlagKind};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::events::{self, ActorRef, NewEvent};
+use crate::store::events::{self, ActorRef, NewEvent};
 
 pub fn kind_name(kind: FlagKind) -> &'static str {
     kind.as_str_name().trim_start_matches("FLAG_KIND_")
