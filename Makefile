@@ -60,9 +60,10 @@ test: deps ## run every test (against local Redis and PostgreSQL, and an S3-comp
 build: ## build every crate and binary
 	$(CARGO) build --workspace --bins
 
-lint: ## check formatting, clippy warnings and the protos (buf lint)
+lint: ## check formatting, clippy warnings, import cycles between files and the protos (buf lint)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 deploy/import-cycles.py services/*/src libs/*/src tools/*/src tests/src
 	@deploy/ensure-node.sh
 	npx -y @bufbuild/buf lint
 

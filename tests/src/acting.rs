@@ -10,7 +10,24 @@ use dispatch311_proto::dispatch::v1::{
 };
 use tonic::{Request, Response, Status, Streaming, transport::Channel};
 
-use crate::suite::{AuthChannel, Tokens};
+use crate::suite::{AuthChannel, Replica, SUPERVISOR, Service, Suite, Tokens};
+
+impl Suite {
+    /// Dispatch as its users' devices: see [`Dispatch`].
+    pub async fn dispatch(&self) -> anyhow::Result<Dispatch> {
+        Dispatch::new(
+            self.channel(Service::Dispatch).await?,
+            self.tokens().clone(),
+        )
+    }
+}
+
+impl Replica {
+    /// Dispatch as its users' devices, on this replica.
+    pub async fn dispatch(&self) -> anyhow::Result<Dispatch> {
+        Dispatch::new(self.connect().await?, self.tokens().clone())
+    }
+}
 
 #[derive(Clone)]
 pub struct Dispatch {
@@ -23,7 +40,7 @@ pub struct Dispatch {
 
 impl Dispatch {
     pub fn new(channel: Channel, tokens: Tokens) -> anyhow::Result<Self> {
-        let supervisor = tokens.bearer(AuthRole::Supervisor, crate::suite::SUPERVISOR)?;
+        let supervisor = tokens.bearer(AuthRole::Supervisor, SUPERVISOR)?;
         Ok(Self {
             reader: DispatchServiceClient::new(supervisor.wrap(channel.clone())),
             device: DispatchServiceClient::new(channel),

@@ -514,9 +514,9 @@ impl Suite {
         ))
     }
 
-    /// Dispatch as its users' devices: see [`crate::acting::Dispatch`].
-    pub async fn dispatch(&self) -> anyhow::Result<crate::acting::Dispatch> {
-        crate::acting::Dispatch::new(self.channel(Service::Dispatch).await?, self.tokens.clone())
+    /// The tokens this suite's services trust.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// The survey system's client.
@@ -619,11 +619,14 @@ impl Replica {
             .wrap(endpoint(&self.url, self.tls.as_ref())?.connect().await?))
     }
 
-    pub async fn dispatch(&self) -> anyhow::Result<crate::acting::Dispatch> {
-        crate::acting::Dispatch::new(
-            endpoint(&self.url, self.tls.as_ref())?.connect().await?,
-            self.tokens.clone(),
-        )
+    /// A connection to this replica, without a token.
+    pub async fn connect(&self) -> anyhow::Result<Channel> {
+        Ok(endpoint(&self.url, self.tls.as_ref())?.connect().await?)
+    }
+
+    /// The tokens the replica trusts.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 }
 

@@ -11,7 +11,6 @@ use redis::streams::{StreamInfoGroupsReply, StreamRangeReply};
 use tracing::Instrument;
 
 use crate::config::QueueConfig;
-use crate::consumer::Consumer;
 use crate::envelope::{delayed_member, due_millis, new_traced_envelope, to_system_time};
 use crate::error::Result;
 use crate::keys::{QueueKeys, validate_name};
@@ -229,14 +228,6 @@ impl JobQueue {
         }
         pipe.query_async::<()>(&mut self.connection()).await?;
         Ok(())
-    }
-
-    /// A consumer of `queue` in consumer group `group` (the consuming service), with
-    /// a name unique to this process.
-    pub fn consumer(&self, queue: &str, group: &str) -> Result<Consumer> {
-        validate_name("consumer group", group)?;
-        let keys = self.keys(queue)?;
-        Ok(Consumer::new(self.clone(), queue, group, keys))
     }
 
     /// The oldest `count` dead-lettered jobs of `queue`.

@@ -14,6 +14,7 @@ pub mod store;
 pub mod supervision;
 pub mod timers;
 pub mod units;
+pub mod validate;
 pub mod watch;
 
 pub use app::Application;

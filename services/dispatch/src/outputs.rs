@@ -106,3 +106,23 @@ pub async fn schedule_timer(
     let envelope = timer_envelope(sr_id, timer, at)?;
     outbox::enqueue_envelope(conn, queues::DISPATCH_TIMERS, &envelope).await
 }
+
+/// The `check` of an acknowledgement timer.
+pub const ACK_TIMEOUT: &str = "ack_timeout";
+/// The `check` of an SLA timer.
+pub const SLA_BREACH: &str = "sla_breach";
+
+/// The outbox row of an SLA timer for `job_id`, due at `due`; `Store::enqueue`
+/// writes it in the statement that creates the job.
+pub fn prepare_sla_timer(
+    sr_id: &str,
+    job_id: uuid::Uuid,
+    due: DateTime<Utc>,
+) -> Result<outbox::OutboxRow, QueueError> {
+    let timer = DispatchTimer {
+        job_id: job_id.to_string(),
+        check: SLA_BREACH.into(),
+        assignment_number: 0,
+    };
+    prepare_timer(sr_id, &timer, due)
+}

@@ -27,10 +27,10 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
-    api::validate,
     checkpoints::{self, Checkpointer},
     store::events,
     store::{JOB_COLUMNS, Store, StoreError, job_from_row, state_name},
+    validate,
 };
 
 /// The default `GetPrecinctStats` window: the last day.

@@ -25,7 +25,7 @@ use dispatch311_proto::{
     dispatch::v1::{EventType, FlagKind, JobState},
     jobs::v1::DispatchTimer,
 };
-use dispatch311_queue::{Delivery, JobHandler, Outcome, QueueError, outbox};
+use dispatch311_queue::{Delivery, JobHandler, Outcome};
 use dispatch311_telemetry::attributes::{self, set_on_current};
 use prost::Message;
 use sqlx::PgConnection;
@@ -41,31 +41,13 @@ use crate::{
     store::{self, JobRow, Store, StoreResult},
 };
 
-/// The `check` of an acknowledgement timer.
-pub const ACK_TIMEOUT: &str = "ack_timeout";
-/// The `check` of an SLA timer.
-pub const SLA_BREACH: &str = "sla_breach";
+pub use crate::outputs::{ACK_TIMEOUT, SLA_BREACH, prepare_sla_timer};
 
 pub struct TimerHandler {
     pub store: Store,
     pub rules: DispatchRules,
     /// Wakes the outbox relay after a commit that told intake something.
     pub relay_wakeup: Arc<Notify>,
-}
-
-/// The outbox row of an SLA timer for `job_id`, due at `due`; `Store::enqueue`
-/// writes it in the statement that creates the job.
-pub fn prepare_sla_timer(
-    sr_id: &str,
-    job_id: Uuid,
-    due: DateTime<Utc>,
-) -> Result<outbox::OutboxRow, QueueError> {
-    let timer = DispatchTimer {
-        job_id: job_id.to_string(),
-        check: SLA_BREACH.into(),
-        assignment_number: 0,
-    };
-    crate::outputs::prepare_timer(sr_id, &timer, due)
 }
 
 /// Arms again, from dispatch's own tables, the timers Redis lost.

@@ -42,10 +42,10 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
-    api::validate,
     store::{JobKey, Store, StoreResult},
     store::{feed, units},
     supervision::{database_status, store_status},
+    validate,
 };
 
 pub type AssignmentStream =

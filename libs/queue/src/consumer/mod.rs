@@ -194,6 +194,16 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+impl JobQueue {
+    /// A consumer of `queue` in consumer group `group` (the consuming service), with
+    /// a name unique to this process.
+    pub fn consumer(&self, queue: &str, group: &str) -> Result<Consumer> {
+        crate::keys::validate_name("consumer group", group)?;
+        let keys = self.keys(queue)?;
+        Ok(Consumer::new(self.clone(), queue, group, keys))
+    }
+}
+
 impl Consumer {
     pub(crate) fn new(queue: JobQueue, queue_name: &str, group: &str, keys: QueueKeys) -> Self {
         Self {

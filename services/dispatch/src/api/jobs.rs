@@ -10,11 +10,12 @@ use dispatch311_proto::{
 };
 use tonic::Status;
 
-use super::{DispatchApi, validate};
+use super::DispatchApi;
 use crate::{
     jobs::accountability,
-    jobs::commands::{Advance, AskComplainant, Assign, Cancel, Close, Reroute, ViewPhoto},
-    jobs::lifecycle::{MAX_NOTES_CHARS, Reopening, Step},
+    jobs::commands::{Advance, AskComplainant, Assign, Cancel, Close, Reroute, Step, ViewPhoto},
+    jobs::lifecycle::{MAX_NOTES_CHARS, Reopening},
+    validate,
 };
 
 const MAX_REASON_CHARS: usize = 1000;

@@ -1,7 +1,6 @@
 //! The gRPC adapter of the dispatch service.
 
 mod jobs;
-pub mod validate;
 
 use dispatch311_auth::Role as AuthRole;
 use dispatch311_domain::SrNumber;

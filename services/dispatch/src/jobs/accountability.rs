@@ -26,7 +26,7 @@ use dispatch311_proto::{
 use crate::{
     config::DispatchRules,
     jobs::state_machine::Refusal,
-    store::{JobRow, flags::kind_name},
+    store::{JobRow, changes::DuplicateTarget, flags::kind_name},
 };
 
 /// What the caller knows about a closure besides the job itself.
@@ -49,16 +49,6 @@ pub struct CloseFacts<'a> {
     pub notes: &'a str,
     /// The job this one duplicates, when the close names one.
     pub duplicate_of: Option<DuplicateTarget>,
-}
-
-/// The job a DUPLICATE closure names as the report already filed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DuplicateTarget {
-    pub job_id: uuid::Uuid,
-    pub sr_number: String,
-    pub complaint_type: String,
-    pub precinct: String,
-    pub location: Option<(f64, f64)>,
 }
 
 /// Who may close a job: the assigned unit's officer (checked against the crew)

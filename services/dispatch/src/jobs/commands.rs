@@ -1,10 +1,13 @@
 //! What each job transition is asked to do, once the API has checked the
 //! request (fields, ranges, the caller's role).
 
-use dispatch311_proto::{common::v1::ResolutionCode, dispatch::v1 as dispatch};
+use dispatch311_proto::{
+    common::v1::{ResolutionCode, ServiceRequestStatus},
+    dispatch::v1::{self as dispatch, EventType, JobState},
+};
 use uuid::Uuid;
 
-use crate::{jobs::lifecycle::Step, store::events::ActorRef};
+use crate::{jobs::state_machine::Transition, store::events::ActorRef};
 
 /// Give the job to a unit (a reassignment when it has one: `reason` required).
 pub struct Assign {
@@ -68,4 +71,63 @@ pub struct Reroute {
     pub job_id: Uuid,
     pub agency: String,
     pub reason: String,
+}
+
+/// The three steps of a unit on its way: each one state further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Acknowledge,
+    EnRoute,
+    OnScene,
+}
+
+impl Step {
+    pub fn transition(self) -> Transition {
+        match self {
+            Self::Acknowledge => Transition::Acknowledge,
+            Self::EnRoute => Transition::EnRoute,
+            Self::OnScene => Transition::OnScene,
+        }
+    }
+
+    pub fn state(self) -> JobState {
+        match self {
+            Self::Acknowledge => JobState::Acknowledged,
+            Self::EnRoute => JobState::EnRoute,
+            Self::OnScene => JobState::OnScene,
+        }
+    }
+
+    pub fn event(self) -> EventType {
+        match self {
+            Self::Acknowledge => EventType::Acknowledged,
+            Self::EnRoute => EventType::EnRoute,
+            Self::OnScene => EventType::OnScene,
+        }
+    }
+
+    pub fn public_status(self) -> ServiceRequestStatus {
+        match self {
+            Self::Acknowledge => ServiceRequestStatus::Acknowledged,
+            Self::EnRoute => ServiceRequestStatus::EnRoute,
+            Self::OnScene => ServiceRequestStatus::OnScene,
+        }
+    }
+
+    pub fn public_message(self) -> &'static str {
+        match self {
+            Self::Acknowledge => "the assigned unit acknowledged the job",
+            Self::EnRoute => "a unit is on its way",
+            Self::OnScene => "a unit arrived at the location",
+        }
+    }
+
+    /// The transition-key word, e.g. `dispatch:en_route:2`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Acknowledge => "acknowledged",
+            Self::EnRoute => "en_route",
+            Self::OnScene => "on_scene",
+        }
+    }
 }

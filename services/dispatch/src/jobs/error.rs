@@ -87,3 +87,21 @@ impl From<QueueError> for JobError {
         Self::Store(StoreError::Queue(e))
     }
 }
+
+impl Refusal {
+    /// The refusal of a change to job `job_id`.
+    pub fn for_job(self, job_id: Uuid) -> JobError {
+        JobError::Refused {
+            refusal: self,
+            subject: format!("jobs/{job_id}"),
+        }
+    }
+
+    /// The refusal of a change to unit `unit_id`.
+    pub fn for_unit(self, unit_id: Uuid) -> JobError {
+        JobError::Refused {
+            refusal: self,
+            subject: format!("units/{unit_id}"),
+        }
+    }
+}

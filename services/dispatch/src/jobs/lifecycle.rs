@@ -37,8 +37,11 @@ use crate::{
     jobs::state_machine::{Transition, is_open, unit_status_for},
     jobs::{
         JobError,
+        assignment::{rank_by_distance, why_cannot_take},
         change::{AskedMessage, JobChange, Public},
-        commands::{Advance, AskComplainant, Assign, Cancel, Close, JobPhoto, Reroute, ViewPhoto},
+        commands::{
+            Advance, AskComplainant, Assign, Cancel, Close, JobPhoto, Reroute, Step, ViewPhoto,
+        },
     },
     outputs::{self, PublicChange},
     store::events::{self, ActorRef, NewEvent},
@@ -47,7 +50,6 @@ use crate::{
         changes::{JobSnapshot, ReadFor},
         units::{self as store_units, UnitRow},
     },
-    units::{rank_by_distance, why_cannot_take},
 };
 
 /// Who answers, in the job's event log: never the complainant's identity.
@@ -908,7 +910,7 @@ impl Lifecycle {
         change.record(event, Some(public))?;
         let timer = DispatchTimer {
             job_id: job_id.to_string(),
-            check: "ack_timeout".into(),
+            check: outputs::ACK_TIMEOUT.into(),
             assignment_number,
         };
         let due = now
@@ -1013,65 +1015,6 @@ pub async fn requeue(
     )
     .await?;
     Ok(())
-}
-
-/// The three steps of a unit on its way: each one state further.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Acknowledge,
-    EnRoute,
-    OnScene,
-}
-
-impl Step {
-    pub fn transition(self) -> Transition {
-        match self {
-            Self::Acknowledge => Transition::Acknowledge,
-            Self::EnRoute => Transition::EnRoute,
-            Self::OnScene => Transition::OnScene,
-        }
-    }
-
-    fn state(self) -> JobState {
-        match self {
-            Self::Acknowledge => JobState::Acknowledged,
-            Self::EnRoute => JobState::EnRoute,
-            Self::OnScene => JobState::OnScene,
-        }
-    }
-
-    fn event(self) -> EventType {
-        match self {
-            Self::Acknowledge => EventType::Acknowledged,
-            Self::EnRoute => EventType::EnRoute,
-            Self::OnScene => EventType::OnScene,
-        }
-    }
-
-    fn public_status(self) -> ServiceRequestStatus {
-        match self {
-            Self::Acknowledge => ServiceRequestStatus::Acknowledged,
-            Self::EnRoute => ServiceRequestStatus::EnRoute,
-            Self::OnScene => ServiceRequestStatus::OnScene,
-        }
-    }
-
-    fn public_message(self) -> &'static str {
-        match self {
-            Self::Acknowledge => "the assigned unit acknowledged the job",
-            Self::EnRoute => "a unit is on its way",
-            Self::OnScene => "a unit arrived at the location",
-        }
-    }
-
-    /// The transition-key word, e.g. `dispatch:en_route:2`.
-    fn key(self) -> &'static str {
-        match self {
-            Self::Acknowledge => "acknowledged",
-            Self::EnRoute => "en_route",
-            Self::OnScene => "on_scene",
-        }
-    }
 }
 
 /// PERMISSION_DENIED unless the officer works `unit`.

@@ -3,6 +3,7 @@
 //! transport here: commands come in, jobs and `JobError`s go out.
 
 pub mod accountability;
+pub mod assignment;
 pub mod change;
 pub mod commands;
 pub mod error;

@@ -3,9 +3,6 @@
 //! is written; a refusal changes nothing.
 
 use dispatch311_proto::dispatch::v1::{JobState, UnitStatus};
-use uuid::Uuid;
-
-use crate::jobs::JobError;
 
 /// Something a job can go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,27 +149,14 @@ impl Refusal {
             description: description.into(),
         }
     }
-
-    /// The refusal of a change to job `job_id`.
-    pub fn for_job(self, job_id: Uuid) -> JobError {
-        JobError::Refused {
-            refusal: self,
-            subject: format!("jobs/{job_id}"),
-        }
-    }
-
-    /// The refusal of a change to unit `unit_id`.
-    pub fn for_unit(self, unit_id: Uuid) -> JobError {
-        JobError::Refused {
-            refusal: self,
-            subject: format!("units/{unit_id}"),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
+    use crate::jobs::JobError;
 
     const ALL: [JobState; 8] = [
         S::Queued,

@@ -26,7 +26,6 @@ use super::{
     units::{UnitRow, status_name, unit_row},
 };
 use crate::{
-    jobs::accountability::DuplicateTarget,
     jobs::change::JobChange,
     store::events::{event_type_name, role_name},
     store::feed::{self, change_name},
@@ -34,6 +33,16 @@ use crate::{
 };
 use dispatch311_domain::status::{priority_name, resolution_from_name};
 use dispatch311_proto::dispatch::v1::UnitStatus;
+
+/// The job a DUPLICATE closure names as the report already filed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicateTarget {
+    pub job_id: uuid::Uuid,
+    pub sr_number: String,
+    pub complaint_type: String,
+    pub precinct: String,
+    pub location: Option<(f64, f64)>,
+}
 
 /// What a change needs read besides the job itself.
 #[derive(Debug, Default, Clone)]

@@ -263,7 +263,7 @@ impl Store {
             None => routed_due_at,
         };
         let sla_timer = sla_due_at
-            .map(|due| crate::timers::prepare_sla_timer(&job.sr_id, job_id, due))
+            .map(|due| crate::outputs::prepare_sla_timer(&job.sr_id, job_id, due))
             .transpose()?;
         Ok(NewJob {
             sr_id,
