@@ -18,7 +18,11 @@ use dispatch311_proto::routing::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::{Router, decision::RouteRequest, store::Store};
+use crate::{
+    Router,
+    decision::RouteRequest,
+    store::{Store, StoreError},
+};
 
 pub struct RoutingApi {
     router: Arc<Router>,
@@ -114,5 +118,12 @@ impl RoutingService for RoutingApi {
             Ok(None) => Err(grpc_status::not_found("routing decision", &sr_id)),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The one place a storage error of this service becomes a gRPC status.
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        grpc_status::storage(&e)
     }
 }

@@ -41,12 +41,6 @@ impl dispatch311_grpc::status::StorageFailure for StoreError {
     }
 }
 
-impl From<StoreError> for tonic::Status {
-    fn from(e: StoreError) -> Self {
-        dispatch311_grpc::status::storage(&e)
-    }
-}
-
 /// A decision as stored, with when it was made.
 pub struct StoredDecision {
     pub sr_number: String,

@@ -259,3 +259,10 @@ fn expired_token(expires_at: DateTime<Utc>) -> Status {
 fn store_status(err: StoreError) -> Status {
     err.into()
 }
+
+/// The one place a storage error of this service becomes a gRPC status.
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        grpc_status::storage(&e)
+    }
+}

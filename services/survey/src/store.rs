@@ -53,12 +53,6 @@ impl dispatch311_grpc::status::StorageFailure for StoreError {
     }
 }
 
-impl From<StoreError> for tonic::Status {
-    fn from(e: StoreError) -> Self {
-        dispatch311_grpc::status::storage(&e)
-    }
-}
-
 /// A closure as the `closed` queue delivers it, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewClosure {

@@ -427,3 +427,16 @@ impl From<JobError> for Status {
         }
     }
 }
+
+/// The one place a storage error of dispatch becomes a gRPC status.
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // a change that lost every race to the same job: try again
+            StoreError::Conflict => {
+                Status::aborted("the job changed while this change was decided; try again")
+            }
+            e => grpc_status::storage(&e),
+        }
+    }
+}

@@ -55,18 +55,6 @@ impl dispatch311_grpc::status::StorageFailure for StoreError {
     }
 }
 
-impl From<StoreError> for tonic::Status {
-    fn from(e: StoreError) -> Self {
-        match e {
-            // a change that lost every race to the same job: try again
-            StoreError::Conflict => {
-                tonic::Status::aborted("the job changed while this change was decided; try again")
-            }
-            e => dispatch311_grpc::status::storage(&e),
-        }
-    }
-}
-
 /// What enqueueing a dispatch job did. `offer_to_auto_assign`: the job
 /// waits in the queue of a precinct that assigns automatically.
 #[derive(Debug, PartialEq, Eq)]
