@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     checkpoints::{self, Checkpointer},
     store::events,
-    store::{JOB_COLUMNS, Store, StoreError, job_from_row, state_name},
+    store::{JOB_COLUMNS, Store, job_from_row, state_name},
     validate,
 };
 
@@ -325,10 +325,6 @@ impl Supervision {
 /// UNAVAILABLE when PostgreSQL cannot be reached, INTERNAL otherwise.
 pub(crate) fn database_status(err: sqlx::Error) -> Status {
     grpc_status::storage(&err)
-}
-
-pub(crate) fn store_status(err: StoreError) -> Status {
-    err.into()
 }
 
 /// The SQL condition on `jobs` of a `ListJobs` filter.

@@ -44,7 +44,7 @@ use uuid::Uuid;
 use crate::{
     store::{JobKey, Store, StoreResult},
     store::{feed, units},
-    supervision::{database_status, store_status},
+    supervision::database_status,
     validate,
 };
 
@@ -167,7 +167,7 @@ impl FeedStream {
                 Ok(Sent::ClientGone) => break,
                 Err(e) => {
                     tracing::warn!(unit_id = %self.unit_id, error = %e, "unit feed read failed; ending the stream");
-                    let _ = self.sender.send(Err(store_status(e))).await;
+                    let _ = self.sender.send(Err(Status::from(e))).await;
                     break;
                 }
             }

@@ -65,7 +65,7 @@ impl DispatchService for DispatchApi {
             .store
             .queue(&precinct, after, limit + 1)
             .await
-            .map_err(store_status)?;
+            .map_err(Status::from)?;
         let next_page_token = if jobs.len() > limit {
             jobs.truncate(limit);
             jobs.last()
@@ -109,7 +109,7 @@ impl DispatchService for DispatchApi {
         };
         v.into_result()?;
         let key = key.expect("a key without violations");
-        match self.store.get(&key).await.map_err(store_status)? {
+        match self.store.get(&key).await.map_err(Status::from)? {
             Some(job) => Ok(Response::new(GetJobResponse { job: Some(job) })),
             None => Err(grpc_status::not_found("dispatch job", &shown)),
         }
@@ -399,10 +399,6 @@ fn as_caller<T: Acted>(request: Request<T>) -> Result<T, Status> {
         role: role as i32,
     });
     Ok(message)
-}
-
-fn store_status(err: StoreError) -> Status {
-    err.into()
 }
 
 /// The one place a domain error of dispatch becomes a gRPC status.

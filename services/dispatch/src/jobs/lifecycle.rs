@@ -24,7 +24,7 @@ use dispatch311_domain::{
 use dispatch311_proto::{
     common::v1::{ResolutionCode, ServiceRequestStatus},
     dispatch::v1::{self as dispatch, AssignmentChange, EventType, FlagKind, JobState, Role},
-    jobs::v1::{ClosedEvent, ComplainantQuestion, DispatchTimer, StatusUpdate},
+    jobs::v1::{ClosedEvent, DispatchTimer, StatusUpdate},
 };
 use dispatch311_telemetry::attributes::{self, set_on_current};
 use sqlx::PgConnection;
@@ -37,11 +37,9 @@ use crate::{
     jobs::state_machine::{Transition, is_open, unit_status_for},
     jobs::{
         JobError,
-        assignment::{rank_by_distance, why_cannot_take},
-        change::{AskedMessage, JobChange, Public},
-        commands::{
-            Advance, AskComplainant, Assign, Cancel, Close, JobPhoto, Reroute, Step, ViewPhoto,
-        },
+        assignment::why_cannot_take,
+        change::{JobChange, Public},
+        commands::{Advance, Assign, Cancel, Close, Reroute, Step},
     },
     outputs::{self, PublicChange},
     store::events::{self, ActorRef, NewEvent},
@@ -58,7 +56,7 @@ pub const COMPLAINANT_ACTOR: &str = "complainant";
 pub const MAX_NOTES_CHARS: usize = 4000;
 /// How often a change is decided again because its job or unit changed
 /// between the read and the write before the caller hears ABORTED.
-const MAX_ATTEMPTS: usize = 10;
+pub(super) const MAX_ATTEMPTS: usize = 10;
 
 /// Who reopens a job and why, whether it becomes more urgent, and whether it
 /// goes on the review list (a REOPENED_BY_COMPLAINANT flag).
@@ -152,165 +150,6 @@ impl Lifecycle {
             self.try_auto_assign_unit(previous).await;
         }
         Ok(job)
-    }
-
-    pub async fn record_evidence_viewed(
-        &self,
-        command: ViewPhoto,
-    ) -> Result<dispatch::Job, JobError> {
-        let ViewPhoto {
-            actor,
-            job_id,
-            photo_index,
-        } = command;
-        let (job, _) = self
-            .must_change(job_id, &ReadFor::default(), |s, now| {
-                open_for_crew(&actor, s)?;
-                let photo_count = u32::try_from(s.job.photo_count).unwrap_or(0);
-                if photo_index >= photo_count {
-                    return Err(JobError::bad_argument(
-                        "photo_index",
-                        format!("the request has {photo_count} photo(s); the index starts at 0"),
-                    ));
-                }
-                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
-                record_view(&mut change, &actor, format!("photo {}", photo_index));
-                Ok(change)
-            })
-            .await?;
-        Ok(job)
-    }
-
-    /// Reads one uploaded photo of a job for its viewer and records the view
-    /// with the same write: no photo leaves unrecorded, and a photo that
-    /// cannot be read records nothing.
-    pub async fn get_job_photo(&self, command: ViewPhoto) -> Result<JobPhoto, JobError> {
-        let ViewPhoto {
-            actor,
-            job_id,
-            photo_index,
-        } = command;
-        for _ in 0..MAX_ATTEMPTS {
-            let s = self.read(job_id, &ReadFor::default()).await?;
-            open_for_crew(&actor, &s)?;
-            let Some(&photo_id) = s.photo_ids.get(photo_index as usize) else {
-                return Err(JobError::bad_argument(
-                    "photo_index",
-                    format!(
-                        "the request has {} uploaded photo(s); the index starts at 0",
-                        s.photo_ids.len()
-                    ),
-                ));
-            };
-            let content = self.photos.get(photo_id).await.map_err(|e| match e {
-                dispatch311_photos::PhotoStoreError::NotFound(_) => {
-                    JobError::not_found("photo", format!("{} of job {job_id}", photo_index))
-                }
-                other => JobError::PhotoStore(other),
-            })?;
-            let mut change = JobChange::new(&s.job, &s.flag_keys, now_micros());
-            record_view(
-                &mut change,
-                &actor,
-                format!("photo {} fetched", photo_index),
-            );
-            if let Some(job) = self.write(&change, &s).await? {
-                return Ok(JobPhoto {
-                    content_type: sniffed_type(&content),
-                    content,
-                    job,
-                });
-            }
-        }
-        Err(JobError::Busy(job_id))
-    }
-
-    /// Sends the crew's question to the complainant through intake, and
-    /// records it (event, message row and the intake job in one write).
-    pub async fn relay_message_to_complainant(
-        &self,
-        command: AskComplainant,
-    ) -> Result<(Uuid, dispatch::Job), JobError> {
-        let AskComplainant {
-            actor,
-            job_id,
-            text,
-        } = command;
-        let (job, change) = self
-            .must_change(job_id, &ReadFor::default(), |s, now| {
-                open_for_crew(&actor, s)?;
-                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
-                let message_id = Uuid::now_v7();
-                let question = ComplainantQuestion {
-                    message_id: message_id.to_string(),
-                    sr_id: s.job.sr_id.to_string(),
-                    sr_number: s.job.sr_number.clone(),
-                    job_id: job_id.to_string(),
-                    from: format!("NYPD precinct {}", s.job.precinct),
-                    text: text.clone(),
-                    asked_at: Some(to_timestamp(now)),
-                };
-                change.asked = Some(AskedMessage {
-                    message_id,
-                    asked_by: actor.id.clone(),
-                });
-                change.publish(
-                    queues::COMPLAINANT_QUESTIONS,
-                    kinds::COMPLAINANT_QUESTION,
-                    &question,
-                )?;
-                change.append(NewEvent {
-                    event_type: EventType::MessageToComplainant,
-                    actor: actor.clone(),
-                    occurred_at: now,
-                    position: None,
-                    unit_id: s.job.unit_id,
-                    reason: text.clone(),
-                });
-                Ok(change)
-            })
-            .await?;
-        let message_id = change
-            .asked
-            .map(|asked| asked.message_id)
-            .unwrap_or_default();
-        Ok((message_id, job))
-    }
-
-    /// Puts the complainant's (redacted) answer to `message_id` on the job's
-    /// timeline, once. Returns whether it was new.
-    pub async fn record_complainant_answer(
-        &self,
-        job_id: Uuid,
-        message_id: Uuid,
-        text: String,
-    ) -> Result<bool, JobError> {
-        let read = ReadFor {
-            message_id: Some(message_id),
-            ..ReadFor::default()
-        };
-        let written = self
-            .change(job_id, &read, |s, now| {
-                if !s.message_unanswered {
-                    return Ok(None);
-                }
-                let mut change = JobChange::new(&s.job, &s.flag_keys, now);
-                change.answered = Some(message_id);
-                change.append(NewEvent {
-                    event_type: EventType::ComplainantAnswered,
-                    actor: ActorRef {
-                        id: COMPLAINANT_ACTOR.into(),
-                        role: Role::System,
-                    },
-                    occurred_at: now,
-                    position: None,
-                    unit_id: s.job.unit_id,
-                    reason: text.chars().take(MAX_NOTES_CHARS).collect(),
-                });
-                Ok(Some(change))
-            })
-            .await?;
-        Ok(written.is_some())
     }
 
     pub async fn close_job(&self, command: Close) -> Result<dispatch::Job, JobError> {
@@ -679,110 +518,6 @@ impl Lifecycle {
         Ok(job)
     }
 
-    /// Gives a queued job of a precinct with auto-assignment on to the
-    /// nearest available unit, as the service. Returns the unit, if one was
-    /// assigned. Harmless to repeat: only a queued job is assigned.
-    pub async fn auto_assign_job(&self, job_id: Uuid) -> Result<Option<Uuid>, JobError> {
-        for _ in 0..MAX_ATTEMPTS {
-            // most precincts assign by hand: the read says so
-            let Some(s) = self
-                .store
-                .read_for_change(job_id, &ReadFor::default())
-                .await?
-            else {
-                return Ok(None);
-            };
-            if s.job.state != JobState::Queued || !s.auto_assign {
-                return Ok(None);
-            }
-            let Some(location) = s.job.location else {
-                return Ok(None);
-            };
-            let candidates =
-                rank_by_distance(self.store.available_units(&s.job.precinct).await?, location);
-            let Some((unit, distance)) = candidates
-                .into_iter()
-                .find(|(unit, _)| why_cannot_take(unit, &s.job).is_none())
-            else {
-                return Ok(None);
-            };
-            let reason = format!("auto-assigned: nearest available unit, {distance:.0} m away");
-            let mut change = JobChange::new(&s.job, &s.flag_keys, now_micros());
-            self.apply_assignment(&mut change, &ActorRef::system(), &unit, None, &reason)?;
-            // the unit may have taken other work since it was listed: look again
-            if self.write(&change, &s).await?.is_some() {
-                tracing::info!(%job_id, unit_id = %unit.unit_id, distance_m = distance.round(), "job auto-assigned");
-                return Ok(Some(unit.unit_id));
-            }
-        }
-        Err(JobError::Busy(job_id))
-    }
-
-    /// Gives a unit that became available the precinct's most urgent, oldest
-    /// queued job, when its precinct has auto-assignment on. Returns the job,
-    /// if one was assigned.
-    pub async fn auto_assign_unit(&self, unit_id: Uuid) -> Result<Option<Uuid>, JobError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let Some((seen, auto_assign)) = self.store.unit_for_auto_assign(unit_id).await? else {
-                return Ok(None);
-            };
-            if seen.status != dispatch::UnitStatus::Available
-                || seen.current_job_id.is_some()
-                || !auto_assign
-            {
-                return Ok(None);
-            }
-            let Some(job_id) = self.store.next_queued_job(&seen.precinct).await? else {
-                return Ok(None);
-            };
-            let read = ReadFor {
-                unit_ids: &[unit_id],
-                ..ReadFor::default()
-            };
-            let Some(s) = self.store.read_for_change(job_id, &read).await? else {
-                continue;
-            };
-            if s.job.state != JobState::Queued {
-                // taken meanwhile: the next one in the queue, if any
-                continue;
-            }
-            let Some(unit) = s.unit(unit_id) else {
-                return Ok(None);
-            };
-            if why_cannot_take(unit, &s.job).is_some() {
-                return Ok(None);
-            }
-            let mut change = JobChange::new(&s.job, &s.flag_keys, now_micros());
-            self.apply_assignment(
-                &mut change,
-                &ActorRef::system(),
-                unit,
-                None,
-                "auto-assigned: the oldest most urgent job of the precinct queue",
-            )?;
-            if self.write(&change, &s).await?.is_some() {
-                tracing::info!(%job_id, %unit_id, "available unit auto-assigned");
-                return Ok(Some(job_id));
-            }
-        }
-        Err(JobError::Busy(unit_id))
-    }
-
-    /// [`Self::auto_assign_job`] after another change committed: a failure
-    /// leaves the job in the queue for a dispatcher, so it is only logged.
-    pub async fn try_auto_assign_job(&self, job_id: Uuid) {
-        if let Err(e) = self.auto_assign_job(job_id).await {
-            tracing::warn!(%job_id, error = %e, "auto-assignment failed; the job waits in the queue");
-        }
-    }
-
-    /// [`Self::auto_assign_unit`], logging a failure.
-    pub async fn try_auto_assign_unit(&self, unit_id: Uuid) {
-        if let Err(e) = self.auto_assign_unit(unit_id).await {
-            tracing::warn!(%unit_id, error = %e, "auto-assignment of an available unit failed");
-        }
-    }
-
     /// The job, with its flags, as the RPCs answer it.
     pub async fn view(&self, job_id: Uuid) -> Result<dispatch::Job, JobError> {
         let job = self
@@ -794,7 +529,11 @@ impl Lifecycle {
     }
 
     /// Reads the job for a change; NOT_FOUND when there is none.
-    async fn read(&self, job_id: Uuid, read: &ReadFor<'_>) -> Result<JobSnapshot, JobError> {
+    pub(super) async fn read(
+        &self,
+        job_id: Uuid,
+        read: &ReadFor<'_>,
+    ) -> Result<JobSnapshot, JobError> {
         let snapshot = self
             .store
             .read_for_change(job_id, read)
@@ -807,7 +546,7 @@ impl Lifecycle {
 
     /// Writes a decided change; `None` when the job or a unit changed since
     /// `snapshot` was read (nothing was written). Wakes the outbox relay.
-    async fn write(
+    pub(super) async fn write(
         &self,
         change: &JobChange,
         snapshot: &JobSnapshot,
@@ -828,7 +567,7 @@ impl Lifecycle {
     /// writes it; decides again on a fresh read when the job or one of its
     /// units changed meanwhile. Answers with the job as written and the
     /// change, or `None` when `decide` changed nothing.
-    async fn change(
+    pub(super) async fn change(
         &self,
         job_id: Uuid,
         read: &ReadFor<'_>,
@@ -847,7 +586,7 @@ impl Lifecycle {
     }
 
     /// [`Self::change`] for a transition that always writes.
-    async fn must_change(
+    pub(super) async fn must_change(
         &self,
         job_id: Uuid,
         read: &ReadFor<'_>,
@@ -861,7 +600,7 @@ impl Lifecycle {
 
     /// The job goes to `unit` (able to take it); `previous` loses it. The
     /// acknowledgement timer of this assignment is scheduled with the change.
-    fn apply_assignment(
+    pub(super) fn apply_assignment(
         &self,
         change: &mut JobChange,
         actor: &ActorRef,
@@ -947,26 +686,13 @@ fn assigned_unit(s: &JobSnapshot) -> Result<&UnitRow, JobError> {
 
 /// Whether `actor` may work on the open job as its crew: an officer of the
 /// assigned unit, or a supervisor (the role was checked before).
-fn open_for_crew(actor: &ActorRef, s: &JobSnapshot) -> Result<(), JobError> {
+pub(super) fn open_for_crew(actor: &ActorRef, s: &JobSnapshot) -> Result<(), JobError> {
     check(Transition::ViewEvidence, &s.job)?;
     if actor.role == Role::Officer {
         let unit = s.job.unit_id.and_then(|id| s.unit(id));
         require_crew(actor, unit)?;
     }
     Ok(())
-}
-
-/// An EVIDENCE_VIEWED event: `actor` opened the request's photos.
-fn record_view(change: &mut JobChange, actor: &ActorRef, reason: String) {
-    let event = NewEvent {
-        event_type: EventType::EvidenceViewed,
-        actor: actor.clone(),
-        occurred_at: change.now,
-        position: None,
-        unit_id: change.before.unit_id,
-        reason,
-    };
-    change.append(event);
 }
 
 /// Frees the job's unit, if it has one (cancelled, re-routed): the unit's
@@ -1036,13 +762,4 @@ fn require_crew(actor: &ActorRef, unit: Option<&UnitRow>) -> Result<(), JobError
 /// row stores and what the events and messages say are the same instant.
 pub(crate) fn now_micros() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
-}
-
-/// The stored photo's type, from its first bytes (intake only stores JPEG and PNG).
-fn sniffed_type(content: &[u8]) -> &'static str {
-    if content.starts_with(b"\x89PNG") {
-        "image/png"
-    } else {
-        "image/jpeg"
-    }
 }

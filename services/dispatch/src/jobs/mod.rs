@@ -4,10 +4,13 @@
 
 pub mod accountability;
 pub mod assignment;
+mod auto_assign;
 pub mod change;
 pub mod commands;
 pub mod error;
 pub mod lifecycle;
+mod messages;
+mod photos;
 pub mod state_machine;
 
 pub use error::JobError;

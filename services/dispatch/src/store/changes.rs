@@ -31,7 +31,7 @@ use crate::{
     store::feed::{self, change_name},
     store::flags::kind_name,
 };
-use dispatch311_domain::status::{priority_name, resolution_from_name};
+use dispatch311_domain::status::priority_name;
 use dispatch311_proto::dispatch::v1::UnitStatus;
 
 /// The job a DUPLICATE closure names as the report already filed.
@@ -304,7 +304,6 @@ impl Store {
     ) -> Result<dispatch::Job, StoreError> {
         let job = &change.after;
         let now = change.now;
-        let resolution_code = &job.resolution_code;
 
         let mut unit_ids = Vec::new();
         let mut seen_status = Vec::new();
@@ -378,7 +377,7 @@ impl Store {
             .bind(on_scene_longitude)
             .bind(job.closed_at)
             .bind(&job.closed_by)
-            .bind(resolution_code)
+            .bind(&job.resolution_code)
             .bind(&job.resolution_notes)
             .bind(&job.summons_number)
             .bind(job.closure_count)
@@ -432,11 +431,6 @@ impl Store {
             detail: f.detail.clone(),
             raised_at: Some(to_timestamp(now)),
         }));
-        // the stored resolution name reads back as the code
-        debug_assert_eq!(
-            resolution_from_name(resolution_code).unwrap_or_default() as i32,
-            view.resolution_code
-        );
         Ok(view)
     }
 }
