@@ -688,7 +688,7 @@ fn binary_path(service: Service) -> anyhow::Result<PathBuf> {
 }
 
 /// `dispatch311-<name>` beside the test executable's profile directory.
-fn binary_named(name: &str) -> anyhow::Result<PathBuf> {
+pub fn binary_named(name: &str) -> anyhow::Result<PathBuf> {
     // test executables live in <target>/<profile>/deps; binaries one level up
     let exe = std::env::current_exe()?;
     let profile_dir = exe

@@ -67,38 +67,92 @@ pub struct AuthConfig {
 /// How often the JWKS file is re-read when `DISPATCH311_AUTH_JWKS_RELOAD_SECS` is unset.
 pub const DEFAULT_JWKS_RELOAD: Duration = Duration::from_secs(60);
 
-impl AuthConfig {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let jwks_path = std::env::var("DISPATCH311_AUTH_JWKS").map_err(|_| {
-            anyhow::anyhow!(
-                "DISPATCH311_AUTH_JWKS is not set: every RPC needs a verified bearer token; \
-                 point it at the JWKS file of the token issuer's public keys \
-                 (`make run` creates development keys under .local/dev-keys)"
-            )
-        })?;
-        let per_second = env_number("DISPATCH311_RATE_LIMIT_PER_SECOND", 50.0)?;
-        let burst = env_number("DISPATCH311_RATE_LIMIT_BURST", per_second * 2.0)?;
+/// How a server checks its callers, from flags or the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthArgs {
+    /// The JWKS file of the token issuer's public keys; every RPC needs a
+    /// bearer token verified by one of them (`make run` makes development
+    /// keys under .local/dev-keys).
+    #[arg(
+        long = "auth-jwks",
+        env = "DISPATCH311_AUTH_JWKS",
+        value_name = "DISPATCH311_AUTH_JWKS"
+    )]
+    pub jwks_path: PathBuf,
+    /// Seconds between checks of the JWKS file for rotated keys; 0: never.
+    #[arg(
+        long = "auth-jwks-reload-secs",
+        env = "DISPATCH311_AUTH_JWKS_RELOAD_SECS",
+        value_name = "DISPATCH311_AUTH_JWKS_RELOAD_SECS",
+        default_value = "60",
+        value_parser = dispatch311_domain::settings::seconds
+    )]
+    pub jwks_reload: Duration,
+    /// The issuer tokens must name.
+    #[arg(
+        long = "auth-issuer",
+        env = "DISPATCH311_AUTH_ISSUER",
+        value_name = "DISPATCH311_AUTH_ISSUER",
+        default_value = DEFAULT_ISSUER
+    )]
+    pub issuer: String,
+    /// The audience tokens must name.
+    #[arg(
+        long = "auth-audience",
+        env = "DISPATCH311_AUTH_AUDIENCE",
+        value_name = "DISPATCH311_AUTH_AUDIENCE",
+        default_value = DEFAULT_AUDIENCE
+    )]
+    pub audience: String,
+    /// Requests per second one integrator or public caller may make, per replica.
+    #[arg(
+        long = "rate-limit-per-second",
+        env = "DISPATCH311_RATE_LIMIT_PER_SECOND",
+        value_name = "DISPATCH311_RATE_LIMIT_PER_SECOND",
+        default_value = "50",
+        value_parser = rate
+    )]
+    pub per_second: f64,
+    /// Requests one caller may make at once before the rate applies
+    /// (default: twice the rate).
+    #[arg(
+        long = "rate-limit-burst",
+        env = "DISPATCH311_RATE_LIMIT_BURST",
+        value_name = "DISPATCH311_RATE_LIMIT_BURST",
+        value_parser = rate
+    )]
+    pub burst: Option<f64>,
+}
+
+/// A rate or burst: a number above 0.
+fn rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err("must be a number above 0".to_owned()),
+    }
+}
+
+impl AuthArgs {
+    pub fn config(&self) -> anyhow::Result<AuthConfig> {
+        let burst = self.burst.unwrap_or(self.per_second * 2.0);
         anyhow::ensure!(
-            per_second > 0.0 && burst >= 1.0,
-            "DISPATCH311_RATE_LIMIT_PER_SECOND must be above 0 and DISPATCH311_RATE_LIMIT_BURST at least 1"
+            burst >= 1.0,
+            "DISPATCH311_RATE_LIMIT_BURST must be at least 1"
         );
-        let reload_secs = env_number(
-            "DISPATCH311_AUTH_JWKS_RELOAD_SECS",
-            DEFAULT_JWKS_RELOAD.as_secs_f64(),
-        )?;
-        anyhow::ensure!(
-            reload_secs.is_finite() && reload_secs >= 0.0,
-            "DISPATCH311_AUTH_JWKS_RELOAD_SECS must be 0 (never) or a number of seconds"
-        );
-        Ok(Self {
-            jwks_path: jwks_path.into(),
-            issuer: env_or("DISPATCH311_AUTH_ISSUER", DEFAULT_ISSUER),
-            audience: env_or("DISPATCH311_AUTH_AUDIENCE", DEFAULT_AUDIENCE),
-            rate_limit: RateLimit { per_second, burst },
-            jwks_reload: (reload_secs > 0.0).then(|| Duration::from_secs_f64(reload_secs)),
+        Ok(AuthConfig {
+            jwks_path: self.jwks_path.clone(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            rate_limit: RateLimit {
+                per_second: self.per_second,
+                burst,
+            },
+            jwks_reload: (!self.jwks_reload.is_zero()).then_some(self.jwks_reload),
         })
     }
+}
 
+impl AuthConfig {
     /// Reads the key set and builds the server layer. Inside a Tokio
     /// runtime, also starts re-reading the key set every `jwks_reload`.
     pub fn layer(&self) -> anyhow::Result<AuthLayer> {
@@ -157,40 +211,66 @@ async fn reload_jwks(path: PathBuf, verifier: TokenVerifier, every: Duration, mu
 /// The key id `dispatch311-cli dev-keys` gives the development key.
 pub const DEV_KEY_ID: &str = "dev1";
 
-/// A signer for development tokens (the cli, the benchmark), from
-/// `DISPATCH311_AUTH_SIGNING_KEY` (PKCS#8 PEM file), `DISPATCH311_AUTH_KEY_ID`
-/// (default `dev1`) and the issuer and audience the services expect. In
+/// Where development tokens are signed (the cli, the benchmark): in
 /// production tokens come from the city's identity provider instead.
-pub fn signer_from_env() -> anyhow::Result<TokenSigner> {
-    let path = std::env::var("DISPATCH311_AUTH_SIGNING_KEY").map_err(|_| {
-        anyhow::anyhow!(
-            "DISPATCH311_AUTH_SIGNING_KEY is not set: point it at the development signing key \
-             (`make run` makes .local/dev-keys/auth-signing-key.pem), or pass a token"
-        )
-    })?;
-    let pem = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
-    TokenSigner::from_pem(
-        &env_or("DISPATCH311_AUTH_KEY_ID", DEV_KEY_ID),
-        &pem,
-        &env_or("DISPATCH311_AUTH_ISSUER", DEFAULT_ISSUER),
-        &env_or("DISPATCH311_AUTH_AUDIENCE", DEFAULT_AUDIENCE),
-    )
-    .with_context(|| format!("loading the signing key {path}"))
+#[derive(Debug, Clone, clap::Args)]
+pub struct SignerArgs {
+    /// The development signing key, a PKCS#8 PEM file (`make run` makes
+    /// .local/dev-keys/auth-signing-key.pem).
+    #[arg(
+        long = "auth-signing-key",
+        env = "DISPATCH311_AUTH_SIGNING_KEY",
+        value_name = "DISPATCH311_AUTH_SIGNING_KEY"
+    )]
+    pub signing_key: Option<PathBuf>,
+    /// The id of the signing key in the services' JWKS.
+    #[arg(
+        long = "auth-key-id",
+        env = "DISPATCH311_AUTH_KEY_ID",
+        value_name = "DISPATCH311_AUTH_KEY_ID",
+        default_value = DEV_KEY_ID
+    )]
+    pub key_id: String,
+    /// The issuer the services expect.
+    #[arg(
+        long = "auth-issuer",
+        env = "DISPATCH311_AUTH_ISSUER",
+        value_name = "DISPATCH311_AUTH_ISSUER",
+        default_value = DEFAULT_ISSUER
+    )]
+    pub issuer: String,
+    /// The audience the services expect.
+    #[arg(
+        long = "auth-audience",
+        env = "DISPATCH311_AUTH_AUDIENCE",
+        value_name = "DISPATCH311_AUTH_AUDIENCE",
+        default_value = DEFAULT_AUDIENCE
+    )]
+    pub audience: String,
 }
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn env_number(name: &str, default: f64) -> anyhow::Result<f64> {
-    match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
-        None => Ok(default),
-        Some(text) => text
-            .trim()
-            .parse()
-            .with_context(|| format!("{name} must be a number")),
+impl SignerArgs {
+    /// The signer; an error that says what to set when no key is named.
+    pub fn signer(&self) -> anyhow::Result<TokenSigner> {
+        let path = self.signing_key.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "DISPATCH311_AUTH_SIGNING_KEY is not set: point it at the development signing key \
+                 (`make run` makes .local/dev-keys/auth-signing-key.pem), or pass a token"
+            )
+        })?;
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        TokenSigner::from_pem(&self.key_id, &pem, &self.issuer, &self.audience)
+            .with_context(|| format!("loading the signing key {}", path.display()))
     }
+}
+
+/// [`SignerArgs::signer`] from the environment alone.
+pub fn signer_from_env() -> anyhow::Result<TokenSigner> {
+    #[derive(clap::Parser)]
+    struct FromEnv {
+        #[command(flatten)]
+        signer: SignerArgs,
+    }
+    let parsed = <FromEnv as clap::Parser>::try_parse_from(["signer"])?;
+    parsed.signer.signer()
 }

@@ -24,23 +24,37 @@ pub struct DbConfig {
     pub max_connections: u32,
 }
 
-impl DbConfig {
-    /// From `DATABASE_URL` (default: the local development database) and
-    /// `DISPATCH311_DB_MAX_CONNECTIONS` (default 16).
-    pub fn from_env(schema: &'static str) -> anyhow::Result<Self> {
-        let url =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
-        let max_connections = match std::env::var("DISPATCH311_DB_MAX_CONNECTIONS") {
-            Ok(v) => v
-                .parse()
-                .context("DISPATCH311_DB_MAX_CONNECTIONS must be a positive integer")?,
-            Err(_) => 16,
-        };
-        Ok(Self {
-            url,
+/// The database settings every service takes, from flags or the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// The PostgreSQL database the service keeps its schema in.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Connections in the service's pool.
+    #[arg(
+        long = "db-max-connections",
+        env = "DISPATCH311_DB_MAX_CONNECTIONS",
+        value_name = "DISPATCH311_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=1_000)
+    )]
+    pub max_connections: u32,
+}
+
+impl DbArgs {
+    /// The settings of the service that owns `schema`.
+    pub fn config(&self, schema: &'static str) -> DbConfig {
+        DbConfig {
+            url: self.database_url.clone(),
             schema,
-            max_connections,
-        })
+            max_connections: self.max_connections,
+        }
     }
 }
 

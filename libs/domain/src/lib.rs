@@ -16,3 +16,4 @@ pub use sr_number::SrNumber;
 pub mod jobs;
 pub mod redact;
 pub mod resolution;
+pub mod settings;

@@ -14,7 +14,7 @@
 //! intake directly); the default, `required`, refuses them during the
 //! handshake.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
@@ -32,35 +32,65 @@ pub struct TlsConfig {
     client_auth_optional: bool,
 }
 
-impl TlsConfig {
-    /// From `DISPATCH311_TLS_*`: `None` when none of the files is set.
-    pub fn from_env() -> anyhow::Result<Option<Self>> {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
+/// Whether a server lets callers without a certificate in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAuth {
+    /// Callers without a certificate are refused during the handshake.
+    Required,
+    /// Callers without a certificate may connect (TLS still on), e.g.
+    /// integrators reaching intake directly.
+    Optional,
+}
 
-    /// As [`Self::from_env`], with the variables looked up by `lookup`.
-    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<Self>> {
-        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let (cert, key, ca) = (var(CERT_VAR), var(KEY_VAR), var(CA_VAR));
-        let client_auth_optional = match var(CLIENT_AUTH_VAR).as_deref().map(str::trim) {
-            None | Some("required") => false,
-            Some("optional") => true,
-            Some(other) => {
-                anyhow::bail!("{CLIENT_AUTH_VAR} must be `required` or `optional`, not {other:?}")
-            }
+/// Mutual TLS settings, from flags or the environment: all three files or none.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// This service's certificate chain, PEM (server and client certificate).
+    #[arg(long = "tls-cert", env = CERT_VAR, value_name = CERT_VAR)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of that certificate, PEM.
+    #[arg(long = "tls-key", env = KEY_VAR, value_name = KEY_VAR)]
+    pub tls_key: Option<PathBuf>,
+    /// The CA certificate(s) that sign the services' certificates, PEM.
+    #[arg(long = "tls-ca", env = CA_VAR, value_name = CA_VAR)]
+    pub tls_ca: Option<PathBuf>,
+    /// Whether callers must present a certificate.
+    #[arg(
+        long = "tls-client-auth",
+        env = CLIENT_AUTH_VAR,
+        value_name = CLIENT_AUTH_VAR,
+        value_enum,
+        default_value = "required"
+    )]
+    pub tls_client_auth: ClientAuth,
+}
+
+impl TlsArgs {
+    /// `None` when none of the files is set; an error naming the missing
+    /// ones when only some are.
+    pub fn config(&self) -> anyhow::Result<Option<TlsConfig>> {
+        let set = |path: &Option<PathBuf>| {
+            path.clone()
+                .filter(|p| !p.as_os_str().to_string_lossy().trim().is_empty())
         };
-        match (cert, key, ca) {
+        match (set(&self.tls_cert), set(&self.tls_key), set(&self.tls_ca)) {
             (None, None, None) => Ok(None),
             (Some(cert), Some(key), Some(ca)) => {
-                let config = Self::from_files(Path::new(&cert), Path::new(&key), Path::new(&ca))?;
-                Ok(Some(config.with_client_auth_optional(client_auth_optional)))
+                let config = TlsConfig::from_files(&cert, &key, &ca)?;
+                Ok(Some(config.with_client_auth_optional(
+                    self.tls_client_auth == ClientAuth::Optional,
+                )))
             }
             (cert, key, ca) => {
-                let missing: Vec<&str> = [(CERT_VAR, cert), (KEY_VAR, key), (CA_VAR, ca)]
-                    .into_iter()
-                    .filter(|(_, value)| value.is_none())
-                    .map(|(name, _)| name)
-                    .collect();
+                let missing: Vec<&str> = [
+                    (CERT_VAR, cert.is_none()),
+                    (KEY_VAR, key.is_none()),
+                    (CA_VAR, ca.is_none()),
+                ]
+                .into_iter()
+                .filter(|(_, missing)| *missing)
+                .map(|(name, _)| name)
+                .collect();
                 anyhow::bail!(
                     "mutual TLS needs {CERT_VAR}, {KEY_VAR} and {CA_VAR} together; missing: {}",
                     missing.join(", ")
@@ -68,7 +98,9 @@ impl TlsConfig {
             }
         }
     }
+}
 
+impl TlsConfig {
     /// Reads the three PEM files and checks that each holds what it should.
     pub fn from_files(cert: &Path, key: &Path, ca: &Path) -> anyhow::Result<Self> {
         let read = |path: &Path, var: &str, marker: &str| -> anyhow::Result<String> {
@@ -238,28 +270,32 @@ pub mod dev {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use clap::Parser as _;
 
     use super::*;
 
-    fn from(vars: &[(&str, &str)]) -> anyhow::Result<Option<TlsConfig>> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        TlsConfig::from_vars(|name| vars.get(name).cloned())
+    #[derive(clap::Parser)]
+    struct Settings {
+        #[command(flatten)]
+        tls: TlsArgs,
+    }
+
+    fn from(flags: &[&str]) -> anyhow::Result<Option<TlsConfig>> {
+        let settings =
+            Settings::try_parse_from(std::iter::once("service").chain(flags.iter().copied()))?;
+        settings.tls.config()
     }
 
     #[test]
     fn off_without_files_and_refused_with_only_some_of_them() {
         assert!(from(&[]).unwrap().is_none());
-        assert!(from(&[(CERT_VAR, " ")]).unwrap().is_none());
-        let error = from(&[(CERT_VAR, "/etc/dispatch311/service.pem")])
+        assert!(from(&["--tls-cert", " "]).unwrap().is_none());
+        let error = from(&["--tls-cert", "/etc/dispatch311/service.pem"])
             .unwrap_err()
             .to_string();
         let missing = error.split("missing: ").nth(1).unwrap_or_default();
         assert_eq!(missing, format!("{KEY_VAR}, {CA_VAR}"), "{error}");
-        let error = from(&[(CLIENT_AUTH_VAR, "sometimes")])
+        let error = from(&["--tls-client-auth", "sometimes"])
             .unwrap_err()
             .to_string();
         assert!(error.contains("required"), "{error}");
@@ -272,7 +308,7 @@ mod tests {
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "").unwrap();
         let path = empty.to_str().unwrap();
-        let error = from(&[(CERT_VAR, path), (KEY_VAR, path), (CA_VAR, path)])
+        let error = from(&["--tls-cert", path, "--tls-key", path, "--tls-ca", path])
             .unwrap_err()
             .to_string();
         assert!(

@@ -9,4 +9,4 @@ mod sanitize;
 mod store;
 
 pub use sanitize::{MAX_PHOTO_BYTES, PhotoError, Sanitized, sanitize};
-pub use store::{PhotoStore, PhotoStoreError};
+pub use store::{PhotoStore, PhotoStoreArgs, PhotoStoreError};

@@ -43,23 +43,40 @@ pub const DEFAULT_PHOTO_DIR: &str = "/var/lib/dispatch311/photos";
 pub const STORE_VAR: &str = "DISPATCH311_PHOTO_STORE";
 pub const DIR_VAR: &str = "DISPATCH311_PHOTO_DIR";
 
-impl PhotoStore {
-    /// The store `DISPATCH311_PHOTO_STORE` names (`s3://…`), or else the
-    /// directory `DISPATCH311_PHOTO_DIR` (default [`DEFAULT_PHOTO_DIR`]),
-    /// created if missing.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let var = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        if let Some(url) = var(STORE_VAR) {
-            anyhow::ensure!(
-                var(DIR_VAR).is_none(),
-                "set {STORE_VAR} or {DIR_VAR}, not both"
-            );
-            return Self::s3(url.trim());
-        }
-        let root = var(DIR_VAR).unwrap_or_else(|| DEFAULT_PHOTO_DIR.to_string());
-        Self::open(Path::new(&root))
-    }
+/// Where photos are kept, from flags or the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PhotoStoreArgs {
+    /// An S3 bucket for the photos, `s3://bucket[/prefix]`, configured by the
+    /// usual AWS_* variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT and AWS_ALLOW_HTTP for S3-compatible servers).
+    #[arg(long = "photo-store", env = STORE_VAR, value_name = STORE_VAR, conflicts_with = "photo_dir")]
+    pub photo_store: Option<String>,
+    /// Or a local directory for the photos (default /var/lib/dispatch311/photos).
+    #[arg(long = "photo-dir", env = DIR_VAR, value_name = DIR_VAR)]
+    pub photo_dir: Option<std::path::PathBuf>,
+}
 
+impl PhotoStoreArgs {
+    /// The S3 store named, or else the directory (created if missing).
+    pub fn open(&self) -> anyhow::Result<PhotoStore> {
+        let store = self
+            .photo_store
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        match store {
+            Some(url) => PhotoStore::s3(url),
+            None => PhotoStore::open(
+                self.photo_dir
+                    .as_deref()
+                    .filter(|dir| !dir.as_os_str().is_empty())
+                    .unwrap_or_else(|| Path::new(DEFAULT_PHOTO_DIR)),
+            ),
+        }
+    }
+}
+
+impl PhotoStore {
     /// The store in the local directory `root`, created if missing.
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root).map_err(|source| {

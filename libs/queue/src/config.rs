@@ -43,31 +43,73 @@ impl Default for QueueConfig {
     }
 }
 
-impl QueueConfig {
-    /// Defaults, overridden by the environment where set: `REDIS_URL`,
-    /// `DISPATCH311_REDIS_PREFIX`, `DISPATCH311_QUEUE_MAX_ATTEMPTS`,
-    /// `DISPATCH311_QUEUE_CLAIM_IDLE_MS` and `DISPATCH311_QUEUE_CONCURRENCY`.
-    pub fn from_env() -> Result<Self> {
-        let mut config = Self::default();
-        if let Ok(url) = std::env::var("REDIS_URL") {
-            config.redis_url = url;
-        }
-        if let Ok(prefix) = std::env::var("DISPATCH311_REDIS_PREFIX") {
-            config.key_prefix = prefix;
-        }
-        if let Some(attempts) = env_number("DISPATCH311_QUEUE_MAX_ATTEMPTS")? {
-            config.max_attempts = attempts as u32;
-        }
-        if let Some(ms) = env_number("DISPATCH311_QUEUE_CLAIM_IDLE_MS")? {
-            config.claim_idle = Duration::from_millis(ms);
-        }
-        if let Some(n) = env_number("DISPATCH311_QUEUE_CONCURRENCY")? {
-            config.concurrency = n as usize;
-        }
+/// The queue settings every service takes, from flags or the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueueArgs {
+    /// The Redis server (or a node of the Redis Cluster) the job queues live in.
+    #[arg(
+        long = "redis-url",
+        env = "REDIS_URL",
+        value_name = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+    /// Prepended to every Redis key: empty in production, one per test run.
+    #[arg(
+        long = "redis-prefix",
+        env = "DISPATCH311_REDIS_PREFIX",
+        value_name = "DISPATCH311_REDIS_PREFIX",
+        default_value = ""
+    )]
+    pub key_prefix: String,
+    /// Deliveries of one job before it is dead-lettered.
+    #[arg(
+        long = "queue-max-attempts",
+        env = "DISPATCH311_QUEUE_MAX_ATTEMPTS",
+        value_name = "DISPATCH311_QUEUE_MAX_ATTEMPTS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=1_000)
+    )]
+    pub max_attempts: u32,
+    /// Milliseconds a delivered job may stay unacknowledged before another
+    /// consumer takes it over (its consumer is presumed dead).
+    #[arg(
+        long = "queue-claim-idle-ms",
+        env = "DISPATCH311_QUEUE_CLAIM_IDLE_MS",
+        value_name = "DISPATCH311_QUEUE_CLAIM_IDLE_MS",
+        default_value = "30000",
+        value_parser = dispatch311_domain::settings::positive_millis
+    )]
+    pub claim_idle: Duration,
+    /// Jobs one consumer handles at the same time.
+    #[arg(
+        long = "queue-concurrency",
+        env = "DISPATCH311_QUEUE_CONCURRENCY",
+        value_name = "DISPATCH311_QUEUE_CONCURRENCY",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub concurrency: u32,
+}
+
+impl QueueArgs {
+    /// The settings, checked.
+    pub fn config(&self) -> Result<QueueConfig> {
+        let config = QueueConfig {
+            redis_url: self.redis_url.clone(),
+            key_prefix: self.key_prefix.clone(),
+            max_attempts: self.max_attempts,
+            claim_idle: self.claim_idle,
+            concurrency: self.concurrency as usize,
+            ..QueueConfig::default()
+        };
         config.validate()?;
         Ok(config)
     }
+}
 
+impl QueueConfig {
     /// Checks the values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
         if self.key_prefix.contains(['{', '}']) {
@@ -94,15 +136,6 @@ impl QueueConfig {
             return Err(QueueError::Config("block must be positive".to_owned()));
         }
         Ok(())
-    }
-}
-
-fn env_number(name: &str) -> Result<Option<u64>> {
-    match std::env::var(name) {
-        Ok(value) => value.trim().parse().map(Some).map_err(|_| {
-            QueueError::Config(format!("{name} must be a whole number, not {value:?}"))
-        }),
-        Err(_) => Ok(None),
     }
 }
 

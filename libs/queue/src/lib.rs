@@ -81,7 +81,7 @@ pub mod outbox;
 mod queue;
 mod scripts;
 
-pub use config::QueueConfig;
+pub use config::{QueueArgs, QueueConfig};
 pub use consumer::{Consumer, Delivery, JobHandler, Outcome};
 pub use dispatch311_proto::jobs::v1::JobEnvelope;
 pub use envelope::{new_envelope, new_traced_envelope, producer_span};

@@ -38,6 +38,17 @@ use opentelemetry_sdk::{
 };
 use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt, util::SubscriberInitExt};
 
+/// The telemetry variables, for the end of every binary's `--help`: the
+/// OpenTelemetry SDK and the log filter read them themselves.
+pub const ENVIRONMENT_HELP: &str = "\
+Telemetry (standard variables):
+  RUST_LOG                      log filter [default: info,h2=warn,tower=warn,hyper=warn,sqlx=warn]
+  LOG_FORMAT                    json or text [default: json]
+  OTEL_EXPORTER_OTLP_ENDPOINT   export spans over OTLP/gRPC (unset: no export)
+  OTEL_SERVICE_NAME             service name in traces [default: the binary's name]
+  OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_*,
+  OTEL_EXPORTER_OTLP_* (headers, timeout, compression), OTEL_TRACES_EXPORTER=none";
+
 /// Log filter when `RUST_LOG` is unset: our own code at info, chatty
 /// transport and database crates only when something is wrong.
 pub const DEFAULT_LOG_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,sqlx=warn";

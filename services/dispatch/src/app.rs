@@ -52,7 +52,7 @@ impl Application {
         }
         .start()
         .await?;
-        let photos = dispatch311_photos::PhotoStore::from_env()?;
+        let photos = config.photos.open()?;
         tracing::info!(photo_store = photos.location(), "photo store");
         let checkpoints = Arc::new(Checkpointer::new(
             pool.clone(),

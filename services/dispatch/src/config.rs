@@ -1,47 +1,179 @@
-//! Dispatch's configuration, from the environment (documented in the README).
+//! Dispatch's configuration: flags or environment variables, typed and
+//! checked at start (`dispatch311-dispatch --help` lists them all).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use dispatch311_db::DbConfig;
-use dispatch311_queue::QueueConfig;
+use clap::Parser as _;
+use dispatch311_auth::AuthArgs;
+use dispatch311_db::{DbArgs, DbConfig};
+use dispatch311_domain::settings::{metres, positive_seconds, seconds};
+use dispatch311_grpc::tls::TlsArgs;
+use dispatch311_photos::PhotoStoreArgs;
+use dispatch311_queue::{QueueArgs, QueueConfig};
+
+/// Every setting of the dispatch service.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "dispatch311-dispatch",
+    version,
+    about = "dispatch311's dispatch service: precinct queues, units and the guarded job lifecycle",
+    after_help = dispatch311_telemetry::ENVIRONMENT_HELP
+)]
+pub struct DispatchArgs {
+    /// Where the gRPC API listens; port 0 picks a free port.
+    #[arg(
+        long = "listen",
+        env = "DISPATCH311_DISPATCH_ADDR",
+        value_name = "DISPATCH311_DISPATCH_ADDR",
+        default_value = "0.0.0.0:50053"
+    )]
+    pub listen_addr: SocketAddr,
+    /// Seconds between comparisons of the open jobs' timers with the queue:
+    /// those Redis lost are armed again (also once at start).
+    #[arg(
+        long = "timer-reconcile-secs",
+        env = "DISPATCH311_TIMER_RECONCILE_SECS",
+        value_name = "DISPATCH311_TIMER_RECONCILE_SECS",
+        default_value = "60",
+        value_parser = positive_seconds
+    )]
+    pub timer_reconcile: Duration,
+    #[command(flatten)]
+    pub rules: DispatchRules,
+    #[command(flatten)]
+    pub event_log: EventLogArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub photos: PhotoStoreArgs,
+}
 
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
-    /// `DISPATCH311_DISPATCH_ADDR`, default `0.0.0.0:50053`; port 0 picks a free port.
     pub listen_addr: SocketAddr,
     pub db: DbConfig,
     pub queue: QueueConfig,
-    /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
-    /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
     pub auth: dispatch311_auth::AuthConfig,
-    /// Mutual TLS on the server and the clients (`DISPATCH311_TLS_*`; off
-    /// when unset; see `dispatch311_grpc::tls`).
+    /// Mutual TLS on the server and the clients; off when unset.
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
+    pub photos: PhotoStoreArgs,
     pub rules: DispatchRules,
     pub event_log: EventLogConfig,
-    /// `DISPATCH311_TIMER_RECONCILE_SECS` (60): how often the timers of open
-    /// jobs are compared with the queue, and those Redis lost armed again
-    /// (also once at start).
     pub timer_reconcile: Duration,
+}
+
+impl DispatchConfig {
+    /// The settings of this process: its flags and environment. A bad or
+    /// missing value ends the process with a message naming the variable.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::from_args(DispatchArgs::parse())
+    }
+
+    /// Checks what clap cannot (files, keys) and builds the settings.
+    pub fn from_args(args: DispatchArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            listen_addr: args.listen_addr,
+            db: args.db.config(crate::SCHEMA),
+            queue: args.queue.config()?,
+            auth: args.auth.config()?,
+            tls: args.tls.config()?,
+            photos: args.photos,
+            rules: args.rules,
+            event_log: args.event_log.config()?,
+            timer_reconcile: args.timer_reconcile,
+        })
+    }
+}
+
+/// How the event log's checkpoints are signed.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventLogArgs {
+    /// The Ed25519 key checkpoints are signed with, a PKCS#8 PEM file kept
+    /// outside PostgreSQL, so whoever owns the database cannot sign a
+    /// rewritten log (`dispatch311-cli dev-keys` makes one for development).
+    #[arg(
+        long = "event-log-key",
+        env = "DISPATCH311_EVENT_LOG_KEY",
+        value_name = "DISPATCH311_EVENT_LOG_KEY"
+    )]
+    pub signing_key: PathBuf,
+    /// The log's name, which is also the key's name in the signed notes.
+    #[arg(
+        long = "event-log-name",
+        env = "DISPATCH311_EVENT_LOG_NAME",
+        value_name = "DISPATCH311_EVENT_LOG_NAME",
+        default_value = "dispatch311/event-log",
+        value_parser = log_name
+    )]
+    pub log_name: String,
+    /// Verifier keys of earlier signing keys, comma-separated, so checkpoints
+    /// signed before a rotation still verify.
+    #[arg(
+        long = "event-log-verifier-keys",
+        env = "DISPATCH311_EVENT_LOG_VERIFIER_KEYS",
+        value_name = "DISPATCH311_EVENT_LOG_VERIFIER_KEYS",
+        default_value = ""
+    )]
+    pub verifier_keys: String,
+    /// Seconds between checkpoints when the log grew: a rewrite of events not
+    /// yet in a checkpoint goes unseen, so this is the window.
+    #[arg(
+        long = "checkpoint-secs",
+        env = "DISPATCH311_CHECKPOINT_SECS",
+        value_name = "DISPATCH311_CHECKPOINT_SECS",
+        default_value = "10",
+        value_parser = positive_seconds
+    )]
+    pub checkpoint_interval: Duration,
+}
+
+fn log_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() || name.contains(['+', ' ', '\n']) {
+        return Err("must be a name without '+', spaces or line breaks".to_owned());
+    }
+    Ok(name.to_owned())
+}
+
+impl EventLogArgs {
+    fn config(&self) -> anyhow::Result<EventLogConfig> {
+        let path = self.signing_key.display();
+        let pem = std::fs::read_to_string(&self.signing_key)
+            .with_context(|| format!("reading DISPATCH311_EVENT_LOG_KEY {path}"))?;
+        let signing_key = dispatch311_domain::event_log::signing_key_from_pem(&pem)
+            .with_context(|| format!("DISPATCH311_EVENT_LOG_KEY {path}"))?;
+        let earlier_keys = self
+            .verifier_keys
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| {
+                dispatch311_domain::event_log::parse_verifier_key(k)
+                    .map(|(_, key)| key)
+                    .context("DISPATCH311_EVENT_LOG_VERIFIER_KEYS")
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(EventLogConfig {
+            signing_key,
+            name: self.log_name.clone(),
+            earlier_keys,
+            interval: self.checkpoint_interval,
+        })
+    }
 }
 
 /// Signed checkpoints of the event log (see `checkpoints`).
 #[derive(Clone)]
 pub struct EventLogConfig {
-    /// `DISPATCH311_EVENT_LOG_KEY` (required): a PKCS#8 PEM file with the
-    /// Ed25519 key checkpoints are signed with. Kept outside PostgreSQL, so
-    /// whoever owns the database cannot sign a rewritten log.
     pub signing_key: ed25519_dalek::SigningKey,
-    /// `DISPATCH311_EVENT_LOG_NAME` (`dispatch311/event-log`): the log's name,
-    /// which is also the key's name in the signed notes.
     pub name: String,
-    /// `DISPATCH311_EVENT_LOG_VERIFIER_KEYS`: verifier keys of earlier signing
-    /// keys, comma-separated, so checkpoints signed before a rotation still verify.
     pub earlier_keys: Vec<ed25519_dalek::VerifyingKey>,
-    /// `DISPATCH311_CHECKPOINT_SECS` (10): how often a checkpoint is signed when
-    /// the log grew. A rewrite of events not yet in a checkpoint goes unseen,
-    /// so this is the window.
     pub interval: Duration,
 }
 
@@ -54,75 +186,82 @@ impl std::fmt::Debug for EventLogConfig {
     }
 }
 
-impl EventLogConfig {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let path = std::env::var("DISPATCH311_EVENT_LOG_KEY")
-            .ok()
-            .filter(|p| !p.trim().is_empty())
-            .context(
-                "DISPATCH311_EVENT_LOG_KEY must name the PKCS#8 PEM file of the Ed25519 key that signs \
-                 the event log's checkpoints (`dispatch311-cli dev-keys` makes one for development)",
-            )?;
-        let pem = std::fs::read_to_string(path.trim())
-            .with_context(|| format!("reading DISPATCH311_EVENT_LOG_KEY {path}"))?;
-        let signing_key = dispatch311_domain::event_log::signing_key_from_pem(&pem)
-            .with_context(|| format!("DISPATCH311_EVENT_LOG_KEY {path}"))?;
-        let name = std::env::var("DISPATCH311_EVENT_LOG_NAME")
-            .ok()
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "dispatch311/event-log".to_owned());
-        anyhow::ensure!(
-            !name.contains(['+', ' ', '\n']),
-            "DISPATCH311_EVENT_LOG_NAME must not contain '+', spaces or line breaks"
-        );
-        let earlier_keys = std::env::var("DISPATCH311_EVENT_LOG_VERIFIER_KEYS")
-            .unwrap_or_default()
-            .split(',')
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| {
-                dispatch311_domain::event_log::parse_verifier_key(k)
-                    .map(|(_, key)| key)
-                    .with_context(|| "DISPATCH311_EVENT_LOG_VERIFIER_KEYS")
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let interval = env_number("DISPATCH311_CHECKPOINT_SECS")?
-            .map_or(Duration::from_secs(10), Duration::from_secs_f64);
-        anyhow::ensure!(
-            !interval.is_zero(),
-            "DISPATCH311_CHECKPOINT_SECS must be above 0"
-        );
-        Ok(Self {
-            signing_key,
-            name,
-            earlier_keys,
-            interval,
-        })
-    }
-}
-
-/// The accountability thresholds and timers, each from its own variable.
-#[derive(Debug, Clone, PartialEq)]
+/// The accountability thresholds and timers.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct DispatchRules {
-    /// `DISPATCH311_ACK_TIMEOUT_SECS` (300): an assignment not acknowledged
-    /// within this goes back to the queue and the supervisor is alerted.
+    /// Seconds an assignment may wait for its acknowledgement before the job
+    /// goes back to the queue and the supervisor is alerted.
+    #[arg(
+        long = "ack-timeout-secs",
+        env = "DISPATCH311_ACK_TIMEOUT_SECS",
+        value_name = "DISPATCH311_ACK_TIMEOUT_SECS",
+        default_value = "300",
+        value_parser = seconds
+    )]
     pub ack_timeout: Duration,
-    /// `DISPATCH311_ON_SCENE_RADIUS_M` (150): how near the incident an arrival
-    /// must be reported for an outcome that claims a visit.
+    /// Metres from the incident within which an arrival must be reported for
+    /// an outcome that claims a visit.
+    #[arg(
+        long = "on-scene-radius-m",
+        env = "DISPATCH311_ON_SCENE_RADIUS_M",
+        value_name = "DISPATCH311_ON_SCENE_RADIUS_M",
+        default_value = "150",
+        value_parser = metres
+    )]
     pub on_scene_radius_m: f64,
-    /// `DISPATCH311_FAST_CLOSURE_SECS` (300): closures sooner than this after
-    /// assignment are flagged.
+    /// Closures sooner than this many seconds after assignment are flagged.
+    #[arg(
+        long = "fast-closure-secs",
+        env = "DISPATCH311_FAST_CLOSURE_SECS",
+        value_name = "DISPATCH311_FAST_CLOSURE_SECS",
+        default_value = "300",
+        value_parser = seconds
+    )]
     pub fast_closure: Duration,
-    /// `DISPATCH311_MIN_ON_SCENE_SECS` (60): shorter stays on scene are flagged.
+    /// Shorter stays on scene, in seconds, are flagged.
+    #[arg(
+        long = "min-on-scene-secs",
+        env = "DISPATCH311_MIN_ON_SCENE_SECS",
+        value_name = "DISPATCH311_MIN_ON_SCENE_SECS",
+        default_value = "60",
+        value_parser = seconds
+    )]
     pub min_on_scene: Duration,
-    /// `DISPATCH311_CLOSURE_BURST_COUNT` (5) closures by one officer within
-    /// `DISPATCH311_CLOSURE_BURST_SECS` (600) are flagged.
+    /// This many closures by one officer within the burst window are flagged.
+    #[arg(
+        long = "closure-burst-count",
+        env = "DISPATCH311_CLOSURE_BURST_COUNT",
+        value_name = "DISPATCH311_CLOSURE_BURST_COUNT",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=1_000)
+    )]
     pub burst_count: u32,
+    /// The burst window, in seconds.
+    #[arg(
+        long = "closure-burst-secs",
+        env = "DISPATCH311_CLOSURE_BURST_SECS",
+        value_name = "DISPATCH311_CLOSURE_BURST_SECS",
+        default_value = "600",
+        value_parser = seconds
+    )]
     pub burst_window: Duration,
-    /// `DISPATCH311_FAR_FROM_SCENE_M` (500): closing from farther is flagged.
+    /// Closing from farther than this many metres from the incident is flagged.
+    #[arg(
+        long = "far-from-scene-m",
+        env = "DISPATCH311_FAR_FROM_SCENE_M",
+        value_name = "DISPATCH311_FAR_FROM_SCENE_M",
+        default_value = "500",
+        value_parser = metres
+    )]
     pub far_from_scene_m: f64,
-    /// `DISPATCH311_SLA_OVERRIDE_SECS` (unset): for tests and drills, every
-    /// job's SLA is due this long after it is queued, whatever routing said.
+    /// For tests and drills: every job's SLA is due this many seconds after it
+    /// is queued, whatever routing said.
+    #[arg(
+        long = "sla-override-secs",
+        env = "DISPATCH311_SLA_OVERRIDE_SECS",
+        value_name = "DISPATCH311_SLA_OVERRIDE_SECS",
+        value_parser = seconds
+    )]
     pub sla_override: Option<Duration>,
 }
 
@@ -141,64 +280,42 @@ impl Default for DispatchRules {
     }
 }
 
-impl DispatchConfig {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let listen_addr = std::env::var("DISPATCH311_DISPATCH_ADDR")
-            .unwrap_or_else(|_| "0.0.0.0:50053".to_string())
-            .parse()
-            .context("DISPATCH311_DISPATCH_ADDR must be host:port")?;
-        Ok(Self {
-            listen_addr,
-            db: DbConfig::from_env(crate::SCHEMA)?,
-            queue: QueueConfig::from_env()?,
-            auth: dispatch311_auth::AuthConfig::from_env()?,
-            tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
-            rules: DispatchRules::from_env()?,
-            event_log: EventLogConfig::from_env()?,
-            timer_reconcile: env_number("DISPATCH311_TIMER_RECONCILE_SECS")?
-                .filter(|secs| *secs > 0.0)
-                .map_or(Duration::from_secs(60), Duration::from_secs_f64),
-        })
-    }
-}
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
 
-impl DispatchRules {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let defaults = Self::default();
-        let secs = |name: &str, default: Duration| -> anyhow::Result<Duration> {
-            Ok(env_number(name)?
-                .map(Duration::from_secs_f64)
-                .unwrap_or(default))
-        };
-        Ok(Self {
-            ack_timeout: secs("DISPATCH311_ACK_TIMEOUT_SECS", defaults.ack_timeout)?,
-            on_scene_radius_m: env_number("DISPATCH311_ON_SCENE_RADIUS_M")?
-                .unwrap_or(defaults.on_scene_radius_m),
-            fast_closure: secs("DISPATCH311_FAST_CLOSURE_SECS", defaults.fast_closure)?,
-            min_on_scene: secs("DISPATCH311_MIN_ON_SCENE_SECS", defaults.min_on_scene)?,
-            burst_count: env_number("DISPATCH311_CLOSURE_BURST_COUNT")?
-                .map_or(defaults.burst_count, |n| n as u32),
-            burst_window: secs("DISPATCH311_CLOSURE_BURST_SECS", defaults.burst_window)?,
-            far_from_scene_m: env_number("DISPATCH311_FAR_FROM_SCENE_M")?
-                .unwrap_or(defaults.far_from_scene_m),
-            sla_override: env_number("DISPATCH311_SLA_OVERRIDE_SECS")?.map(Duration::from_secs_f64),
-        })
-    }
-}
+    use super::*;
 
-fn env_number(name: &str) -> anyhow::Result<Option<f64>> {
-    match std::env::var(name) {
-        Ok(value) => {
-            let number: f64 = value
-                .trim()
-                .parse()
-                .with_context(|| format!("{name} must be a number"))?;
-            anyhow::ensure!(
-                number.is_finite() && number >= 0.0,
-                "{name} must be a positive number"
-            );
-            Ok(Some(number))
+    #[derive(clap::Parser)]
+    struct Rules {
+        #[command(flatten)]
+        rules: DispatchRules,
+    }
+
+    #[test]
+    fn every_setting_has_a_flag_and_a_variable_of_its_own() {
+        use clap::CommandFactory as _;
+        DispatchArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn unset_the_rules_are_their_defaults_and_nonsense_is_refused() {
+        // (a DISPATCH311_* rule variable set around `cargo test` would change the first)
+        let parsed = Rules::try_parse_from(["dispatch"]).unwrap();
+        assert_eq!(parsed.rules, DispatchRules::default());
+        let parsed = Rules::try_parse_from(["dispatch", "--ack-timeout-secs", "2.5"]).unwrap();
+        assert_eq!(parsed.rules.ack_timeout, Duration::from_millis(2_500));
+        for bad in [
+            "--on-scene-radius-m=-5",
+            "--ack-timeout-secs=soon",
+            "--closure-burst-count=0",
+        ] {
+            let error = Rules::try_parse_from(["dispatch", bad])
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"))
+                .to_string();
+            // the message names the variable an operator sets
+            assert!(error.contains("DISPATCH311_"), "{error}");
         }
-        Err(_) => Ok(None),
     }
 }

@@ -18,7 +18,7 @@ pub mod validate;
 pub mod watch;
 
 pub use app::Application;
-pub use config::DispatchConfig;
+pub use config::{DispatchArgs, DispatchConfig};
 
 /// Dispatch's PostgreSQL schema; no other service touches it.
 pub const SCHEMA: &str = "dispatch";

@@ -50,7 +50,7 @@ impl Application {
         .start()
         .await?;
         let store = checked_store(pool, &config).await?;
-        let photos = dispatch311_photos::PhotoStore::from_env()?;
+        let photos = config.photos.open()?;
         tracing::info!(photo_store = photos.location(), "photo store");
         Ok(Self {
             server,

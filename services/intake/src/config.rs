@@ -1,92 +1,181 @@
-//! Intake's configuration, from the environment (documented in the README).
+//! Intake's configuration: flags or environment variables, typed and
+//! checked at start (`dispatch311-intake --help` lists them all).
 
 use std::{net::SocketAddr, time::Duration};
 
-use anyhow::Context as _;
-use dispatch311_db::DbConfig;
-use dispatch311_domain::CityBounds;
-use dispatch311_queue::QueueConfig;
-
-use crate::{
-    contact_crypto::{self, ContactCipher},
-    store::RetentionPolicy,
+use clap::Parser as _;
+use dispatch311_auth::AuthArgs;
+use dispatch311_db::{DbArgs, DbConfig};
+use dispatch311_domain::{
+    CityBounds,
+    settings::{days, positive_seconds},
 };
+use dispatch311_grpc::tls::TlsArgs;
+use dispatch311_photos::PhotoStoreArgs;
+use dispatch311_queue::{QueueArgs, QueueConfig};
+
+use crate::{contact_crypto::ContactCipher, store::RetentionPolicy};
+
+/// Every setting of the intake service.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "dispatch311-intake",
+    version,
+    about = "dispatch311's intake service: files 311 requests, keeps complainants' contacts sealed, answers status",
+    after_help = dispatch311_telemetry::ENVIRONMENT_HELP
+)]
+pub struct IntakeArgs {
+    /// Without a command, serve the gRPC API.
+    #[command(subcommand)]
+    pub command: Option<IntakeCommand>,
+    /// Where the gRPC API listens; port 0 picks a free port.
+    #[arg(
+        long = "listen",
+        env = "DISPATCH311_INTAKE_ADDR",
+        value_name = "DISPATCH311_INTAKE_ADDR",
+        default_value = "0.0.0.0:50051"
+    )]
+    pub listen_addr: SocketAddr,
+    /// The city's bounds, min_lat,min_lon,max_lat,max_lon: a request placed
+    /// outside them is refused (default: New York City).
+    #[arg(
+        long = "city-bounds",
+        env = "DISPATCH311_CITY_BOUNDS",
+        value_name = "DISPATCH311_CITY_BOUNDS",
+        value_parser = city_bounds
+    )]
+    pub city_bounds: Option<CityBounds>,
+    /// Seconds after which a request still not routed or queued gets its
+    /// route job published again.
+    #[arg(
+        long = "reconcile-after-secs",
+        env = "DISPATCH311_RECONCILE_AFTER_SECS",
+        value_name = "DISPATCH311_RECONCILE_AFTER_SECS",
+        default_value = "120",
+        value_parser = positive_seconds
+    )]
+    pub reconcile_after: Duration,
+    /// The keys that seal complainant contacts at rest, `id:base64,…` with
+    /// the current key first. No default: a key everyone knows would seal
+    /// nothing (`make run` makes a development key).
+    #[arg(
+        long = "contact-keys",
+        env = "DISPATCH311_CONTACT_KEYS",
+        value_name = "DISPATCH311_CONTACT_KEYS",
+        hide_env_values = true
+    )]
+    pub contact_keys: String,
+    /// Days contacts and original descriptions are kept after the request
+    /// finished (fractions allowed); keep it at least the survey's token lifetime.
+    #[arg(
+        long = "contact-retention-days",
+        env = "DISPATCH311_CONTACT_RETENTION_DAYS",
+        value_name = "DISPATCH311_CONTACT_RETENTION_DAYS",
+        default_value = "30",
+        value_parser = days
+    )]
+    pub contact_retention: Duration,
+    /// Days voice recording references are kept after filing.
+    #[arg(
+        long = "voice-retention-days",
+        env = "DISPATCH311_VOICE_RETENTION_DAYS",
+        value_name = "DISPATCH311_VOICE_RETENTION_DAYS",
+        default_value = "14",
+        value_parser = days
+    )]
+    pub voice_retention: Duration,
+    /// Days a photo uploaded but never filed with a request is kept.
+    #[arg(
+        long = "unfiled-photo-days",
+        env = "DISPATCH311_UNFILED_PHOTO_DAYS",
+        value_name = "DISPATCH311_UNFILED_PHOTO_DAYS",
+        default_value = "1",
+        value_parser = days
+    )]
+    pub unfiled_photos: Duration,
+    /// Seconds between retention sweeps (1 to 86400).
+    #[arg(
+        long = "retention-sweep-secs",
+        env = "DISPATCH311_RETENTION_SWEEP_SECS",
+        value_name = "DISPATCH311_RETENTION_SWEEP_SECS",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u32).range(1..=86_400)
+    )]
+    pub retention_sweep_secs: u32,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub photos: PhotoStoreArgs,
+}
+
+/// What the binary does besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum IntakeCommand {
+    /// Re-seal every contact and description under the current key (the
+    /// first of DISPATCH311_CONTACT_KEYS), so an old key can be retired.
+    Rekey {
+        /// Contacts re-sealed per transaction.
+        #[arg(long, default_value_t = 500,
+            value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+    },
+}
+
+fn city_bounds(text: &str) -> Result<CityBounds, String> {
+    CityBounds::parse(text).ok_or_else(|| "must be min_lat,min_lon,max_lat,max_lon".to_owned())
+}
 
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
-    /// `DISPATCH311_INTAKE_ADDR`, default `0.0.0.0:50051`; port 0 picks a free port.
     pub listen_addr: SocketAddr,
     pub db: DbConfig,
     pub queue: QueueConfig,
-    /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
-    /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
     pub auth: dispatch311_auth::AuthConfig,
-    /// Mutual TLS on the server and the clients (`DISPATCH311_TLS_*`; off
-    /// when unset; see `dispatch311_grpc::tls`).
+    /// Mutual TLS on the server and the clients; off when unset.
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
-    /// `DISPATCH311_CITY_BOUNDS` as `min_lat,min_lon,max_lat,max_lon`; default New York City.
+    pub photos: PhotoStoreArgs,
     pub city_bounds: CityBounds,
-    /// `DISPATCH311_RECONCILE_AFTER_SECS`, default 120: a request still not
-    /// routed or queued after this long gets its route job published again.
     pub reconcile_after: Duration,
-    /// `DISPATCH311_CONTACT_KEYS`, required: the keys that seal complainant
-    /// contacts at rest, as `id:base64,…` with the current key first.
     pub contact_cipher: ContactCipher,
-    /// `DISPATCH311_CONTACT_RETENTION_DAYS` (default 30, the survey's default
-    /// window: keep it at least `DISPATCH311_SURVEY_TOKEN_DAYS`),
-    /// `DISPATCH311_VOICE_RETENTION_DAYS` (default 14),
-    /// `DISPATCH311_UNFILED_PHOTO_DAYS` (default 1) — fractions allowed —
-    /// and `DISPATCH311_RETENTION_SWEEP_SECS` (default 600).
     pub retention: RetentionPolicy,
 }
 
 impl IntakeConfig {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let listen_addr = env_or("DISPATCH311_INTAKE_ADDR", "0.0.0.0:50051")
-            .parse()
-            .context("DISPATCH311_INTAKE_ADDR must be host:port")?;
-        let city_bounds = match std::env::var("DISPATCH311_CITY_BOUNDS") {
-            Ok(v) => CityBounds::parse(&v)
-                .context("DISPATCH311_CITY_BOUNDS must be min_lat,min_lon,max_lat,max_lon")?,
-            Err(_) => CityBounds::NEW_YORK_CITY,
-        };
-        let reconcile_after = Duration::from_secs(
-            env_or("DISPATCH311_RECONCILE_AFTER_SECS", "120")
-                .parse()
-                .context("DISPATCH311_RECONCILE_AFTER_SECS must be a whole number of seconds")?,
-        );
-        // no default key: a key everyone knows would seal nothing
-        let keys = std::env::var(contact_crypto::KEYS_VAR).with_context(|| {
-            format!(
-                "{} is required: the keys that seal complainant contacts, as id:base64 \
-                 (e.g. k1:$(head -c 32 /dev/urandom | base64)); `make run` makes a development key",
-                contact_crypto::KEYS_VAR
-            )
-        })?;
-        let contact_cipher = ContactCipher::parse(&keys)?;
-        let retention = RetentionPolicy {
-            personal_data_after: days("DISPATCH311_CONTACT_RETENTION_DAYS", 30.0)?,
-            voice_recordings_after: days("DISPATCH311_VOICE_RETENTION_DAYS", 14.0)?,
-            unfiled_photos_after: days("DISPATCH311_UNFILED_PHOTO_DAYS", 1.0)?,
-            every: chrono::Duration::seconds(
-                env_or("DISPATCH311_RETENTION_SWEEP_SECS", "600")
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|s| (1..=86_400).contains(s))
-                    .context("DISPATCH311_RETENTION_SWEEP_SECS must be 1 to 86400 seconds")?,
-            ),
-            batch: RETENTION_BATCH,
-        };
+    /// The command and settings of this process: its flags and environment.
+    /// A bad or missing value ends the process with a message naming the variable.
+    pub fn load() -> anyhow::Result<(Option<IntakeCommand>, Self)> {
+        let args = IntakeArgs::parse();
+        let command = args.command.clone();
+        Ok((command, Self::from_args(args)?))
+    }
+
+    /// Checks what clap cannot (the keys) and builds the settings.
+    pub fn from_args(args: IntakeArgs) -> anyhow::Result<Self> {
+        let chrono_of =
+            |d: Duration| chrono::Duration::from_std(d).expect("at most ten years fit chrono");
         Ok(Self {
-            listen_addr,
-            db: DbConfig::from_env(crate::SCHEMA)?,
-            queue: QueueConfig::from_env()?,
-            auth: dispatch311_auth::AuthConfig::from_env()?,
-            tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
-            city_bounds,
-            reconcile_after,
-            contact_cipher,
-            retention,
+            listen_addr: args.listen_addr,
+            db: args.db.config(crate::SCHEMA),
+            queue: args.queue.config()?,
+            auth: args.auth.config()?,
+            tls: args.tls.config()?,
+            photos: args.photos,
+            city_bounds: args.city_bounds.unwrap_or(CityBounds::NEW_YORK_CITY),
+            reconcile_after: args.reconcile_after,
+            contact_cipher: ContactCipher::parse(&args.contact_keys)?,
+            retention: RetentionPolicy {
+                personal_data_after: chrono_of(args.contact_retention),
+                voice_recordings_after: chrono_of(args.voice_retention),
+                unfiled_photos_after: chrono_of(args.unfiled_photos),
+                every: chrono::Duration::seconds(args.retention_sweep_secs.into()),
+                batch: RETENTION_BATCH,
+            },
         })
     }
 }
@@ -95,22 +184,45 @@ impl IntakeConfig {
 /// schedules the next sweep at once.
 const RETENTION_BATCH: i64 = 1_000;
 
-/// A retention period in days (fractions allowed) from `name`, or `default`.
-fn days(name: &str, default: f64) -> anyhow::Result<chrono::Duration> {
-    let days = match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
-        None => default,
-        Some(text) => text
-            .trim()
-            .parse::<f64>()
-            .with_context(|| format!("{name} must be a number of days"))?,
-    };
-    anyhow::ensure!(
-        days.is_finite() && days > 0.0 && days <= 3_650.0,
-        "{name} must be more than 0 and at most 3650 days"
-    );
-    Ok(chrono::Duration::milliseconds((days * 86_400_000.0) as i64))
-}
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
+    use super::*;
+
+    #[test]
+    fn every_setting_has_a_flag_and_a_variable_of_its_own() {
+        IntakeArgs::command().debug_assert();
+    }
+
+    /// The rekey batch size a command line asks for.
+    fn batch_size(args: &[&str]) -> Result<i64, clap::Error> {
+        let line = [
+            "dispatch311-intake",
+            "--contact-keys",
+            "k1:x",
+            "--auth-jwks",
+            "/j",
+            "rekey",
+        ];
+        let parsed = IntakeArgs::try_parse_from(line.iter().chain(args))?;
+        match parsed.command {
+            Some(IntakeCommand::Rekey { batch_size }) => Ok(batch_size),
+            None => panic!("no rekey command"),
+        }
+    }
+
+    #[test]
+    fn the_batch_size_is_500_unless_given() {
+        assert_eq!(batch_size(&[]).unwrap(), 500);
+        assert_eq!(batch_size(&["--batch-size", "2"]).unwrap(), 2);
+        for bad in [
+            &["--batch-size", "0"][..],
+            &["--batch-size", "x"],
+            &["--batch"],
+            &["2"],
+        ] {
+            assert!(batch_size(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -14,7 +14,7 @@ pub mod store;
 pub mod validate;
 
 pub use app::Application;
-pub use config::IntakeConfig;
+pub use config::{IntakeArgs, IntakeCommand, IntakeConfig};
 
 /// Intake's PostgreSQL schema; no other service touches it.
 pub const SCHEMA: &str = "intake";

@@ -1,18 +1,17 @@
-use dispatch311_intake::{Application, IntakeConfig, rekey};
+use dispatch311_intake::{Application, IntakeCommand, IntakeConfig, rekey};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // settings first: `--help` and a bad value need no telemetry
+    let (command, config) = IntakeConfig::load()?;
     let _telemetry = dispatch311_telemetry::init("dispatch311-intake")?;
-    let config = IntakeConfig::from_env()?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.split_first() {
+    match command {
         None => {
             let app = Application::build(config).await?;
             app.run_until_stopped(dispatch311_grpc::shutdown_signal())
                 .await
         }
-        Some((command, options)) if command == "rekey" => {
-            let batch_size = rekey::parse_args(options)?;
+        Some(IntakeCommand::Rekey { batch_size }) => {
             let report = rekey::run(&config, batch_size).await?;
             println!(
                 "re-encrypted {} complainant contacts and {} descriptions under key {} ({} batches)",
@@ -20,8 +19,5 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some((command, _)) => anyhow::bail!(
-            "unknown command {command}: run without arguments to serve, or `rekey` to re-seal contacts under the current key"
-        ),
     }
 }

@@ -7,12 +7,7 @@
 //! one transaction, so an interrupted run keeps what it did, and running it
 //! again re-seals only what is left.
 
-use anyhow::Context as _;
-
 use crate::{app::open_store, config::IntakeConfig, store::SealedTable};
-
-/// Contacts re-sealed per transaction.
-pub const DEFAULT_BATCH_SIZE: i64 = 500;
 
 /// What a rekey run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,21 +21,6 @@ pub struct RekeyReport {
 }
 
 /// The options of the `rekey` command: `[--batch-size N]`.
-pub fn parse_args(args: &[String]) -> anyhow::Result<i64> {
-    match args {
-        [] => Ok(DEFAULT_BATCH_SIZE),
-        [flag, size] if flag == "--batch-size" => {
-            let size: i64 = size
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .context("--batch-size must be a positive whole number")?;
-            Ok(size)
-        }
-        _ => anyhow::bail!("usage: dispatch311-intake rekey [--batch-size N]"),
-    }
-}
-
 /// Re-seals every contact and description not under the current key,
 /// `batch_size` per transaction.
 pub async fn run(config: &IntakeConfig, batch_size: i64) -> anyhow::Result<RekeyReport> {
@@ -73,27 +53,4 @@ pub async fn run(config: &IntakeConfig, batch_size: i64) -> anyhow::Result<Rekey
     }
     store.pool().close().await;
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|a| a.to_string()).collect()
-    }
-
-    #[test]
-    fn the_batch_size_is_500_unless_given() {
-        assert_eq!(parse_args(&args(&[])).unwrap(), 500);
-        assert_eq!(parse_args(&args(&["--batch-size", "2"])).unwrap(), 2);
-        for bad in [
-            &["--batch-size", "0"][..],
-            &["--batch-size", "x"],
-            &["--batch"],
-            &["2"],
-        ] {
-            assert!(parse_args(&args(bad)).is_err(), "{bad:?}");
-        }
-    }
 }

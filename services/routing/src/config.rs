@@ -1,50 +1,97 @@
-//! Routing's configuration, from the environment (documented in the README).
+//! Routing's configuration: flags or environment variables, typed and
+//! checked at start (`dispatch311-routing --help` lists them all).
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use anyhow::Context as _;
-use dispatch311_db::DbConfig;
-use dispatch311_queue::QueueConfig;
+use clap::Parser as _;
+use dispatch311_auth::AuthArgs;
+use dispatch311_db::{DbArgs, DbConfig};
+use dispatch311_grpc::tls::TlsArgs;
+use dispatch311_queue::{QueueArgs, QueueConfig};
+
+/// Every setting of the routing service.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "dispatch311-routing",
+    version,
+    about = "dispatch311's routing service: which agency, precinct and priority each request goes to, and why",
+    after_help = dispatch311_telemetry::ENVIRONMENT_HELP
+)]
+pub struct RoutingArgs {
+    /// Where the gRPC API listens; port 0 picks a free port.
+    #[arg(
+        long = "listen",
+        env = "DISPATCH311_ROUTING_ADDR",
+        value_name = "DISPATCH311_ROUTING_ADDR",
+        default_value = "0.0.0.0:50052"
+    )]
+    pub listen_addr: SocketAddr,
+    /// A rules file (default: the table built into the binary, config/rules.toml).
+    #[arg(
+        long = "rules",
+        env = "DISPATCH311_ROUTING_RULES",
+        value_name = "DISPATCH311_ROUTING_RULES"
+    )]
+    pub rules_path: Option<PathBuf>,
+    /// A GeoJSON precinct map (default: the city's 78 NYPD precincts built
+    /// into the binary, config/nypd-precincts.geojson).
+    #[arg(
+        long = "precinct-map",
+        env = "DISPATCH311_PRECINCT_MAP",
+        value_name = "DISPATCH311_PRECINCT_MAP"
+    )]
+    pub precinct_map_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
 
 #[derive(Debug, Clone)]
 pub struct RoutingConfig {
-    /// `DISPATCH311_ROUTING_ADDR`, default `0.0.0.0:50052`; port 0 picks a free port.
     pub listen_addr: SocketAddr,
     pub db: DbConfig,
     pub queue: QueueConfig,
-    /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
-    /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
     pub auth: dispatch311_auth::AuthConfig,
-    /// Mutual TLS on the server and the clients (`DISPATCH311_TLS_*`; off
-    /// when unset; see `dispatch311_grpc::tls`).
+    /// Mutual TLS on the server and the clients; off when unset.
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
-    /// `DISPATCH311_ROUTING_RULES`: a rules file; default the table built into
-    /// the binary (`config/rules.toml`).
     pub rules_path: Option<PathBuf>,
-    /// `DISPATCH311_PRECINCT_MAP`: a GeoJSON precinct map; default the small
-    /// demo map built into the binary (`config/demo-precincts.geojson`).
     pub precinct_map_path: Option<PathBuf>,
 }
 
 impl RoutingConfig {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let listen_addr = std::env::var("DISPATCH311_ROUTING_ADDR")
-            .unwrap_or_else(|_| "0.0.0.0:50052".to_string())
-            .parse()
-            .context("DISPATCH311_ROUTING_ADDR must be host:port")?;
-        let path = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+    /// The settings of this process: its flags and environment. A bad or
+    /// missing value ends the process with a message naming the variable.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::from_args(RoutingArgs::parse())
+    }
+
+    pub fn from_args(args: RoutingArgs) -> anyhow::Result<Self> {
+        let path = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
         Ok(Self {
-            listen_addr,
-            db: DbConfig::from_env(crate::SCHEMA)?,
-            queue: QueueConfig::from_env()?,
-            auth: dispatch311_auth::AuthConfig::from_env()?,
-            tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
-            rules_path: path("DISPATCH311_ROUTING_RULES"),
-            precinct_map_path: path("DISPATCH311_PRECINCT_MAP"),
+            listen_addr: args.listen_addr,
+            db: args.db.config(crate::SCHEMA),
+            queue: args.queue.config()?,
+            auth: args.auth.config()?,
+            tls: args.tls.config()?,
+            rules_path: path(args.rules_path),
+            precinct_map_path: path(args.precinct_map_path),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn every_setting_has_a_flag_and_a_variable_of_its_own() {
+        RoutingArgs::command().debug_assert();
     }
 }

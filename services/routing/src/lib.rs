@@ -13,7 +13,7 @@ pub mod rules;
 pub mod store;
 
 pub use app::Application;
-pub use config::RoutingConfig;
+pub use config::{RoutingArgs, RoutingConfig};
 pub use router::Router;
 
 /// Routing's PostgreSQL schema; no other service touches it.

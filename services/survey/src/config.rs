@@ -1,123 +1,175 @@
-//! Survey's configuration, from the environment (documented in the README).
+//! Survey's configuration: flags or environment variables, typed and
+//! checked at start (`dispatch311-survey --help` lists them all).
 
 use std::{net::SocketAddr, time::Duration};
 
-use anyhow::Context as _;
-use dispatch311_db::DbConfig;
-use dispatch311_queue::QueueConfig;
+use clap::Parser as _;
+use dispatch311_auth::AuthArgs;
+use dispatch311_db::{DbArgs, DbConfig};
+use dispatch311_grpc::tls::TlsArgs;
+use dispatch311_queue::{QueueArgs, QueueConfig};
 
 /// How long a survey token stays valid when `DISPATCH311_SURVEY_TOKEN_DAYS` is unset.
 pub const DEFAULT_TOKEN_DAYS: f64 = 30.0;
 
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
+/// Every setting of the survey service.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "dispatch311-survey",
+    version,
+    about = "dispatch311's survey service: a satisfaction survey after every closed police job",
+    after_help = dispatch311_telemetry::ENVIRONMENT_HELP
+)]
+pub struct SurveyArgs {
+    /// Where the gRPC API listens; port 0 picks a free port.
+    #[arg(
+        long = "listen",
+        env = "DISPATCH311_SURVEY_ADDR",
+        value_name = "DISPATCH311_SURVEY_ADDR",
+        default_value = "0.0.0.0:50054"
+    )]
+    pub listen_addr: SocketAddr,
+    /// Where contact details are released from (intake's gRPC API).
+    #[arg(
+        long = "intake-url",
+        env = "DISPATCH311_INTAKE_URL",
+        value_name = "DISPATCH311_INTAKE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub intake_url: String,
+    /// Days a survey token is valid after it is handed out (fractions allowed).
+    #[arg(
+        long = "survey-token-days",
+        env = "DISPATCH311_SURVEY_TOKEN_DAYS",
+        value_name = "DISPATCH311_SURVEY_TOKEN_DAYS",
+        default_value = "30",
+        value_parser = token_ttl
+    )]
+    pub token_ttl: Duration,
+    /// Days after expiring an unused token's hash is deleted (an answered one
+    /// stays with its answer); 0 to 3650.
+    #[arg(
+        long = "survey-token-purge-days",
+        env = "DISPATCH311_SURVEY_TOKEN_PURGE_DAYS",
+        value_name = "DISPATCH311_SURVEY_TOKEN_PURGE_DAYS",
+        default_value = "7",
+        value_parser = purge_days
+    )]
+    pub token_purge_after: Duration,
+    /// Seconds between purges of expired tokens (at least 0.1, at most 86400).
+    #[arg(
+        long = "survey-purge-secs",
+        env = "DISPATCH311_SURVEY_PURGE_SECS",
+        value_name = "DISPATCH311_SURVEY_PURGE_SECS",
+        default_value = "3600",
+        value_parser = purge_every
+    )]
+    pub purge_every: Duration,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
 #[derive(Debug, Clone)]
 pub struct SurveyConfig {
-    /// `DISPATCH311_SURVEY_ADDR`, default `0.0.0.0:50054`; port 0 picks a free port.
     pub listen_addr: SocketAddr,
     pub db: DbConfig,
     pub queue: QueueConfig,
-    /// Bearer-token verification and rate limits (`DISPATCH311_AUTH_*`,
-    /// `DISPATCH311_RATE_LIMIT_*`; see `dispatch311_auth`).
     pub auth: dispatch311_auth::AuthConfig,
-    /// Mutual TLS on the server and the clients (`DISPATCH311_TLS_*`; off
-    /// when unset; see `dispatch311_grpc::tls`).
+    /// Mutual TLS on the server and the clients; off when unset.
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
-    /// `DISPATCH311_INTAKE_URL`, default `http://127.0.0.1:50051`: where
-    /// contact details are released from.
     pub intake_url: String,
-    /// `DISPATCH311_SURVEY_TOKEN_DAYS` (30, fractions allowed): how long a
-    /// survey token is valid after it is handed out.
     pub token_ttl: Duration,
-    /// `DISPATCH311_SURVEY_TOKEN_PURGE_DAYS` (7, fractions allowed): how long
-    /// after expiring an unused token's hash is deleted (an answered one stays
-    /// with its answer). The purge runs every `DISPATCH311_SURVEY_PURGE_SECS`
-    /// (3600).
     pub token_purge_after: Duration,
     pub purge_every: Duration,
 }
 
 impl SurveyConfig {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let listen_addr = env_or("DISPATCH311_SURVEY_ADDR", "0.0.0.0:50054")
-            .parse()
-            .context("DISPATCH311_SURVEY_ADDR must be host:port")?;
-        let token_days = std::env::var("DISPATCH311_SURVEY_TOKEN_DAYS").ok();
+    /// The settings of this process: its flags and environment. A bad or
+    /// missing value ends the process with a message naming the variable.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::from_args(SurveyArgs::parse())
+    }
+
+    pub fn from_args(args: SurveyArgs) -> anyhow::Result<Self> {
         Ok(Self {
-            listen_addr,
-            db: DbConfig::from_env(crate::SCHEMA)?,
-            queue: QueueConfig::from_env()?,
-            auth: dispatch311_auth::AuthConfig::from_env()?,
-            tls: dispatch311_grpc::tls::TlsConfig::from_env()?,
-            intake_url: env_or("DISPATCH311_INTAKE_URL", "http://127.0.0.1:50051"),
-            token_ttl: token_ttl(token_days.as_deref())?,
-            token_purge_after: Duration::from_secs_f64(
-                positive("DISPATCH311_SURVEY_TOKEN_PURGE_DAYS", 7.0, 3_650.0)? * SECONDS_PER_DAY,
-            ),
-            purge_every: Duration::from_secs_f64(
-                positive("DISPATCH311_SURVEY_PURGE_SECS", 3_600.0, 86_400.0)?.max(0.1),
-            ),
+            listen_addr: args.listen_addr,
+            db: args.db.config(crate::SCHEMA),
+            queue: args.queue.config()?,
+            auth: args.auth.config()?,
+            tls: args.tls.config()?,
+            intake_url: args.intake_url,
+            token_ttl: args.token_ttl,
+            token_purge_after: args.token_purge_after,
+            purge_every: args.purge_every,
         })
     }
 }
 
-/// The token lifetime for a `DISPATCH311_SURVEY_TOKEN_DAYS` value (`None`: unset).
-pub fn token_ttl(days: Option<&str>) -> anyhow::Result<Duration> {
-    let days = match days.map(str::trim) {
-        None | Some("") => DEFAULT_TOKEN_DAYS,
-        Some(text) => text
+/// The token lifetime for a `DISPATCH311_SURVEY_TOKEN_DAYS` value.
+pub fn token_ttl(days: &str) -> Result<Duration, String> {
+    let days = match days.trim() {
+        "" => DEFAULT_TOKEN_DAYS,
+        text => text
             .parse::<f64>()
-            .context("DISPATCH311_SURVEY_TOKEN_DAYS must be a number of days")?,
+            .map_err(|_| format!("{text:?} is not a number of days"))?,
     };
-    anyhow::ensure!(
-        days.is_finite() && days > 0.0 && days <= 3_650.0,
-        "DISPATCH311_SURVEY_TOKEN_DAYS must be more than 0 and at most 3650 days"
-    );
+    if !(days.is_finite() && days > 0.0 && days <= 3_650.0) {
+        return Err("must be more than 0 and at most 3650 days".to_owned());
+    }
     Ok(Duration::from_secs_f64(days * SECONDS_PER_DAY))
 }
 
-/// A number from 0 to `max` from `name`, or `default` when unset.
-fn positive(name: &str, default: f64, max: f64) -> anyhow::Result<f64> {
-    let Ok(text) = std::env::var(name) else {
-        return Ok(default);
-    };
+/// A number from 0 to `max`.
+fn bounded(text: &str, max: f64) -> Result<f64, String> {
     let value: f64 = text
         .trim()
         .parse()
-        .with_context(|| format!("{name} must be a number"))?;
-    anyhow::ensure!(
-        value.is_finite() && (0.0..=max).contains(&value),
-        "{name} must be from 0 to {max}"
-    );
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if !(value.is_finite() && (0.0..=max).contains(&value)) {
+        return Err(format!("must be from 0 to {max}"));
+    }
     Ok(value)
 }
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
+fn purge_days(text: &str) -> Result<Duration, String> {
+    bounded(text, 3_650.0).map(|days| Duration::from_secs_f64(days * SECONDS_PER_DAY))
+}
+
+fn purge_every(text: &str) -> Result<Duration, String> {
+    bounded(text, 86_400.0).map(|secs| Duration::from_secs_f64(secs.max(0.1)))
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory as _;
+
     use super::*;
 
     #[test]
+    fn every_setting_has_a_flag_and_a_variable_of_its_own() {
+        SurveyArgs::command().debug_assert();
+    }
+
+    #[test]
     fn tokens_last_thirty_days_unless_told_otherwise() {
-        assert_eq!(token_ttl(None).unwrap(), Duration::from_secs(30 * 86_400));
-        assert_eq!(
-            token_ttl(Some("")).unwrap(),
-            Duration::from_secs(30 * 86_400)
-        );
-        assert_eq!(
-            token_ttl(Some(" 7 ")).unwrap(),
-            Duration::from_secs(7 * 86_400)
-        );
-        assert_eq!(token_ttl(Some("0.5")).unwrap(), Duration::from_secs(43_200));
+        assert_eq!(token_ttl("30").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(token_ttl("").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(token_ttl(" 7 ").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(token_ttl("0.5").unwrap(), Duration::from_secs(43_200));
     }
 
     #[test]
     fn nonsense_lifetimes_are_refused() {
         for value in ["0", "-3", "thirty", "NaN", "inf", "100000"] {
-            assert!(token_ttl(Some(value)).is_err(), "{value}");
+            assert!(token_ttl(value).is_err(), "{value}");
         }
     }
 }

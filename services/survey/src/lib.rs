@@ -16,7 +16,7 @@ pub mod store;
 pub mod tokens;
 
 pub use app::Application;
-pub use config::SurveyConfig;
+pub use config::{SurveyArgs, SurveyConfig};
 
 /// Survey's PostgreSQL schema; no other service touches it.
 pub const SCHEMA: &str = "survey";

@@ -8,6 +8,8 @@ use std::{path::Path, time::Duration};
 use anyhow::Context as _;
 use dispatch311_auth::{BearerToken, DEV_KEY_ID, KeyPair, Role, TokenSigner};
 
+use crate::args::CredentialArgs;
+
 /// File names inside the development key directory.
 pub const SIGNING_KEY_FILE: &str = "auth-signing-key.pem";
 pub const JWKS_FILE: &str = "auth-jwks.json";
@@ -21,14 +23,11 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    pub fn from_env() -> anyhow::Result<Self> {
-        if let Some(token) = std::env::var("DISPATCH311_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-        {
-            return Ok(Self::Token(token));
+    pub fn new(args: &CredentialArgs) -> anyhow::Result<Self> {
+        if let Some(token) = args.token.as_ref().filter(|t| !t.trim().is_empty()) {
+            return Ok(Self::Token(token.clone()));
         }
-        Ok(Self::Signer(dispatch311_auth::signer_from_env().context(
+        Ok(Self::Signer(args.signer.signer().context(
             "no credentials: set DISPATCH311_TOKEN to a bearer token, or run through `make tour`",
         )?))
     }
@@ -59,9 +58,9 @@ pub fn default_subject(role: Role) -> &'static str {
 }
 
 /// Makes a development signing key and its JWKS in `dir`, unless both exist.
-pub fn dev_keys(dir: &Path) -> anyhow::Result<()> {
+pub fn dev_keys(dir: &Path, event_log_name: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    dev_event_log_key(dir)?;
+    dev_event_log_key(dir, event_log_name)?;
     let key_path = dir.join(SIGNING_KEY_FILE);
     let jwks_path = dir.join(JWKS_FILE);
     if key_path.exists() && jwks_path.exists() {
@@ -81,10 +80,8 @@ pub fn dev_keys(dir: &Path) -> anyhow::Result<()> {
 /// (`event-log.vkey`), made once.
 pub const EVENT_LOG_KEY_FILE: &str = "event-log-key.pem";
 pub const EVENT_LOG_VKEY_FILE: &str = "event-log.vkey";
-/// The log's name unless `DISPATCH311_EVENT_LOG_NAME` says otherwise.
-pub const EVENT_LOG_NAME: &str = "dispatch311/event-log";
 
-fn dev_event_log_key(dir: &Path) -> anyhow::Result<()> {
+fn dev_event_log_key(dir: &Path, name: &str) -> anyhow::Result<()> {
     let key_path = dir.join(EVENT_LOG_KEY_FILE);
     if !key_path.exists() {
         let pair = KeyPair::generate("event-log")?;
@@ -94,10 +91,6 @@ fn dev_event_log_key(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", key_path.display()))?;
     let key = dispatch311_domain::event_log::signing_key_from_pem(&pem)
         .with_context(|| format!("{}", key_path.display()))?;
-    let name = std::env::var("DISPATCH311_EVENT_LOG_NAME")
-        .ok()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| EVENT_LOG_NAME.to_owned());
     let vkey = dispatch311_domain::event_log::verifier_key(name.trim(), &key.verifying_key());
     let vkey_path = dir.join(EVENT_LOG_VKEY_FILE);
     std::fs::write(&vkey_path, format!("{vkey}\n"))

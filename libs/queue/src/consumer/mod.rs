@@ -137,7 +137,7 @@ impl Outcome {
 /// }
 ///
 /// # async fn start() -> dispatch311_queue::Result<()> {
-/// let queue = JobQueue::connect(QueueConfig::from_env()?).await?;
+/// let queue = JobQueue::connect(QueueConfig::default()).await?;
 /// let shutdown = CancellationToken::new();
 /// queue
 ///     .consumer("route", "routing")?

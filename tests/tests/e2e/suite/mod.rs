@@ -3,4 +3,5 @@ mod flow;
 mod mutual_tls;
 mod redis_loss;
 mod replay;
+mod settings;
 mod trace;
