@@ -11,6 +11,7 @@ use tonic::{server::NamedService, service::Routes};
 
 use crate::{
     api::DispatchApi,
+    api::supervision::Supervision,
     checkpoints::Checkpointer,
     complainant_answers::ComplainantAnswerHandler,
     config::{DispatchConfig, DispatchRules},
@@ -18,7 +19,6 @@ use crate::{
     jobs::lifecycle::Lifecycle,
     reopen_requests::ReopenRequestHandler,
     store::Store,
-    supervision::Supervision,
     timers::{TimerHandler, TimerReconciler},
     units::Units,
     watch::Watch,

@@ -17,17 +17,17 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::Utc;
 use dispatch311_domain::event_log::{
-    self, Checkpoint, Frontier, Hash, checkpoint_object_name, leaf_hash,
+    self as signed_log, Checkpoint, Frontier, Hash, checkpoint_object_name, leaf_hash,
 };
 use dispatch311_photos::PhotoStore;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use futures::TryStreamExt as _;
-use sqlx::{PgPool, Row, postgres::PgRow};
+use sqlx::PgPool;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::config::EventLogConfig;
+use crate::{config::EventLogConfig, store::event_log};
 
 /// Where the exported checkpoints are, in the object store.
 pub const CHECKPOINT_FOLDER: &str = "event-log/checkpoints";
@@ -40,36 +40,6 @@ const BLOCK_LEAVES: i64 = 1 << BLOCK_HEIGHT;
 /// later ones: transactions commit out of id order only while they overlap.
 const LATE_COMMIT_WINDOW: i64 = 100_000;
 
-/// Columns of an event as its hash covers it, in log order.
-const ENTRY_COLUMNS: &str = "l.log_index, e.job_id, e.sequence, e.event_type, \
-    (extract(epoch FROM e.occurred_at) * 1000000)::bigint AS occurred_at_micros, e.actor, e.actor_role, \
-    e.latitude, e.longitude, e.unit_id, e.reason, e.previous_hash, e.hash";
-
-/// One event of the log as read back, with its hash recomputed here.
-#[derive(Debug, Clone)]
-pub struct LogEntry {
-    pub log_index: i64,
-    pub job_id: Uuid,
-    pub sequence: i64,
-    pub stored_hash: String,
-    pub recomputed_hash: String,
-}
-
-impl LogEntry {
-    fn from_row(row: &PgRow) -> Self {
-        let job_id: Uuid = row.get("job_id");
-        let sequence: i64 = row.get("sequence");
-        let recomputed_hash = crate::store::events::recomputed_hash(row, job_id);
-        Self {
-            log_index: row.get("log_index"),
-            job_id,
-            sequence,
-            stored_hash: row.get("hash"),
-            recomputed_hash,
-        }
-    }
-}
-
 /// Why the log in the database cannot be vouched for.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -80,7 +50,7 @@ pub enum LogError {
     #[error("exported checkpoint {name}: {source}")]
     BadCheckpoint {
         name: String,
-        source: event_log::CheckpointError,
+        source: signed_log::CheckpointError,
     },
     #[error("{0}")]
     Tampered(String),
@@ -108,7 +78,7 @@ pub async fn latest_exported(
     }
     Err(LogError::BadCheckpoint {
         name: latest.clone(),
-        source: last_error.unwrap_or(event_log::CheckpointError::NotSigned(name.to_owned())),
+        source: last_error.unwrap_or(signed_log::CheckpointError::NotSigned(name.to_owned())),
     })
 }
 
@@ -117,14 +87,8 @@ pub async fn latest_exported(
 /// where), or a log shorter than `size`.
 pub async fn tree_of_first(pool: &PgPool, size: i64) -> Result<Frontier, LogError> {
     let mut frontier = Frontier::default();
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ENTRY_COLUMNS} FROM event_log l JOIN job_events e ON e.id = l.event_id \
-         WHERE l.log_index < $1 ORDER BY l.log_index"
-    )))
-    .bind(size)
-    .fetch(pool);
-    while let Some(row) = rows.try_next().await? {
-        let entry = LogEntry::from_row(&row);
+    let mut entries = event_log::entries(pool, 0, Some(size));
+    while let Some(entry) = entries.try_next().await? {
         if entry.log_index != frontier.size() as i64 {
             return Err(LogError::Tampered(format!(
                 "the log skips from entry {} to {}: entries were deleted",
@@ -204,7 +168,7 @@ impl Checkpointer {
     pub async fn run(self: std::sync::Arc<Self>, stop: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(
             log = %self.name,
-            verifier_key = %event_log::verifier_key(&self.name, &self.key.verifying_key()),
+            verifier_key = %signed_log::verifier_key(&self.name, &self.key.verifying_key()),
             "event log checkpoints signed every {:?}",
             self.interval
         );
@@ -229,25 +193,7 @@ impl Checkpointer {
     /// One round: number new events, extend the tree, sign and export.
     pub async fn round(&self) -> Result<Round, LogError> {
         let mut tree = self.tree.lock().await;
-        let mut tx = self.pool.begin().await?;
-        // one numbering at a time, whatever the replica; numbers are final
-        // once committed, so every replica builds the same tree
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('dispatch.event_log'))")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO event_log (log_index, event_id) \
-             SELECT last.next + row_number() OVER (ORDER BY e.id) - 1, e.id \
-             FROM job_events e, \
-                  (SELECT coalesce(max(log_index) + 1, 0) AS next, coalesce(max(event_id), 0) AS top FROM event_log) last \
-             WHERE e.id > last.top - $1 \
-               AND NOT EXISTS (SELECT 1 FROM event_log l WHERE l.event_id = e.id) \
-             ORDER BY e.id",
-        )
-        .bind(LATE_COMMIT_WINDOW)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        event_log::number_new_events(&self.pool, LATE_COMMIT_WINDOW).await?;
 
         let (frontier, signed) = match tree.as_mut() {
             Some(state) => state,
@@ -268,26 +214,14 @@ impl Checkpointer {
         let mut block = Frontier::default();
         let mut finished_blocks: Vec<(i64, Hash)> = Vec::new();
         if block_start < extended.size() as i64 {
-            let leaves: Vec<(String,)> = sqlx::query_as(
-                "SELECT e.hash FROM event_log l JOIN job_events e ON e.id = l.event_id \
-                 WHERE l.log_index >= $1 AND l.log_index < $2 ORDER BY l.log_index",
-            )
-            .bind(block_start)
-            .bind(extended.size() as i64)
-            .fetch_all(&self.pool)
-            .await?;
-            for (hash,) in leaves {
+            let leaves =
+                event_log::stored_hashes(&self.pool, block_start, extended.size() as i64).await?;
+            for (_, hash) in leaves {
                 block.push(leaf_hash(&hash));
             }
         }
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM event_log l JOIN job_events e ON e.id = l.event_id \
-             WHERE l.log_index >= $1 ORDER BY l.log_index"
-        )))
-        .bind(frontier.size() as i64)
-        .fetch(&self.pool);
-        while let Some(row) = rows.try_next().await? {
-            let entry = LogEntry::from_row(&row);
+        let mut entries = event_log::entries(&self.pool, frontier.size() as i64, None);
+        while let Some(entry) = entries.try_next().await? {
             if entry.log_index != extended.size() as i64 {
                 return Err(LogError::Tampered(format!(
                     "the log skips entry {}: entries were deleted",
@@ -307,17 +241,8 @@ impl Checkpointer {
                 block = Frontier::default();
             }
         }
-        drop(rows);
-        for (block_index, root) in &finished_blocks {
-            sqlx::query(
-                "INSERT INTO event_log_blocks (block_index, root_hash) VALUES ($1, $2) \
-                 ON CONFLICT (block_index) DO NOTHING",
-            )
-            .bind(block_index)
-            .bind(root.as_slice())
-            .execute(&self.pool)
-            .await?;
-        }
+        drop(entries);
+        event_log::save_block_roots(&self.pool, &finished_blocks).await?;
         *frontier = extended;
         if frontier.size() <= *signed {
             return Ok(Round::Unchanged);
@@ -333,15 +258,13 @@ impl Checkpointer {
         self.store
             .put_record(&checkpoint_object_name(checkpoint.size), note.as_bytes())
             .await?;
-        sqlx::query(
-            "INSERT INTO checkpoints (tree_size, root_hash, note, signed_at, exported) \
-             VALUES ($1, $2, $3, $4, true) ON CONFLICT (tree_size) DO NOTHING",
+        event_log::record_checkpoint(
+            &self.pool,
+            checkpoint.size as i64,
+            &signed_log::hex(&checkpoint.root),
+            &note,
+            Utc::now(),
         )
-        .bind(checkpoint.size as i64)
-        .bind(event_log::hex(&checkpoint.root))
-        .bind(&note)
-        .bind(Utc::now())
-        .execute(&self.pool)
         .await?;
         *signed = checkpoint.size;
         Ok(Round::Signed(checkpoint.size))
@@ -367,12 +290,7 @@ impl Checkpointer {
         let problem = |detail: String| Ok((checkpoint.size, Some(detail)));
         // the log reaches the checkpoint (a gap inside shows in the blocks
         // rebuilt below, or in the verification of the job it belongs to)
-        let held: i64 = sqlx::query_scalar(
-            "SELECT coalesce(max(log_index) + 1, 0) FROM event_log WHERE log_index < $1",
-        )
-        .bind(size)
-        .fetch_one(&self.pool)
-        .await?;
+        let held = event_log::size_within(&self.pool, size).await?;
         if held < size {
             return problem(format!(
                 "the log holds {held} of the {size} events a signed checkpoint vouched for: events were \
@@ -380,27 +298,13 @@ impl Checkpointer {
             ));
         }
         // this job's events count by their content, recomputed here
-        let own: HashMap<i64, String> = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM event_log l JOIN job_events e ON e.id = l.event_id \
-             WHERE e.job_id = $1 AND l.log_index < $2"
-        )))
-        .bind(job_id)
-        .bind(size)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let entry = LogEntry::from_row(row);
-            (entry.log_index, entry.recomputed_hash)
-        })
-        .collect();
+        let own: HashMap<i64, String> = event_log::job_entries(&self.pool, job_id, size)
+            .await?
+            .into_iter()
+            .map(|entry| (entry.log_index, entry.recomputed_hash))
+            .collect();
         let full_blocks = size / BLOCK_LEAVES;
-        let stored: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT block_index, root_hash FROM event_log_blocks WHERE block_index < $1 ORDER BY block_index",
-        )
-        .bind(full_blocks)
-        .fetch_all(&self.pool)
-        .await?;
+        let stored = event_log::block_roots(&self.pool, full_blocks).await?;
         if stored.len() as i64 != full_blocks {
             // block roots not (yet) written: check the whole log instead
             return match check_against(&self.pool, &checkpoint).await {
@@ -434,14 +338,7 @@ impl Checkpointer {
             }
             // every other event by its stored hash (its own job's
             // verification checks that against its content)
-            let leaves: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT l.log_index, e.hash FROM event_log l JOIN job_events e ON e.id = l.event_id \
-                 WHERE l.log_index >= $1 AND l.log_index < $2 ORDER BY l.log_index",
-            )
-            .bind(start)
-            .bind(end)
-            .fetch_all(&self.pool)
-            .await?;
+            let leaves = event_log::stored_hashes(&self.pool, start, end).await?;
             if leaves.len() as i64 != end - start {
                 return problem(format!(
                     "entries {start} to {} of the log are not all there: events were deleted",

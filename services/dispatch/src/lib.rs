@@ -11,7 +11,6 @@ pub mod jobs;
 pub mod outputs;
 pub mod reopen_requests;
 pub mod store;
-pub mod supervision;
 pub mod timers;
 pub mod units;
 pub mod validate;

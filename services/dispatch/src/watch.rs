@@ -44,7 +44,6 @@ use uuid::Uuid;
 use crate::{
     store::{JobKey, Store, StoreResult},
     store::{feed, units},
-    supervision::database_status,
     validate,
 };
 
@@ -112,7 +111,7 @@ impl Watch {
         // whether `watcher` (an officer's badge, when an officer asks) crews the unit
         let crews = units::crewed_by(pool, unit_id, officer)
             .await
-            .map_err(database_status)?;
+            .map_err(|e| dispatch311_grpc::status::storage(&e))?;
         match crews {
             None => return Err(grpc_status::not_found("unit", unit_id.to_string())),
             Some(false) => {
@@ -129,7 +128,7 @@ impl Watch {
         let after = match request.after_sequence {
             0 => feed::start_of_current_assignment(pool, unit_id)
                 .await
-                .map_err(database_status)?,
+                .map_err(|e| dispatch311_grpc::status::storage(&e))?,
             after => after,
         };
         let (sender, receiver) = mpsc::channel(16);

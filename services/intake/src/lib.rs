@@ -6,7 +6,6 @@ pub mod app;
 pub mod complainant_questions;
 pub mod config;
 pub mod contact_crypto;
-pub mod numbers;
 pub mod rekey;
 pub mod retention;
 pub mod status_updates;

@@ -1,6 +1,7 @@
 //! The gRPC adapter of the dispatch service.
 
 mod jobs;
+pub mod supervision;
 
 use dispatch311_auth::Role as AuthRole;
 use dispatch311_domain::SrNumber;
@@ -16,11 +17,11 @@ use dispatch311_proto::dispatch::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use self::supervision::Supervision;
 use crate::{
     jobs::JobError,
     jobs::lifecycle::Lifecycle,
     store::{JobKey, QueuePosition, Store, StoreError},
-    supervision::Supervision,
     units::Units,
     watch::Watch,
 };

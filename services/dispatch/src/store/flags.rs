@@ -60,14 +60,15 @@ pub async fn of_job(pool: &PgPool, job_id: Uuid) -> Result<Vec<Flag>, sqlx::Erro
             .await?;
     Ok(rows
         .iter()
-        .map(|r| {
-            let kind: String = r.get("kind");
-            Flag {
-                kind: FlagKind::from_str_name(&format!("FLAG_KIND_{kind}")).unwrap_or_default()
-                    as i32,
-                detail: r.get("detail"),
-                raised_at: Some(to_timestamp(r.get("raised_at"))),
-            }
-        })
+        .map(|r| flag(r.get("kind"), r.get("detail"), r.get("raised_at")))
         .collect())
+}
+
+/// A flag as stored: its kind's name, detail and time.
+pub fn flag(kind: String, detail: String, raised_at: DateTime<Utc>) -> Flag {
+    Flag {
+        kind: FlagKind::from_str_name(&format!("FLAG_KIND_{kind}")).unwrap_or_default() as i32,
+        detail,
+        raised_at: Some(to_timestamp(raised_at)),
+    }
 }

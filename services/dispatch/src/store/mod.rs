@@ -20,9 +20,11 @@ use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 pub mod changes;
+pub mod event_log;
 pub mod events;
 pub mod feed;
 pub mod flags;
+pub mod oversight;
 pub mod units;
 
 #[derive(Debug, thiserror::Error)]

@@ -32,15 +32,16 @@ use dispatch311_queue::{
 use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
+use self::numbers::SrSequence;
 use crate::{
     contact_crypto::{ContactCipher, ContactCryptoError},
-    numbers::SrSequence,
     validate::{AuditListQuery, ContactReleaseRequest, NewServiceRequest},
 };
 
 mod audit;
 mod contacts;
 mod messages;
+mod numbers;
 mod photos;
 mod requests;
 mod retention;

@@ -6,37 +6,25 @@
 //! oldest first (the longest-waiting jobs are the ones a supervisor looks
 //! at), `ListReviewItems` by flag, newest first.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
-use dispatch311_domain::{
-    status::resolution_name,
-    time::{from_timestamp, to_timestamp},
-};
+use dispatch311_domain::time::from_timestamp;
 use dispatch311_grpc::{
     pagination,
     status::{self as grpc_status, FieldViolations},
 };
-use dispatch311_proto::{
-    common::v1::ResolutionCode,
-    dispatch::v1::{self as dispatch, Flag, FlagKind, Job, JobFilter, JobState},
-};
+use dispatch311_proto::dispatch::v1::{self as dispatch, Job, JobFilter};
 use prost_types::Timestamp;
-use sqlx::{PgPool, Row};
 use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
     checkpoints::{self, Checkpointer},
-    store::events,
-    store::{JOB_COLUMNS, Store, job_from_row, state_name},
+    store::{Store, events, oversight},
     validate,
 };
 
 /// The default `GetPrecinctStats` window: the last day.
 const DEFAULT_STATS_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
-/// `share_closed_within_5_minutes`: closures this soon after assignment.
-const QUICK_CLOSURE_SECS: f64 = 300.0;
 
 pub struct Supervision {
     pub store: Store,
@@ -72,25 +60,15 @@ impl Supervision {
         );
         v.into_result()?;
 
-        let (after_queued_at, after_job_id) = after.map(|c| (c.queued_at, c.job_id)).unzip();
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE precinct = $1 AND ({}) \
-               AND ($2::uuid IS NULL OR unit_id = $2) \
-               AND ($3::timestamptz IS NULL OR (queued_at, job_id) > ($3::timestamptz, $4::uuid)) \
-             ORDER BY queued_at, job_id LIMIT $5",
-            filter_condition(filter)
-        );
-        let pool = self.store.pool();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&precinct)
-            .bind(unit_id)
-            .bind(after_queued_at)
-            .bind(after_job_id)
-            .bind(limit as i64 + 1)
-            .fetch_all(pool)
-            .await
-            .map_err(database_status)?;
-        let mut jobs: Vec<Job> = rows.iter().map(job_from_row).collect();
+        let mut jobs = oversight::list_jobs(
+            self.store.pool(),
+            &precinct,
+            filter,
+            unit_id,
+            after.map(|c| (c.queued_at, c.job_id)),
+            limit as i64 + 1,
+        )
+        .await?;
         let next_page_token = if jobs.len() > limit {
             jobs.truncate(limit);
             jobs.last()
@@ -100,7 +78,6 @@ impl Supervision {
         } else {
             String::new()
         };
-        with_flags(pool, &mut jobs).await?;
         Ok(dispatch::ListJobsResponse {
             jobs,
             next_page_token,
@@ -197,40 +174,20 @@ impl Supervision {
             });
         v.into_result()?;
 
-        let sql = format!(
-            "SELECT f.id AS flag_id, f.kind AS flag_kind, f.detail AS flag_detail, \
-                f.raised_at AS flag_raised_at, {JOB_COLUMNS} \
-             FROM job_flags f JOIN jobs ON jobs.job_id = f.job_id \
-             WHERE jobs.precinct = $1 AND ($2::bigint IS NULL OR f.id < $2) \
-             ORDER BY f.id DESC LIMIT $3"
-        );
-        let pool = self.store.pool();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&precinct)
-            .bind(after_flag)
-            .bind(limit as i64 + 1)
-            .fetch_all(pool)
-            .await
-            .map_err(database_status)?;
-        let next_page_token = if rows.len() > limit {
-            let last: i64 = rows[limit - 1].get("flag_id");
-            pagination::encode_token(&last.to_string())
+        let mut items =
+            oversight::review_items(self.store.pool(), &precinct, after_flag, limit as i64 + 1)
+                .await?;
+        let next_page_token = if items.len() > limit {
+            items.truncate(limit);
+            pagination::encode_token(&items[limit - 1].flag_id.to_string())
         } else {
             String::new()
         };
-        let rows = &rows[..rows.len().min(limit)];
-        let mut jobs: Vec<Job> = rows.iter().map(job_from_row).collect();
-        with_flags(pool, &mut jobs).await?;
-        let items = rows
-            .iter()
-            .zip(jobs)
-            .map(|(row, job)| dispatch::ReviewItem {
-                flag: Some(flag(
-                    row.get("flag_kind"),
-                    row.get("flag_detail"),
-                    row.get("flag_raised_at"),
-                )),
-                job: Some(job),
+        let items = items
+            .into_iter()
+            .map(|item| dispatch::ReviewItem {
+                flag: Some(item.flag),
+                job: Some(item.job),
             })
             .collect();
         Ok(dispatch::ListReviewItemsResponse {
@@ -254,52 +211,20 @@ impl Supervision {
         v.into_result()?;
         let (start, end) = window.expect("a window without violations");
 
-        // a job counts in the window it was first queued in: the first event
-        // of its log (queued_at moves when a job is reopened)
-        let row = sqlx::query(
-            "WITH received AS ( \
-                SELECT j.state, j.sla_breached, j.resolution_code, \
-                    extract(epoch FROM (j.on_scene_at - j.assigned_at))::float8 AS to_arrival, \
-                    CASE WHEN j.state = $4 THEN extract(epoch FROM (j.closed_at - j.assigned_at))::float8 END AS to_close, \
-                    EXISTS (SELECT 1 FROM job_flags f WHERE f.job_id = j.job_id) AS flagged \
-                FROM jobs j JOIN job_events e ON e.job_id = j.job_id AND e.sequence = 1 \
-                WHERE j.precinct = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3) \
-             SELECT count(*) AS jobs_received, \
-                count(*) FILTER (WHERE state = $4) AS jobs_closed, \
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY to_arrival) AS median_to_arrival, \
-                percentile_cont(0.9) WITHIN GROUP (ORDER BY to_arrival) AS p90_to_arrival, \
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY to_close) AS median_to_close, \
-                percentile_cont(0.9) WITHIN GROUP (ORDER BY to_close) AS p90_to_close, \
-                count(*) FILTER (WHERE to_close <= $5) AS closed_quickly, \
-                count(*) FILTER (WHERE state = $4 AND resolution_code = $6) AS closed_with_summons, \
-                count(*) FILTER (WHERE sla_breached) AS sla_breaches, \
-                count(*) FILTER (WHERE flagged) AS flagged_jobs \
-             FROM received",
-        )
-        .bind(&precinct)
-        .bind(start)
-        .bind(end)
-        .bind(state_name(JobState::Closed))
-        .bind(QUICK_CLOSURE_SECS)
-        .bind(resolution_name(ResolutionCode::SummonsIssued))
-        .fetch_one(self.store.pool())
-        .await
-        .map_err(database_status)?;
-
-        let jobs_closed: i64 = row.get("jobs_closed");
-        let seconds = |column: &str| row.get::<Option<f64>, _>(column).unwrap_or(0.0);
+        let figures = oversight::precinct_figures(self.store.pool(), &precinct, start, end).await?;
+        let seconds = |value: Option<f64>| value.unwrap_or(0.0);
         Ok(dispatch::GetPrecinctStatsResponse {
             precinct,
-            jobs_received: row.get("jobs_received"),
-            jobs_closed,
-            median_seconds_to_arrival: seconds("median_to_arrival"),
-            p90_seconds_to_arrival: seconds("p90_to_arrival"),
-            median_seconds_to_close: seconds("median_to_close"),
-            p90_seconds_to_close: seconds("p90_to_close"),
-            share_closed_within_5_minutes: share(row.get("closed_quickly"), jobs_closed),
-            share_with_summons: share(row.get("closed_with_summons"), jobs_closed),
-            sla_breaches: row.get("sla_breaches"),
-            flagged_jobs: row.get("flagged_jobs"),
+            jobs_received: figures.jobs_received,
+            jobs_closed: figures.jobs_closed,
+            median_seconds_to_arrival: seconds(figures.median_to_arrival),
+            p90_seconds_to_arrival: seconds(figures.p90_to_arrival),
+            median_seconds_to_close: seconds(figures.median_to_close),
+            p90_seconds_to_close: seconds(figures.p90_to_close),
+            share_closed_within_5_minutes: share(figures.closed_quickly, figures.jobs_closed),
+            share_with_summons: share(figures.closed_with_summons, figures.jobs_closed),
+            sla_breaches: figures.sla_breaches,
+            flagged_jobs: figures.flagged_jobs,
         })
     }
 
@@ -309,13 +234,7 @@ impl Supervision {
         let mut v = FieldViolations::new();
         let parsed = validate::uuid(job_id, "job_id", &mut v);
         v.into_result()?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE job_id = $1)")
-                .bind(parsed)
-                .fetch_one(self.store.pool())
-                .await
-                .map_err(database_status)?;
-        if !exists {
+        if !oversight::job_exists(self.store.pool(), parsed).await? {
             return Err(grpc_status::not_found("dispatch job", job_id.trim()));
         }
         Ok(parsed)
@@ -325,19 +244,6 @@ impl Supervision {
 /// UNAVAILABLE when PostgreSQL cannot be reached, INTERNAL otherwise.
 pub(crate) fn database_status(err: sqlx::Error) -> Status {
     grpc_status::storage(&err)
-}
-
-/// The SQL condition on `jobs` of a `ListJobs` filter.
-fn filter_condition(filter: JobFilter) -> &'static str {
-    match filter {
-        JobFilter::Unspecified => "true",
-        JobFilter::Open => "jobs.state NOT IN ('CLOSED', 'CANCELLED', 'REROUTED')",
-        JobFilter::Assigned => "jobs.state IN ('ASSIGNED', 'ACKNOWLEDGED', 'EN_ROUTE', 'ON_SCENE')",
-        JobFilter::Overdue => {
-            "jobs.state NOT IN ('CLOSED', 'CANCELLED', 'REROUTED') AND jobs.sla_due_at < now()"
-        }
-        JobFilter::Flagged => "EXISTS (SELECT 1 FROM job_flags f WHERE f.job_id = jobs.job_id)",
-    }
 }
 
 /// Where a job sits in `ListJobs`; its page token.
@@ -365,45 +271,6 @@ impl JobCursor {
             queued_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
             job_id: Uuid::parse_str(job_id).ok()?,
         })
-    }
-}
-
-/// Fills in the flags of `jobs` with one query.
-async fn with_flags(pool: &PgPool, jobs: &mut [Job]) -> Result<(), Status> {
-    let ids: Vec<Uuid> = jobs
-        .iter()
-        .filter_map(|job| Uuid::parse_str(&job.job_id).ok())
-        .collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let rows = sqlx::query(
-        "SELECT job_id, kind, detail, raised_at FROM job_flags WHERE job_id = ANY($1) ORDER BY id",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await
-    .map_err(database_status)?;
-    let mut by_job: HashMap<String, Vec<Flag>> = HashMap::new();
-    for row in &rows {
-        let job_id: Uuid = row.get("job_id");
-        by_job.entry(job_id.to_string()).or_default().push(flag(
-            row.get("kind"),
-            row.get("detail"),
-            row.get("raised_at"),
-        ));
-    }
-    for job in jobs {
-        job.flags = by_job.get(&job.job_id).cloned().unwrap_or_default();
-    }
-    Ok(())
-}
-
-fn flag(kind: String, detail: String, raised_at: DateTime<Utc>) -> Flag {
-    Flag {
-        kind: FlagKind::from_str_name(&format!("FLAG_KIND_{kind}")).unwrap_or_default() as i32,
-        detail,
-        raised_at: Some(to_timestamp(raised_at)),
     }
 }
 
@@ -446,58 +313,9 @@ fn share(part: i64, whole: i64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use dispatch311_domain::time::to_timestamp;
+
     use super::*;
-
-    const ALL_STATES: [JobState; 8] = [
-        JobState::Queued,
-        JobState::Assigned,
-        JobState::Acknowledged,
-        JobState::EnRoute,
-        JobState::OnScene,
-        JobState::Closed,
-        JobState::Cancelled,
-        JobState::Rerouted,
-    ];
-
-    /// The states a condition names, as stored.
-    fn named_states(condition: &str) -> Vec<JobState> {
-        ALL_STATES
-            .into_iter()
-            .filter(|s| condition.contains(&format!("'{}'", state_name(*s))))
-            .collect()
-    }
-
-    #[test]
-    fn open_and_overdue_exclude_exactly_the_finished_states() {
-        let finished = vec![JobState::Closed, JobState::Cancelled, JobState::Rerouted];
-        let open = filter_condition(JobFilter::Open);
-        assert!(open.contains("NOT IN"));
-        assert_eq!(named_states(open), finished);
-        let overdue = filter_condition(JobFilter::Overdue);
-        assert!(overdue.contains("NOT IN") && overdue.contains("sla_due_at < now()"));
-        assert_eq!(named_states(overdue), finished);
-    }
-
-    #[test]
-    fn assigned_means_a_unit_is_working_the_job() {
-        let assigned = filter_condition(JobFilter::Assigned);
-        assert!(!assigned.contains("NOT IN"));
-        assert_eq!(
-            named_states(assigned),
-            vec![
-                JobState::Assigned,
-                JobState::Acknowledged,
-                JobState::EnRoute,
-                JobState::OnScene
-            ]
-        );
-    }
-
-    #[test]
-    fn unspecified_lists_everything_and_flagged_needs_a_flag() {
-        assert_eq!(filter_condition(JobFilter::Unspecified), "true");
-        assert!(filter_condition(JobFilter::Flagged).contains("job_flags"));
-    }
 
     #[test]
     fn job_cursors_round_trip_and_reject_garbage() {
