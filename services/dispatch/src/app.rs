@@ -11,7 +11,7 @@ use tonic::{server::NamedService, service::Routes};
 
 use crate::{
     api::DispatchApi,
-    api::supervision::Supervision,
+    api::{supervision::Supervision, watch::Watch},
     checkpoints::Checkpointer,
     complainant_answers::ComplainantAnswerHandler,
     config::{DispatchConfig, DispatchRules},
@@ -21,7 +21,6 @@ use crate::{
     store::Store,
     timers::{TimerHandler, TimerReconciler},
     units::Units,
-    watch::Watch,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

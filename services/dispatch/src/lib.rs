@@ -13,8 +13,6 @@ pub mod reopen_requests;
 pub mod store;
 pub mod timers;
 pub mod units;
-pub mod validate;
-pub mod watch;
 
 pub use app::Application;
 pub use config::{DispatchArgs, DispatchConfig};

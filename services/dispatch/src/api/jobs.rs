@@ -11,11 +11,11 @@ use dispatch311_proto::{
 use tonic::Status;
 
 use super::DispatchApi;
+use super::validate;
 use crate::{
     jobs::accountability,
     jobs::commands::{Advance, AskComplainant, Assign, Cancel, Close, Reroute, Step, ViewPhoto},
     jobs::lifecycle::{MAX_NOTES_CHARS, Reopening},
-    validate,
 };
 
 const MAX_REASON_CHARS: usize = 1000;

@@ -2,6 +2,9 @@
 
 mod jobs;
 pub mod supervision;
+mod units;
+mod validate;
+pub mod watch;
 
 use dispatch311_auth::Role as AuthRole;
 use dispatch311_domain::SrNumber;
@@ -18,12 +21,12 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use self::supervision::Supervision;
+use self::watch::Watch;
 use crate::{
     jobs::JobError,
     jobs::lifecycle::Lifecycle,
     store::{JobKey, QueuePosition, Store, StoreError},
     units::Units,
-    watch::Watch,
 };
 
 /// The adapter: queue views here; each group of RPCs delegates to the
@@ -180,8 +183,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::RegisterUnitRequest>,
     ) -> Result<Response<dispatch::RegisterUnitResponse>, Status> {
-        self.units
-            .register_unit(as_caller(request)?)
+        self.register_unit(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -190,8 +192,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::ReportUnitStatusRequest>,
     ) -> Result<Response<dispatch::ReportUnitStatusResponse>, Status> {
-        self.units
-            .report_unit_status(as_caller(request)?)
+        self.report_unit_status(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -200,8 +201,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::ListUnitsRequest>,
     ) -> Result<Response<dispatch::ListUnitsResponse>, Status> {
-        self.units
-            .list_units(request.into_inner())
+        self.list_units(request.into_inner())
             .await
             .map(Response::new)
     }
@@ -210,8 +210,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::RecommendUnitsRequest>,
     ) -> Result<Response<dispatch::RecommendUnitsResponse>, Status> {
-        self.units
-            .recommend_units(request.into_inner())
+        self.recommend_units(request.into_inner())
             .await
             .map(Response::new)
     }
@@ -220,8 +219,7 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<dispatch::SetAutoAssignRequest>,
     ) -> Result<Response<dispatch::SetAutoAssignResponse>, Status> {
-        self.units
-            .set_auto_assign(as_caller(request)?)
+        self.set_auto_assign(as_caller(request)?)
             .await
             .map(Response::new)
     }
@@ -323,7 +321,7 @@ impl DispatchService for DispatchApi {
             .map(Response::new)
     }
 
-    type WatchAssignmentsStream = crate::watch::AssignmentStream;
+    type WatchAssignmentsStream = watch::AssignmentStream;
 
     async fn watch_assignments(
         &self,

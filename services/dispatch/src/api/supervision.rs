@@ -17,10 +17,10 @@ use prost_types::Timestamp;
 use tonic::Status;
 use uuid::Uuid;
 
+use super::validate;
 use crate::{
     checkpoints::{self, Checkpointer},
     store::{Store, events, oversight},
-    validate,
 };
 
 /// The default `GetPrecinctStats` window: the last day.

@@ -41,10 +41,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use uuid::Uuid;
 
+use super::validate;
 use crate::{
     store::{JobKey, Store, StoreResult},
     store::{feed, units},
-    validate,
 };
 
 pub type AssignmentStream =
