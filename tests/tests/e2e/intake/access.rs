@@ -237,7 +237,8 @@ async fn every_rpc_refuses_missing_expired_foreign_and_unauthorized_tokens_and_c
 #[tokio::test]
 async fn an_integrator_sees_only_its_own_requests_and_the_public_only_a_status()
 -> anyhow::Result<()> {
-    let suite = Suite::start(SuiteOptions::default()).await?;
+    // intake alone answers who sees what
+    let suite = Suite::start(SuiteOptions::only(&[Service::Intake])).await?;
     let mut app = suite.intake().await?;
     let mut other = suite.intake_as(Role::Integrator, "partner-agency").await?;
 
@@ -353,6 +354,7 @@ async fn an_integrator_sees_only_its_own_requests_and_the_public_only_a_status()
 async fn one_integrator_over_its_rate_is_told_when_to_retry_and_others_are_not_slowed()
 -> anyhow::Result<()> {
     let suite = Suite::start(SuiteOptions {
+        services: vec![Service::Intake],
         env: vec![
             ("DISPATCH311_RATE_LIMIT_PER_SECOND".into(), "2".into()),
             ("DISPATCH311_RATE_LIMIT_BURST".into(), "5".into()),

@@ -237,7 +237,7 @@ async fn a_filed_contact_is_nowhere_in_the_database_in_plain_text_yet_released_o
 #[tokio::test]
 async fn a_sealed_contact_copied_to_another_request_does_not_open_and_nothing_is_released()
 -> anyhow::Result<()> {
-    let suite = Suite::start(SuiteOptions::default()).await?;
+    let suite = Suite::start(SuiteOptions::only(&[Service::Intake])).await?;
     let intake = suite.intake().await?;
     let surveys = suite
         .intake_as(Role::SurveySystem, "city-311-surveys")
@@ -303,6 +303,7 @@ async fn rekey_reseals_every_contact_under_the_new_key_so_the_old_one_can_be_ret
     let k1 = random_contact_key("k1");
     let k2 = random_contact_key("k2");
     let mut suite = Suite::start(SuiteOptions {
+        services: vec![Service::Intake],
         env: vec![(CONTACT_KEYS_VAR.to_string(), k1.clone())],
         ..Default::default()
     })
