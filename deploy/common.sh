@@ -130,6 +130,11 @@ suite_env() {
     export DISPATCH311_ROUTING_ADDR="${DISPATCH311_ROUTING_ADDR:-127.0.0.1:50052}"
     export DISPATCH311_DISPATCH_ADDR="${DISPATCH311_DISPATCH_ADDR:-127.0.0.1:50053}"
     export DISPATCH311_SURVEY_ADDR="${DISPATCH311_SURVEY_ADDR:-127.0.0.1:50054}"
+    # each service's /metrics for Prometheus, on loopback (no auth on it)
+    export DISPATCH311_INTAKE_METRICS_ADDR="${DISPATCH311_INTAKE_METRICS_ADDR:-127.0.0.1:9151}"
+    export DISPATCH311_ROUTING_METRICS_ADDR="${DISPATCH311_ROUTING_METRICS_ADDR:-127.0.0.1:9152}"
+    export DISPATCH311_DISPATCH_METRICS_ADDR="${DISPATCH311_DISPATCH_METRICS_ADDR:-127.0.0.1:9153}"
+    export DISPATCH311_SURVEY_METRICS_ADDR="${DISPATCH311_SURVEY_METRICS_ADDR:-127.0.0.1:9154}"
     # optional mutual TLS on every service and between them, with development
     # certificates; a suite started so is remembered (make tour, make status)
     local scheme=http
@@ -154,6 +159,12 @@ service_addr() {
     echo "${!var}"
 }
 
+# where SERVICE serves /metrics
+metrics_addr() {
+    local var="DISPATCH311_${1^^}_METRICS_ADDR"
+    echo "${!var}"
+}
+
 # a listen address turned into one a client can connect to (0.0.0.0 → 127.0.0.1)
 connect_addr() {
     local host=${1%:*} port=${1##*:}
@@ -170,7 +181,7 @@ connect_addr() {
 reserve_listen_ports() {
     local file=/proc/sys/net/ipv4/ip_local_reserved_ports svc ports=() current
     for svc in "${services[@]}"; do
-        ports+=("$(service_addr "$svc" | sed 's/.*://')")
+        ports+=("$(service_addr "$svc" | sed 's/.*://')" "$(metrics_addr "$svc" | sed 's/.*://')")
     done
     current=$(cat "$file" 2>/dev/null) || return 0
     local wanted

@@ -53,6 +53,8 @@ start_service() {
     # a subshell starts the service so it is not this script's child and outlives it
     (
         export OTEL_SERVICE_NAME="dispatch311-$svc"
+        DISPATCH311_METRICS_ADDR=$(metrics_addr "$svc")
+        export DISPATCH311_METRICS_ADDR
         nohup "$bin_dir/dispatch311-$svc" </dev/null >"$log_dir/$svc.log" 2>&1 &
         echo $! >"$run_dir/$svc.pid"
     )
@@ -86,6 +88,7 @@ echo "dispatch311 is running:"
 for svc in "${services[@]}"; do
     printf '  %-9s %-17s pid %-7s log .local/logs/%s.log\n' "$svc" "$(service_addr "$svc")" "$(<"$run_dir/$svc.pid")" "$svc"
 done
+echo "metrics for Prometheus: $(for svc in "${services[@]}"; do printf 'http://%s/metrics ' "$(connect_addr "$(metrics_addr "$svc")")"; done)"
 echo
 # a development token per role, valid 12 hours, kept for copy and paste
 if [[ -r $DISPATCH311_AUTH_SIGNING_KEY ]]; then

@@ -168,6 +168,8 @@ pub struct Suite {
     jwks_path: PathBuf,
     options: SuiteOptions,
     ports: HashMap<Service, u16>,
+    /// Where each of the suite's own processes serves `/metrics`.
+    metrics_ports: HashMap<Service, u16>,
     processes: HashMap<Service, Child>,
 }
 
@@ -210,10 +212,12 @@ impl Suite {
             jwks_path,
             options,
             ports: HashMap::new(),
+            metrics_ports: HashMap::new(),
             processes: HashMap::new(),
         };
         for service in Service::ALL {
             suite.ports.insert(service, free_port()?);
+            suite.metrics_ports.insert(service, free_port()?);
         }
         let started = if suite.options.services.is_empty() {
             Service::ALL.to_vec()
@@ -232,6 +236,10 @@ impl Suite {
     fn spawn(&mut self, service: Service) -> anyhow::Result<()> {
         let (binary, mut command) =
             self.command(service, self.ports[&service], &self.log_path(service))?;
+        command.env(
+            "DISPATCH311_METRICS_ADDR",
+            format!("127.0.0.1:{}", self.metrics_ports[&service]),
+        );
         let child = command
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
@@ -587,6 +595,25 @@ impl Suite {
     /// services re-read it: see `DISPATCH311_AUTH_JWKS_RELOAD_SECS`).
     pub fn jwks_path(&self) -> &std::path::Path {
         &self.jwks_path
+    }
+
+    /// What `service` serves on `/metrics` now (Prometheus' text format).
+    pub async fn metrics(&self, service: Service) -> anyhow::Result<String> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let port = self.metrics_ports[&service];
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("{} serves no metrics on port {port}", service.name()))?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("not an HTTP response")?;
+        anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "metrics answered {head}");
+        Ok(body.to_owned())
     }
 
     /// A pool on the test database, for assertions on what services stored.

@@ -7,6 +7,7 @@
 //! starts and stops ([`startup`]).
 
 pub mod client;
+pub mod metrics;
 pub mod pagination;
 mod server;
 pub mod startup;

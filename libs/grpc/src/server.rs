@@ -37,7 +37,8 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// # async fn run(api: impl IntakeService) -> anyhow::Result<()> {
 /// use dispatch311_grpc::{GrpcServer, shutdown_signal};
 ///
-/// let auth = dispatch311_auth::AuthConfig::from_env()?.layer()?;
+/// # let auth_config: dispatch311_auth::AuthConfig = todo!();
+/// let auth = auth_config.layer()?;
 /// let listener = tokio::net::TcpListener::bind("0.0.0.0:50051").await?;
 /// GrpcServer::new(auth)
 ///     .add_service(IntakeServiceServer::new(api))
@@ -153,7 +154,7 @@ impl GrpcServer {
         }
         let server = builder
             .trace_fn(server_span)
-            .layer(GrpcStatusLayer)
+            .layer(GrpcStatusLayer::default())
             // inside the status layer, so refusals are recorded on the span too
             .layer(self.auth)
             .add_routes(routes)

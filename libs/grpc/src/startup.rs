@@ -26,6 +26,8 @@ pub struct Foundations<'a> {
     pub tls: Option<&'a TlsConfig>,
     /// Where to listen; port 0 picks a free port.
     pub listen_addr: SocketAddr,
+    /// Where to serve `/metrics`, if anywhere (see [`crate::metrics`]).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// What [`Foundations::start`] made ready.
@@ -41,14 +43,20 @@ impl Foundations<'_> {
     /// of them cannot be had.
     pub async fn start(self) -> anyhow::Result<Started> {
         let pool = database(self.db, self.migrations).await?;
+        crate::metrics::observe_pool(&pool, self.db.schema);
         let queue = JobQueue::connect(self.queue.clone()).await?;
         let auth = self.auth.layer()?;
         let listener = TcpListener::bind(self.listen_addr).await?;
+        let metrics = match self.metrics_addr {
+            Some(addr) => Some(crate::metrics::bind(addr).await?),
+            None => None,
+        };
         Ok(Started {
             pool,
             queue,
             server: Server {
                 listener,
+                metrics,
                 auth,
                 tls: self.tls.cloned(),
             },
@@ -74,6 +82,7 @@ pub struct Api {
 /// The bound listener and what serving on it needs.
 pub struct Server {
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     auth: dispatch311_auth::AuthLayer,
     tls: Option<TlsConfig>,
 }
@@ -89,12 +98,24 @@ impl Server {
 
     /// Serves `api` until `shutdown` resolves or a worker fails, then stops
     /// the workers; either failure is the result.
+    /// The metrics endpoint's port, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        let listener = self.metrics.as_ref()?;
+        listener.local_addr().ok().map(|a| a.port())
+    }
+
     pub async fn serve(
         self,
         api: Api,
-        workers: Workers,
+        mut workers: Workers,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        if let Some(listener) = self.metrics {
+            workers.spawn(
+                "metrics endpoint",
+                crate::metrics::serve(listener, workers.stop_token()),
+            );
+        }
         serve_with_workers(
             self.listener,
             api.routes,

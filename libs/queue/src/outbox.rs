@@ -140,7 +140,13 @@ impl OutboxRelay {
     /// logged and retried with backoff; the rows stay until they are published.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new(RELAY_BACKOFF_MIN, RELAY_BACKOFF_MAX);
+        let backlog = Backlog::observed();
+        let mut backlog_read_at: Option<std::time::Instant> = None;
         while !shutdown.is_cancelled() {
+            if backlog_read_at.is_none_or(|at| at.elapsed() >= BACKLOG_INTERVAL) {
+                backlog_read_at = Some(std::time::Instant::now());
+                backlog.read(&self.pool).await;
+            }
             let wait = match self.relay_once().await {
                 // a full batch means there are probably more rows: go again at once
                 Ok(published) if published as i64 == RELAY_BATCH => {
@@ -216,5 +222,59 @@ impl OutboxRelay {
         tx.commit().await?;
         tracing::debug!(published = rows.len(), "outbox rows published");
         Ok(rows.len())
+    }
+}
+
+/// How often the relay counts the rows waiting, for the metrics.
+const BACKLOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `dispatch311.outbox.rows` and `dispatch311.outbox.oldest.age`: the rows
+/// waiting for the relay and how long the oldest has waited, as last counted.
+struct Backlog {
+    figures: Arc<std::sync::Mutex<Option<(i64, f64)>>>,
+}
+
+impl Backlog {
+    fn observed() -> Self {
+        let figures: Arc<std::sync::Mutex<Option<(i64, f64)>>> = Arc::default();
+        let meter = dispatch311_telemetry::metrics::meter();
+        let rows = Arc::clone(&figures);
+        meter
+            .i64_observable_gauge("dispatch311.outbox.rows")
+            .with_unit("{row}")
+            .with_description("Rows of the outbox waiting for the relay")
+            .with_callback(move |observer| {
+                if let Some((count, _)) = *rows.lock().unwrap_or_else(|e| e.into_inner()) {
+                    observer.observe(count, &[]);
+                }
+            })
+            .build();
+        let age = Arc::clone(&figures);
+        meter
+            .f64_observable_gauge("dispatch311.outbox.oldest.age")
+            .with_unit("s")
+            .with_description("How long the oldest row of the outbox has waited for the relay")
+            .with_callback(move |observer| {
+                if let Some((_, seconds)) = *age.lock().unwrap_or_else(|e| e.into_inner()) {
+                    observer.observe(seconds, &[]);
+                }
+            })
+            .build();
+        Self { figures }
+    }
+
+    async fn read(&self, pool: &PgPool) {
+        let counted: std::result::Result<(i64, f64), sqlx::Error> = sqlx::query_as(
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0) \
+             FROM outbox",
+        )
+        .fetch_one(pool)
+        .await;
+        match counted {
+            Ok(figures) => {
+                *self.figures.lock().unwrap_or_else(|e| e.into_inner()) = Some(figures);
+            }
+            Err(error) => tracing::debug!(%error, "counting the outbox failed"),
+        }
     }
 }

@@ -11,10 +11,11 @@ use std::{
     future::Future,
     pin::Pin,
     task::{Context, Poll},
+    time::Instant,
 };
 
 use http_body_util::BodyExt;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::{KeyValue, metrics::Histogram, trace::TraceContextExt};
 use tonic::{
     Code, Status,
     service::{Interceptor, interceptor::InterceptedService},
@@ -72,14 +73,42 @@ impl Interceptor for TraceContextInterceptor {
 /// Error statuses of unary calls arrive in the response headers; every other
 /// status arrives in the trailers at the end of the body, so the body is
 /// watched too, which keeps the span open until a stream is finished.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct GrpcStatusLayer;
+///
+/// It also records each call's duration in `rpc.server.call.duration`
+/// (seconds; by `rpc.service`, `rpc.method` and `rpc.grpc.status_code`), whose
+/// count is the number of calls: the RED metrics of every server. Build it
+/// after `init`, so the instrument comes from the installed meter provider.
+#[derive(Clone, Debug)]
+pub struct GrpcStatusLayer {
+    duration: Histogram<f64>,
+}
+
+impl Default for GrpcStatusLayer {
+    fn default() -> Self {
+        Self {
+            duration: crate::metrics::meter()
+                .f64_histogram("rpc.server.call.duration")
+                .with_unit("s")
+                .with_description("Duration of incoming gRPC calls, until their status")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+        }
+    }
+}
+
+/// Seconds: fine below 100 ms, where a healthy call is, up to 10 s.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 impl<S> tower::Layer<S> for GrpcStatusLayer {
     type Service = GrpcStatusService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcStatusService { inner }
+        GrpcStatusService {
+            inner,
+            duration: self.duration.clone(),
+        }
     }
 }
 
@@ -87,6 +116,7 @@ impl<S> tower::Layer<S> for GrpcStatusLayer {
 #[derive(Clone, Debug)]
 pub struct GrpcStatusService<S> {
     inner: S,
+    duration: Histogram<f64>,
 }
 
 impl<S, RequestBody> tower::Service<http::Request<RequestBody>> for GrpcStatusService<S>
@@ -104,6 +134,19 @@ where
     }
 
     fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+        let started = Instant::now();
+        let path = request.uri().path().trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
+        // the routes are the services' own: a bounded set of names
+        let call = CallMetrics {
+            duration: self.duration.clone(),
+            started,
+            attributes: [
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", service.to_owned()),
+                KeyValue::new("rpc.method", method.to_owned()),
+            ],
+        };
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
@@ -111,17 +154,41 @@ where
             let span = tracing::Span::current();
             if let Some(code) = grpc_status(response.headers()) {
                 record_status(&span, code);
+                call.record(code);
                 return Ok(response);
             }
             Ok(response.map(|body| {
                 tonic::body::Body::new(body.map_frame(move |frame| {
                     if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
                         record_status(&span, code);
+                        call.record(code);
                     }
                     frame
                 }))
             }))
         })
+    }
+}
+
+/// What one call's duration is recorded with.
+struct CallMetrics {
+    duration: Histogram<f64>,
+    started: Instant,
+    attributes: [KeyValue; 3],
+}
+
+impl CallMetrics {
+    fn record(&self, code: Code) {
+        let [system, service, method] = self.attributes.clone();
+        self.duration.record(
+            self.started.elapsed().as_secs_f64(),
+            &[
+                system,
+                service,
+                method,
+                KeyValue::new("rpc.grpc.status_code", code as i64),
+            ],
+        );
     }
 }
 

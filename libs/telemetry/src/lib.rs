@@ -1,6 +1,6 @@
 //! Telemetry for every dispatch311 binary: one call to [`init`] at start-up
-//! gives JSON logs that carry trace ids, OpenTelemetry traces exported over
-//! OTLP/gRPC when a collector is configured, and W3C trace-context
+//! gives JSON logs that carry trace ids, OpenTelemetry traces (and metrics,
+//! see [`metrics`]) exported over OTLP/gRPC when a collector is configured, and W3C trace-context
 //! propagation through gRPC calls ([`grpc`]) and job envelopes
 //! ([`propagation`]), so one request is one trace across every service.
 //!
@@ -11,7 +11,7 @@
 //! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | resource; the service name defaults to the binary's own |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | export spans over OTLP/gRPC; without either, nothing is exported (spans still get real trace ids) |
 //! | `OTEL_EXPORTER_OTLP_*` (headers, timeout, compression) | read by the exporter |
-//! | `OTEL_TRACES_EXPORTER=none` | no export even with an endpoint |
+//! | `OTEL_TRACES_EXPORTER=none`, `OTEL_METRICS_EXPORTER=none` | no export of spans, or of metrics, even with an endpoint |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | sampler; default parent-based always-on |
 //! | `OTEL_BSP_*` (e.g. `OTEL_BSP_SCHEDULE_DELAY=100`) | batch span processor |
 //! | `RUST_LOG` | log and span filter; default `info,h2=warn,tower=warn,hyper=warn,sqlx=warn` |
@@ -23,6 +23,7 @@
 pub mod attributes;
 pub mod grpc;
 mod logs;
+pub mod metrics;
 pub mod propagation;
 
 use std::{io::IsTerminal, time::Duration};
@@ -47,7 +48,8 @@ Telemetry (standard variables):
   OTEL_EXPORTER_OTLP_ENDPOINT   export spans over OTLP/gRPC (unset: no export)
   OTEL_SERVICE_NAME             service name in traces [default: the binary's name]
   OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_*,
-  OTEL_EXPORTER_OTLP_* (headers, timeout, compression), OTEL_TRACES_EXPORTER=none";
+  OTEL_EXPORTER_OTLP_* (headers, timeout, compression), OTEL_TRACES_EXPORTER=none,
+  OTEL_METRICS_EXPORTER=none (metrics go over OTLP too when an endpoint is set)";
 
 /// Log filter when `RUST_LOG` is unset: our own code at info, chatty
 /// transport and database crates only when something is wrong.
@@ -90,7 +92,7 @@ pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
         Ok(other) => anyhow::bail!("LOG_FORMAT must be json or text, not {other:?}"),
     };
 
-    let provider = tracer_provider(service_name)?;
+    let (provider, meters) = providers(service_name)?;
     // RUST_LOG filters log lines only: spans are made whatever the log level,
     // or a quiet service (RUST_LOG=warn) would stop tracing and propagating
     let otel_layer = tracing_opentelemetry::layer()
@@ -111,11 +113,17 @@ pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
     if installed.is_err() {
         // Someone (an earlier call, a test harness) owns the global subscriber.
         let _ = provider.shutdown();
-        return Ok(TelemetryGuard { provider: None });
+        let _ = meters.shutdown();
+        return Ok(TelemetryGuard {
+            provider: None,
+            meters: None,
+        });
     }
     global::set_tracer_provider(provider.clone());
+    global::set_meter_provider(meters.clone());
     Ok(TelemetryGuard {
         provider: Some(provider),
+        meters: Some(meters),
     })
 }
 
@@ -125,10 +133,16 @@ pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
+        if let Some(meters) = self.meters.take()
+            && let Err(error) = meters.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
+        {
+            tracing::debug!(%error, "exporting the last metrics failed");
+        }
         let Some(provider) = self.provider.take() else {
             return;
         };
@@ -139,12 +153,25 @@ impl Drop for TelemetryGuard {
     }
 }
 
-fn tracer_provider(default_service_name: &str) -> anyhow::Result<SdkTracerProvider> {
+/// The tracer and meter providers, with the same resource.
+fn providers(
+    default_service_name: &str,
+) -> anyhow::Result<(
+    SdkTracerProvider,
+    opentelemetry_sdk::metrics::SdkMeterProvider,
+)> {
     let env = |name: &str| {
         std::env::var(name)
             .ok()
             .filter(|value| !value.trim().is_empty())
     };
+    let resource = resource(default_service_name, env);
+    let meters = metrics::meter_provider(resource.clone(), env)?;
+    Ok((tracer_provider(resource, env)?, meters))
+}
+
+/// The service's resource: its name (see [`service_name`]).
+fn resource(default_service_name: &str, env: impl Fn(&str) -> Option<String>) -> Resource {
     let resource_attributes = EnvResourceDetector::new().detect();
     let service_name = service_name(
         env("OTEL_SERVICE_NAME"),
@@ -153,7 +180,13 @@ fn tracer_provider(default_service_name: &str) -> anyhow::Result<SdkTracerProvid
             .map(|name| name.to_string()),
         default_service_name,
     );
-    let resource = Resource::builder().with_service_name(service_name).build();
+    Resource::builder().with_service_name(service_name).build()
+}
+
+fn tracer_provider(
+    resource: Resource,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<SdkTracerProvider> {
     // The builder reads OTEL_TRACES_SAMPLER; its default is parent-based always-on.
     let builder = SdkTracerProvider::builder().with_resource(resource);
     if !exports_spans(env) {

@@ -32,7 +32,7 @@ async fn health_server() -> Channel {
     tokio::spawn(
         Server::builder()
             .trace_fn(server_span)
-            .layer(GrpcStatusLayer)
+            .layer(GrpcStatusLayer::default())
             .add_service(health)
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );

@@ -48,6 +48,7 @@ impl Application {
             auth: &config.auth,
             tls: config.tls.as_ref(),
             listen_addr: config.listen_addr,
+            metrics_addr: config.metrics_addr,
         }
         .start()
         .await?;

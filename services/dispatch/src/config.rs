@@ -8,7 +8,7 @@ use clap::Parser as _;
 use dispatch311_auth::AuthArgs;
 use dispatch311_db::{DbArgs, DbConfig};
 use dispatch311_domain::settings::{metres, positive_seconds, seconds};
-use dispatch311_grpc::tls::TlsArgs;
+use dispatch311_grpc::{metrics::MetricsArgs, tls::TlsArgs};
 use dispatch311_photos::PhotoStoreArgs;
 use dispatch311_queue::{QueueArgs, QueueConfig};
 
@@ -52,6 +52,8 @@ pub struct DispatchArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
     pub photos: PhotoStoreArgs,
 }
 
@@ -63,6 +65,8 @@ pub struct DispatchConfig {
     pub auth: dispatch311_auth::AuthConfig,
     /// Mutual TLS on the server and the clients; off when unset.
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub photos: PhotoStoreArgs,
     pub rules: DispatchRules,
     pub event_log: EventLogConfig,
@@ -84,6 +88,7 @@ impl DispatchConfig {
             queue: args.queue.config()?,
             auth: args.auth.config()?,
             tls: args.tls.config()?,
+            metrics_addr: args.metrics.metrics_addr,
             photos: args.photos,
             rules: args.rules,
             event_log: args.event_log.config()?,

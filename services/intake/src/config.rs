@@ -10,7 +10,7 @@ use dispatch311_domain::{
     CityBounds,
     settings::{days, positive_seconds},
 };
-use dispatch311_grpc::tls::TlsArgs;
+use dispatch311_grpc::{metrics::MetricsArgs, tls::TlsArgs};
 use dispatch311_photos::PhotoStoreArgs;
 use dispatch311_queue::{QueueArgs, QueueConfig};
 
@@ -111,6 +111,8 @@ pub struct IntakeArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
     pub photos: PhotoStoreArgs,
 }
 
@@ -139,6 +141,8 @@ pub struct IntakeConfig {
     pub auth: dispatch311_auth::AuthConfig,
     /// Mutual TLS on the server and the clients; off when unset.
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub photos: PhotoStoreArgs,
     pub city_bounds: CityBounds,
     pub reconcile_after: Duration,
@@ -165,6 +169,7 @@ impl IntakeConfig {
             queue: args.queue.config()?,
             auth: args.auth.config()?,
             tls: args.tls.config()?,
+            metrics_addr: args.metrics.metrics_addr,
             photos: args.photos,
             city_bounds: args.city_bounds.unwrap_or(CityBounds::NEW_YORK_CITY),
             reconcile_after: args.reconcile_after,

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::Parser as _;
 use dispatch311_auth::AuthArgs;
 use dispatch311_db::{DbArgs, DbConfig};
-use dispatch311_grpc::tls::TlsArgs;
+use dispatch311_grpc::{metrics::MetricsArgs, tls::TlsArgs};
 use dispatch311_queue::{QueueArgs, QueueConfig};
 
 /// Every setting of the routing service.
@@ -49,6 +49,8 @@ pub struct RoutingArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +61,8 @@ pub struct RoutingConfig {
     pub auth: dispatch311_auth::AuthConfig,
     /// Mutual TLS on the server and the clients; off when unset.
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub rules_path: Option<PathBuf>,
     pub precinct_map_path: Option<PathBuf>,
 }
@@ -78,6 +82,7 @@ impl RoutingConfig {
             queue: args.queue.config()?,
             auth: args.auth.config()?,
             tls: args.tls.config()?,
+            metrics_addr: args.metrics.metrics_addr,
             rules_path: path(args.rules_path),
             precinct_map_path: path(args.precinct_map_path),
         })

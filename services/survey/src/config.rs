@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Parser as _;
 use dispatch311_auth::AuthArgs;
 use dispatch311_db::{DbArgs, DbConfig};
-use dispatch311_grpc::tls::TlsArgs;
+use dispatch311_grpc::{metrics::MetricsArgs, tls::TlsArgs};
 use dispatch311_queue::{QueueArgs, QueueConfig};
 
 /// How long a survey token stays valid when `DISPATCH311_SURVEY_TOKEN_DAYS` is unset.
@@ -75,6 +75,8 @@ pub struct SurveyArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +87,8 @@ pub struct SurveyConfig {
     pub auth: dispatch311_auth::AuthConfig,
     /// Mutual TLS on the server and the clients; off when unset.
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub intake_url: String,
     pub token_ttl: Duration,
     pub token_purge_after: Duration,
@@ -105,6 +109,7 @@ impl SurveyConfig {
             queue: args.queue.config()?,
             auth: args.auth.config()?,
             tls: args.tls.config()?,
+            metrics_addr: args.metrics.metrics_addr,
             intake_url: args.intake_url,
             token_ttl: args.token_ttl,
             token_purge_after: args.token_purge_after,

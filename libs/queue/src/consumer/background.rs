@@ -124,9 +124,13 @@ impl Shared {
                             "reclaimed an abandoned job"
                         );
                     });
-                    self.conclude(shutdown, &entry.id, envelope, Outcome::retry(error))
+                    self.metrics.delivered();
+                    let started = std::time::Instant::now();
+                    let settled = self
+                        .conclude(shutdown, &entry.id, envelope, Outcome::retry(error))
                         .instrument(span)
                         .await;
+                    self.metrics.settled(settled, started);
                 }
                 Err((bytes, decode_error)) => {
                     let reason = format!("{error}; {decode_error}");
@@ -136,6 +140,7 @@ impl Shared {
                 }
             }
         }
+        self.metrics.reclaimed(claimed.ids.len());
         Ok(claimed.ids.len())
     }
 }

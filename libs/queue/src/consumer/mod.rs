@@ -17,6 +17,7 @@
 //! re-queue the next attempt in the delayed set, or move to the dead-letter stream.
 
 mod background;
+mod metrics;
 mod settle;
 
 use std::collections::HashSet;
@@ -182,6 +183,7 @@ struct Shared {
     in_flight: Mutex<HashSet<String>>,
     /// Wakes the promoter early when a retry was just scheduled.
     promote_now: Notify,
+    metrics: metrics::ConsumerMetrics,
 }
 
 impl std::fmt::Debug for Shared {
@@ -215,6 +217,7 @@ impl Consumer {
                 keys,
                 in_flight: Mutex::new(HashSet::new()),
                 promote_now: Notify::new(),
+                metrics: metrics::ConsumerMetrics::new(queue_name, group),
             }),
         }
     }
@@ -259,6 +262,10 @@ impl Consumer {
             background_stop.clone(),
         ));
         background.spawn(background::refresh_loop(
+            Arc::clone(&shared),
+            background_stop.clone(),
+        ));
+        background.spawn(metrics::observe_loop(
             Arc::clone(&shared),
             background_stop.clone(),
         ));
@@ -421,6 +428,8 @@ impl Shared {
         shutdown: &CancellationToken,
     ) {
         let _in_flight = InFlight::new(&self, &entry.id);
+        let started = std::time::Instant::now();
+        self.metrics.delivered();
         let envelope = match decode_entry(&entry) {
             Ok(envelope) => envelope,
             Err((bytes, error)) => {
@@ -428,6 +437,7 @@ impl Shared {
                 let fields = self.dead_letter_fields(&bytes, None, &error);
                 self.settle(shutdown, &entry.id, Settle::DeadLetter(fields))
                     .await;
+                self.metrics.settled(metrics::Settled::DeadLetter, started);
                 return;
             }
         };
@@ -452,9 +462,11 @@ impl Shared {
                     .unwrap_or_else(|| "unknown panic".to_owned());
                 Outcome::retry(format!("handler panicked: {message}"))
             });
-        self.conclude(shutdown, &entry.id, envelope, outcome)
+        let settled = self
+            .conclude(shutdown, &entry.id, envelope, outcome)
             .instrument(span)
             .await;
+        self.metrics.settled(settled, started);
     }
 
     /// The CONSUMER span `process <queue>` of one delivery, a child of the producer

@@ -8,6 +8,7 @@ use prost_types::Timestamp;
 use tokio_util::sync::CancellationToken;
 use tracing::Span;
 
+use super::metrics::Settled;
 use super::{Outcome, Shared};
 use crate::backoff::Backoff;
 use crate::envelope::{delayed_member, due_millis};
@@ -26,7 +27,7 @@ impl Shared {
         stream_id: &str,
         mut envelope: JobEnvelope,
         outcome: Outcome,
-    ) {
+    ) -> Settled {
         let config = self.queue.config();
         let settle = match outcome {
             Outcome::Done => Settle::Ack,
@@ -78,11 +79,16 @@ impl Shared {
                 ))
             }
         };
-        let is_retry = matches!(settle, Settle::Retry { .. });
+        let settled = match settle {
+            Settle::Ack => Settled::Done,
+            Settle::Retry { .. } => Settled::Retry,
+            Settle::DeadLetter(_) => Settled::DeadLetter,
+        };
         self.settle(shutdown, stream_id, settle).await;
-        if is_retry {
+        if matches!(settled, Settled::Retry) {
             self.promote_now.notify_one();
         }
+        settled
     }
 
     /// Field/value pairs of a dead-letter entry.
