@@ -32,6 +32,7 @@ use sqlx::PgConnection;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::jobs::metrics as job_metrics;
 use crate::{
     config::DispatchRules,
     jobs::JobError,
@@ -260,6 +261,17 @@ impl TimerHandler {
         };
         if decision == Decision::Act {
             tx.commit().await?;
+            // counted once committed
+            match check {
+                Check::AckTimeout { .. } => {
+                    job_metrics::ack_timed_out(&job);
+                    job_metrics::flag_raised(FlagKind::AckTimeout);
+                }
+                Check::SlaBreach => {
+                    job_metrics::sla_breached(&job);
+                    job_metrics::flag_raised(FlagKind::SlaBreach);
+                }
+            }
         }
         Ok(decision)
     }

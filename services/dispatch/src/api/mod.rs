@@ -406,6 +406,7 @@ impl From<JobError> for Status {
         match e {
             JobError::NotFound { what, id } => grpc_status::not_found(what, id),
             JobError::Refused { refusal, subject } => {
+                crate::jobs::metrics::refused(refusal.rule);
                 grpc_status::failed_precondition(refusal.rule, subject, refusal.description)
             }
             JobError::NotAllowed(reason) => grpc_status::permission_denied(reason),

@@ -556,6 +556,7 @@ impl Lifecycle {
                 if !change.outbox.is_empty() {
                     self.relay_wakeup.notify_one();
                 }
+                super::metrics::record_change(change);
                 Ok(Some(job))
             }
             Err(StoreError::Conflict) => Ok(None),

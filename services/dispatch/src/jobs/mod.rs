@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod lifecycle;
 mod messages;
+pub mod metrics;
 mod photos;
 pub mod state_machine;
 

@@ -6,10 +6,15 @@
 use std::time::Duration;
 
 use dispatch311_domain::jobs::{kinds, queues};
-use dispatch311_proto::{intake::v1::CreateServiceRequestRequest, jobs::v1::ReopenRequest};
+use dispatch311_proto::{
+    common::v1::ResolutionCode, intake::v1::CreateServiceRequestRequest, jobs::v1::ReopenRequest,
+};
 use dispatch311_queue::{JobQueue, QueueConfig};
 use dispatch311_tests::{
-    cad::{COMPLAINANT_EMAIL, COMPLAINANT_NAME, COMPLAINANT_PHONE, EMPIRE_STATE, complaint},
+    cad::{
+        COMPLAINANT_EMAIL, COMPLAINANT_NAME, COMPLAINANT_PHONE, EMPIRE_STATE, acknowledge, assign,
+        close, close_request, complaint, register_unit, wait_for_job,
+    },
     suite::{Service, Suite, SuiteOptions, eventually},
 };
 
@@ -100,6 +105,49 @@ async fn each_service_counts_what_it_did_and_names_no_one() -> anyhow::Result<()
     )
     .await?;
     assert_eq!(handled(Service::Routing, queues::ROUTE, "done").await?, 3.0);
+
+    // one job assigned and acknowledged; closing another, still queued, is refused
+    let dispatch = suite.dispatch().await?;
+    let unit = register_unit(&dispatch, "14-ADAM-1", "14", &["O-1"], EMPIRE_STATE).await?;
+    let first = wait_for_job(&dispatch, &sr_numbers[0]).await?;
+    let second = wait_for_job(&dispatch, &sr_numbers[1]).await?;
+    assign(&dispatch, &first.job_id, &unit.unit_id).await?;
+    acknowledge(&dispatch, &first.job_id, "O-1", EMPIRE_STATE).await?;
+    let refusal = close(
+        &dispatch,
+        close_request(
+            &second.job_id,
+            "O-1",
+            ResolutionCode::NoEvidence,
+            EMPIRE_STATE,
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refusal.code(), tonic::Code::FailedPrecondition);
+    let text = suite.metrics(Service::Dispatch).await?;
+    let step = |name: &str| {
+        value(
+            &text,
+            "dispatch311_job_step_duration_seconds_count",
+            &[
+                &format!(r#"step="{name}""#),
+                r#"borough="#,
+                r#"priority="high""#,
+            ],
+        )
+    };
+    assert_eq!(
+        (step("assigned"), step("acknowledged")),
+        (1.0, 1.0),
+        "{text}"
+    );
+    assert_eq!(step("closed"), 0.0);
+    assert_eq!(
+        value(&text, "dispatch311_job_refusals_total", &[]),
+        1.0,
+        "{text}"
+    );
 
     // a reopen request for a job dispatch never had is dead-lettered, and seen
     let queue = JobQueue::connect(QueueConfig {
