@@ -96,6 +96,7 @@ impl JobHandler for DispatchJobHandler {
                 offer_to_auto_assign,
             }))) => {
                 self.relay_wakeup.notify_one();
+                crate::jobs::metrics::job_queued(&new);
                 tracing::info!(%sr_number, precinct = %new.precinct, %job_id, "job queued");
                 self.auto_assign(job_id, offer_to_auto_assign).await
             }

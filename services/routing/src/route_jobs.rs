@@ -77,7 +77,10 @@ impl JobHandler for RouteJobHandler {
             Err(e) => return Outcome::retry(e.to_string()),
         };
         let recorded = match self.batcher.submit(Arc::clone(&new)).await {
-            Ok(Ok(true)) => Ok(None),
+            Ok(Ok(true)) => {
+                record_routed(&new);
+                Ok(None)
+            }
             // routed before: send again what the first decision said
             Ok(Ok(false)) => self.store.record_repeat(&new.job).await.map(Some),
             Ok(Err(error)) => return Outcome::retry(format!("database: {error}")),
@@ -123,4 +126,48 @@ async fn record_batch(store: &Store, decisions: Vec<Arc<NewDecision>>) -> Vec<Re
         },
     )
     .await
+}
+
+/// `dispatch311.request.step.duration` with step "routed": from the request's
+/// filing to its routing decision, by agency (the rules' bounded set) and
+/// priority. A repeat delivery records nothing.
+fn record_routed(new: &NewDecision) {
+    static ROUTED: std::sync::OnceLock<opentelemetry::metrics::Histogram<f64>> =
+        std::sync::OnceLock::new();
+    let histogram = ROUTED.get_or_init(|| {
+        dispatch311_telemetry::metrics::meter()
+            .f64_histogram("dispatch311.request.step.duration")
+            .with_unit("s")
+            .with_description("Time a request took to reach a step: routed (from filing)")
+            .with_boundaries(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ])
+            .build()
+    });
+    let Some(filed) = new
+        .job
+        .created_at
+        .as_ref()
+        .and_then(dispatch311_domain::time::from_timestamp)
+    else {
+        return;
+    };
+    let decision = &new.stored.decision;
+    let seconds = (new.stored.decided_at - filed)
+        .num_microseconds()
+        .unwrap_or(0) as f64
+        / 1e6;
+    let priority = dispatch311_proto::common::v1::Priority::try_from(decision.priority)
+        .unwrap_or_default()
+        .as_str_name()
+        .trim_start_matches("PRIORITY_")
+        .to_ascii_lowercase();
+    histogram.record(
+        seconds.max(0.0),
+        &[
+            opentelemetry::KeyValue::new("step", "routed"),
+            opentelemetry::KeyValue::new("agency", decision.agency.clone()),
+            opentelemetry::KeyValue::new("priority", priority),
+        ],
+    );
 }

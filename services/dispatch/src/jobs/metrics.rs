@@ -1,7 +1,8 @@
 //! What dispatch tells SREs through metrics, from the timestamps its jobs
 //! already keep: how long each step of a job took
-//! (`dispatch311.job.step.duration`: queued → assigned, then assigned →
-//! acknowledged, en route, on scene and closed), by borough and priority;
+//! (`dispatch311.job.step.duration`: routed → queued, queued → assigned,
+//! then assigned → acknowledged, en route, on scene and closed), by borough
+//! and priority;
 //! flags raised by kind, refusals by rule, reopenings, SLA breaches and
 //! acknowledgement timeouts. Labels are bounded sets: never a precinct's
 //! job, an SR number or an officer.
@@ -19,7 +20,7 @@ use opentelemetry::{
 };
 
 use super::change::JobChange;
-use crate::store::{JobRow, flags::kind_name};
+use crate::store::{JobRow, NewJob, flags::kind_name};
 
 /// Seconds, from a quick acknowledgement to a job open a day.
 const STEP_BUCKETS: [f64; 15] = [
@@ -46,8 +47,9 @@ fn metrics() -> &'static JobMetrics {
                 .f64_histogram("dispatch311.job.step.duration")
                 .with_unit("s")
                 .with_description(
-                    "Time a job took to reach a step: assigned (from queued), acknowledged, \
-                     en_route, on_scene and closed (from assigned)",
+                    "Time a job took to reach a step: queued (from the routing decision), \
+                     assigned (from queued), acknowledged, en_route, on_scene and closed \
+                     (from assigned)",
                 )
                 .with_boundaries(STEP_BUCKETS.to_vec())
                 .build(),
@@ -87,10 +89,31 @@ fn seconds_between(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Op
 
 /// The bounded labels of a job: borough and priority.
 fn job_labels(job: &JobRow) -> [KeyValue; 2] {
+    labels(&job.borough, job.priority)
+}
+
+fn labels(borough_name: &str, priority: Priority) -> [KeyValue; 2] {
     [
-        KeyValue::new("borough", borough(&job.borough)),
-        KeyValue::new("priority", priority_label(job.priority)),
+        KeyValue::new("borough", borough(borough_name)),
+        KeyValue::new("priority", priority_label(priority)),
     ]
+}
+
+/// Records a job queued for the first time: the "queued" step, from the
+/// routing decision to the precinct queue.
+pub fn job_queued(new: &NewJob) {
+    let borough_name = new
+        .job
+        .address
+        .as_ref()
+        .map_or("", |address| address.borough.as_str());
+    if let Some(seconds) = seconds_between(new.routed_at, Some(new.queued_at)) {
+        let [borough, priority] = labels(borough_name, new.priority);
+        metrics().step.record(
+            seconds,
+            &[borough, priority, KeyValue::new("step", "queued")],
+        );
+    }
 }
 
 /// One of the five boroughs, or "unspecified": anything else a record

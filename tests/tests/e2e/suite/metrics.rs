@@ -105,6 +105,23 @@ async fn each_service_counts_what_it_did_and_names_no_one() -> anyhow::Result<()
     )
     .await?;
     assert_eq!(handled(Service::Routing, queues::ROUTE, "done").await?, 3.0);
+    // each request's steps: filed → routed (routing), routed → queued (dispatch)
+    let routing = suite.metrics(Service::Routing).await?;
+    assert_eq!(
+        value(
+            &routing,
+            "dispatch311_request_step_duration_seconds_count",
+            &[r#"step="routed""#, r#"agency="NYPD""#, r#"priority="high""#],
+        ),
+        3.0,
+        "{routing}"
+    );
+    let queued = value(
+        &suite.metrics(Service::Dispatch).await?,
+        "dispatch311_job_step_duration_seconds_count",
+        &[r#"step="queued""#, r#"priority="high""#],
+    );
+    assert_eq!(queued, 3.0);
 
     // one job assigned and acknowledged; closing another, still queued, is refused
     let dispatch = suite.dispatch().await?;
