@@ -35,17 +35,28 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Starts the applier task. `apply` gets up to `max_batch` items in the
     /// order they came and must return one result per item, in the same
     /// order. The task ends when the batcher is dropped. Must be called
-    /// inside the Tokio runtime.
-    pub fn spawn<F, Fut>(max_batch: usize, mut apply: F) -> Self
+    /// inside the Tokio runtime. Each batch's size is recorded in
+    /// `dispatch311.batch.size`, labelled `name` (a fixed name per writer).
+    pub fn spawn<F, Fut>(name: &'static str, max_batch: usize, mut apply: F) -> Self
     where
         F: FnMut(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<R>> + Send,
     {
         let max_batch = max_batch.max(1);
         let (applier, mut waiting) = mpsc::channel::<Waiting<T, R>>(max_batch * 4);
+        let sizes = dispatch311_telemetry::metrics::meter()
+            .u64_histogram("dispatch311.batch.size")
+            .with_unit("{item}")
+            .with_description("Items written together by a batch writer")
+            .with_boundaries(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+            ])
+            .build();
+        let labels = [opentelemetry::KeyValue::new("batch", name)];
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(max_batch);
             while waiting.recv_many(&mut batch, max_batch).await > 0 {
+                sizes.record(batch.len() as u64, &labels);
                 let (items, answers): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.drain(..).unzip();
                 let results = apply(items).await;
                 debug_assert_eq!(results.len(), answers.len(), "one result per item");
@@ -202,7 +213,7 @@ mod tests {
     async fn items_waiting_together_are_applied_together_and_each_gets_its_own_result() {
         let batches = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&batches);
-        let batcher = Arc::new(Batcher::spawn(8, move |items: Vec<u32>| {
+        let batcher = Arc::new(Batcher::spawn("test", 8, move |items: Vec<u32>| {
             seen.lock().unwrap().push(items.len());
             async move { items.into_iter().map(|n| n * 10).collect::<Vec<_>>() }
         }));

@@ -341,7 +341,8 @@ impl Checkpointer {
             let leaves = event_log::stored_hashes(&self.pool, start, end).await?;
             if leaves.len() as i64 != end - start {
                 return problem(format!(
-                    "entries {start} to {} of the log are not all there: events were deleted",
+                    "entries {start} to {} of the log, which a signed checkpoint vouched for, are not \
+                     all there: events were deleted",
                     end - 1
                 ));
             }

@@ -38,7 +38,7 @@ impl DispatchJobHandler {
     /// inside the Tokio runtime.
     pub fn new(store: Store, lifecycle: Lifecycle) -> Self {
         let writer = store.clone();
-        let batcher = Batcher::spawn(MAX_BATCH, move |jobs| {
+        let batcher = Batcher::spawn("dispatch_jobs", MAX_BATCH, move |jobs| {
             let store = writer.clone();
             async move { enqueue_batch(&store, jobs).await }
         });

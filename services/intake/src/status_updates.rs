@@ -34,7 +34,7 @@ impl StatusUpdateHandler {
     /// Starts the applier task (it ends with the handler). Must be called
     /// inside the Tokio runtime.
     pub fn new(store: Store) -> Self {
-        let batcher = Batcher::spawn(MAX_BATCH, move |updates| {
+        let batcher = Batcher::spawn("status_updates", MAX_BATCH, move |updates| {
             let store = store.clone();
             async move { apply(&store, updates).await }
         });

@@ -39,7 +39,7 @@ impl RouteJobHandler {
     /// inside the Tokio runtime.
     pub fn new(router: Arc<Router>, store: Store, relay_wakeup: Arc<Notify>) -> Self {
         let writer = store.clone();
-        let batcher = Batcher::spawn(MAX_BATCH, move |decisions| {
+        let batcher = Batcher::spawn("route_decisions", MAX_BATCH, move |decisions| {
             let store = writer.clone();
             async move { record_batch(&store, decisions).await }
         });

@@ -101,7 +101,7 @@ impl Store {
     /// Must be called inside the Tokio runtime.
     pub fn new(pool: PgPool, contacts: ContactCipher) -> Self {
         let writer = pool.clone();
-        let filings = Batcher::spawn(MAX_FILINGS_PER_STATEMENT, move |filings| {
+        let filings = Batcher::spawn("filings", MAX_FILINGS_PER_STATEMENT, move |filings| {
             let pool = writer.clone();
             async move { write_filings(&pool, filings).await }
         });

@@ -80,6 +80,12 @@ async fn each_service_counts_what_it_did_and_names_no_one() -> anyhow::Result<()
         value(&text, "db_client_connection_max", &[]) > 0.0,
         "{text}"
     );
+    // the three filings went through intake's batch writer, however grouped
+    assert_eq!(
+        value(&text, "dispatch311_batch_size_sum", &[r#"batch="filings""#]),
+        3.0,
+        "{text}"
+    );
 
     // routing handled three route jobs and dispatch three dispatch jobs
     let handled = |service: Service, queue: &'static str, outcome: &'static str| {
