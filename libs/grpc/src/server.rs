@@ -34,10 +34,12 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 ///
 /// ```no_run
 /// # use dispatch311_proto::intake::v1::intake_service_server::{IntakeService, IntakeServiceServer};
-/// # async fn run(api: impl IntakeService) -> anyhow::Result<()> {
+/// # async fn run(
+/// #     api: impl IntakeService,
+/// #     auth_config: &dispatch311_auth::AuthConfig,
+/// # ) -> anyhow::Result<()> {
 /// use dispatch311_grpc::{GrpcServer, shutdown_signal};
 ///
-/// # let auth_config: dispatch311_auth::AuthConfig = todo!();
 /// let auth = auth_config.layer()?;
 /// let listener = tokio::net::TcpListener::bind("0.0.0.0:50051").await?;
 /// GrpcServer::new(auth)

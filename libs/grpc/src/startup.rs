@@ -6,28 +6,69 @@
 
 use std::{future::Future, net::SocketAddr};
 
-use dispatch311_db::DbConfig;
-use dispatch311_queue::{JobQueue, QueueConfig};
+use dispatch311_db::{DbArgs, DbConfig};
+use dispatch311_queue::{JobQueue, QueueArgs, QueueConfig};
 use sqlx::{PgPool, migrate::Migrator};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::{Workers, tls::TlsConfig, workers::serve_with_workers};
+use crate::{
+    Workers,
+    metrics::MetricsArgs,
+    tls::{TlsArgs, TlsConfig},
+    workers::serve_with_workers,
+};
+
+/// The settings every service takes, from flags or the environment: its
+/// database, the queue, token checks, TLS and the metrics endpoint. Each
+/// service flattens these into its own settings beside its listen address.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub auth: dispatch311_auth::AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+impl ServiceArgs {
+    /// The settings, checked, for the service that owns `schema`.
+    pub fn settings(&self, schema: &'static str) -> anyhow::Result<ServiceSettings> {
+        Ok(ServiceSettings {
+            db: self.db.config(schema),
+            queue: self.queue.config()?,
+            auth: self.auth.config()?,
+            tls: self.tls.config()?,
+            metrics_addr: self.metrics.metrics_addr,
+        })
+    }
+}
+
+/// What [`ServiceArgs`] says, checked.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The service's database and schema.
+    pub db: DbConfig,
+    pub queue: QueueConfig,
+    pub auth: dispatch311_auth::AuthConfig,
+    /// Mutual TLS on the server and the clients, `None` for plain gRPC on loopback.
+    pub tls: Option<TlsConfig>,
+    /// Where to serve `/metrics`, if anywhere (see [`crate::metrics`]).
+    pub metrics_addr: Option<SocketAddr>,
+}
 
 /// The settings of the parts every service has.
 pub struct Foundations<'a> {
-    /// The service's database and schema.
-    pub db: &'a DbConfig,
+    pub settings: &'a ServiceSettings,
     /// The service's migrations, applied before anything else runs.
     pub migrations: &'static Migrator,
-    pub queue: &'a QueueConfig,
-    pub auth: &'a dispatch311_auth::AuthConfig,
-    /// Mutual TLS for the server, `None` for plain gRPC on loopback.
-    pub tls: Option<&'a TlsConfig>,
     /// Where to listen; port 0 picks a free port.
     pub listen_addr: SocketAddr,
-    /// Where to serve `/metrics`, if anywhere (see [`crate::metrics`]).
-    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// What [`Foundations::start`] made ready.
@@ -42,12 +83,13 @@ impl Foundations<'_> {
     /// token verifier and binds the listener; fails, saying which, when one
     /// of them cannot be had.
     pub async fn start(self) -> anyhow::Result<Started> {
-        let pool = database(self.db, self.migrations).await?;
-        crate::metrics::observe_pool(&pool, self.db.schema);
-        let queue = JobQueue::connect(self.queue.clone()).await?;
-        let auth = self.auth.layer()?;
+        let settings = self.settings;
+        let pool = database(&settings.db, self.migrations).await?;
+        crate::metrics::observe_pool(&pool, settings.db.schema);
+        let queue = JobQueue::connect(settings.queue.clone()).await?;
+        let auth = settings.auth.layer()?;
         let listener = TcpListener::bind(self.listen_addr).await?;
-        let metrics = match self.metrics_addr {
+        let metrics = match settings.metrics_addr {
             Some(addr) => Some(crate::metrics::bind(addr).await?),
             None => None,
         };
@@ -58,7 +100,7 @@ impl Foundations<'_> {
                 listener,
                 metrics,
                 auth,
-                tls: self.tls.cloned(),
+                tls: settings.tls.clone(),
             },
         })
     }

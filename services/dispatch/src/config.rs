@@ -5,12 +5,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use dispatch311_auth::AuthArgs;
-use dispatch311_db::{DbArgs, DbConfig};
 use dispatch311_domain::settings::{metres, positive_seconds, seconds};
-use dispatch311_grpc::{metrics::MetricsArgs, tls::TlsArgs};
+use dispatch311_grpc::startup::{ServiceArgs, ServiceSettings};
 use dispatch311_photos::PhotoStoreArgs;
-use dispatch311_queue::{QueueArgs, QueueConfig};
 
 /// Every setting of the dispatch service.
 #[derive(Debug, clap::Parser)]
@@ -44,15 +41,7 @@ pub struct DispatchArgs {
     #[command(flatten)]
     pub event_log: EventLogArgs,
     #[command(flatten)]
-    pub db: DbArgs,
-    #[command(flatten)]
-    pub queue: QueueArgs,
-    #[command(flatten)]
-    pub auth: AuthArgs,
-    #[command(flatten)]
-    pub tls: TlsArgs,
-    #[command(flatten)]
-    pub metrics: MetricsArgs,
+    pub service: ServiceArgs,
     #[command(flatten)]
     pub photos: PhotoStoreArgs,
 }
@@ -60,13 +49,8 @@ pub struct DispatchArgs {
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
     pub listen_addr: SocketAddr,
-    pub db: DbConfig,
-    pub queue: QueueConfig,
-    pub auth: dispatch311_auth::AuthConfig,
-    /// Mutual TLS on the server and the clients; off when unset.
-    pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
-    /// Where `/metrics` is served, if anywhere.
-    pub metrics_addr: Option<SocketAddr>,
+    /// Database, queue, token checks, TLS and the metrics endpoint.
+    pub service: ServiceSettings,
     pub photos: PhotoStoreArgs,
     pub rules: DispatchRules,
     pub event_log: EventLogConfig,
@@ -84,11 +68,7 @@ impl DispatchConfig {
     pub fn from_args(args: DispatchArgs) -> anyhow::Result<Self> {
         Ok(Self {
             listen_addr: args.listen_addr,
-            db: args.db.config(crate::SCHEMA),
-            queue: args.queue.config()?,
-            auth: args.auth.config()?,
-            tls: args.tls.config()?,
-            metrics_addr: args.metrics.metrics_addr,
+            service: args.service.settings(crate::SCHEMA)?,
             photos: args.photos,
             rules: args.rules,
             event_log: args.event_log.config()?,

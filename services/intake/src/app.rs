@@ -40,13 +40,9 @@ impl Application {
             queue,
             server,
         } = Foundations {
-            db: &config.db,
+            settings: &config.service,
             migrations: &MIGRATOR,
-            queue: &config.queue,
-            auth: &config.auth,
-            tls: config.tls.as_ref(),
             listen_addr: config.listen_addr,
-            metrics_addr: config.metrics_addr,
         }
         .start()
         .await?;
@@ -135,7 +131,7 @@ impl Application {
 /// Connects to PostgreSQL and applies the migrations (for the command-line
 /// tasks; the service starts through `Foundations`), then [`checked_store`].
 pub(crate) async fn open_store(config: &IntakeConfig) -> anyhow::Result<Store> {
-    let pool = dispatch311_grpc::startup::database(&config.db, &MIGRATOR).await?;
+    let pool = dispatch311_grpc::startup::database(&config.service.db, &MIGRATOR).await?;
     checked_store(pool, config).await
 }
 

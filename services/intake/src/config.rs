@@ -4,15 +4,12 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser as _;
-use dispatch311_auth::AuthArgs;
-use dispatch311_db::{DbArgs, DbConfig};
 use dispatch311_domain::{
     CityBounds,
     settings::{days, positive_seconds},
 };
-use dispatch311_grpc::{metrics::MetricsArgs, tls::TlsArgs};
+use dispatch311_grpc::startup::{ServiceArgs, ServiceSettings};
 use dispatch311_photos::PhotoStoreArgs;
-use dispatch311_queue::{QueueArgs, QueueConfig};
 
 use crate::{contact_crypto::ContactCipher, store::RetentionPolicy};
 
@@ -103,15 +100,7 @@ pub struct IntakeArgs {
     )]
     pub retention_sweep_secs: u32,
     #[command(flatten)]
-    pub db: DbArgs,
-    #[command(flatten)]
-    pub queue: QueueArgs,
-    #[command(flatten)]
-    pub auth: AuthArgs,
-    #[command(flatten)]
-    pub tls: TlsArgs,
-    #[command(flatten)]
-    pub metrics: MetricsArgs,
+    pub service: ServiceArgs,
     #[command(flatten)]
     pub photos: PhotoStoreArgs,
 }
@@ -136,13 +125,8 @@ fn city_bounds(text: &str) -> Result<CityBounds, String> {
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
     pub listen_addr: SocketAddr,
-    pub db: DbConfig,
-    pub queue: QueueConfig,
-    pub auth: dispatch311_auth::AuthConfig,
-    /// Mutual TLS on the server and the clients; off when unset.
-    pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
-    /// Where `/metrics` is served, if anywhere.
-    pub metrics_addr: Option<SocketAddr>,
+    /// Database, queue, token checks, TLS and the metrics endpoint.
+    pub service: ServiceSettings,
     pub photos: PhotoStoreArgs,
     pub city_bounds: CityBounds,
     pub reconcile_after: Duration,
@@ -165,11 +149,7 @@ impl IntakeConfig {
             |d: Duration| chrono::Duration::from_std(d).expect("at most ten years fit chrono");
         Ok(Self {
             listen_addr: args.listen_addr,
-            db: args.db.config(crate::SCHEMA),
-            queue: args.queue.config()?,
-            auth: args.auth.config()?,
-            tls: args.tls.config()?,
-            metrics_addr: args.metrics.metrics_addr,
+            service: args.service.settings(crate::SCHEMA)?,
             photos: args.photos,
             city_bounds: args.city_bounds.unwrap_or(CityBounds::NEW_YORK_CITY),
             reconcile_after: args.reconcile_after,

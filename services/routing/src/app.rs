@@ -38,13 +38,9 @@ impl Application {
             queue,
             server,
         } = Foundations {
-            db: &config.db,
+            settings: &config.service,
             migrations: &MIGRATOR,
-            queue: &config.queue,
-            auth: &config.auth,
-            tls: config.tls.as_ref(),
             listen_addr: config.listen_addr,
-            metrics_addr: config.metrics_addr,
         }
         .start()
         .await?;

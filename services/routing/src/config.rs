@@ -4,10 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser as _;
-use dispatch311_auth::AuthArgs;
-use dispatch311_db::{DbArgs, DbConfig};
-use dispatch311_grpc::{metrics::MetricsArgs, tls::TlsArgs};
-use dispatch311_queue::{QueueArgs, QueueConfig};
+use dispatch311_grpc::startup::{ServiceArgs, ServiceSettings};
 
 /// Every setting of the routing service.
 #[derive(Debug, clap::Parser)]
@@ -42,27 +39,14 @@ pub struct RoutingArgs {
     )]
     pub precinct_map_path: Option<PathBuf>,
     #[command(flatten)]
-    pub db: DbArgs,
-    #[command(flatten)]
-    pub queue: QueueArgs,
-    #[command(flatten)]
-    pub auth: AuthArgs,
-    #[command(flatten)]
-    pub tls: TlsArgs,
-    #[command(flatten)]
-    pub metrics: MetricsArgs,
+    pub service: ServiceArgs,
 }
 
 #[derive(Debug, Clone)]
 pub struct RoutingConfig {
     pub listen_addr: SocketAddr,
-    pub db: DbConfig,
-    pub queue: QueueConfig,
-    pub auth: dispatch311_auth::AuthConfig,
-    /// Mutual TLS on the server and the clients; off when unset.
-    pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
-    /// Where `/metrics` is served, if anywhere.
-    pub metrics_addr: Option<SocketAddr>,
+    /// Database, queue, token checks, TLS and the metrics endpoint.
+    pub service: ServiceSettings,
     pub rules_path: Option<PathBuf>,
     pub precinct_map_path: Option<PathBuf>,
 }
@@ -78,11 +62,7 @@ impl RoutingConfig {
         let path = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
         Ok(Self {
             listen_addr: args.listen_addr,
-            db: args.db.config(crate::SCHEMA),
-            queue: args.queue.config()?,
-            auth: args.auth.config()?,
-            tls: args.tls.config()?,
-            metrics_addr: args.metrics.metrics_addr,
+            service: args.service.settings(crate::SCHEMA)?,
             rules_path: path(args.rules_path),
             precinct_map_path: path(args.precinct_map_path),
         })

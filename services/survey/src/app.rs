@@ -37,17 +37,14 @@ impl Application {
             queue,
             server,
         } = Foundations {
-            db: &config.db,
+            settings: &config.service,
             migrations: &MIGRATOR,
-            queue: &config.queue,
-            auth: &config.auth,
-            tls: config.tls.as_ref(),
             listen_addr: config.listen_addr,
-            metrics_addr: config.metrics_addr,
         }
         .start()
         .await?;
-        let contacts = ContactSource::connect_lazy(&config.intake_url, config.tls.as_ref())?;
+        let contacts =
+            ContactSource::connect_lazy(&config.intake_url, config.service.tls.as_ref())?;
         Ok(Self {
             server,
             store: Store::new(pool),

@@ -4,10 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser as _;
-use dispatch311_auth::AuthArgs;
-use dispatch311_db::{DbArgs, DbConfig};
-use dispatch311_grpc::{metrics::MetricsArgs, tls::TlsArgs};
-use dispatch311_queue::{QueueArgs, QueueConfig};
+use dispatch311_grpc::startup::{ServiceArgs, ServiceSettings};
 
 /// How long a survey token stays valid when `DISPATCH311_SURVEY_TOKEN_DAYS` is unset.
 pub const DEFAULT_TOKEN_DAYS: f64 = 30.0;
@@ -68,27 +65,14 @@ pub struct SurveyArgs {
     )]
     pub purge_every: Duration,
     #[command(flatten)]
-    pub db: DbArgs,
-    #[command(flatten)]
-    pub queue: QueueArgs,
-    #[command(flatten)]
-    pub auth: AuthArgs,
-    #[command(flatten)]
-    pub tls: TlsArgs,
-    #[command(flatten)]
-    pub metrics: MetricsArgs,
+    pub service: ServiceArgs,
 }
 
 #[derive(Debug, Clone)]
 pub struct SurveyConfig {
     pub listen_addr: SocketAddr,
-    pub db: DbConfig,
-    pub queue: QueueConfig,
-    pub auth: dispatch311_auth::AuthConfig,
-    /// Mutual TLS on the server and the clients; off when unset.
-    pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
-    /// Where `/metrics` is served, if anywhere.
-    pub metrics_addr: Option<SocketAddr>,
+    /// Database, queue, token checks, TLS and the metrics endpoint.
+    pub service: ServiceSettings,
     pub intake_url: String,
     pub token_ttl: Duration,
     pub token_purge_after: Duration,
@@ -105,11 +89,7 @@ impl SurveyConfig {
     pub fn from_args(args: SurveyArgs) -> anyhow::Result<Self> {
         Ok(Self {
             listen_addr: args.listen_addr,
-            db: args.db.config(crate::SCHEMA),
-            queue: args.queue.config()?,
-            auth: args.auth.config()?,
-            tls: args.tls.config()?,
-            metrics_addr: args.metrics.metrics_addr,
+            service: args.service.settings(crate::SCHEMA)?,
             intake_url: args.intake_url,
             token_ttl: args.token_ttl,
             token_purge_after: args.token_purge_after,
