@@ -25,7 +25,7 @@ export DEBIAN_FRONTEND := noninteractive
 
 CARGO ?= cargo
 
-.PHONY: help deps run stop status logs tour test build lint fmt bench clean-db
+.PHONY: help deps run stop status logs tour observe test build lint fmt bench clean-db
 
 help: ## list the targets
 	@echo "dispatch311 — make <target>:"
@@ -37,10 +37,10 @@ deps: ## install and start what the suite needs (Redis, PostgreSQL), check the R
 run: deps ## build and start the four services in the background (restarts a running suite)
 	@deploy/run-suite.sh
 
-stop: ## stop the services started by `make run`
+stop: ## stop the services started by `make run` (and the Prometheus of `make observe`)
 	@deploy/stop-suite.sh
 
-status: ## show which services run
+status: ## show which services run (and Prometheus)
 	@deploy/status.sh || true
 
 logs: ## follow the services' logs (Ctrl-C to quit)
@@ -51,7 +51,11 @@ tour: ## the two-minute tour: file a request and follow it through the running s
 	@deploy/status.sh --quiet || { echo "the suite is not running: start it with 'make run'"; exit 1; }
 	@source deploy/common.sh && suite_env && $(CARGO) run -q --bin dispatch311-cli -- tour
 
-test: deps ## run every test (against local Redis and PostgreSQL, and an S3-compatible server it installs)
+observe: ## start Prometheus scraping the running suite, with the alert rules: http://127.0.0.1:9090
+	@deploy/observe.sh
+
+test: deps ## run every test (against local Redis and PostgreSQL, and an S3-compatible server it installs), the Prometheus rules' too
+	@deploy/check-prometheus-rules.sh
 	@deploy/ensure-s3-test-server.sh
 	@# the end-to-end tests start the real service binaries: build them first
 	$(CARGO) build --workspace --bins

@@ -19,12 +19,12 @@ export DISPATCH311_REDIS_PREFIX="bench:"
 export DISPATCH311_RATE_LIMIT_PER_SECOND="${DISPATCH311_RATE_LIMIT_PER_SECOND:-1000000}"
 
 say "fresh database $DISPATCH311_DB_NAME and Redis prefix $DISPATCH311_REDIS_PREFIX"
-"$deploy_dir/stop-suite.sh"
+"$deploy_dir/stop-suite.sh" --services-only
 pg_sql -d postgres -c "DROP DATABASE IF EXISTS $DISPATCH311_DB_NAME WITH (FORCE)" -c "CREATE DATABASE $DISPATCH311_DB_NAME"
 redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "${DISPATCH311_REDIS_PREFIX}*" | xargs -r redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
 
 cargo build --release -p dispatch311-tests --bin dispatch311-bench
 "$deploy_dir/run-suite.sh" >/dev/null
-trap '"$deploy_dir/stop-suite.sh" >/dev/null' EXIT
+trap '"$deploy_dir/stop-suite.sh" --services-only >/dev/null' EXIT
 suite_env
 "$CARGO_TARGET_DIR/release/dispatch311-bench" "$@"

@@ -66,6 +66,9 @@ pid_alive() {
     [[ $state != Z ]]
 }
 
+# true when PID is gone (for wait_until)
+pid_gone() { ! pid_alive "$1"; }
+
 # the pid recorded for SERVICE if that process is still this service, else nothing;
 # checking the command line guards against a pid reused after a reboot
 service_pid() {
@@ -78,6 +81,40 @@ service_pid() {
         tr '\0' '\n' <"/proc/$pid/cmdline" | grep "dispatch311-$1\$" >/dev/null || return 1
     fi
     echo "$pid"
+}
+
+# the Prometheus `make observe` runs (deploy/observe.sh): its configuration,
+# rules and time series under .local/prometheus, pid and log beside the services'
+prometheus_dir="$repo_root/.local/prometheus"
+
+# where that Prometheus listens
+prometheus_addr() { echo "${DISPATCH311_PROMETHEUS_ADDR:-127.0.0.1:9090}"; }
+
+# the pid of that Prometheus if it still runs; the command line must name its
+# configuration, so a reused pid or another Prometheus is never taken for it
+prometheus_pid() {
+    local pid_file="$run_dir/prometheus.pid" pid
+    [[ -f $pid_file ]] || return 1
+    pid=$(<"$pid_file")
+    [[ $pid =~ ^[0-9]+$ ]] && pid_alive "$pid" || return 1
+    if [[ -r /proc/$pid/cmdline ]]; then
+        tr '\0' '\n' <"/proc/$pid/cmdline" | grep -Fx -- "--config.file=$prometheus_dir/prometheus.yml" >/dev/null || return 1
+    fi
+    echo "$pid"
+}
+
+# stops that Prometheus if it runs: SIGTERM (it flushes its data), up to 10 s, then SIGKILL
+stop_prometheus() {
+    local pid
+    if pid=$(prometheus_pid); then
+        say "stopping prometheus (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        if ! wait_until 10 pid_gone "$pid"; then
+            say "prometheus still running after 10 s: killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$run_dir/prometheus.pid"
 }
 
 # intake's contact key for development (`id:base64`): made once and kept in

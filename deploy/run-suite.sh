@@ -19,7 +19,8 @@ esac
 bin_dir="$CARGO_TARGET_DIR/$profile"
 
 cd "$repo_root"
-"$deploy_dir/stop-suite.sh"
+# a Prometheus of `make observe` keeps running and scrapes the new suite
+"$deploy_dir/stop-suite.sh" --services-only
 
 say "building the services (cargo build --bins ${build_flags[*]}, target dir $CARGO_TARGET_DIR)"
 cargo build --bins "${build_flags[@]}"
@@ -65,7 +66,7 @@ fail_start() {
     local svc=$1 reason=$2
     printf '%s: error: dispatch311-%s %s; last lines of %s:\n' "$log_tag" "$svc" "$reason" ".local/logs/$svc.log" >&2
     tail -n 30 "$log_dir/$svc.log" >&2 || true
-    "$deploy_dir/stop-suite.sh" >&2
+    "$deploy_dir/stop-suite.sh" --services-only >&2
     exit 1
 }
 
@@ -118,4 +119,5 @@ fi
 echo "try it:  make tour     (the two-minute tour)"
 echo "logs:    make logs     (or .local/logs/<service>.log)"
 echo "status:  make status"
+echo "metrics: make observe  (Prometheus with the alert rules: http://$(connect_addr "$(prometheus_addr)"))"
 echo "stop:    make stop"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shows which services of the suite run, on which address, and whether they
-# accept connections. Exits non-zero unless all four run (`--quiet`: only the status).
+# accept connections, and whether the Prometheus of `make observe` runs. Exits
+# non-zero unless all four services run (`--quiet`: only the status).
 set -euo pipefail
 # shellcheck source=deploy/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -20,6 +21,14 @@ for svc in "${services[@]}"; do
     else
         state="started, not listening yet (pid $pid)"
     fi
-    $quiet || printf '  %-9s %-17s %s\n' "$svc" "$addr" "$state"
+    $quiet || printf '  %-10s %-17s %s\n' "$svc" "$addr" "$state"
 done
+if ! $quiet; then
+    if pid=$(prometheus_pid); then
+        state="running (pid $pid): http://$(connect_addr "$(prometheus_addr)")"
+    else
+        state="stopped (make observe starts it)"
+    fi
+    printf '  %-10s %-17s %s\n' prometheus "$(prometheus_addr)" "$state"
+fi
 ((running == ${#services[@]}))

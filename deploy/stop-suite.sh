@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Stops the services started by run-suite.sh: SIGTERM (they drain and shut down
-# gracefully), up to 10 s to exit, then SIGKILL. Removes the pid files.
+# gracefully), up to 10 s to exit, then SIGKILL. Removes the pid files. Also
+# stops the Prometheus of `make observe` (deploy/observe.sh) unless called with
+# --services-only (run-suite.sh restarting the suite: Prometheus keeps scraping).
 set -euo pipefail
 # shellcheck source=deploy/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+services_only=false
+case ${1:-} in
+"") ;;
+--services-only) services_only=true ;;
+*) die "usage: $0 [--services-only]" ;;
+esac
 
 grace_seconds=10
 
@@ -42,3 +51,5 @@ for svc in "${services[@]}"; do
 done
 # a suite started with mutual TLS is forgotten with it (make run asks again)
 rm -f "$run_dir/mutual-tls"
+
+$services_only || stop_prometheus

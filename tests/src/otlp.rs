@@ -33,6 +33,10 @@ pub struct ReceivedSpan {
     pub attributes: HashMap<String, String>,
     /// The span's events (log lines recorded in it): name, then `key=value`s.
     pub events: Vec<String>,
+    /// The trace ids the span links to.
+    pub links: Vec<String>,
+    /// From its start to its end.
+    pub duration: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -85,6 +89,11 @@ impl TraceService for Collector {
                                 line
                             })
                             .collect(),
+                        links: span.links.iter().map(|link| hex(&link.trace_id)).collect(),
+                        duration: Duration::from_nanos(
+                            span.end_time_unix_nano
+                                .saturating_sub(span.start_time_unix_nano),
+                        ),
                         name: span.name,
                     });
                 }

@@ -169,6 +169,8 @@ pub const POLICY: &[Rule] = rules! {
     DISPATCH "WatchAssignments" => &[full(Officer), full(Dispatcher), full(Supervisor)];
     DISPATCH "ListReviewItems" => &[full(Supervisor), full(Auditor)];
     DISPATCH "GetPrecinctStats" => OVERSIGHT;
+    // the SREs operating the suite, and supervisors watching their precinct's pace
+    DISPATCH "ListSlowJobs" => &[full(Supervisor), full(Admin), full(Auditor)];
 
     SURVEY "ListClosedRequests" => SURVEY_SYSTEM;
     SURVEY "GetSurveyContact" => SURVEY_SYSTEM;

@@ -132,6 +132,29 @@ pub fn is_unavailable_sqlstate(code: &str) -> bool {
     code.starts_with("57P") || code.starts_with("08") || code == "53300"
 }
 
+/// The CLIENT span of one SQL statement, named `<operation> <table>` after
+/// OpenTelemetry's database conventions: `db.system`, `db.operation.name` and
+/// `db.collection.name`, never the statement's parameters (they hold
+/// addresses and descriptions). Wrap the statement's future in it:
+/// `.fetch_one(pool).instrument(dispatch311_db::statement_span("SELECT", "jobs"))`.
+/// Its duration includes the wait for a pooled connection.
+///
+/// A statement outside any span (a poller's idle tick) gets no span: it would
+/// be a trace of its own every few seconds, explaining nothing.
+pub fn statement_span(operation: &'static str, table: &'static str) -> tracing::Span {
+    if tracing::Span::current().is_none() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "db",
+        otel.name = %format_args!("{operation} {table}"),
+        otel.kind = "client",
+        db.system = "postgresql",
+        db.operation.name = operation,
+        db.collection.name = table,
+    )
+}
+
 /// The url without its password, for error messages and logs.
 pub fn redact(url: &str) -> String {
     match url.parse::<PgConnectOptions>() {

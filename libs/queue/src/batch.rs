@@ -13,7 +13,11 @@
 
 use std::{collections::HashMap, future::Future, hash::Hash, sync::Arc};
 
+use opentelemetry::trace::TraceContextExt;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Why a submitted item got no result.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,10 +28,18 @@ pub enum BatchError {
     MissingResult,
 }
 
-type Waiting<T, R> = (T, oneshot::Sender<R>);
+/// An item, where its answer goes, and the submitter's `batch` span (with
+/// when it was submitted, for the wait).
+type Waiting<T, R> = (T, oneshot::Sender<R>, Submitted);
+
+struct Submitted {
+    span: Span,
+    at: Instant,
+}
 
 /// Hands items to an applier task that applies them in batches.
 pub struct Batcher<T, R> {
+    name: &'static str,
     applier: mpsc::Sender<Waiting<T, R>>,
 }
 
@@ -57,8 +69,14 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             let mut batch = Vec::with_capacity(max_batch);
             while waiting.recv_many(&mut batch, max_batch).await > 0 {
                 sizes.record(batch.len() as u64, &labels);
-                let (items, answers): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.drain(..).unzip();
-                let results = apply(items).await;
+                let write = write_span(name, &batch);
+                let mut items = Vec::with_capacity(batch.len());
+                let mut answers = Vec::with_capacity(batch.len());
+                for (item, answer, _) in batch.drain(..) {
+                    items.push(item);
+                    answers.push(answer);
+                }
+                let results = apply(items).instrument(write).await;
                 debug_assert_eq!(results.len(), answers.len(), "one result per item");
                 // a delivery abandoned meanwhile (shutdown) has nobody to tell;
                 // an item left without a result gets `Stopped` when its sender drops
@@ -67,18 +85,63 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 }
             }
         });
-        Self { applier }
+        Self { name, applier }
     }
 
     /// Waits for `item`'s turn and returns its result.
+    ///
+    /// The wait and the write show in the caller's trace as a span `batch`
+    /// with the batch's size and how long the item waited for it; the write's
+    /// own span (and its SQL) is in the trace of the batch's first item,
+    /// linked from the others.
     pub async fn submit(&self, item: T) -> Result<R, BatchError> {
+        let span = tracing::info_span!(
+            "batch",
+            otel.name = %format_args!("batch {}", self.name),
+            dispatch311.batch.name = self.name,
+            dispatch311.batch.size = tracing::field::Empty,
+            dispatch311.batch.wait_ms = tracing::field::Empty,
+        );
         let (answer, result) = oneshot::channel();
-        self.applier
-            .send((item, answer))
-            .await
-            .map_err(|_| BatchError::Stopped)?;
-        result.await.map_err(|_| BatchError::Stopped)
+        let submitted = Submitted {
+            span: span.clone(),
+            at: Instant::now(),
+        };
+        async {
+            self.applier
+                .send((item, answer, submitted))
+                .await
+                .map_err(|_| BatchError::Stopped)?;
+            result.await.map_err(|_| BatchError::Stopped)
+        }
+        .instrument(span)
+        .await
     }
+}
+
+/// The span of one batch's write: a child of its first item's `batch` span,
+/// linked from the others, each of which learns the batch's size and its wait.
+fn write_span<T, R>(name: &'static str, batch: &[Waiting<T, R>]) -> Span {
+    let size = i64::try_from(batch.len()).unwrap_or(i64::MAX);
+    let write = tracing::info_span!(
+        "write",
+        otel.name = %format_args!("write {name}"),
+        dispatch311.batch.name = name,
+        dispatch311.batch.size = size,
+    );
+    for (index, (_, _, submitted)) in batch.iter().enumerate() {
+        let waited = i64::try_from(submitted.at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        submitted.span.record("dispatch311.batch.size", size);
+        submitted.span.record("dispatch311.batch.wait_ms", waited);
+        let context = submitted.span.context();
+        if index == 0 {
+            // fails only when no OpenTelemetry layer is installed (unit tests)
+            let _ = write.set_parent(context);
+        } else {
+            write.add_link(context.span().span_context().clone());
+        }
+    }
+    write
 }
 
 /// Splits items into rounds in which each key appears at most once (a

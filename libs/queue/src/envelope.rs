@@ -50,6 +50,25 @@ pub fn producer_span(queue: &str, envelope: &JobEnvelope) -> Span {
     )
 }
 
+/// The CLIENT span of one Redis round trip of the queue (`db.system` redis,
+/// `db.operation.name` the command, or `PIPELINE` with its command count), so
+/// a slow publish or settle shows in the trace. None outside a traced job, like
+/// the database's statement spans: an idle poll is not worth a trace.
+pub fn redis_span(operation: &'static str, queue: &str, commands: usize) -> Span {
+    if Span::current().is_none() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        "redis",
+        otel.name = %format_args!("{operation} {queue}"),
+        otel.kind = "client",
+        db.system = "redis",
+        db.operation.name = operation,
+        db.operation.batch.size = i64::try_from(commands).unwrap_or(i64::MAX),
+        messaging.destination.name = %queue,
+    )
+}
+
 /// A new envelope and its producer span, with the span's context already injected into
 /// the envelope so the consumer continues the same trace. Publish the envelope inside
 /// the returned span.

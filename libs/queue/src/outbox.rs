@@ -25,6 +25,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::backoff::Backoff;
 use crate::envelope::new_traced_envelope;
@@ -109,6 +110,7 @@ async fn insert(conn: &mut PgConnection, queue: &str, envelope: &JobEnvelope) ->
         .bind(queue)
         .bind(envelope.encode_to_vec())
         .execute(conn)
+        .instrument(dispatch311_db::statement_span("INSERT", "outbox"))
         .await?;
     Ok(())
 }
@@ -180,6 +182,7 @@ impl OutboxRelay {
         )
         .bind(RELAY_BATCH)
         .fetch_all(&mut *tx)
+        .instrument(dispatch311_db::statement_span("SELECT", "outbox"))
         .await?;
         if rows.is_empty() {
             return Ok(0);
@@ -188,6 +191,9 @@ impl OutboxRelay {
         let mut ids = Vec::with_capacity(rows.len());
         let mut pipe = redis::pipe();
         let now = SystemTime::now();
+        // one span per row, in the trace of the work that enqueued it: how long
+        // the row waited for the relay and how long publishing it took
+        let mut relay_spans = Vec::with_capacity(rows.len());
         for (id, queue, bytes) in &rows {
             ids.push(*id);
             if let Err(error) = validate_name("queue name", queue) {
@@ -200,13 +206,24 @@ impl OutboxRelay {
                 .ok()
                 .filter(|envelope| validate_name("job kind", &envelope.kind).is_ok());
             match envelope {
-                Some(envelope) => self.queue.pipe_envelope(&mut pipe, queue, &envelope, now)?,
+                Some(envelope) => {
+                    relay_spans.push(relay_span(queue, &envelope, now));
+                    self.queue.pipe_envelope(&mut pipe, queue, &envelope, now)?;
+                }
                 // published as it is: the consumer dead-letters it where people look
                 // for failed jobs, instead of it blocking the outbox
                 None => self.queue.pipe_raw(&mut pipe, queue, bytes)?,
             }
         }
-        self.queue.send_pipeline(&pipe).await?;
+        let first_queue = rows.first().map(|(_, queue, _)| queue.as_str());
+        let published = self
+            .queue
+            .send_pipeline(&pipe, first_queue.unwrap_or_default());
+        match relay_spans.first() {
+            Some(span) => published.instrument(span.clone()).await?,
+            None => published.await?,
+        }
+        drop(relay_spans);
 
         // The delete need not wait for the disk: a crash that loses it
         // leaves the rows, which are published again (at-least-once, as
@@ -218,11 +235,33 @@ impl OutboxRelay {
         sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
             .bind(&ids)
             .execute(&mut *tx)
+            .instrument(dispatch311_db::statement_span("DELETE", "outbox"))
             .await?;
         tx.commit().await?;
         tracing::debug!(published = rows.len(), "outbox rows published");
         Ok(rows.len())
     }
+}
+
+/// The span `relay <queue>` of one outbox row: a child of the span that
+/// enqueued it, with how long the row waited.
+fn relay_span(queue: &str, envelope: &JobEnvelope, now: SystemTime) -> tracing::Span {
+    let span = tracing::info_span!(
+        "relay",
+        otel.name = %format_args!("relay {queue}"),
+        otel.kind = "producer",
+        messaging.system = "redis",
+        messaging.destination.name = %queue,
+        messaging.message.id = %envelope.job_id,
+        dispatch311.outbox.wait_ms = crate::envelope::to_system_time(envelope.enqueued_at.as_ref())
+            .and_then(|at| now.duration_since(at).ok())
+            .map_or(0, |wait| i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
+    );
+    // set before the span is entered, or it would start a trace of its own
+    let _ = span.set_parent(dispatch311_telemetry::propagation::extract_context(
+        &envelope.trace_context,
+    ));
+    span
 }
 
 /// How often the relay counts the rows waiting, for the metrics.

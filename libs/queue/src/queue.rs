@@ -166,10 +166,13 @@ impl JobQueue {
     ) -> Result<()> {
         let mut pipe = redis::pipe();
         let now = SystemTime::now();
+        let mut first_queue = None;
         for (queue, envelope) in jobs {
+            first_queue.get_or_insert(queue);
             self.pipe_envelope(&mut pipe, queue, envelope, now)?;
         }
-        self.send_pipeline(&pipe).await
+        self.send_pipeline(&pipe, first_queue.unwrap_or_default())
+            .await
     }
 
     /// Adds the commands publishing `envelope` to `pipe`: `XADD` to the stream, or
@@ -222,11 +225,15 @@ impl JobQueue {
         Ok(())
     }
 
-    pub(crate) async fn send_pipeline(&self, pipe: &redis::Pipeline) -> Result<()> {
+    /// Sends `pipe` in one round trip, in a span named after `queue` (the
+    /// first queue it publishes to).
+    pub(crate) async fn send_pipeline(&self, pipe: &redis::Pipeline, queue: &str) -> Result<()> {
         if pipe.is_empty() {
             return Ok(());
         }
-        pipe.query_async::<()>(&mut self.connection()).await?;
+        pipe.query_async::<()>(&mut self.connection())
+            .instrument(crate::envelope::redis_span("PIPELINE", queue, pipe.len()))
+            .await?;
         Ok(())
     }
 

@@ -44,6 +44,30 @@ pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
+/// The current span's context as a W3C `traceparent` value, to store with a
+/// record so later work on it can link back; empty when there is no trace.
+pub fn current_traceparent() -> String {
+    inject_current().remove("traceparent").unwrap_or_default()
+}
+
+/// Links the current span to the span `traceparent` names (stored by
+/// [`current_traceparent`] when the request was made) and names the request
+/// on it: work on an existing request is a trace of its own, and the link
+/// takes an SRE from it to the request's first trace. A malformed or empty
+/// `traceparent` adds no link.
+pub fn link_current_to_request(traceparent: &str, sr_number: &str) {
+    let span = tracing::Span::current();
+    span.set_attribute(crate::attributes::SR_NUMBER, sr_number.to_owned());
+    if traceparent.is_empty() {
+        return;
+    }
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let origin = extract_context(&carrier).span().span_context().clone();
+    if origin.is_valid() && origin.trace_id() != span.context().span().span_context().trace_id() {
+        span.add_link(origin);
+    }
+}
+
 /// `cx` written into outgoing gRPC metadata (`traceparent`, `tracestate`).
 pub fn inject_metadata(cx: &Context, metadata: &mut tonic::metadata::MetadataMap) {
     global::get_text_map_propagator(|propagator| {

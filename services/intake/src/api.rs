@@ -21,7 +21,7 @@ use dispatch311_proto::{
         ListContactReleasesRequest, ListContactReleasesResponse, ListRetentionDeletionsRequest,
         ListRetentionDeletionsResponse, ListServiceRequestsRequest, ListServiceRequestsResponse,
         ReleaseComplainantContactRequest, ReleaseComplainantContactResponse, ServiceRequest,
-        UploadPhotoRequest, UploadPhotoResponse, get_service_request_request::Key,
+        TimelineEntry, UploadPhotoRequest, UploadPhotoResponse, get_service_request_request::Key,
         intake_service_server::IntakeService,
     },
 };
@@ -460,12 +460,21 @@ fn audit_page<T>(mut rows: Vec<AuditRow<T>>, page_size: usize) -> (Vec<T>, Strin
 
 /// What anyone holding the SR number may see: where the request stands and
 /// who handles it, not where it is (often the complainant's home) nor the
-/// internal trace id.
+/// internal trace ids (the request's, and its timeline's).
 fn public_status_only(sr: ServiceRequest) -> ServiceRequest {
+    let timeline = sr
+        .timeline
+        .into_iter()
+        .map(|entry| TimelineEntry {
+            trace_id: String::new(),
+            ..entry
+        })
+        .collect();
     ServiceRequest {
         location: None,
         address: None,
         trace_id: String::new(),
+        timeline,
         ..sr
     }
 }

@@ -18,16 +18,21 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::store::{Store, StoreError};
+use dispatch311_telemetry::propagation::trace_id_of;
 
 /// The most updates one batch takes.
 const MAX_BATCH: usize = 64;
+
+/// A status update, its request and the trace of its delivery (which the
+/// timeline entry records).
+type Received = (Uuid, StatusUpdate, String);
 
 /// Per update: `None` if the request is not intake's, else whether it
 /// moved the request on; or the error of its statement.
 type Applied = Result<Option<bool>, Arc<StoreError>>;
 
 pub struct StatusUpdateHandler {
-    batcher: Batcher<(Uuid, StatusUpdate), Applied>,
+    batcher: Batcher<Received, Applied>,
 }
 
 impl StatusUpdateHandler {
@@ -59,7 +64,8 @@ impl JobHandler for StatusUpdateHandler {
             };
         };
         let transition = update.transition_key.clone();
-        match self.batcher.submit((sr_id, update)).await {
+        let trace_id = trace_id_of(&tracing::Span::current()).unwrap_or_default();
+        match self.batcher.submit((sr_id, update, trace_id)).await {
             Ok(Ok(Some(true))) => {
                 tracing::debug!(%sr_id, %transition, "status update applied");
                 Outcome::Done
@@ -81,13 +87,15 @@ impl JobHandler for StatusUpdateHandler {
 }
 
 /// One batch: a statement per round, a result per update.
-async fn apply(store: &Store, updates: Vec<(Uuid, StatusUpdate)>) -> Vec<Applied> {
+async fn apply(store: &Store, updates: Vec<Received>) -> Vec<Applied> {
     write_in_rounds(
         &updates,
-        |(sr_id, _)| *sr_id,
+        |(sr_id, _, _)| *sr_id,
         |round| {
-            let statement: Vec<(Uuid, &StatusUpdate)> =
-                round.into_iter().map(|pair| (pair.0, &pair.1)).collect();
+            let statement: Vec<(Uuid, &StatusUpdate, &str)> = round
+                .into_iter()
+                .map(|(sr_id, update, trace_id)| (*sr_id, update, trace_id.as_str()))
+                .collect();
             async move { store.apply_status_updates(&statement).await }
         },
     )

@@ -13,6 +13,7 @@ use dispatch311_proto::{
 };
 use dispatch311_queue::outbox;
 use sqlx::{PgPool, Row, postgres::PgRow};
+use tracing::Instrument;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +217,7 @@ impl Store {
         .bind(&d.rule_complaint_type)
         .bind(&d.police_matter)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("INSERT", "route_decisions"))
         .await?;
         Ok(decisions
             .iter()
@@ -234,6 +236,7 @@ impl Store {
         let row = sqlx::query("SELECT * FROM route_decisions WHERE sr_id = $1")
             .bind(sr_id)
             .fetch_one(&mut *tx)
+            .instrument(dispatch311_db::statement_span("SELECT", "route_decisions"))
             .await?;
         let stored = decision_from_row(&row);
         let jobs = outputs(job, &stored)?;
@@ -244,6 +247,7 @@ impl Store {
         .bind(queues)
         .bind(envelopes)
         .execute(&mut *tx)
+        .instrument(dispatch311_db::statement_span("INSERT", "outbox"))
         .await?;
         tx.commit().await?;
         Ok(stored)
@@ -253,6 +257,7 @@ impl Store {
         let row = sqlx::query("SELECT * FROM route_decisions WHERE sr_id = $1")
             .bind(sr_id)
             .fetch_optional(&self.pool)
+            .instrument(dispatch311_db::statement_span("SELECT", "route_decisions"))
             .await?;
         Ok(row.as_ref().map(decision_from_row))
     }

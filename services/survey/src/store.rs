@@ -20,6 +20,7 @@ use futures::TryStreamExt as _;
 use sqlx::{PgPool, Row, postgres::PgRow};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -195,6 +196,7 @@ impl Store {
         .bind(closure.summons_issued)
         .bind(closure.complainant_consented)
         .execute(&self.pool)
+        .instrument(dispatch311_db::statement_span("INSERT", "closures"))
         .await?
         .rows_affected();
         Ok(inserted == 1)
@@ -226,6 +228,7 @@ impl Store {
         .bind(after.id)
         .bind(limit as i64)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "closures"))
         .await?;
 
         let now = stored_precision(now);
@@ -262,6 +265,7 @@ impl Store {
             .bind(now)
             .bind(expires_at)
             .execute(&self.pool)
+            .instrument(dispatch311_db::statement_span("INSERT", "survey_tokens"))
             .await?;
         }
         Ok(listed)
@@ -275,6 +279,7 @@ impl Store {
         )
         .bind(tokens::hash(token))
         .fetch_optional(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "survey_tokens"))
         .await?;
         let Some(row) = row else {
             return Ok(TokenLookup::Unknown);
@@ -298,6 +303,7 @@ impl Store {
         )
         .bind(expired_before)
         .execute(&self.pool)
+        .instrument(dispatch311_db::statement_span("DELETE", "survey_tokens"))
         .await?;
         Ok(purged.rows_affected())
     }
@@ -326,6 +332,7 @@ impl Store {
         )
         .bind(&token_hash)
         .fetch_optional(&mut *tx)
+        .instrument(dispatch311_db::statement_span("SELECT", "survey_tokens"))
         .await?;
         let Some(target) = target else {
             return Ok(Submitted::UnknownToken);
@@ -339,6 +346,7 @@ impl Store {
         )
         .bind(closure_id)
         .fetch_optional(&mut *tx)
+        .instrument(dispatch311_db::statement_span("SELECT", "responses"))
         .await?;
         if let Some(earlier) = earlier {
             let same = earlier.get::<String, _>("agreement")
@@ -368,6 +376,7 @@ impl Store {
                 sqlx::query_scalar("SELECT max(closure_number) FROM closures WHERE sr_id = $1")
                     .bind(sr_id)
                     .fetch_one(&mut *tx)
+                    .instrument(dispatch311_db::statement_span("SELECT", "closures"))
                     .await?;
             latest == closure_number
         };
@@ -385,6 +394,7 @@ impl Store {
         .bind(reopen)
         .bind(now)
         .execute(&mut *tx)
+        .instrument(dispatch311_db::statement_span("INSERT", "responses"))
         .await?;
         // the public record ends where the lifecycle does: surveyed
         let surveyed = StatusUpdate {
@@ -464,6 +474,7 @@ impl Store {
         .bind(query.closed_from)
         .bind(query.closed_to)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "closures"))
         .await?;
         // ordered here, not by the database's collation, so the order is the
         // same on every server
@@ -491,6 +502,7 @@ impl Store {
         .bind(query.closed_from)
         .bind(query.closed_to)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "responses"))
         .await?;
         for row in reasons {
             let key: String = row.get("key");

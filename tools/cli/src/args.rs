@@ -53,6 +53,10 @@ pub enum Command {
     },
     /// The routing rules in force, in matching order.
     Rules,
+    /// For SREs: the jobs whose step took longest, slowest first, with each
+    /// step's duration and trace ids (read as admin), e.g.
+    /// `slow --step assigned --over 2m --since 1h --precinct 14`.
+    Slow(crate::slow::SlowArgs),
     /// The two-minute tour: file complaints and follow them through the suite.
     Tour,
     /// A development bearer token.

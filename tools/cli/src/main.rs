@@ -5,6 +5,7 @@ mod args;
 mod audit;
 mod auth;
 mod show;
+mod slow;
 mod tour;
 
 use std::{path::Path, process::ExitCode, time::Duration};
@@ -272,6 +273,21 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             event_log_name,
         } => auth::dev_keys(dir, event_log_name),
         Command::DevCerts { dir } => dev_certs(dir),
+        Command::Slow(args) => {
+            let connection = connection()?;
+            let mut dispatch = DispatchServiceClient::new(
+                connection.credentials()?.bearer(Role::Admin)?.wrap(
+                    connection
+                        .channel("DISPATCH311_DISPATCH_URL", &connection.servers.dispatch_url)?,
+                ),
+            );
+            let response = dispatch
+                .list_slow_jobs(args.request())
+                .await
+                .context("cannot list slow jobs from dispatch")?;
+            print!("{}", slow::show(args.step, &response.into_inner()));
+            Ok(())
+        }
         Command::Tour => tour::run(Clients::connect(&connection()?)?).await,
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -144,7 +144,7 @@ pub fn timeline(sr: &ServiceRequest) -> String {
     }
     let mut out = String::new();
     for entry in &sr.timeline {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "  {}  {:<12} {:<9} {}",
             time(entry.occurred_at.as_ref()),
@@ -152,6 +152,11 @@ pub fn timeline(sr: &ServiceRequest) -> String {
             entry.source,
             entry.message
         );
+        // where an SRE picks up the step's trace
+        if !entry.trace_id.is_empty() {
+            let _ = write!(out, "  (trace {})", entry.trace_id);
+        }
+        out.push('\n');
     }
     out
 }

@@ -6,7 +6,7 @@ use dispatch311_proto::jobs::v1::JobEnvelope;
 use prost::Message;
 use prost_types::Timestamp;
 use tokio_util::sync::CancellationToken;
-use tracing::Span;
+use tracing::{Instrument, Span};
 
 use super::metrics::Settled;
 use super::{Outcome, Shared};
@@ -160,38 +160,43 @@ impl Shared {
     /// Runs the settle script; `Ok(false)` when the entry was no longer pending.
     async fn try_settle(&self, stream_id: &str, settle: &Settle) -> redis::RedisResult<bool> {
         let mut connection = self.queue.connection();
-        let settled: i64 = match settle {
-            Settle::Ack => {
-                scripts::ACK
-                    .key(&self.keys.stream)
-                    .arg(&self.group)
-                    .arg(stream_id)
-                    .invoke_async(&mut connection)
-                    .await?
-            }
-            Settle::Retry { due_ms, member } => {
-                scripts::RETRY
-                    .key(&self.keys.stream)
-                    .key(&self.keys.delayed)
-                    .arg(&self.group)
-                    .arg(stream_id)
-                    .arg(*due_ms)
-                    .arg(member.as_slice())
-                    .invoke_async(&mut connection)
-                    .await?
-            }
-            Settle::DeadLetter(fields) => {
-                let mut invocation = scripts::DEAD_LETTER.key(&self.keys.stream);
-                invocation
-                    .key(&self.keys.dead)
-                    .arg(&self.group)
-                    .arg(stream_id);
-                for (field, value) in fields {
-                    invocation.arg(*field).arg(value.as_slice());
+        let span = crate::envelope::redis_span(settle.operation(), &self.queue_name, 1);
+        let settled: i64 = async {
+            match settle {
+                Settle::Ack => {
+                    scripts::ACK
+                        .key(&self.keys.stream)
+                        .arg(&self.group)
+                        .arg(stream_id)
+                        .invoke_async(&mut connection)
+                        .await
                 }
-                invocation.invoke_async(&mut connection).await?
+                Settle::Retry { due_ms, member } => {
+                    scripts::RETRY
+                        .key(&self.keys.stream)
+                        .key(&self.keys.delayed)
+                        .arg(&self.group)
+                        .arg(stream_id)
+                        .arg(*due_ms)
+                        .arg(member.as_slice())
+                        .invoke_async(&mut connection)
+                        .await
+                }
+                Settle::DeadLetter(fields) => {
+                    let mut invocation = scripts::DEAD_LETTER.key(&self.keys.stream);
+                    invocation
+                        .key(&self.keys.dead)
+                        .arg(&self.group)
+                        .arg(stream_id);
+                    for (field, value) in fields {
+                        invocation.arg(*field).arg(value.as_slice());
+                    }
+                    invocation.invoke_async(&mut connection).await
+                }
             }
-        };
+        }
+        .instrument(span)
+        .await?;
         Ok(settled == 1)
     }
 }
@@ -201,6 +206,17 @@ pub(super) enum Settle {
     Ack,
     Retry { due_ms: i64, member: Vec<u8> },
     DeadLetter(Vec<(&'static str, Vec<u8>)>),
+}
+
+impl Settle {
+    /// The name its script's span has.
+    fn operation(&self) -> &'static str {
+        match self {
+            Settle::Ack => "ack",
+            Settle::Retry { .. } => "retry",
+            Settle::DeadLetter(_) => "dead_letter",
+        }
+    }
 }
 
 fn record_error(message: &str) {

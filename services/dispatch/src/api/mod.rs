@@ -1,6 +1,7 @@
 //! The gRPC adapter of the dispatch service.
 
 mod jobs;
+mod slow_jobs;
 pub mod supervision;
 mod units;
 mod validate;
@@ -165,6 +166,16 @@ impl DispatchService for DispatchApi {
     ) -> Result<Response<dispatch::ListReviewItemsResponse>, Status> {
         self.supervision
             .list_review_items(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_slow_jobs(
+        &self,
+        request: Request<dispatch::ListSlowJobsRequest>,
+    ) -> Result<Response<dispatch::ListSlowJobsResponse>, Status> {
+        self.supervision
+            .list_slow_jobs(request.into_inner())
             .await
             .map(Response::new)
     }

@@ -70,6 +70,11 @@ pub struct FlagToRaise {
 /// Whether the job may be closed as `facts` say, and which flags the closure
 /// raises. The state machine has already allowed the closure. What each code
 /// needs comes from the one table in `dispatch311_domain::resolution`.
+#[tracing::instrument(
+    name = "accountability checks",
+    skip_all,
+    fields(dispatch311.resolution.code = ?facts.code, dispatch311.refusal.rule = tracing::field::Empty)
+)]
 pub fn check_close(
     job: &JobRow,
     facts: &CloseFacts<'_>,
@@ -81,16 +86,20 @@ pub fn check_close(
             "a job is closed with a resolution code",
         ));
     };
-    for need in rule.needs {
-        match need {
-            ClosingNeed::SupervisorRerouteIfPoliceMatter => jurisdiction(job, facts.code)?,
-            ClosingNeed::ArrivalNearScene => arrival_near_scene(job, facts.code, rules)?,
-            ClosingNeed::SummonsNumber => summons_number(facts)?,
-            ClosingNeed::LinkedDuplicate => linked_duplicate(job, facts, rules)?,
-        }
+    let checked = rule
+        .needs
+        .iter()
+        .try_for_each(|need| match need {
+            ClosingNeed::SupervisorRerouteIfPoliceMatter => jurisdiction(job, facts.code),
+            ClosingNeed::ArrivalNearScene => arrival_near_scene(job, facts.code, rules),
+            ClosingNeed::SummonsNumber => summons_number(facts),
+            ClosingNeed::LinkedDuplicate => linked_duplicate(job, facts, rules),
+        })
+        .and_then(|()| evidence_viewed(job, facts));
+    if let Err(refusal) = &checked {
+        tracing::Span::current().record("dispatch311.refusal.rule", refusal.rule);
     }
-    evidence_viewed(job, facts)?;
-    Ok(closure_flags(job, facts, rules))
+    checked.map(|()| closure_flags(job, facts, rules))
 }
 
 /// Rule 1: a complaint the police must handle never leaves police hands by a

@@ -18,6 +18,7 @@ impl Lifecycle {
     /// Gives a queued job of a precinct with auto-assignment on to the
     /// nearest available unit, as the service. Returns the unit, if one was
     /// assigned. Harmless to repeat: only a queued job is assigned.
+    #[tracing::instrument(name = "auto-assign job", skip_all, fields(dispatch311.job.id = %job_id))]
     pub async fn auto_assign_job(&self, job_id: Uuid) -> Result<Option<Uuid>, JobError> {
         for _ in 0..MAX_ATTEMPTS {
             // most precincts assign by hand: the read says so
@@ -57,6 +58,7 @@ impl Lifecycle {
     /// Gives a unit that became available the precinct's most urgent, oldest
     /// queued job, when its precinct has auto-assignment on. Returns the job,
     /// if one was assigned.
+    #[tracing::instrument(name = "auto-assign unit", skip_all, fields(dispatch311.unit.id = %unit_id))]
     pub async fn auto_assign_unit(&self, unit_id: Uuid) -> Result<Option<Uuid>, JobError> {
         for _ in 0..MAX_ATTEMPTS {
             let Some((seen, auto_assign)) = self.store.unit_for_auto_assign(unit_id).await? else {

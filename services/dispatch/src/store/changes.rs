@@ -17,8 +17,10 @@
 use chrono::{DateTime, Utc};
 use dispatch311_domain::time::to_timestamp;
 use dispatch311_proto::dispatch::v1::{self as dispatch, Flag, FlagKind};
+use dispatch311_telemetry::propagation;
 use serde::Deserialize;
 use sqlx::Row;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
@@ -183,9 +185,9 @@ feed AS ( \
     RETURNING unit_id), \
 event AS ( \
     INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, latitude, \
-        longitude, unit_id, reason, previous_hash, hash) \
+        longitude, unit_id, reason, previous_hash, hash, trace_id) \
     SELECT $1, e.sequence, e.event_type, e.occurred_at, e.actor, e.actor_role, e.latitude, \
-        e.longitude, e.unit_id, e.reason, e.previous_hash, e.hash \
+        e.longitude, e.unit_id, e.reason, e.previous_hash, e.hash, $57 \
     FROM job, unnest($35::int8[], $36::text[], $37::timestamptz[], $38::text[], $39::text[], \
         $40::float8[], $41::float8[], $42::uuid[], $43::text[], $44::text[], $45::text[]) \
         AS e(sequence, event_type, occurred_at, actor, actor_role, latitude, longitude, unit_id, \
@@ -236,7 +238,11 @@ impl Store {
                 .bind(job_id)
                 .bind(read.unit_ids)
         };
-        let Some(row) = query.fetch_optional(self.pool()).await? else {
+        let Some(row) = query
+            .fetch_optional(self.pool())
+            .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
+            .await?
+        else {
             return Ok(None);
         };
         let units: sqlx::types::Json<Vec<UnitJson>> = row.try_get("units_json")?;
@@ -279,8 +285,12 @@ impl Store {
             location: d.latitude.zip(d.longitude),
         });
         let recent: i64 = row.try_get("closer_recent_closures")?;
+        let job = job_row(&row);
+        // whatever changes the job is a trace of its own: it links back to
+        // the one that queued it, and names the request
+        propagation::link_current_to_request(&job.origin_traceparent, &job.sr_number);
         Ok(Some(JobSnapshot {
-            job: job_row(&row),
+            job,
             units,
             flags,
             flag_keys: row.try_get("flag_keys")?,
@@ -420,7 +430,10 @@ impl Store {
             .bind(change.units.len() as i64)
             .bind(i64::from(change.answered.is_some()))
             .bind(feed::CHANNEL)
+            // the events are the call's: its trace is where their story is
+            .bind(propagation::trace_id_of(&tracing::Span::current()).unwrap_or_default())
             .fetch_optional(self.pool())
+            .instrument(dispatch311_db::statement_span("UPDATE", "jobs"))
             .await
             .map_err(conflict_or_error)?
             .ok_or(StoreError::Conflict)?;
@@ -442,6 +455,7 @@ impl Store {
             sqlx::query_scalar("SELECT job_id FROM jobs WHERE sr_id = $1")
                 .bind(sr_id)
                 .fetch_optional(self.pool())
+                .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
                 .await?,
         )
     }
@@ -464,6 +478,10 @@ impl Store {
         )
         .bind(unit_id)
         .fetch_optional(self.pool())
+        .instrument(dispatch311_db::statement_span(
+            "SELECT",
+            "precinct_settings",
+        ))
         .await?;
         Ok(row.map(|row| (unit_row(&row), row.get("auto_assign"))))
     }
@@ -476,6 +494,7 @@ impl Store {
         )
         .bind(precinct)
         .fetch_optional(self.pool())
+        .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
         .await?)
     }
 }

@@ -3,6 +3,7 @@
 
 use futures::{StreamExt as _, TryStreamExt as _, stream::BoxStream};
 use sqlx::{PgPool, Row, postgres::PgRow};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Columns of an event as its hash covers it, in log order.
@@ -43,6 +44,7 @@ pub async fn number_new_events(pool: &PgPool, late_commit_window: i64) -> Result
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('dispatch.event_log'))")
         .execute(&mut *tx)
+        .instrument(dispatch311_db::statement_span("LOCK", "event_log"))
         .await?;
     sqlx::query(
         "INSERT INTO event_log (log_index, event_id) \
@@ -55,6 +57,7 @@ pub async fn number_new_events(pool: &PgPool, late_commit_window: i64) -> Result
     )
     .bind(late_commit_window)
     .execute(&mut *tx)
+    .instrument(dispatch311_db::statement_span("INSERT", "event_log"))
     .await?;
     tx.commit().await
 }
@@ -90,6 +93,7 @@ pub async fn job_entries(
     .bind(job_id)
     .bind(size)
     .fetch_all(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "event_log"))
     .await?;
     Ok(rows.iter().map(LogEntry::from_row).collect())
 }
@@ -107,6 +111,7 @@ pub async fn stored_hashes(
     .bind(start)
     .bind(end)
     .fetch_all(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "event_log"))
     .await
 }
 
@@ -116,6 +121,7 @@ pub async fn size_within(pool: &PgPool, size: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT coalesce(max(log_index) + 1, 0) FROM event_log WHERE log_index < $1")
         .bind(size)
         .fetch_one(pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "event_log"))
         .await
 }
 
@@ -129,6 +135,7 @@ pub async fn save_block_roots(pool: &PgPool, roots: &[(i64, [u8; 32])]) -> Resul
         .bind(block_index)
         .bind(root.as_slice())
         .execute(pool)
+        .instrument(dispatch311_db::statement_span("INSERT", "event_log_blocks"))
         .await?;
     }
     Ok(())
@@ -141,6 +148,7 @@ pub async fn block_roots(pool: &PgPool, below: i64) -> Result<Vec<(i64, Vec<u8>)
     )
     .bind(below)
     .fetch_all(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "event_log_blocks"))
     .await
 }
 
@@ -161,6 +169,7 @@ pub async fn record_checkpoint(
     .bind(note)
     .bind(signed_at)
     .execute(pool)
+    .instrument(dispatch311_db::statement_span("INSERT", "checkpoints"))
     .await?;
     Ok(())
 }

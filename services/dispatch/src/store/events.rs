@@ -21,6 +21,7 @@ use dispatch311_proto::{
     dispatch::v1::{Actor, EventLogEntry, EventType, JobEvent, Role, VerifyJobTimelineResponse},
 };
 use sqlx::{PgConnection, PgPool, Row};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Who did something, as stored.
@@ -74,9 +75,9 @@ pub async fn append(
             FROM job_events WHERE job_id = $1), \
          appended AS ( \
             INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, latitude, \
-                longitude, unit_id, reason, previous_hash, hash) \
+                longitude, unit_id, reason, previous_hash, hash, trace_id) \
             SELECT $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9, last.hash, \
-                job_event_hash(last.hash, $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                job_event_hash(last.hash, $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9), $10 \
             FROM last RETURNING sequence, hash) \
          UPDATE jobs SET last_event_sequence = appended.sequence, last_event_hash = appended.hash \
          FROM appended WHERE jobs.job_id = $1 RETURNING appended.sequence",
@@ -90,13 +91,15 @@ pub async fn append(
     .bind(longitude)
     .bind(event.unit_id)
     .bind(&event.reason)
+    .bind(dispatch311_telemetry::propagation::trace_id_of(&tracing::Span::current()).unwrap_or_default())
     .fetch_one(conn)
+    .instrument(dispatch311_db::statement_span("INSERT", "job_events"))
     .await
 }
 
 /// The columns `event_from_row` reads.
 const EVENT_COLUMNS: &str = "sequence, event_type, occurred_at, actor, actor_role, latitude, longitude, \
-    unit_id, reason, previous_hash, hash";
+    unit_id, reason, previous_hash, hash, trace_id";
 
 /// The job's events, oldest first.
 pub async fn timeline(pool: &PgPool, job_id: Uuid) -> Result<Vec<JobEvent>, sqlx::Error> {
@@ -105,6 +108,7 @@ pub async fn timeline(pool: &PgPool, job_id: Uuid) -> Result<Vec<JobEvent>, sqlx
     )))
     .bind(job_id)
     .fetch_all(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "job_events"))
     .await?;
     Ok(rows.iter().map(event_from_row).collect())
 }
@@ -127,6 +131,7 @@ pub async fn log_page(
     .bind(after)
     .bind(limit)
     .fetch_all(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "event_log"))
     .await?;
     Ok(rows
         .iter()
@@ -163,6 +168,7 @@ fn event_from_row(r: &sqlx::postgres::PgRow) -> JobEvent {
         reason: r.get("reason"),
         hash: r.get("hash"),
         previous_hash: r.get("previous_hash"),
+        trace_id: r.get("trace_id"),
     }
 }
 
@@ -204,6 +210,7 @@ pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResp
     )
     .bind(job_id)
     .fetch_all(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "job_events"))
     .await?;
     let mut checked = 0;
     let mut predecessor: Option<(i64, String)> = None;
@@ -247,6 +254,7 @@ pub async fn verify(pool: &PgPool, job_id: Uuid) -> Result<VerifyJobTimelineResp
         sqlx::query_as("SELECT last_event_sequence, last_event_hash FROM jobs WHERE job_id = $1")
             .bind(job_id)
             .fetch_optional(pool)
+            .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
             .await?
             .unwrap_or_default();
     let last = predecessor;

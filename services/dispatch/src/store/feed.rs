@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use dispatch311_proto::dispatch::v1::{self as dispatch, AssignmentChange};
 use sqlx::{PgConnection, PgPool, Row};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{JOB_COLUMNS, job_from_row};
@@ -36,11 +37,13 @@ pub async fn push(
     .bind(change_name(change))
     .bind(at)
     .fetch_one(&mut *conn)
+    .instrument(dispatch311_db::statement_span("INSERT", "unit_feed"))
     .await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(unit_id.to_string())
         .execute(&mut *conn)
+        .instrument(dispatch311_db::statement_span("NOTIFY", "unit_feed"))
         .await?;
     Ok(sequence)
 }
@@ -60,6 +63,7 @@ pub async fn start_of_current_assignment(pool: &PgPool, unit_id: Uuid) -> Result
     .bind(unit_id)
     .bind(change_name(AssignmentChange::Assigned))
     .fetch_one(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "unit_feed"))
     .await
 }
 
@@ -94,6 +98,7 @@ pub async fn read_feed(
         .bind(after)
         .bind(limit)
         .fetch_all(pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "unit_feed"))
         .await?;
     Ok(rows
         .iter()

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use dispatch311_domain::time::to_timestamp;
 use dispatch311_proto::dispatch::v1::{EventType, Flag, FlagKind};
 use sqlx::{PgConnection, PgPool, Row};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::store::events::{self, ActorRef, NewEvent};
@@ -34,6 +35,7 @@ pub async fn raise(
     .bind(at)
     .bind(dedup_key)
     .execute(&mut *conn)
+    .instrument(dispatch311_db::statement_span("INSERT", "job_flags"))
     .await?
     .rows_affected()
         == 1;
@@ -57,6 +59,7 @@ pub async fn of_job(pool: &PgPool, job_id: Uuid) -> Result<Vec<Flag>, sqlx::Erro
         sqlx::query("SELECT kind, detail, raised_at FROM job_flags WHERE job_id = $1 ORDER BY id")
             .bind(job_id)
             .fetch_all(pool)
+            .instrument(dispatch311_db::statement_span("SELECT", "job_flags"))
             .await?;
     Ok(rows
         .iter()

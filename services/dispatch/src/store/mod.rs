@@ -16,7 +16,9 @@ use dispatch311_proto::{
     jobs::v1::{DispatchJob, StatusUpdate},
 };
 use dispatch311_queue::outbox;
+use dispatch311_telemetry::propagation;
 use sqlx::{PgPool, Row, postgres::PgRow};
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub mod changes;
@@ -25,6 +27,7 @@ pub mod events;
 pub mod feed;
 pub mod flags;
 pub mod oversight;
+pub mod slow_jobs;
 pub mod units;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,10 @@ pub struct NewJob {
     photo_ids: Vec<Uuid>,
     /// the job's first event
     reason: String,
+    /// the delivery's span, which later work on the job links to
+    origin_traceparent: String,
+    /// the trace that writes the first event
+    trace_id: String,
     /// tells intake the request is queued (written on a repeat too)
     told: outbox::OutboxRow,
     sla_timer: Option<outbox::OutboxRow>,
@@ -118,6 +125,8 @@ struct JobColumns<'a> {
     police_matter: Vec<bool>,
     description: Vec<&'a str>,
     reason: Vec<&'a str>,
+    origin_traceparent: Vec<&'a str>,
+    trace_id: Vec<&'a str>,
     told_queue: Vec<&'a str>,
     told: Vec<&'a [u8]>,
     sla_timer: Vec<Option<&'a [u8]>>,
@@ -152,6 +161,8 @@ impl<'a> JobColumns<'a> {
         self.police_matter.push(new.police_matter);
         self.description.push(&job.description_for_responders);
         self.reason.push(&new.reason);
+        self.origin_traceparent.push(&new.origin_traceparent);
+        self.trace_id.push(&new.trace_id);
         self.told_queue.push(&new.told.queue);
         self.told.push(&new.told.envelope);
         self.sla_timer.push(
@@ -271,6 +282,8 @@ impl Store {
                 .filter_map(|id| Uuid::parse_str(id).ok())
                 .collect(),
             reason: format!("queued for precinct {precinct}"),
+            origin_traceparent: propagation::current_traceparent(),
+            trace_id: propagation::trace_id_of(&tracing::Span::current()).unwrap_or_default(),
             precinct,
             told,
             sla_timer,
@@ -299,11 +312,12 @@ impl Store {
                     $7::float8[], $8::float8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
                     $14::text[], $15::text[], $16::int2[], $17::timestamptz[], $18::timestamptz[], \
                     $19::timestamptz[], $20::timestamptz[], $21::int4[], $22::bool[], $23::bool[], $24::text[], \
-                    $25::text[], $26::text[], $27::bytea[], $28::bytea[]) \
+                    $25::text[], $26::text[], $27::bytea[], $28::bytea[], $32::text[], $33::text[]) \
                 AS i(ord, job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
                     street_address, cross_street, borough, postal_code, agency, precinct, priority, \
                     priority_rank, sla_due_at, created_at, routed_at, queued_at, photo_count, \
-                    complainant_consented, police_matter, description, reason, told_queue, told, sla_timer)), \
+                    complainant_consented, police_matter, description, reason, told_queue, told, sla_timer, \
+                    origin_traceparent, trace_id)), \
              photos AS ( \
                 SELECT p.ord, array_agg(p.photo_id ORDER BY p.n) AS photo_ids \
                 FROM unnest($29::int4[], $30::uuid[]) WITH ORDINALITY AS p(ord, photo_id, n) GROUP BY p.ord), \
@@ -311,20 +325,22 @@ impl Store {
                 INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
                     street_address, cross_street, borough, postal_code, agency, precinct, priority, priority_rank, \
                     state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented, \
-                    police_matter, last_event_sequence, last_event_hash, description, photo_ids) \
+                    police_matter, last_event_sequence, last_event_hash, description, photo_ids, \
+                    origin_traceparent) \
                 SELECT i.job_id, i.sr_id, i.sr_number, i.complaint_type, i.descriptor, i.latitude, i.longitude, \
                     i.street_address, i.cross_street, i.borough, i.postal_code, i.agency, i.precinct, i.priority, \
                     i.priority_rank, 'QUEUED', i.sla_due_at, i.created_at, i.routed_at, i.queued_at, \
                     i.photo_count, i.complainant_consented, i.police_matter, 1, \
                     job_event_hash('', i.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', NULL, NULL, NULL, \
                         i.reason), \
-                    i.description, coalesce(p.photo_ids, '{}') \
+                    i.description, coalesce(p.photo_ids, '{}'), i.origin_traceparent \
                 FROM input i LEFT JOIN photos p USING (ord) ORDER BY i.ord \
                 ON CONFLICT (sr_id) DO NOTHING RETURNING job_id, last_event_hash), \
              event AS ( \
                 INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
-                    previous_hash, hash) \
-                SELECT q.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', i.reason, '', q.last_event_hash \
+                    previous_hash, hash, trace_id) \
+                SELECT q.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', i.reason, '', q.last_event_hash, \
+                    i.trace_id \
                 FROM queued q JOIN input i USING (job_id) ORDER BY i.ord), \
              told AS ( \
                 INSERT INTO outbox (queue, envelope) SELECT i.told_queue, i.told FROM input i ORDER BY i.ord), \
@@ -372,7 +388,10 @@ impl Store {
         .bind(&c.photo_ord)
         .bind(&c.photo_id)
         .bind(queues::DISPATCH_TIMERS)
+        .bind(&c.origin_traceparent)
+        .bind(&c.trace_id)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("INSERT", "jobs"))
         .await?;
         Ok(rows
             .iter()
@@ -405,6 +424,7 @@ impl Store {
                 )))
                 .bind(id)
                 .fetch_optional(&self.pool)
+                .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
                 .await?
             }
             JobKey::SrNumber(number) => {
@@ -413,6 +433,7 @@ impl Store {
                 )))
                 .bind(number)
                 .fetch_optional(&self.pool)
+                .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
                 .await?
             }
         };
@@ -445,12 +466,14 @@ impl Store {
         .bind(job_id)
         .bind(limit as i64)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
         .await?;
         let total: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM jobs WHERE precinct = $1 AND state = 'QUEUED'",
         )
         .bind(precinct)
         .fetch_one(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
         .await?;
         Ok((rows.iter().map(job_from_row).collect(), total))
     }
@@ -597,6 +620,7 @@ impl Store {
         )
         .bind(ack_timeout.as_secs_f64())
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
         .await?)
     }
 }
@@ -617,6 +641,7 @@ pub async fn set_requeued(
     .bind(job_id)
     .bind(at)
     .execute(conn)
+    .instrument(dispatch311_db::statement_span("UPDATE", "jobs"))
     .await?;
     Ok(())
 }
@@ -631,6 +656,7 @@ pub async fn set_sla_breached(
         .bind(job_id)
         .bind(at)
         .execute(conn)
+        .instrument(dispatch311_db::statement_span("UPDATE", "jobs"))
         .await?;
     Ok(())
 }
@@ -676,6 +702,9 @@ pub struct JobRow {
     /// version a change checks it is still writing over.
     pub last_event_sequence: i64,
     pub last_event_hash: String,
+    /// The W3C traceparent of the delivery that queued the job, which later
+    /// work on it links to (empty for jobs queued before it was kept).
+    pub origin_traceparent: String,
 }
 
 #[cfg(test)]
@@ -720,6 +749,7 @@ impl JobRow {
             rerouted_to: String::new(),
             last_event_sequence: 1,
             last_event_hash: String::new(),
+            origin_traceparent: String::new(),
         }
     }
 }
@@ -739,6 +769,7 @@ pub async fn lock_job(
     let row = sqlx::query("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE")
         .bind(job_id)
         .fetch_optional(conn)
+        .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
         .await?;
     Ok(row.as_ref().map(job_row))
 }
@@ -785,5 +816,6 @@ pub fn job_row(row: &PgRow) -> JobRow {
         rerouted_to: row.get("rerouted_to"),
         last_event_sequence: row.get("last_event_sequence"),
         last_event_hash: row.get("last_event_hash"),
+        origin_traceparent: row.get("origin_traceparent"),
     }
 }

@@ -10,6 +10,7 @@ use dispatch311_proto::{
     dispatch::v1::{Flag, Job, JobFilter, JobState},
 };
 use sqlx::{PgPool, Row};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{JOB_COLUMNS, StoreResult, flags, job_from_row, state_name};
@@ -42,6 +43,7 @@ pub async fn list_jobs(
         .bind(after_job_id)
         .bind(limit)
         .fetch_all(pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
         .await?;
     let mut jobs: Vec<Job> = rows.iter().map(job_from_row).collect();
     with_flags(pool, &mut jobs).await?;
@@ -75,6 +77,7 @@ pub async fn review_items(
         .bind(before)
         .bind(limit)
         .fetch_all(pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "job_flags"))
         .await?;
     let mut jobs: Vec<Job> = rows.iter().map(job_from_row).collect();
     with_flags(pool, &mut jobs).await?;
@@ -145,6 +148,7 @@ pub async fn precinct_figures(
     .bind(QUICK_CLOSURE_SECS)
     .bind(resolution_name(ResolutionCode::SummonsIssued))
     .fetch_one(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
     .await?;
     Ok(PrecinctFigures {
         jobs_received: row.try_get("jobs_received")?,
@@ -166,6 +170,7 @@ pub async fn job_exists(pool: &PgPool, job_id: Uuid) -> StoreResult<bool> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE job_id = $1)")
             .bind(job_id)
             .fetch_one(pool)
+            .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
             .await?,
     )
 }
@@ -197,6 +202,7 @@ async fn with_flags(pool: &PgPool, jobs: &mut [Job]) -> StoreResult<()> {
     )
     .bind(&ids)
     .fetch_all(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "job_flags"))
     .await?;
     let mut by_job: HashMap<String, Vec<Flag>> = HashMap::new();
     for row in &rows {

@@ -10,6 +10,7 @@ use dispatch311_proto::{
     dispatch::v1::{AssignmentChange, Unit, UnitStatus},
 };
 use sqlx::{PgConnection, Row, postgres::PgRow};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::feed;
@@ -81,6 +82,7 @@ pub async fn read_unit(
     let row = sqlx::query("SELECT * FROM units WHERE unit_id = $1")
         .bind(unit_id)
         .fetch_optional(conn)
+        .instrument(dispatch311_db::statement_span("SELECT", "units"))
         .await?;
     Ok(row.as_ref().map(unit_row))
 }
@@ -93,6 +95,7 @@ pub async fn lock_unit(
     let row = sqlx::query("SELECT * FROM units WHERE unit_id = $1 FOR UPDATE")
         .bind(unit_id)
         .fetch_optional(conn)
+        .instrument(dispatch311_db::statement_span("SELECT", "units"))
         .await?;
     Ok(row.as_ref().map(unit_row))
 }
@@ -107,6 +110,7 @@ pub async fn lock_units(
         sqlx::query("SELECT * FROM units WHERE unit_id = ANY($1) ORDER BY unit_id FOR UPDATE")
             .bind(unit_ids)
             .fetch_all(conn)
+            .instrument(dispatch311_db::statement_span("SELECT", "units"))
             .await?;
     Ok(rows.iter().map(unit_row).collect())
 }
@@ -123,6 +127,7 @@ pub async fn available_in(
     )
     .bind(precinct)
     .fetch_all(conn)
+    .instrument(dispatch311_db::statement_span("SELECT", "units"))
     .await?;
     Ok(rows.iter().map(unit_row).collect())
 }
@@ -142,6 +147,7 @@ pub async fn set_position(
     .bind(position.1)
     .bind(at)
     .execute(conn)
+    .instrument(dispatch311_db::statement_span("UPDATE", "units"))
     .await?;
     Ok(())
 }
@@ -160,6 +166,7 @@ pub async fn take(
     .bind(job_id)
     .bind(at)
     .execute(&mut *conn)
+    .instrument(dispatch311_db::statement_span("UPDATE", "units"))
     .await?;
     feed::push(conn, unit.unit_id, job_id, AssignmentChange::Assigned, at).await?;
     Ok(())
@@ -180,6 +187,7 @@ pub async fn follow(
             .bind(status_name(status))
             .bind(at)
             .execute(&mut *conn)
+            .instrument(dispatch311_db::statement_span("UPDATE", "units"))
             .await?;
     }
     feed::push(conn, unit.unit_id, job_id, AssignmentChange::Updated, at).await?;
@@ -204,6 +212,7 @@ pub async fn release(
         .bind(status_name(unit_status_after_release(unit.status)))
         .bind(at)
         .execute(&mut *conn)
+        .instrument(dispatch311_db::statement_span("UPDATE", "units"))
         .await?;
     }
     feed::push(conn, unit.unit_id, job_id, change, at).await?;
@@ -216,6 +225,10 @@ pub async fn auto_assign_on(conn: &mut PgConnection, precinct: &str) -> Result<b
         sqlx::query_scalar("SELECT auto_assign FROM precinct_settings WHERE precinct = $1")
             .bind(precinct)
             .fetch_optional(conn)
+            .instrument(dispatch311_db::statement_span(
+                "SELECT",
+                "precinct_settings",
+            ))
             .await?;
     Ok(enabled.unwrap_or(false))
 }
@@ -233,6 +246,7 @@ pub async fn set_status(
         .bind(status_name(status))
         .bind(at)
         .execute(conn)
+        .instrument(dispatch311_db::statement_span("UPDATE", "units"))
         .await?;
     Ok(())
 }
@@ -270,6 +284,7 @@ impl super::Store {
         .bind(position.map(|_| at))
         .bind(at)
         .fetch_one(self.pool())
+        .instrument(dispatch311_db::statement_span("INSERT", "units"))
         .await?;
         Ok(unit_row(&row))
     }
@@ -290,6 +305,7 @@ impl super::Store {
         .bind(after)
         .bind(limit as i64)
         .fetch_all(self.pool())
+        .instrument(dispatch311_db::statement_span("SELECT", "units"))
         .await?;
         Ok(rows.iter().map(unit_row).collect())
     }
@@ -303,6 +319,10 @@ impl super::Store {
         .bind(precinct)
         .bind(enabled)
         .execute(self.pool())
+        .instrument(dispatch311_db::statement_span(
+            "INSERT",
+            "precinct_settings",
+        ))
         .await?;
         Ok(())
     }
@@ -321,5 +341,6 @@ pub async fn crewed_by(
     .bind(unit_id)
     .bind(officer)
     .fetch_optional(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "units"))
     .await
 }

@@ -196,6 +196,7 @@ impl Units {
 
     /// The available units of the job's precinct, nearest first, at most
     /// `max_units`, with their distance in metres.
+    #[tracing::instrument(name = "recommend units", skip_all, fields(dispatch311.job.id = %job_id))]
     pub async fn recommend(
         &self,
         job_id: Uuid,

@@ -1,6 +1,7 @@
 //! The audit listings: contact releases and retention deletions.
 
 use super::*;
+use tracing::Instrument;
 
 /// A row of an audit record (a release, a retention deletion) with its
 /// keyset position: newest first by (`recorded_at`, `id`).
@@ -36,6 +37,7 @@ impl Store {
         .bind(after_id)
         .bind(limit as i64)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "contact_releases"))
         .await?;
         Ok(rows
             .iter()
@@ -73,6 +75,10 @@ impl Store {
         .bind(after_id)
         .bind(limit as i64)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span(
+            "SELECT",
+            "retention_deletions",
+        ))
         .await?;
         Ok(rows
             .iter()

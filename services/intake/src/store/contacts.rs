@@ -3,6 +3,7 @@
 //! new key.
 
 use super::*;
+use tracing::Instrument;
 
 /// What asking for a complainant's contact found.
 #[derive(Debug)]
@@ -151,6 +152,7 @@ impl Store {
         .bind(&request.sr_number)
         .bind(filed_by)
         .fetch_optional(&mut *tx)
+        .instrument(dispatch311_db::statement_span("SELECT", "service_requests"))
         .await?;
         let Some(row) = row else {
             return Ok(Release::UnknownRequest);
@@ -175,6 +177,7 @@ impl Store {
         .bind(purpose_name(request.purpose))
         .bind(&request.requester)
         .execute(&mut *tx)
+        .instrument(dispatch311_db::statement_span("INSERT", "contact_releases"))
         .await?;
         tx.commit().await?;
         Ok(Release::Released(complainant))

@@ -1,6 +1,7 @@
 //! Questions from responders to the complainant and the answers.
 
 use super::*;
+use tracing::Instrument;
 
 /// What `answer_message` did.
 pub enum Answered {
@@ -41,6 +42,7 @@ impl Store {
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM service_requests WHERE sr_id = $1)")
                 .bind(sr_id)
                 .fetch_one(&self.pool)
+                .instrument(dispatch311_db::statement_span("SELECT", "service_requests"))
                 .await?;
         if !known {
             return Ok(None);
@@ -61,6 +63,7 @@ impl Store {
         .bind(&question.text)
         .bind(asked_at)
         .execute(&self.pool)
+        .instrument(dispatch311_db::statement_span("INSERT", "complainant_messages"))
         .await?
         .rows_affected();
         Ok(Some(inserted == 1))
@@ -75,6 +78,7 @@ impl Store {
         )
         .bind(sr_id)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "complainant_messages"))
         .await?;
         Ok(rows.iter().map(message_from_row).collect())
     }
@@ -98,6 +102,10 @@ impl Store {
         .bind(message_id)
         .bind(filed_by)
         .fetch_optional(&mut *tx)
+        .instrument(dispatch311_db::statement_span(
+            "SELECT",
+            "complainant_messages",
+        ))
         .await?
         else {
             return Ok(Answered::Unknown);
@@ -131,6 +139,10 @@ impl Store {
         .bind(&redacted)
         .bind(now)
         .execute(&mut *tx)
+        .instrument(dispatch311_db::statement_span(
+            "UPDATE",
+            "complainant_messages",
+        ))
         .await?;
         outbox::enqueue(
             &mut tx,
@@ -146,6 +158,7 @@ impl Store {
         )
         .bind(message_id)
         .fetch_one(&mut *tx)
+        .instrument(dispatch311_db::statement_span("SELECT", "complainant_messages"))
         .await?;
         tx.commit().await?;
         Ok(Answered::Done(message_from_row(&message)))

@@ -5,6 +5,7 @@
 
 use sqlx::PgPool;
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 /// Must equal the sequence's INCREMENT BY (migration 0002).
 pub const BLOCK: i64 = 100;
@@ -21,6 +22,7 @@ impl SrSequence {
         if block.0 >= block.1 {
             let start: i64 = sqlx::query_scalar("SELECT nextval('sr_number_seq')")
                 .fetch_one(pool)
+                .instrument(dispatch311_db::statement_span("SELECT", "sr_number_seq"))
                 .await?;
             *block = (start, start + BLOCK);
         }

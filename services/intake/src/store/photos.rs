@@ -1,6 +1,7 @@
 //! Photos uploaded before a request is filed.
 
 use super::*;
+use tracing::Instrument;
 
 impl Store {
     /// Records a photo `uploaded_by` put in the photo store.
@@ -20,6 +21,7 @@ impl Store {
         .bind(content_type)
         .bind(i32::try_from(size_bytes).unwrap_or(i32::MAX))
         .execute(&self.pool)
+        .instrument(dispatch311_db::statement_span("INSERT", "photos"))
         .await?;
         Ok(())
     }

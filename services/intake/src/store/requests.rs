@@ -2,6 +2,7 @@
 //! from routing and dispatch, and route jobs published again.
 
 use super::*;
+use tracing::Instrument;
 
 /// One batch of new requests: a statement per round (an integrator's request
 /// id at most once per statement), a result per request.
@@ -96,6 +97,7 @@ impl Filing {
                 occurred_at: Some(to_timestamp(self.created_at)),
                 source: "intake".into(),
                 message: RECEIVED_MESSAGE.into(),
+                trace_id: self.trace_id.clone(),
             }],
             trace_id: self.trace_id.clone(),
             created_at: Some(to_timestamp(self.created_at)),
@@ -225,8 +227,9 @@ pub(super) async fn insert_filings(pool: &PgPool, filings: &[&Filing]) -> StoreR
                 JOIN written w USING (sr_id) \
             WHERE p.photo_id = u.photo_id AND p.uploaded_by = w.filed_by AND p.sr_id IS NULL), \
          timeline AS ( \
-            INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
-            SELECT sr_id, $30, created_at, 'intake', $32, 'intake:received' FROM written ORDER BY ord), \
+            INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key, \
+                trace_id) \
+            SELECT sr_id, $30, created_at, 'intake', $32, 'intake:received', trace_id FROM written ORDER BY ord), \
          job AS (INSERT INTO outbox (queue, envelope) SELECT route_queue, route FROM written ORDER BY ord) \
          SELECT sr_id FROM sr",
     )
@@ -263,6 +266,7 @@ pub(super) async fn insert_filings(pool: &PgPool, filings: &[&Filing]) -> StoreR
     .bind(i16::from(lifecycle_rank(status)))
     .bind(RECEIVED_MESSAGE)
     .fetch_all(pool)
+    .instrument(dispatch311_db::statement_span("INSERT", "service_requests"))
     .await?;
     Ok(filings
         .iter()
@@ -293,10 +297,12 @@ pub(super) struct StatusUpdateColumns {
     transition_key: Vec<String>,
     sequence: Vec<i64>,
     ord: Vec<i32>,
+    trace_id: Vec<String>,
 }
 
 impl StatusUpdateColumns {
-    pub(super) fn push(&mut self, ord: i32, sr_id: Uuid, update: &StatusUpdate) {
+    pub(super) fn push(&mut self, ord: i32, sr_id: Uuid, update: &StatusUpdate, trace_id: &str) {
+        self.trace_id.push(trace_id.to_owned());
         let status = ServiceRequestStatus::try_from(update.status).unwrap_or_default();
         let priority = Priority::try_from(update.priority).unwrap_or_default();
         let resolution = ResolutionCode::try_from(update.resolution_code).unwrap_or_default();
@@ -441,6 +447,7 @@ impl Store {
             .bind(filed_by)
             .bind(&new.request_id)
             .fetch_one(&self.pool)
+            .instrument(dispatch311_db::statement_span("SELECT", "photos"))
             .await?;
             if usable != new.photo_ids.len() as i64 {
                 return Ok(Created::PhotosUnavailable);
@@ -558,6 +565,7 @@ impl Store {
                 .bind(id)
                 .bind(filed_by)
                 .fetch_optional(&self.pool)
+                .instrument(dispatch311_db::statement_span("SELECT", "service_requests"))
                 .await?
             }
             SrKey::Number(number) => {
@@ -568,6 +576,7 @@ impl Store {
                 .bind(number)
                 .bind(filed_by)
                 .fetch_optional(&self.pool)
+                .instrument(dispatch311_db::statement_span("SELECT", "service_requests"))
                 .await?
             }
         };
@@ -575,10 +584,12 @@ impl Store {
         let mut request = public_view(&row);
         let sr_id: Uuid = row.get("sr_id");
         request.timeline = sqlx::query(
-            "SELECT status, occurred_at, source, message FROM timeline_entries WHERE sr_id = $1 ORDER BY occurred_at, id",
+            "SELECT status, occurred_at, source, message, trace_id FROM timeline_entries \
+             WHERE sr_id = $1 ORDER BY occurred_at, id",
         )
         .bind(sr_id)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "timeline_entries"))
         .await?
         .iter()
         .map(|r| TimelineEntry {
@@ -586,6 +597,7 @@ impl Store {
             occurred_at: Some(to_timestamp(r.get("occurred_at"))),
             source: r.get("source"),
             message: r.get("message"),
+            trace_id: r.get("trace_id"),
         })
         .collect();
         Ok(Some(request))
@@ -602,6 +614,7 @@ impl Store {
         .bind(filed_by)
         .bind(request_id)
         .fetch_optional(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "service_requests"))
         .await?;
         match sr_id {
             Some(id) => self.get(&SrKey::Id(id), None).await,
@@ -631,6 +644,7 @@ impl Store {
         .bind(filter.limit as i64)
         .bind(filter.filed_by.as_deref())
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("SELECT", "service_requests"))
         .await?;
         Ok(rows.iter().map(public_view).collect())
     }
@@ -651,28 +665,29 @@ impl Store {
     /// timeline.
     pub async fn apply_status_updates(
         &self,
-        updates: &[(Uuid, &StatusUpdate)],
+        updates: &[(Uuid, &StatusUpdate, &str)],
     ) -> StoreResult<Vec<Option<bool>>> {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
         let mut columns = StatusUpdateColumns::default();
-        for (ord, (sr_id, update)) in updates.iter().enumerate() {
-            columns.push(ord as i32, *sr_id, update);
+        for (ord, (sr_id, update, trace_id)) in updates.iter().enumerate() {
+            columns.push(ord as i32, *sr_id, update, trace_id);
         }
         let rows = sqlx::query(
             "WITH input AS ( \
                 SELECT * FROM unnest($1::uuid[], $2::int2[], $3::text[], $4::text[], $5::text[], \
                     $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::timestamptz[], \
-                    $11::text[], $12::text[], $13::text[], $14::int8[], $15::int4[]) \
+                    $11::text[], $12::text[], $13::text[], $14::int8[], $15::int4[], $16::text[]) \
                 AS u(sr_id, new_rank, new_status, agency, precinct, priority, sla_due_at, \
                     resolution, resolution_text, occurred_at, source, message, transition_key, \
-                    sequence, ord)), \
+                    sequence, ord, trace_id)), \
              target AS (SELECT i.sr_id FROM input i \
                 WHERE EXISTS (SELECT 1 FROM service_requests s WHERE s.sr_id = i.sr_id)), \
              appended AS ( \
-                INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key) \
-                SELECT i.sr_id, i.new_status, i.occurred_at, i.source, i.message, i.transition_key \
+                INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key, \
+                    trace_id) \
+                SELECT i.sr_id, i.new_status, i.occurred_at, i.source, i.message, i.transition_key, i.trace_id \
                 FROM input i JOIN target USING (sr_id) \
                 ON CONFLICT (sr_id, transition_key) DO NOTHING RETURNING sr_id), \
              updated AS ( \
@@ -720,7 +735,9 @@ impl Store {
         .bind(&columns.transition_key)
         .bind(&columns.sequence)
         .bind(&columns.ord)
+        .bind(&columns.trace_id)
         .fetch_all(&self.pool)
+        .instrument(dispatch311_db::statement_span("UPDATE", "service_requests"))
         .await?;
         Ok(rows
             .iter()
@@ -756,6 +773,7 @@ impl Store {
         .bind(older_than)
         .bind(limit)
         .fetch_all(&mut *tx)
+        .instrument(dispatch311_db::statement_span("SELECT", "photos"))
         .await?;
         for row in &rows {
             let sr_id: Uuid = row.get("sr_id");
@@ -764,6 +782,7 @@ impl Store {
             sqlx::query("UPDATE service_requests SET republished_at = now() WHERE sr_id = $1")
                 .bind(sr_id)
                 .execute(&mut *tx)
+                .instrument(dispatch311_db::statement_span("UPDATE", "service_requests"))
                 .await?;
         }
         tx.commit().await?;

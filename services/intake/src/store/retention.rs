@@ -1,6 +1,7 @@
 //! Deleting personal data once it is kept long enough, by scheduled sweeps.
 
 use super::*;
+use tracing::Instrument;
 
 /// How long personal data is kept, and how often the sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,10 @@ impl Store {
         // the schedule row is the lock: sweeps never overlap
         sqlx::query("SELECT next_due_at FROM retention_schedule FOR UPDATE")
             .fetch_one(&mut *tx)
+            .instrument(dispatch311_db::statement_span(
+                "SELECT",
+                "retention_schedule",
+            ))
             .await?;
         let finished_before = now - policy.personal_data_after;
         let personal = sqlx::query(
@@ -97,6 +102,7 @@ impl Store {
         .bind(policy.batch)
         .bind(now)
         .fetch_one(&mut *tx)
+        .instrument(dispatch311_db::statement_span("UPDATE", "service_requests"))
         .await?;
         let filed_before = now - policy.voice_recordings_after;
         let voice_recordings: i64 = sqlx::query_scalar(
@@ -116,6 +122,7 @@ impl Store {
         .bind(policy.batch)
         .bind(now)
         .fetch_one(&mut *tx)
+        .instrument(dispatch311_db::statement_span("UPDATE", "service_requests"))
         .await?;
         let unfiled_photos: Vec<Uuid> = sqlx::query_scalar(
             "WITH deleted AS ( \
@@ -132,6 +139,7 @@ impl Store {
         .bind(policy.batch)
         .bind(now)
         .fetch_all(&mut *tx)
+        .instrument(dispatch311_db::statement_span("DELETE", "photos"))
         .await?;
         let report = SweepReport {
             unfiled_photos,
@@ -150,6 +158,7 @@ impl Store {
         .bind(next)
         .bind(now)
         .fetch_optional(&mut *tx)
+        .instrument(dispatch311_db::statement_span("UPDATE", "retention_schedule"))
         .await?;
         if let Some(next) = moved {
             let envelope = retention_sweep_envelope(next)?;
@@ -178,6 +187,7 @@ impl Store {
         .bind(now)
         .bind(now - policy.every - grace)
         .fetch_optional(&mut *tx)
+        .instrument(dispatch311_db::statement_span("UPDATE", "retention_schedule"))
         .await?;
         if let Some(due) = armed {
             let envelope = retention_sweep_envelope(due)?;

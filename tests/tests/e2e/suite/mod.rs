@@ -5,4 +5,5 @@ mod mutual_tls;
 mod redis_loss;
 mod replay;
 mod settings;
+mod slow_dispatch;
 mod trace;
