@@ -142,7 +142,7 @@ pub fn is_unavailable_sqlstate(code: &str) -> bool {
 /// A statement outside any span (a poller's idle tick) gets no span: it would
 /// be a trace of its own every few seconds, explaining nothing.
 pub fn statement_span(operation: &'static str, table: &'static str) -> tracing::Span {
-    if tracing::Span::current().is_none() {
+    if !dispatch311_telemetry::detail_spans() || tracing::Span::current().is_none() {
         return tracing::Span::none();
     }
     tracing::info_span!(

@@ -95,6 +95,9 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// own span (and its SQL) is in the trace of the batch's first item,
     /// linked from the others.
     pub async fn submit(&self, item: T) -> Result<R, BatchError> {
+        if !dispatch311_telemetry::detail_spans() {
+            return self.submit_in(item, Span::none()).await;
+        }
         let span = tracing::info_span!(
             "batch",
             otel.name = %format_args!("batch {}", self.name),
@@ -102,6 +105,10 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             dispatch311.batch.size = tracing::field::Empty,
             dispatch311.batch.wait_ms = tracing::field::Empty,
         );
+        self.submit_in(item, span).await
+    }
+
+    async fn submit_in(&self, item: T, span: Span) -> Result<R, BatchError> {
         let (answer, result) = oneshot::channel();
         let submitted = Submitted {
             span: span.clone(),
@@ -122,6 +129,9 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
 /// The span of one batch's write: a child of its first item's `batch` span,
 /// linked from the others, each of which learns the batch's size and its wait.
 fn write_span<T, R>(name: &'static str, batch: &[Waiting<T, R>]) -> Span {
+    if !dispatch311_telemetry::detail_spans() {
+        return Span::none();
+    }
     let size = i64::try_from(batch.len()).unwrap_or(i64::MAX);
     let write = tracing::info_span!(
         "write",

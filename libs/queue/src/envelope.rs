@@ -55,7 +55,7 @@ pub fn producer_span(queue: &str, envelope: &JobEnvelope) -> Span {
 /// a slow publish or settle shows in the trace. None outside a traced job, like
 /// the database's statement spans: an idle poll is not worth a trace.
 pub fn redis_span(operation: &'static str, queue: &str, commands: usize) -> Span {
-    if Span::current().is_none() {
+    if !dispatch311_telemetry::detail_spans() || Span::current().is_none() {
         return Span::none();
     }
     tracing::info_span!(

@@ -246,6 +246,9 @@ impl OutboxRelay {
 /// The span `relay <queue>` of one outbox row: a child of the span that
 /// enqueued it, with how long the row waited.
 fn relay_span(queue: &str, envelope: &JobEnvelope, now: SystemTime) -> tracing::Span {
+    if !dispatch311_telemetry::detail_spans() {
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(
         "relay",
         otel.name = %format_args!("relay {queue}"),

@@ -59,6 +59,25 @@ pub const DEFAULT_LOG_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,sqlx=wa
 /// project's and the libraries' info-level spans, not their internals.
 pub const SPAN_FILTER: &str = "info,h2=off,tower=off,hyper=off,sqlx=off";
 
+/// Whether the spans inside a hop are worth making: only when spans leave
+/// the process. Without an exporter the request, queue and RPC spans are
+/// still made (they carry the trace ids the timelines keep and propagate),
+/// but the per-statement, per-round-trip and batch spans would cost the
+/// services their time (a fifth of `make bench`'s creates/s) for nobody.
+static DETAIL_SPANS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether to make the detail spans (SQL statements, Redis round trips,
+/// batch waits, relays): spans are exported. Unit tests turn them on with
+/// [`enable_detail_spans`].
+pub fn detail_spans() -> bool {
+    DETAIL_SPANS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Makes the detail spans whatever the exporter (tests reading spans in process).
+pub fn enable_detail_spans() {
+    DETAIL_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// How long dropping [`TelemetryGuard`] may wait for the last spans to leave.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -166,6 +185,7 @@ fn providers(
             .filter(|value| !value.trim().is_empty())
     };
     let resource = resource(default_service_name, env);
+    DETAIL_SPANS.store(exports_spans(env), std::sync::atomic::Ordering::Relaxed);
     let meters = metrics::meter_provider(resource.clone(), env)?;
     Ok((tracer_provider(resource, env)?, meters))
 }
