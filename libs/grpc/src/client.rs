@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use dispatch311_telemetry::grpc::{TraceContextInterceptor, TracedChannel};
-use tonic::{service::interceptor::InterceptedService, transport::Endpoint};
+use dispatch311_telemetry::grpc::{TracedChannel, traced};
+use tonic::transport::Endpoint;
 
 use crate::tls::TlsConfig;
 
@@ -53,10 +53,7 @@ pub fn connect_lazy(endpoint: &str, tls: Option<&TlsConfig>) -> anyhow::Result<T
             .tls_config(tls.client())
             .context("the TLS certificate, key or CA (DISPATCH311_TLS_*) is not usable")?;
     }
-    Ok(InterceptedService::new(
-        endpoint.connect_lazy(),
-        TraceContextInterceptor,
-    ))
+    Ok(traced(endpoint.connect_lazy()))
 }
 
 #[cfg(test)]

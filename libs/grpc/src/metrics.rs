@@ -58,9 +58,34 @@ pub async fn serve(listener: TcpListener, stop: CancellationToken) -> anyhow::Re
         .context("metrics endpoint failed")
 }
 
+/// How often the pool is probed for the wait a new caller would have.
+const POOL_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `db.client.connection.count` (by state, idle or used) and
-/// `db.client.connection.max` of the service's pool, read at each collection.
+/// `db.client.connection.max` of the service's pool, read at each collection;
+/// `db.client.connection.wait_time`, the time taken to get a connection,
+/// probed every 5 s (the pool does not time its own callers: a probe that
+/// waits long means the callers do too). Must be called inside the runtime.
 pub fn observe_pool(pool: &PgPool, pool_name: &'static str) {
+    let wait_time = dispatch311_telemetry::metrics::meter()
+        .f64_histogram("db.client.connection.wait_time")
+        .with_unit("s")
+        .with_description("Time to get a connection from the database pool (sampled every 5 s)")
+        .with_boundaries(dispatch311_telemetry::grpc::DURATION_BUCKETS.to_vec())
+        .build();
+    let probed = pool.clone();
+    tokio::spawn(async move {
+        let labels = [KeyValue::new("db.client.connection.pool.name", pool_name)];
+        let mut ticks = tokio::time::interval(POOL_PROBE_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !probed.is_closed() {
+            ticks.tick().await;
+            let started = std::time::Instant::now();
+            // a failure (database down) is the pool's timeout: recorded too
+            drop(probed.acquire().await);
+            wait_time.record(started.elapsed().as_secs_f64(), &labels);
+        }
+    });
     let meter = dispatch311_telemetry::metrics::meter();
     let counted = pool.clone();
     meter

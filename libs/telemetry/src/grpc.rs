@@ -25,9 +25,82 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::propagation;
 
-/// A channel that sends the current span's trace context with every call:
+/// A channel that sends the current span's trace context with every call and
+/// records each call in `rpc.client.call.duration`:
 /// `IntakeServiceClient<TracedChannel>`.
-pub type TracedChannel = InterceptedService<Channel, TraceContextInterceptor>;
+pub type TracedChannel = InterceptedService<ClientMetrics<Channel>, TraceContextInterceptor>;
+
+/// `channel` with trace context and client metrics: what
+/// `dispatch311_grpc::client::connect_lazy` returns.
+pub fn traced(channel: Channel) -> TracedChannel {
+    InterceptedService::new(ClientMetrics::new(channel), TraceContextInterceptor)
+}
+
+/// Records each outgoing call's duration in `rpc.client.call.duration`
+/// (seconds; by `rpc.service`, `rpc.method` and `rpc.grpc.status_code`,
+/// UNAVAILABLE when the call never reached the server): the RED metrics of
+/// the calling side, which see what the callee cannot (it was down, or the
+/// network was slow).
+#[derive(Clone, Debug)]
+pub struct ClientMetrics<S> {
+    inner: S,
+    duration: Histogram<f64>,
+}
+
+impl<S> ClientMetrics<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            duration: crate::metrics::meter()
+                .f64_histogram("rpc.client.call.duration")
+                .with_unit("s")
+                .with_description("Duration of outgoing gRPC calls, until their status")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+        }
+    }
+}
+
+impl<S, RequestBody> tower::Service<http::Request<RequestBody>> for ClientMetrics<S>
+where
+    S: tower::Service<http::Request<RequestBody>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+        let call = CallMetrics::start(self.duration.clone(), request.uri().path());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = match response.await {
+                Ok(response) => response,
+                Err(error) => {
+                    call.record(Code::Unavailable);
+                    return Err(error);
+                }
+            };
+            if let Some(code) = grpc_status(response.headers()) {
+                call.record(code);
+                return Ok(response);
+            }
+            Ok(response.map(|body| {
+                tonic::body::Body::new(body.map_frame(move |frame| {
+                    if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                        call.record(code);
+                    }
+                    frame
+                }))
+            }))
+        })
+    }
+}
 
 /// The span of one incoming gRPC call, child of the caller's span when the
 /// request carries a `traceparent`. For `Server::builder().trace_fn(server_span)`.
@@ -134,19 +207,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
-        let started = Instant::now();
-        let path = request.uri().path().trim_start_matches('/');
-        let (service, method) = path.split_once('/').unwrap_or((path, ""));
-        // the routes are the services' own: a bounded set of names
-        let call = CallMetrics {
-            duration: self.duration.clone(),
-            started,
-            attributes: [
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", service.to_owned()),
-                KeyValue::new("rpc.method", method.to_owned()),
-            ],
-        };
+        let call = CallMetrics::start(self.duration.clone(), request.uri().path());
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
@@ -178,6 +239,22 @@ struct CallMetrics {
 }
 
 impl CallMetrics {
+    /// Starts timing a call to `path` (`/package.Service/Method`).
+    fn start(duration: Histogram<f64>, path: &str) -> Self {
+        let path = path.trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
+        // the routes are the services' own: a bounded set of names
+        Self {
+            duration,
+            started: Instant::now(),
+            attributes: [
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", service.to_owned()),
+                KeyValue::new("rpc.method", method.to_owned()),
+            ],
+        }
+    }
+
     fn record(&self, code: Code) {
         let [system, service, method] = self.attributes.clone();
         self.duration.record(

@@ -93,6 +93,7 @@ pub fn closure_of(event: &ClosedEvent) -> Result<NewClosure, String> {
         flagged: event.flagged,
         summons_issued: event.summons_issued,
         complainant_consented: event.complainant_consented,
+        origin_traceparent: event.origin_traceparent.clone(),
     })
 }
 
@@ -122,6 +123,7 @@ mod tests {
             complainant_consented: true,
             closure_number: 2,
             summons_issued: false,
+            origin_traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
         }
     }
 

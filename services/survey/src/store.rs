@@ -72,6 +72,8 @@ pub struct NewClosure {
     pub flagged: bool,
     pub summons_issued: bool,
     pub complainant_consented: bool,
+    /// The request's own trace, which answers link to.
+    pub origin_traceparent: String,
 }
 
 /// One closure of the feed with the position right after it.
@@ -176,8 +178,8 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO closures (sr_id, sr_number, closure_number, agency, precinct, borough, \
                 complaint_type, descriptor, resolution_code, resolution_text, closed_at, assigned_at, \
-                flagged, summons_issued, complainant_consented) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                flagged, summons_issued, complainant_consented, origin_traceparent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (sr_id, closure_number) DO NOTHING",
         )
         .bind(closure.sr_id)
@@ -195,6 +197,7 @@ impl Store {
         .bind(closure.flagged)
         .bind(closure.summons_issued)
         .bind(closure.complainant_consented)
+        .bind(&closure.origin_traceparent)
         .execute(&self.pool)
         .instrument(dispatch311_db::statement_span("INSERT", "closures"))
         .await?
@@ -325,7 +328,7 @@ impl Store {
         // the closure's row lock serialises answers to one closure
         let target = sqlx::query(
             "SELECT c.id, c.sr_id, c.sr_number, c.closure_number, c.resolution_code, c.flagged, \
-                t.expires_at \
+                c.origin_traceparent, t.expires_at \
              FROM survey_tokens t JOIN closures c ON c.id = t.closure_id \
              WHERE t.token_hash = $1 \
              FOR UPDATE OF c",
@@ -339,6 +342,11 @@ impl Store {
         };
         let closure_id: i64 = target.get("id");
         let sr_number: String = target.get("sr_number");
+        // an answer is a trace of its own: it links to the request's
+        dispatch311_telemetry::propagation::link_current_to_request(
+            target.get("origin_traceparent"),
+            &sr_number,
+        );
 
         let earlier = sqlx::query(
             "SELECT agreement, reason, condition_corrected, comment, recorded_at, reopen_requested \

@@ -246,6 +246,7 @@ impl Lifecycle {
                     complainant_consented: job.complainant_consented,
                     closure_number: closure_number as u32,
                     summons_issued: code == ResolutionCode::SummonsIssued,
+                    origin_traceparent: job.origin_traceparent.clone(),
                 };
                 change.publish(queues::CLOSED, kinds::CLOSED, &closed)?;
                 Ok(change)

@@ -80,6 +80,11 @@ async fn each_service_counts_what_it_did_and_names_no_one() -> anyhow::Result<()
         value(&text, "db_client_connection_max", &[]) > 0.0,
         "{text}"
     );
+    // the pool is probed for the wait a caller would have, from the start
+    assert!(
+        value(&text, "db_client_connection_wait_time_seconds_count", &[]) >= 1.0,
+        "{text}"
+    );
     // the three filings went through intake's batch writer, however grouped
     assert_eq!(
         value(&text, "dispatch311_batch_size_sum", &[r#"batch="filings""#]),

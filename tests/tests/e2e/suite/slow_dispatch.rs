@@ -12,6 +12,7 @@ use dispatch311_proto::{
         LifecycleStep, ListSlowJobsRequest, dispatch_service_client::DispatchServiceClient,
     },
     intake::v1::{GetServiceRequestRequest, get_service_request_request::Key},
+    survey::v1::{Agreement, ConditionCorrected, DissatisfactionReason},
 };
 use dispatch311_tests::{
     cad::{
@@ -20,6 +21,7 @@ use dispatch311_tests::{
     },
     otlp::{OtlpReceiver, ReceivedSpan},
     suite::{Service, Suite, SuiteOptions},
+    survey::{Poller, answer, closure_of},
 };
 
 /// Sends `signal` (STOP, CONT) to a process.
@@ -275,6 +277,33 @@ async fn every_step_names_its_trace_and_later_traces_link_to_the_request() -> an
             .all(|entry| entry.trace_id.is_empty()),
         "{public:?}"
     );
+
+    // the complainant's survey answer links back to the request too
+    let mut poller = Poller::new(suite.survey().await?, 100);
+    let closure = poller
+        .wait_for(&sr.sr_number, closure_of(&sr.sr_number, 1))
+        .await?;
+    suite
+        .survey()
+        .await?
+        .submit_survey_response(answer(
+            &closure.survey_token,
+            Agreement::Agree,
+            DissatisfactionReason::Unspecified,
+            ConditionCorrected::Yes,
+            "",
+        ))
+        .await?;
+    let answered = receiver
+        .wait_for(Duration::from_secs(20), |spans| {
+            spans
+                .iter()
+                .find(|s| s.name == "dispatch311.survey.v1.SurveyService/SubmitSurveyResponse")
+                .cloned()
+        })
+        .await?;
+    assert!(answered.links.contains(&sr.trace_id), "{answered:?}");
+    assert_eq!(answered.attributes["dispatch311.sr.number"], sr.sr_number);
 
     suite.stop().await
 }

@@ -154,6 +154,7 @@ async fn closures_reach_the_feed_once_each_with_a_token_only_for_consenting_comp
             complainant_consented: true,
             closure_number: 1,
             summons_issued: false,
+            origin_traceparent: String::new(),
         };
         let queue = JobQueue::connect(QueueConfig {
             redis_url: suite.redis_url.clone(),

@@ -174,6 +174,23 @@ async fn the_contact_is_released_only_through_a_valid_token_and_every_release_is
         .into_inner();
     assert_eq!(contact.phone, COMPLAINANT_PHONE);
 
+    // the survey's calls to intake show in its client metrics: three
+    // releases, and the call intake was not there for
+    let metrics = suite.metrics(Service::Survey).await?;
+    let calls = |code: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with("rpc_client_call_duration_seconds_count{")
+                    && line.contains(r#"rpc_method="ReleaseComplainantContact""#)
+                    && line.contains(&format!(r#"rpc_grpc_status_code="{code}""#))
+            })
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(calls("0"), 3.0, "{metrics}");
+    assert!(calls("14") >= 1.0, "{metrics}");
+
     // the survey service keeps none of it: not in its tables, not in its log
     let stored: Vec<String> = sqlx::query_scalar(
         "SELECT row_to_json(c)::text FROM survey.closures c \
