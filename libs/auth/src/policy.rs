@@ -129,6 +129,16 @@ pub const POLICY: &[Rule] = rules! {
         full(Admin),
     ];
     INTAKE "ListServiceRequests" => &[OWN_REQUESTS, full(Supervisor), full(Auditor), full(Admin)];
+    // a public view by design (no location, address, contact or free text)
+    INTAKE "ListNearbyOpenRequests" => &[
+        full(Integrator),
+        full(Public),
+        full(Dispatcher),
+        full(Officer),
+        full(Supervisor),
+        full(Auditor),
+        full(Admin),
+    ];
     // the only RPC that returns contact details, recorded: the survey path,
     // and the complainant's own access through the app that filed it
     INTAKE "ReleaseComplainantContact" => &[full(SurveySystem), OWN_REQUESTS];

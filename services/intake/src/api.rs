@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use dispatch311_auth::{Role, View, caller};
-use dispatch311_domain::{CityBounds, SrNumber, status::status_name, time::from_timestamp};
+use dispatch311_domain::{
+    CityBounds, SrNumber,
+    status::status_name,
+    time::{from_timestamp, to_timestamp},
+};
 use dispatch311_grpc::{
     pagination,
     status::{self as grpc_status, FieldViolations},
@@ -18,11 +22,12 @@ use dispatch311_proto::{
         AnswerComplainantMessageRequest, AnswerComplainantMessageResponse,
         CreateServiceRequestRequest, CreateServiceRequestResponse, GetServiceRequestRequest,
         GetServiceRequestResponse, ListComplainantMessagesRequest, ListComplainantMessagesResponse,
-        ListContactReleasesRequest, ListContactReleasesResponse, ListRetentionDeletionsRequest,
+        ListContactReleasesRequest, ListContactReleasesResponse, ListNearbyOpenRequestsRequest,
+        ListNearbyOpenRequestsResponse, ListRetentionDeletionsRequest,
         ListRetentionDeletionsResponse, ListServiceRequestsRequest, ListServiceRequestsResponse,
-        ReleaseComplainantContactRequest, ReleaseComplainantContactResponse, ServiceRequest,
-        TimelineEntry, UploadPhotoRequest, UploadPhotoResponse, get_service_request_request::Key,
-        intake_service_server::IntakeService,
+        NearbyRequest, ReleaseComplainantContactRequest, ReleaseComplainantContactResponse,
+        ServiceRequest, TimelineEntry, UploadPhotoRequest, UploadPhotoResponse,
+        get_service_request_request::Key, intake_service_server::IntakeService,
     },
 };
 use dispatch311_telemetry::{
@@ -35,10 +40,12 @@ use uuid::Uuid;
 
 use crate::{
     store::{
-        Answered, AuditRow, Created, ListFilter, Release, SrKey, Store, StoreError, purpose_name,
+        Answered, AuditRow, Created, ListFilter, NearbyRow, Release, SrKey, Store, StoreError,
+        purpose_name,
     },
     validate::{
-        MAX_DESCRIPTION, audit_page_token, validate, validate_audit_list, validate_release,
+        MAX_DESCRIPTION, audit_page_token, validate, validate_audit_list, validate_nearby,
+        validate_release,
     },
 };
 
@@ -105,6 +112,21 @@ impl IntakeService for IntakeApi {
         };
         Ok(Response::new(CreateServiceRequestResponse {
             service_request: Some(service_request),
+        }))
+    }
+
+    async fn list_nearby_open_requests(
+        &self,
+        request: Request<ListNearbyOpenRequestsRequest>,
+    ) -> Result<Response<ListNearbyOpenRequestsResponse>, Status> {
+        let query = validate_nearby(request.get_ref(), &self.bounds, Utc::now())?;
+        let rows = self
+            .store
+            .nearby_open_requests(&query)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(ListNearbyOpenRequestsResponse {
+            requests: rows.into_iter().map(nearby_request).collect(),
         }))
     }
 
@@ -476,6 +498,19 @@ fn public_status_only(sr: ServiceRequest) -> ServiceRequest {
         trace_id: String::new(),
         timeline,
         ..sr
+    }
+}
+
+/// What anyone may see of a request near their point: its distance rounded
+/// to 10 m, no coordinates.
+fn nearby_request(row: NearbyRow) -> NearbyRequest {
+    NearbyRequest {
+        sr_number: row.sr_number,
+        complaint_type: row.complaint_type,
+        descriptor: row.descriptor,
+        status: row.status as i32,
+        created_at: Some(to_timestamp(row.created_at)),
+        distance_m: ((row.distance_m / 10.0).round() * 10.0) as i32,
     }
 }
 

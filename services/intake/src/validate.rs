@@ -13,8 +13,8 @@ use dispatch311_grpc::{pagination, status::FieldViolations};
 use dispatch311_proto::{
     common::v1::{Address, Channel},
     intake::v1::{
-        Complainant, CreateServiceRequestRequest, PhotoReference, ReleaseComplainantContactRequest,
-        ReleasePurpose,
+        Complainant, CreateServiceRequestRequest, ListNearbyOpenRequestsRequest, PhotoReference,
+        ReleaseComplainantContactRequest, ReleasePurpose,
     },
 };
 
@@ -273,6 +273,79 @@ pub fn validate_audit_list(
         sr_number,
         after,
         page_size,
+    })
+}
+
+/// The nearby view's radius when none is asked, and the most it may be.
+pub const DEFAULT_NEARBY_RADIUS_M: f64 = 50.0;
+pub const MAX_NEARBY_RADIUS_M: f64 = 500.0;
+/// Its window when none is asked, and the longest.
+pub const DEFAULT_NEARBY_WINDOW: Duration = Duration::hours(2);
+pub const MAX_NEARBY_WINDOW: Duration = Duration::days(7);
+/// Its page when none is asked, and the largest.
+pub const DEFAULT_NEARBY_PAGE: i64 = 20;
+pub const MAX_NEARBY_PAGE: i64 = 100;
+
+/// A `ListNearbyOpenRequests` request as the store's query, or
+/// INVALID_ARGUMENT naming every field that is wrong.
+pub fn validate_nearby(
+    request: &ListNearbyOpenRequestsRequest,
+    bounds: &CityBounds,
+    now: DateTime<Utc>,
+) -> Result<crate::store::NearbyQuery, tonic::Status> {
+    let mut v = FieldViolations::new();
+    let complaint_type = normalize_complaint_type(&request.complaint_type).unwrap_or_else(|e| {
+        v.add(
+            "complaint_type",
+            format!("required, e.g. \"Blocked Driveway\": {e}"),
+        );
+        String::new()
+    });
+    let location = match &request.location {
+        None => {
+            v.add("location", "required: the point to look around");
+            None
+        }
+        Some(point) => check_location(&mut v, point.latitude, point.longitude, bounds),
+    };
+    let radius_m = match request.radius_m {
+        r if r == 0.0 => DEFAULT_NEARBY_RADIUS_M,
+        r if r.is_finite() && r > 0.0 && r <= MAX_NEARBY_RADIUS_M => r,
+        _ => {
+            v.add(
+                "radius_m",
+                "metres, more than 0 and at most 500 (0 means 50)",
+            );
+            DEFAULT_NEARBY_RADIUS_M
+        }
+    };
+    let window = match &request.filed_within {
+        None => DEFAULT_NEARBY_WINDOW,
+        Some(d) => match Duration::new(d.seconds, u32::try_from(d.nanos).unwrap_or(u32::MAX)) {
+            Some(window) if window > Duration::zero() && window <= MAX_NEARBY_WINDOW => window,
+            _ => {
+                v.add("filed_within", "more than 0 and at most 7 days");
+                DEFAULT_NEARBY_WINDOW
+            }
+        },
+    };
+    let limit = match i64::from(request.page_size) {
+        0 => DEFAULT_NEARBY_PAGE,
+        n if (1..=MAX_NEARBY_PAGE).contains(&n) => n,
+        _ => {
+            v.add("page_size", "at most 100 (0 means 20)");
+            DEFAULT_NEARBY_PAGE
+        }
+    };
+    v.into_result()?;
+    let (latitude, longitude) = location.expect("checked above");
+    Ok(crate::store::NearbyQuery {
+        complaint_type,
+        latitude,
+        longitude,
+        radius_m,
+        filed_after: now - window,
+        limit,
     })
 }
 

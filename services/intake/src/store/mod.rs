@@ -41,12 +41,13 @@ use crate::{
 mod audit;
 mod contacts;
 mod messages;
+mod nearby;
 mod numbers;
 mod photos;
 mod requests;
 mod retention;
 
-pub use self::{audit::*, contacts::*, messages::*, requests::*, retention::*};
+pub use self::{audit::*, contacts::*, messages::*, nearby::*, requests::*, retention::*};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
