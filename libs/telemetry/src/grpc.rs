@@ -210,7 +210,8 @@ where
         let call = CallMetrics::start(self.duration.clone(), request.uri().path());
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await?;
+            let mut response = response.await?;
+            undecodable_is_invalid_argument(response.headers_mut());
             // tonic polls this future inside the span `trace_fn` created.
             let span = tracing::Span::current();
             if let Some(code) = grpc_status(response.headers()) {
@@ -267,6 +268,36 @@ impl CallMetrics {
             ],
         );
     }
+}
+
+/// Two statuses tonic gives malformed requests, as a client should read them:
+/// bytes that are not a valid message (a string that is not UTF-8, a
+/// truncated field) come back INTERNAL, which tells a careful client the
+/// server failed and the request may have done something; it is the
+/// caller's input and nothing ran, so INVALID_ARGUMENT, as for every other
+/// bad input. A message past the size limit comes back OUT_OF_RANGE, where
+/// gRPC's status code table says RESOURCE_EXHAUSTED.
+fn undecodable_is_invalid_argument(headers: &mut http::HeaderMap) {
+    let rewritten = match grpc_status(headers) {
+        Some(Code::Internal) if message_starts(headers, "failed to decode Protobuf message") => {
+            Code::InvalidArgument
+        }
+        Some(Code::OutOfRange)
+            if message_starts(headers, "Error, decoded message length too large") =>
+        {
+            Code::ResourceExhausted
+        }
+        _ => return,
+    };
+    headers.insert("grpc-status", http::HeaderValue::from(rewritten as i32));
+}
+
+/// Whether the response's `grpc-message` (percent-encoded on the wire) starts with `prefix`.
+fn message_starts(headers: &http::HeaderMap, prefix: &str) -> bool {
+    headers
+        .get("grpc-message")
+        .and_then(|message| message.to_str().ok())
+        .is_some_and(|message| message.replace("%20", " ").starts_with(prefix))
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {

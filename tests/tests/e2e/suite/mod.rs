@@ -1,5 +1,6 @@
 mod crash;
 mod flow;
+mod hostile;
 mod metrics;
 mod mutual_tls;
 mod redis_loss;
