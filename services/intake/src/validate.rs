@@ -286,13 +286,24 @@ pub const MAX_NEARBY_WINDOW: Duration = Duration::days(7);
 pub const DEFAULT_NEARBY_PAGE: i64 = 20;
 pub const MAX_NEARBY_PAGE: i64 = 100;
 
+/// What the nearby view asks.
+#[derive(Debug, Clone)]
+pub struct NearbyQuery {
+    pub complaint_type: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub radius_m: f64,
+    pub filed_after: DateTime<Utc>,
+    pub limit: i64,
+}
+
 /// A `ListNearbyOpenRequests` request as the store's query, or
 /// INVALID_ARGUMENT naming every field that is wrong.
 pub fn validate_nearby(
     request: &ListNearbyOpenRequestsRequest,
     bounds: &CityBounds,
     now: DateTime<Utc>,
-) -> Result<crate::store::NearbyQuery, tonic::Status> {
+) -> Result<NearbyQuery, tonic::Status> {
     let mut v = FieldViolations::new();
     let complaint_type = normalize_complaint_type(&request.complaint_type).unwrap_or_else(|e| {
         v.add(
@@ -308,16 +319,17 @@ pub fn validate_nearby(
         }
         Some(point) => check_location(&mut v, point.latitude, point.longitude, bounds),
     };
-    let radius_m = match request.radius_m {
-        r if r == 0.0 => DEFAULT_NEARBY_RADIUS_M,
-        r if r.is_finite() && r > 0.0 && r <= MAX_NEARBY_RADIUS_M => r,
-        _ => {
-            v.add(
-                "radius_m",
-                "metres, more than 0 and at most 500 (0 means 50)",
-            );
-            DEFAULT_NEARBY_RADIUS_M
-        }
+    let radius_m = request.radius_m;
+    let radius_m = if radius_m == 0.0 {
+        DEFAULT_NEARBY_RADIUS_M
+    } else if radius_m.is_finite() && radius_m > 0.0 && radius_m <= MAX_NEARBY_RADIUS_M {
+        radius_m
+    } else {
+        v.add(
+            "radius_m",
+            "metres, more than 0 and at most 500 (0 means 50)",
+        );
+        DEFAULT_NEARBY_RADIUS_M
     };
     let window = match &request.filed_within {
         None => DEFAULT_NEARBY_WINDOW,
@@ -339,7 +351,7 @@ pub fn validate_nearby(
     };
     v.into_result()?;
     let (latitude, longitude) = location.expect("checked above");
-    Ok(crate::store::NearbyQuery {
+    Ok(NearbyQuery {
         complaint_type,
         latitude,
         longitude,

@@ -3,6 +3,7 @@
 //! never leave this file).
 
 use super::*;
+use crate::validate::NearbyQuery;
 use tracing::Instrument;
 
 /// The statuses a request still waits in: filed and not yet closed,
@@ -24,17 +25,6 @@ const OPEN_STATUSES: [ServiceRequestStatus; 10] = [
 /// Metres per degree of latitude, for the bounding box that narrows the
 /// search before distances are measured.
 const METRES_PER_DEGREE: f64 = 111_320.0;
-
-/// What the nearby view asks.
-#[derive(Debug, Clone)]
-pub struct NearbyQuery {
-    pub complaint_type: String,
-    pub latitude: f64,
-    pub longitude: f64,
-    pub radius_m: f64,
-    pub filed_after: DateTime<Utc>,
-    pub limit: i64,
-}
 
 /// One open request near the point, with its distance in metres.
 #[derive(Debug, Clone)]
