@@ -55,6 +55,8 @@ pub struct GrpcServer {
     drain_timeout: Duration,
     auth: AuthLayer,
     tls: Option<TlsConfig>,
+    /// Where grpc.health.v1 alone is also served, in plaintext.
+    health_listener: Option<TcpListener>,
 }
 
 impl GrpcServer {
@@ -66,7 +68,17 @@ impl GrpcServer {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             auth,
             tls: None,
+            health_listener: None,
         }
+    }
+
+    /// Also serves grpc.health.v1, and nothing else, on `listener` in
+    /// plaintext even when the API is mutual TLS: the kubelet's native gRPC
+    /// probes cannot present a client certificate. Health says nothing a
+    /// caller could use: whether the service serves.
+    pub fn with_health_listener(mut self, listener: Option<TcpListener>) -> Self {
+        self.health_listener = listener;
+        self
     }
 
     /// Serves over mutual TLS (see [`crate::tls`]) instead of plain HTTP/2.
@@ -117,6 +129,22 @@ impl GrpcServer {
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
+
+        // the same reporter's answers, alone and in plaintext, for probes
+        let health_only = match self.health_listener {
+            Some(listener) => {
+                let address = listener.local_addr().context("reading the health listener's address")?;
+                tracing::info!(%address, "serving grpc health alone, in plaintext, for probes");
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let server = Server::builder()
+                    .add_service(health_service.clone())
+                    .serve_with_incoming(incoming);
+                Some(tokio::spawn(server))
+            }
+            None => None,
+        };
+        // stopped with the API, whichever way that ends
+        let _health_only = health_only.map(AbortOnDrop);
 
         let routes = self
             .routes
@@ -175,11 +203,34 @@ impl GrpcServer {
     }
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serves `routes` as [`GrpcServer::serve`] does, for callers that build
 /// [`Routes`] themselves; `served` names the services health reports
 /// (`IntakeServiceServer::<Api>::NAME`); `tls` turns on mutual TLS.
 pub async fn serve(
     listener: TcpListener,
+    routes: Routes,
+    served: &[&'static str],
+    auth: AuthLayer,
+    tls: Option<TlsConfig>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    serve_with_health(listener, None, routes, served, auth, tls, shutdown).await
+}
+
+/// [`serve`], with grpc.health.v1 also served alone, in plaintext, on
+/// `health_listener` (see [`GrpcServer::with_health_listener`]).
+pub async fn serve_with_health(
+    listener: TcpListener,
+    health_listener: Option<TcpListener>,
     routes: Routes,
     served: &[&'static str],
     auth: AuthLayer,
@@ -192,6 +243,7 @@ pub async fn serve(
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         auth,
         tls,
+        health_listener,
     };
     server.serve(listener, shutdown).await
 }

@@ -6,6 +6,7 @@
 
 use std::{future::Future, net::SocketAddr};
 
+use anyhow::Context as _;
 use dispatch311_db::{DbArgs, DbConfig};
 use dispatch311_queue::{JobQueue, QueueArgs, QueueConfig};
 use sqlx::{PgPool, migrate::Migrator};
@@ -34,6 +35,15 @@ pub struct ServiceArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Where grpc.health.v1 alone is also served, in plaintext, even with
+    /// mutual TLS on: for the kubelet's native gRPC probes, which present no
+    /// client certificate. Unset: health only on the API's port.
+    #[arg(
+        long = "health-listen",
+        env = "DISPATCH311_HEALTH_ADDR",
+        value_name = "DISPATCH311_HEALTH_ADDR"
+    )]
+    pub health_addr: Option<SocketAddr>,
 }
 
 impl ServiceArgs {
@@ -45,6 +55,7 @@ impl ServiceArgs {
             auth: self.auth.config()?,
             tls: self.tls.config()?,
             metrics_addr: self.metrics.metrics_addr,
+            health_addr: self.health_addr,
         })
     }
 }
@@ -60,6 +71,8 @@ pub struct ServiceSettings {
     pub tls: Option<TlsConfig>,
     /// Where to serve `/metrics`, if anywhere (see [`crate::metrics`]).
     pub metrics_addr: Option<SocketAddr>,
+    /// Where to serve health alone, in plaintext, if anywhere.
+    pub health_addr: Option<SocketAddr>,
 }
 
 /// The settings of the parts every service has.
@@ -93,12 +106,21 @@ impl Foundations<'_> {
             Some(addr) => Some(crate::metrics::bind(addr).await?),
             None => None,
         };
+        let health = match settings.health_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (DISPATCH311_HEALTH_ADDR)"))?,
+            ),
+            None => None,
+        };
         Ok(Started {
             pool,
             queue,
             server: Server {
                 listener,
                 metrics,
+                health,
                 auth,
                 tls: settings.tls.clone(),
             },
@@ -125,6 +147,7 @@ pub struct Api {
 pub struct Server {
     listener: TcpListener,
     metrics: Option<TcpListener>,
+    health: Option<TcpListener>,
     auth: dispatch311_auth::AuthLayer,
     tls: Option<TlsConfig>,
 }
@@ -160,6 +183,7 @@ impl Server {
         }
         serve_with_workers(
             self.listener,
+            self.health,
             api.routes,
             &api.names,
             self.auth,

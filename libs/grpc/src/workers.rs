@@ -92,6 +92,7 @@ impl<E: Display + Send + 'static> WorkerResult for Result<(), E> {
 /// fails, then stops the workers.
 pub(crate) async fn serve_with_workers(
     listener: tokio::net::TcpListener,
+    health_listener: Option<tokio::net::TcpListener>,
     routes: tonic::service::Routes,
     served: &[&'static str],
     auth: dispatch311_auth::AuthLayer,
@@ -106,7 +107,16 @@ pub(crate) async fn serve_with_workers(
             _ = failure.cancelled() => {}
         }
     };
-    let served = crate::serve(listener, routes, served, auth, tls, stop_serving).await;
+    let served = crate::server::serve_with_health(
+        listener,
+        health_listener,
+        routes,
+        served,
+        auth,
+        tls,
+        stop_serving,
+    )
+    .await;
     let stopped = workers.stop().await;
     served.and(stopped)
 }

@@ -157,3 +157,47 @@ async fn with_mutual_tls_a_request_goes_all_the_way_and_callers_without_a_truste
 
     suite.stop().await
 }
+
+/// The kubelet probes gRPC health without a client certificate: with
+/// `DISPATCH311_HEALTH_ADDR` a service answers health alone, in plaintext,
+/// there, while its API stays mutual TLS only.
+#[tokio::test]
+async fn probes_reach_health_in_plaintext_on_its_own_port_and_nothing_else() -> anyhow::Result<()>
+{
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let health_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?.port()
+    };
+    let suite = Suite::start(SuiteOptions {
+        mutual_tls: true,
+        env: vec![(
+            "DISPATCH311_HEALTH_ADDR".into(),
+            format!("127.0.0.1:{health_port}"),
+        )],
+        ..SuiteOptions::only(&[Service::Intake])
+    })
+    .await?;
+    let plaintext = Endpoint::from_shared(format!("http://127.0.0.1:{health_port}"))?
+        .connect()
+        .await?;
+    let answer = HealthClient::new(plaintext.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(answer.status, ServingStatus::Serving as i32);
+    // health is all there is on that port
+    let refused = IntakeServiceClient::new(plaintext)
+        .get_service_request(dispatch311_proto::intake::v1::GetServiceRequestRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+    // and the API's own port still turns plaintext away
+    let api = Endpoint::from_shared(suite.url(Service::Intake).replace("https://", "http://"))?;
+    assert!(file_through(&suite, api).await.is_err());
+    suite.stop().await
+}
