@@ -133,7 +133,9 @@ impl GrpcServer {
         // the same reporter's answers, alone and in plaintext, for probes
         let health_only = match self.health_listener {
             Some(listener) => {
-                let address = listener.local_addr().context("reading the health listener's address")?;
+                let address = listener
+                    .local_addr()
+                    .context("reading the health listener's address")?;
                 tracing::info!(%address, "serving grpc health alone, in plaintext, for probes");
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                 let server = Server::builder()
