@@ -319,6 +319,9 @@ impl Suite {
             // replays file thousands of requests as one integrator; the test of
             // the limits sets its own through the options
             .env("DISPATCH311_RATE_LIMIT_PER_SECOND", "1000000")
+            // tests file one complaint after another at the same few places:
+            // each is a job of its own unless a test of linking says otherwise
+            .env("DISPATCH311_LINK_DUPLICATES", "false")
             // where each service reaches the others (survey calls intake)
             .envs(Service::ALL.iter().map(|other| {
                 (

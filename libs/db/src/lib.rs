@@ -83,10 +83,7 @@ pub async fn connect(config: &DbConfig) -> anyhow::Result<PgPool> {
     let mut conn = PgConnection::connect_with(&options)
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(&config.url)))?;
-    let create = format!("CREATE SCHEMA IF NOT EXISTS {}", config.schema);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-        .execute(&mut conn)
-        .await?;
+    create_schema(&mut conn, config.schema).await?;
     conn.close().await?;
 
     let pool = PgPoolOptions::new()
@@ -95,6 +92,34 @@ pub async fn connect(config: &DbConfig) -> anyhow::Result<PgPool> {
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+/// Creates `schema` unless it exists. Replicas starting at once take turns
+/// (a transaction's advisory lock): two concurrent `CREATE SCHEMA IF NOT
+/// EXISTS` can fail on the catalog's unique index. A schema the operator
+/// made beforehand is left alone, so the role then needs no CREATE right on
+/// the database.
+async fn create_schema(conn: &mut PgConnection, schema: &str) -> anyhow::Result<()> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(&mut *conn)
+            .await?;
+    if exists {
+        return Ok(());
+    }
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('dispatch311 schema ' || $1))")
+        .bind(schema)
+        .execute(&mut *tx)
+        .await?;
+    let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("cannot create schema {schema}"))?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Applies the service's migrations (sqlx keeps its bookkeeping table in the

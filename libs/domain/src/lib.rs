@@ -6,6 +6,7 @@ pub mod address_columns;
 pub mod bounds;
 pub mod complaint_type;
 pub mod distance;
+pub mod duplicates;
 pub mod event_log;
 pub mod sr_number;
 pub mod status;

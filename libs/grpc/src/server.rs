@@ -72,6 +72,16 @@ impl GrpcServer {
         }
     }
 
+    /// A server of `routes` built elsewhere; `served` names the services
+    /// health reports.
+    pub fn with_routes(routes: Routes, served: &[&'static str], auth: AuthLayer) -> Self {
+        Self {
+            routes,
+            served: served.to_vec(),
+            ..Self::new(auth)
+        }
+    }
+
     /// Also serves grpc.health.v1, and nothing else, on `listener` in
     /// plaintext even when the API is mutual TLS: the kubelet's native gRPC
     /// probes cannot present a client certificate. Health says nothing a
@@ -225,29 +235,10 @@ pub async fn serve(
     tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    serve_with_health(listener, None, routes, served, auth, tls, shutdown).await
-}
-
-/// [`serve`], with grpc.health.v1 also served alone, in plaintext, on
-/// `health_listener` (see [`GrpcServer::with_health_listener`]).
-pub async fn serve_with_health(
-    listener: TcpListener,
-    health_listener: Option<TcpListener>,
-    routes: Routes,
-    served: &[&'static str],
-    auth: AuthLayer,
-    tls: Option<TlsConfig>,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    let server = GrpcServer {
-        routes,
-        served: served.to_vec(),
-        drain_timeout: DEFAULT_DRAIN_TIMEOUT,
-        auth,
-        tls,
-        health_listener,
-    };
-    server.serve(listener, shutdown).await
+    GrpcServer::with_routes(routes, served, auth)
+        .with_tls(tls)
+        .serve(listener, shutdown)
+        .await
 }
 
 /// Reflection over every dispatch311 API and the health API.

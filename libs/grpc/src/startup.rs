@@ -75,6 +75,17 @@ pub struct ServiceSettings {
     pub health_addr: Option<SocketAddr>,
 }
 
+impl ServiceSettings {
+    /// The service's own database URL, when it has one, instead of the
+    /// shared `DATABASE_URL` (an empty one counts as none).
+    pub fn with_database_url(mut self, own: Option<String>) -> Self {
+        if let Some(url) = own.filter(|url| !url.trim().is_empty()) {
+            self.db.url = url;
+        }
+        self
+    }
+}
+
 /// The settings of the parts every service has.
 pub struct Foundations<'a> {
     pub settings: &'a ServiceSettings,
@@ -106,14 +117,13 @@ impl Foundations<'_> {
             Some(addr) => Some(crate::metrics::bind(addr).await?),
             None => None,
         };
-        let health = match settings.health_addr {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (DISPATCH311_HEALTH_ADDR)"))?,
-            ),
-            None => None,
-        };
+        let health =
+            match settings.health_addr {
+                Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                    format!("cannot listen on {addr} (DISPATCH311_HEALTH_ADDR)")
+                })?),
+                None => None,
+            };
         Ok(Started {
             pool,
             queue,
@@ -181,16 +191,9 @@ impl Server {
                 crate::metrics::serve(listener, workers.stop_token()),
             );
         }
-        serve_with_workers(
-            self.listener,
-            self.health,
-            api.routes,
-            &api.names,
-            self.auth,
-            self.tls,
-            shutdown,
-            workers,
-        )
-        .await
+        let server = crate::GrpcServer::with_routes(api.routes, &api.names, self.auth)
+            .with_tls(self.tls)
+            .with_health_listener(self.health);
+        serve_with_workers(self.listener, server, shutdown, workers).await
     }
 }

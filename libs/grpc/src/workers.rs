@@ -88,15 +88,11 @@ impl<E: Display + Send + 'static> WorkerResult for Result<(), E> {
     }
 }
 
-/// Serves `routes` (see [`crate::serve`]) until `shutdown` resolves or a worker
+/// Serves `server` on `listener` until `shutdown` resolves or a worker
 /// fails, then stops the workers.
 pub(crate) async fn serve_with_workers(
     listener: tokio::net::TcpListener,
-    health_listener: Option<tokio::net::TcpListener>,
-    routes: tonic::service::Routes,
-    served: &[&'static str],
-    auth: dispatch311_auth::AuthLayer,
-    tls: Option<crate::tls::TlsConfig>,
+    server: crate::GrpcServer,
     shutdown: impl Future<Output = ()> + Send + 'static,
     workers: Workers,
 ) -> anyhow::Result<()> {
@@ -107,16 +103,7 @@ pub(crate) async fn serve_with_workers(
             _ = failure.cancelled() => {}
         }
     };
-    let served = crate::server::serve_with_health(
-        listener,
-        health_listener,
-        routes,
-        served,
-        auth,
-        tls,
-        stop_serving,
-    )
-    .await;
+    let served = server.serve(listener, stop_serving).await;
     let stopped = workers.stop().await;
     served.and(stopped)
 }

@@ -40,6 +40,15 @@ pub struct DispatchArgs {
     pub rules: DispatchRules,
     #[command(flatten)]
     pub event_log: EventLogArgs,
+    /// A database of dispatch's own (e.g. on an instance apart); unset: the
+    /// shared `DATABASE_URL`.
+    #[arg(
+        long = "dispatch-database-url",
+        env = "DISPATCH311_DISPATCH_DATABASE_URL",
+        value_name = "DISPATCH311_DISPATCH_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub own_database_url: Option<String>,
     #[command(flatten)]
     pub service: ServiceArgs,
     #[command(flatten)]
@@ -68,7 +77,10 @@ impl DispatchConfig {
     pub fn from_args(args: DispatchArgs) -> anyhow::Result<Self> {
         Ok(Self {
             listen_addr: args.listen_addr,
-            service: args.service.settings(crate::SCHEMA)?,
+            service: args
+                .service
+                .settings(crate::SCHEMA)?
+                .with_database_url(args.own_database_url),
             photos: args.photos,
             rules: args.rules,
             event_log: args.event_log.config()?,
@@ -248,6 +260,17 @@ pub struct DispatchRules {
         value_parser = seconds
     )]
     pub sla_override: Option<Duration>,
+    /// Whether a routed report of an open job's incident is linked to that
+    /// job (routing's duplicate rule for its type); false: every request is
+    /// a job of its own, for a rollout or a test of one job at a time.
+    #[arg(
+        long = "link-duplicates",
+        env = "DISPATCH311_LINK_DUPLICATES",
+        value_name = "DISPATCH311_LINK_DUPLICATES",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub link_duplicates: bool,
 }
 
 impl Default for DispatchRules {
@@ -261,6 +284,7 @@ impl Default for DispatchRules {
             burst_window: Duration::from_secs(600),
             far_from_scene_m: 500.0,
             sla_override: None,
+            link_duplicates: true,
         }
     }
 }

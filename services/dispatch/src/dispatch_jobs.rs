@@ -13,7 +13,7 @@ use dispatch311_telemetry::attributes::{self, set_on_current};
 use prost::Message;
 
 use crate::{
-    jobs::lifecycle::Lifecycle,
+    jobs::{duplicates::queue_or_link, lifecycle::Lifecycle},
     store::{Enqueued, NewJob, Store, StoreError},
 };
 
@@ -74,7 +74,7 @@ impl DispatchJobHandler {
 
 impl JobHandler for DispatchJobHandler {
     async fn handle(&self, delivery: Delivery) -> Outcome {
-        let job = match DispatchJob::decode(delivery.envelope.payload.as_slice()) {
+        let mut job = match DispatchJob::decode(delivery.envelope.payload.as_slice()) {
             Ok(job) => job,
             Err(e) => {
                 return Outcome::DeadLetter {
@@ -84,6 +84,9 @@ impl JobHandler for DispatchJobHandler {
         };
         set_on_current(attributes::SR_NUMBER, job.sr_number.clone());
         set_on_current(attributes::PRECINCT, job.precinct.clone());
+        if !self.lifecycle.rules.link_duplicates {
+            job.duplicate_rule = None;
+        }
         let new = match self.store.new_job(job) {
             Ok(new) => Arc::new(new),
             Err(StoreError::InvalidJob(reason)) => return Outcome::DeadLetter { reason },
@@ -108,24 +111,59 @@ impl JobHandler for DispatchJobHandler {
                 tracing::info!(%sr_number, %job_id, "request already has a job; nothing queued");
                 self.auto_assign(job_id, offer_to_auto_assign).await
             }
-            Ok(Ok(None)) => {
-                Outcome::retry("another delivery of this request is queueing it right now")
+            Ok(Ok(Some(Enqueued::Linked {
+                job_id,
+                new: linked_now,
+            }))) => {
+                self.relay_wakeup.notify_one();
+                if linked_now {
+                    crate::jobs::metrics::report_linked(&new);
+                }
+                tracing::info!(%sr_number, %job_id, new = linked_now, "request linked to the open job of its incident");
+                Outcome::Done
             }
+            Ok(Ok(None)) => Outcome::retry(
+                "another delivery of this request, or a change to its incident's job, is under way",
+            ),
             Ok(Err(error)) => Outcome::retry(format!("database: {error}")),
             Err(stopped) => Outcome::retry(stopped.to_string()),
         }
     }
 }
 
-/// One batch: a statement per round (a request at most once per statement),
-/// a result per job.
+/// What a round holds at most once: a request, and a request whose reports
+/// are linked holds its incident (two reports of one incident are never
+/// decided in one round, so the second sees the first's job).
+#[derive(PartialEq, Eq, Hash)]
+enum RoundKey {
+    Request(uuid::Uuid),
+    Incident(String, String),
+}
+
+fn round_key(job: &NewJob) -> RoundKey {
+    if job.job.duplicate_rule.is_some() {
+        RoundKey::Incident(job.precinct.clone(), job.job.complaint_type.to_lowercase())
+    } else {
+        RoundKey::Request(job.sr_id)
+    }
+}
+
+/// One batch: a statement per round (a request, and an incident, at most
+/// once per round), a result per job. A round with reports to link is
+/// written under its incidents' locks (`jobs::duplicates`).
 async fn enqueue_batch(store: &Store, jobs: Vec<Arc<NewJob>>) -> Vec<Queued> {
     write_in_rounds(
         &jobs,
-        |job| job.sr_id,
+        |job| round_key(job),
         |round| {
             let statement: Vec<&NewJob> = round.into_iter().map(|job| &**job).collect();
-            async move { store.enqueue(&statement).await }
+            async move {
+                if statement.iter().any(|job| job.job.duplicate_rule.is_some()) {
+                    queue_or_link(store, &statement).await
+                } else {
+                    store.enqueue(&statement).await
+                }
+            }
         },
     )
     .await

@@ -99,6 +99,15 @@ pub struct IntakeArgs {
         value_parser = clap::value_parser!(u32).range(1..=86_400)
     )]
     pub retention_sweep_secs: u32,
+    /// A database of intake's own (e.g. on an instance apart); unset: the
+    /// shared `DATABASE_URL`.
+    #[arg(
+        long = "intake-database-url",
+        env = "DISPATCH311_INTAKE_DATABASE_URL",
+        value_name = "DISPATCH311_INTAKE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub own_database_url: Option<String>,
     #[command(flatten)]
     pub service: ServiceArgs,
     #[command(flatten)]
@@ -149,7 +158,10 @@ impl IntakeConfig {
             |d: Duration| chrono::Duration::from_std(d).expect("at most ten years fit chrono");
         Ok(Self {
             listen_addr: args.listen_addr,
-            service: args.service.settings(crate::SCHEMA)?,
+            service: args
+                .service
+                .settings(crate::SCHEMA)?
+                .with_database_url(args.own_database_url),
             photos: args.photos,
             city_bounds: args.city_bounds.unwrap_or(CityBounds::NEW_YORK_CITY),
             reconcile_after: args.reconcile_after,

@@ -38,6 +38,15 @@ pub struct RoutingArgs {
         value_name = "DISPATCH311_PRECINCT_MAP"
     )]
     pub precinct_map_path: Option<PathBuf>,
+    /// A database of routing's own (e.g. on an instance apart); unset: the
+    /// shared `DATABASE_URL`.
+    #[arg(
+        long = "routing-database-url",
+        env = "DISPATCH311_ROUTING_DATABASE_URL",
+        value_name = "DISPATCH311_ROUTING_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub own_database_url: Option<String>,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -62,7 +71,10 @@ impl RoutingConfig {
         let path = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
         Ok(Self {
             listen_addr: args.listen_addr,
-            service: args.service.settings(crate::SCHEMA)?,
+            service: args
+                .service
+                .settings(crate::SCHEMA)?
+                .with_database_url(args.own_database_url),
             rules_path: path(args.rules_path),
             precinct_map_path: path(args.precinct_map_path),
         })

@@ -74,6 +74,7 @@ pub fn decide(rules: &RuleTable, map: &PrecinctMap, request: &RouteRequest<'_>) 
             explanation,
             complaint_type: String::new(),
             police_matter: false,
+            duplicate_rule: None,
         };
     };
 
@@ -183,6 +184,10 @@ fn decision(
         explanation,
         complaint_type: rule.complaint_type.clone(),
         police_matter: rule.police_matter,
+        // only a dispatched job is linked to: a referral leaves the city's hands
+        duplicate_rule: rule
+            .duplicates
+            .filter(|_| outcome == RouteOutcome::Dispatch),
     }
 }
 

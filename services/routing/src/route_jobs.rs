@@ -82,7 +82,11 @@ impl JobHandler for RouteJobHandler {
                 Ok(None)
             }
             // routed before: send again what the first decision said
-            Ok(Ok(false)) => self.store.record_repeat(&new.job).await.map(Some),
+            Ok(Ok(false)) => self
+                .store
+                .record_repeat(&new.job, new.stored.decision.duplicate_rule)
+                .await
+                .map(Some),
             Ok(Err(error)) => return Outcome::retry(format!("database: {error}")),
             Err(stopped) => return Outcome::retry(stopped.to_string()),
         };

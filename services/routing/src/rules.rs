@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use dispatch311_domain::complaint_type::match_key;
-use dispatch311_proto::common::v1::Priority;
+use dispatch311_proto::common::v1::{DuplicateRule, Priority};
 use dispatch311_proto::routing::v1::{RouteOutcome, RoutingRule};
 use serde::Deserialize;
 use toml::Spanned;
@@ -69,6 +69,10 @@ pub struct Rule {
     pub police_matter: bool,
     /// Other names of the complaint type that route here, as the file spells them.
     pub aliases: Vec<String>,
+    /// How dispatch links more reports of one incident to one job; `None`
+    /// for referrals, for a rule that opts out, and when the file has no
+    /// `[duplicates]` table.
+    pub duplicates: Option<DuplicateRule>,
 }
 
 impl Rule {
@@ -84,6 +88,7 @@ impl Rule {
             aliases: self.aliases.clone(),
             needs_location: self.needs_location,
             police_matter: self.police_matter,
+            duplicate_rule: self.duplicates,
         }
     }
 }
@@ -159,6 +164,18 @@ pub enum RuleError {
         id: String,
         agency: String,
     },
+    #[error(
+        "routing rules line {line}: routing rule {id}: {field} is set but the file has no [duplicates] table to link reports by"
+    )]
+    DuplicatesWithoutDefaults {
+        line: usize,
+        id: String,
+        field: &'static str,
+    },
+    #[error("routing rules: [duplicates] window_minutes must be between 1 and {max}, not {value}")]
+    DuplicateWindow { value: u32, max: u32 },
+    #[error("routing rules: [duplicates] radius_m must be at most {max}, not {value}")]
+    DuplicateRadius { value: u32, max: u32 },
     #[error("routing rules line {line}: agency '{agency}' is listed twice")]
     DuplicateAgency { line: usize, agency: String },
     #[error(
@@ -202,8 +219,21 @@ struct RulesFile {
     /// Other name → the complaint type it stands for.
     #[serde(default)]
     aliases: BTreeMap<Spanned<String>, String>,
+    /// How reports of one incident are linked, for every dispatch rule
+    /// (a rule may narrow it); without it nothing is linked.
+    #[serde(default)]
+    duplicates: Option<RawDuplicates>,
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDuplicates {
+    radius_m: u32,
+    window_minutes: u32,
+    #[serde(default)]
+    raise_priority_at_reports: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +250,16 @@ struct RawRule {
     needs_location: Option<bool>,
     #[serde(default)]
     police_matter: Option<bool>,
+    /// Whether reports of one incident are linked (default: yes for dispatch
+    /// rules when the file has a `[duplicates]` table).
+    #[serde(default)]
+    link_duplicates: Option<bool>,
+    /// Linked reports must also share the descriptor (default false).
+    #[serde(default)]
+    duplicate_match_descriptor: Option<bool>,
+    /// A window of its own, in minutes, instead of `[duplicates]`'s.
+    #[serde(default)]
+    duplicate_window_minutes: Option<u32>,
 }
 
 /// Lookup key: complaint type and descriptor as the city files them, but
@@ -278,11 +318,16 @@ impl RuleTable {
             }
         }
 
+        let duplicates = file
+            .duplicates
+            .as_ref()
+            .map(duplicate_defaults)
+            .transpose()?;
         let mut ids = HashSet::new();
         let mut parsed = Vec::with_capacity(file.rule.len());
         for (offset, raw) in file.rule.into_iter().enumerate() {
             let line = line_of(raw.span());
-            let rule = validate(line, offset + 1, raw.into_inner())?;
+            let rule = validate(line, offset + 1, raw.into_inner(), duplicates)?;
             // An empty [agencies] table means "any agency" (small test tables).
             if !agencies.is_empty() && !agencies.contains_key(&rule.agency) {
                 return Err(RuleError::UnknownAgency {
@@ -458,7 +503,92 @@ fn line_at(text: &str, offset: usize) -> usize {
         + 1
 }
 
-fn validate(line: usize, position: usize, raw: RawRule) -> Result<Rule, RuleError> {
+/// The longest a duplicate window may be: a day. Longer, and a chronic
+/// condition's new reports would keep joining a job a crew already worked.
+const MAX_DUPLICATE_WINDOW_MINUTES: u32 = 24 * 60;
+/// The widest radius: a block's length. Wider, and two cars on one avenue
+/// would be one incident.
+const MAX_DUPLICATE_RADIUS_M: u32 = 200;
+
+fn duplicate_defaults(raw: &RawDuplicates) -> Result<DuplicateRule, RuleError> {
+    check_window(raw.window_minutes)?;
+    if raw.radius_m > MAX_DUPLICATE_RADIUS_M {
+        return Err(RuleError::DuplicateRadius {
+            value: raw.radius_m,
+            max: MAX_DUPLICATE_RADIUS_M,
+        });
+    }
+    Ok(DuplicateRule {
+        radius_m: raw.radius_m,
+        window_minutes: raw.window_minutes,
+        match_descriptor: false,
+        raise_priority_at_reports: raw.raise_priority_at_reports,
+    })
+}
+
+fn check_window(minutes: u32) -> Result<(), RuleError> {
+    if minutes == 0 || minutes > MAX_DUPLICATE_WINDOW_MINUTES {
+        return Err(RuleError::DuplicateWindow {
+            value: minutes,
+            max: MAX_DUPLICATE_WINDOW_MINUTES,
+        });
+    }
+    Ok(())
+}
+
+/// The rule's way of linking reports: the file's defaults narrowed by the
+/// rule's own fields; never for a referral.
+fn rule_duplicates(
+    line: usize,
+    id: &str,
+    outcome: RuleOutcome,
+    raw: &RawRule,
+    defaults: Option<DuplicateRule>,
+) -> Result<Option<DuplicateRule>, RuleError> {
+    let Some(defaults) = defaults else {
+        let set = [
+            ("link_duplicates", raw.link_duplicates.is_some()),
+            (
+                "duplicate_match_descriptor",
+                raw.duplicate_match_descriptor.is_some(),
+            ),
+            (
+                "duplicate_window_minutes",
+                raw.duplicate_window_minutes.is_some(),
+            ),
+        ];
+        if let Some((field, _)) = set.into_iter().find(|(_, set)| *set) {
+            return Err(RuleError::DuplicatesWithoutDefaults {
+                line,
+                id: id.to_owned(),
+                field,
+            });
+        }
+        return Ok(None);
+    };
+    if outcome != RuleOutcome::Dispatch || raw.link_duplicates == Some(false) {
+        return Ok(None);
+    }
+    let window_minutes = match raw.duplicate_window_minutes {
+        Some(minutes) => {
+            check_window(minutes)?;
+            minutes
+        }
+        None => defaults.window_minutes,
+    };
+    Ok(Some(DuplicateRule {
+        window_minutes,
+        match_descriptor: raw.duplicate_match_descriptor.unwrap_or(false),
+        ..defaults
+    }))
+}
+
+fn validate(
+    line: usize,
+    position: usize,
+    raw: RawRule,
+    duplicates: Option<DuplicateRule>,
+) -> Result<Rule, RuleError> {
     let empty = |field| RuleError::EmptyField {
         line,
         position,
@@ -483,6 +613,7 @@ fn validate(line: usize, position: usize, raw: RawRule) -> Result<Rule, RuleErro
     // An empty descriptor means "every descriptor", as in the API.
     let descriptor = raw
         .descriptor
+        .as_deref()
         .map(|descriptor| descriptor.trim().to_owned())
         .filter(|descriptor| !descriptor.is_empty());
     let Some(outcome) = RuleOutcome::parse(&raw.outcome) else {
@@ -508,6 +639,7 @@ fn validate(line: usize, position: usize, raw: RawRule) -> Result<Rule, RuleErro
     if outcome == RuleOutcome::Dispatch && !needs_location {
         return Err(RuleError::DispatchWithoutLocation { line, id });
     }
+    let duplicates = rule_duplicates(line, &id, outcome, &raw, duplicates)?;
     Ok(Rule {
         id,
         complaint_type,
@@ -521,6 +653,7 @@ fn validate(line: usize, position: usize, raw: RawRule) -> Result<Rule, RuleErro
             .police_matter
             .unwrap_or(outcome == RuleOutcome::Dispatch),
         aliases: Vec::new(),
+        duplicates,
     })
 }
 
@@ -821,6 +954,112 @@ mod tests {
     }
 
     #[test]
+    fn dispatch_rules_link_reports_by_the_files_duplicates_table_narrowed_per_rule() {
+        let text = r#"
+[duplicates]
+radius_m = 30
+window_minutes = 120
+raise_priority_at_reports = 3
+
+[[rule]]
+id = "driveway"
+complaint_type = "Blocked Driveway"
+outcome = "dispatch"
+agency = "NYPD"
+priority = "high"
+sla_minutes = 60
+
+[[rule]]
+id = "parking"
+complaint_type = "Illegal Parking"
+outcome = "dispatch"
+agency = "NYPD"
+priority = "normal"
+duplicate_match_descriptor = true
+duplicate_window_minutes = 30
+sla_minutes = 240
+
+[[rule]]
+id = "fireworks"
+complaint_type = "Illegal Fireworks"
+outcome = "dispatch"
+agency = "NYPD"
+priority = "normal"
+link_duplicates = false
+sla_minutes = 60
+
+[[rule]]
+id = "tree"
+complaint_type = "Dead Tree"
+outcome = "refer"
+agency = "DPR"
+priority = "normal"
+sla_minutes = 0
+"#;
+        let table = RuleTable::from_toml_str(text).unwrap();
+        let driveway = table.get("driveway").unwrap().duplicates.unwrap();
+        assert_eq!(
+            (
+                driveway.radius_m,
+                driveway.window_minutes,
+                driveway.match_descriptor
+            ),
+            (30, 120, false)
+        );
+        assert_eq!(driveway.raise_priority_at_reports, 3);
+        let parking = table.get("parking").unwrap().duplicates.unwrap();
+        assert_eq!(
+            (parking.window_minutes, parking.match_descriptor),
+            (30, true)
+        );
+        assert_eq!(table.get("fireworks").unwrap().duplicates, None);
+        assert_eq!(
+            table.get("tree").unwrap().duplicates,
+            None,
+            "a referral is never linked"
+        );
+        assert_eq!(
+            table.get("parking").unwrap().to_proto().duplicate_rule,
+            Some(parking)
+        );
+
+        // without the table nothing links, and a rule cannot ask to
+        let plain = rule_text(
+            "nypd-noise",
+            "Noise - Residential",
+            "dispatch",
+            "normal",
+            60,
+        );
+        assert_eq!(
+            RuleTable::from_toml_str(&plain).unwrap().rules()[0].duplicates,
+            None
+        );
+        let asked = format!("{plain}duplicate_window_minutes = 10\n");
+        let error = RuleTable::from_toml_str(&asked).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("duplicate_window_minutes is set but the file has no [duplicates] table"),
+            "{error}"
+        );
+        // a window or radius that would fold separate incidents together is refused
+        for (table, expected) in [
+            (
+                "[duplicates]\nradius_m = 30\nwindow_minutes = 0\n",
+                "window_minutes must be between 1 and 1440, not 0",
+            ),
+            (
+                "[duplicates]\nradius_m = 500\nwindow_minutes = 60\n",
+                "radius_m must be at most 200, not 500",
+            ),
+        ] {
+            let error = RuleTable::from_toml_str(&format!("{table}{plain}")).unwrap_err();
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+    }
+
+    #[test]
     fn empty_fields_and_empty_files_are_refused() {
         let text = rule_text("  ", "Noise - Residential", "dispatch", "normal", 60);
         let error = RuleTable::from_toml_str(&text).unwrap_err();
@@ -984,6 +1223,23 @@ needs_location = false
     fn shipped_table_loads_and_sends_police_work_to_nypd() {
         let table = RuleTable::load(SHIPPED_RULES).unwrap();
         for rule in table.rules() {
+            // reports of one incident are linked for police work only, and
+            // illegal parking's different violations are different cars
+            assert_eq!(
+                rule.duplicates.is_some(),
+                rule.outcome == RuleOutcome::Dispatch,
+                "rule {}",
+                rule.id
+            );
+            if let Some(duplicates) = rule.duplicates {
+                assert_eq!(duplicates.radius_m, 30, "rule {}", rule.id);
+                assert_eq!(
+                    duplicates.match_descriptor,
+                    rule.complaint_type == "Illegal Parking",
+                    "rule {}",
+                    rule.id
+                );
+            }
             // police work with a place goes to a precinct; a complaint about the
             // department itself (no place) is referred to the department
             assert_eq!(

@@ -7,7 +7,7 @@ use dispatch311_domain::{
     time::{from_timestamp, to_timestamp},
 };
 use dispatch311_proto::{
-    common::v1::{Priority, ServiceRequestStatus},
+    common::v1::{DuplicateRule, Priority, ServiceRequestStatus},
     jobs::v1::{DispatchJob, RouteJob, StatusUpdate},
     routing::v1::{RouteDecision, RouteOutcome},
 };
@@ -229,7 +229,13 @@ impl Store {
     /// job): writes again what its first decision said, which is how
     /// requests whose jobs were lost with Redis get through; consumers
     /// ignore duplicates.
-    pub async fn record_repeat(&self, job: &RouteJob) -> StoreResult<StoredDecision> {
+    /// `duplicate_rule` is the rule's way of linking reports as the table
+    /// says now (decisions do not store it).
+    pub async fn record_repeat(
+        &self,
+        job: &RouteJob,
+        duplicate_rule: Option<DuplicateRule>,
+    ) -> StoreResult<StoredDecision> {
         let sr_id = Uuid::parse_str(&job.sr_id)
             .map_err(|_| StoreError::InvalidJob(format!("sr_id {}", job.sr_id)))?;
         let mut tx = self.pool.begin().await?;
@@ -238,7 +244,8 @@ impl Store {
             .fetch_one(&mut *tx)
             .instrument(dispatch311_db::statement_span("SELECT", "route_decisions"))
             .await?;
-        let stored = decision_from_row(&row);
+        let mut stored = decision_from_row(&row);
+        stored.decision.duplicate_rule = duplicate_rule;
         let jobs = outputs(job, &stored)?;
         let (queues, envelopes) = outbox::columns(&jobs);
         sqlx::query(
@@ -291,6 +298,7 @@ fn outputs(job: &RouteJob, stored: &StoredDecision) -> StoreResult<Vec<outbox::O
             description_for_responders: job.description_for_responders.clone(),
             photo_ids: job.photo_ids.clone(),
             police_matter: stored.police_matter,
+            duplicate_rule: stored.decision.duplicate_rule,
         };
         rows.push(outbox::prepare(
             queues::DISPATCH,
@@ -395,6 +403,8 @@ fn decision_from_row(row: &PgRow) -> StoredDecision {
             explanation: serde_json::from_value(explanation).unwrap_or_default(),
             complaint_type: row.get("rule_complaint_type"),
             police_matter: police_matter.unwrap_or(true),
+            // not stored: a repeat takes the rule's as the table says now
+            duplicate_rule: None,
         },
         decided_at: row.get("decided_at"),
         sla_due_at: row.get("sla_due_at"),

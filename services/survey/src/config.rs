@@ -64,6 +64,15 @@ pub struct SurveyArgs {
         value_parser = purge_every
     )]
     pub purge_every: Duration,
+    /// A database of survey's own (e.g. on an instance apart); unset: the
+    /// shared `DATABASE_URL`.
+    #[arg(
+        long = "survey-database-url",
+        env = "DISPATCH311_SURVEY_DATABASE_URL",
+        value_name = "DISPATCH311_SURVEY_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub own_database_url: Option<String>,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -89,7 +98,10 @@ impl SurveyConfig {
     pub fn from_args(args: SurveyArgs) -> anyhow::Result<Self> {
         Ok(Self {
             listen_addr: args.listen_addr,
-            service: args.service.settings(crate::SCHEMA)?,
+            service: args
+                .service
+                .settings(crate::SCHEMA)?
+                .with_database_url(args.own_database_url),
             intake_url: args.intake_url,
             token_ttl: args.token_ttl,
             token_purge_after: args.token_purge_after,

@@ -149,16 +149,26 @@ impl JobChange {
         Ok(sequence)
     }
 
-    /// Tells intake a status change of the request (its id, time and source
-    /// are filled in here).
+    /// Tells intake a status change of the request and of every report
+    /// linked to the job, which follow it (ids, time and source are filled
+    /// in here).
     pub fn tell_intake(&mut self, update: StatusUpdate) -> Result<(), QueueError> {
         let update = StatusUpdate {
-            sr_id: self.before.sr_id.to_string(),
             occurred_at: Some(to_timestamp(self.now)),
             source: "dispatch".into(),
             ..update
         };
-        self.publish(queues::STATUS, kinds::STATUS_UPDATE, &update)
+        let requests: Vec<Uuid> = std::iter::once(self.before.sr_id)
+            .chain(self.before.reports.iter().map(|r| r.sr_id))
+            .collect();
+        for sr_id in requests {
+            let update = StatusUpdate {
+                sr_id: sr_id.to_string(),
+                ..update.clone()
+            };
+            self.publish_for(sr_id, queues::STATUS, kinds::STATUS_UPDATE, &update)?;
+        }
+        Ok(())
     }
 
     /// Sends `payload` to `queue` with the change, keyed by the job's request.
@@ -168,12 +178,19 @@ impl JobChange {
         kind: &str,
         payload: &impl Message,
     ) -> Result<(), QueueError> {
-        let row = dispatch311_queue::outbox::prepare(
-            queue,
-            kind,
-            &self.before.sr_id.to_string(),
-            payload,
-        )?;
+        self.publish_for(self.before.sr_id, queue, kind, payload)
+    }
+
+    /// Sends `payload` to `queue` with the change, keyed by request `sr_id`
+    /// (the job's own or a linked report's).
+    pub fn publish_for(
+        &mut self,
+        sr_id: Uuid,
+        queue: &str,
+        kind: &str,
+        payload: &impl Message,
+    ) -> Result<(), QueueError> {
+        let row = dispatch311_queue::outbox::prepare(queue, kind, &sr_id.to_string(), payload)?;
         self.outbox.push(row);
         Ok(())
     }

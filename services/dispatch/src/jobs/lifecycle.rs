@@ -249,6 +249,18 @@ impl Lifecycle {
                     origin_traceparent: job.origin_traceparent.clone(),
                 };
                 change.publish(queues::CLOSED, kinds::CLOSED, &closed)?;
+                // every report of the incident is closed with the job, and
+                // each complainant who consented is surveyed
+                for report in &job.reports {
+                    let closed = ClosedEvent {
+                        sr_id: report.sr_id.to_string(),
+                        sr_number: report.sr_number.clone(),
+                        complainant_consented: report.complainant_consented,
+                        origin_traceparent: report.origin_traceparent.clone(),
+                        ..closed.clone()
+                    };
+                    change.publish_for(report.sr_id, queues::CLOSED, kinds::CLOSED, &closed)?;
+                }
                 Ok(change)
             })
             .await?;
@@ -729,19 +741,24 @@ pub async fn requeue(
     crate::store::set_requeued(conn, job.job_id, at).await?;
     store_units::release(conn, unit, job.job_id, AssignmentChange::Unassigned, at).await?;
     let sequence = events::append(conn, job.job_id, &event).await?;
-    outputs::tell_intake(
-        conn,
-        PublicChange {
-            sr_id: &job.sr_id.to_string(),
-            status: ServiceRequestStatus::Queued,
-            message: public_message.to_string(),
-            transition_key: format!("dispatch:requeued:{}", job.assignment_number),
-            sequence,
-            at,
-            resolution: None,
-        },
-    )
-    .await?;
+    // the job's own request and every report linked to it
+    let mut requests = vec![job.sr_id];
+    requests.extend(crate::store::linked_requests(conn, job.job_id).await?);
+    for sr_id in requests {
+        outputs::tell_intake(
+            conn,
+            PublicChange {
+                sr_id: &sr_id.to_string(),
+                status: ServiceRequestStatus::Queued,
+                message: public_message.to_string(),
+                transition_key: format!("dispatch:requeued:{}", job.assignment_number),
+                sequence,
+                at,
+                resolution: None,
+            },
+        )
+        .await?;
+    }
     Ok(())
 }
 

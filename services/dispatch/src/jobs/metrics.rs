@@ -35,6 +35,7 @@ struct JobMetrics {
     reopened: Counter<u64>,
     sla_breaches: Counter<u64>,
     ack_timeouts: Counter<u64>,
+    reports_linked: Counter<u64>,
 }
 
 /// Made on first use, after telemetry was set up.
@@ -78,6 +79,13 @@ fn metrics() -> &'static JobMetrics {
                 .with_unit("{job}")
                 .with_description("Assignments not acknowledged in time, back in the queue")
                 .build(),
+            reports_linked: meter
+                .u64_counter("dispatch311.job.reports_linked")
+                .with_unit("{report}")
+                .with_description(
+                    "Requests linked to the open job of their incident instead of queued as jobs",
+                )
+                .build(),
         }
     })
 }
@@ -114,6 +122,18 @@ pub fn job_queued(new: &NewJob) {
             &[borough, priority, KeyValue::new("step", "queued")],
         );
     }
+}
+
+/// Records a request linked to the open job of its incident.
+pub fn report_linked(new: &NewJob) {
+    let borough_name = new
+        .job
+        .address
+        .as_ref()
+        .map_or("", |address| address.borough.as_str());
+    metrics()
+        .reports_linked
+        .add(1, &labels(borough_name, new.priority));
 }
 
 /// One of the five boroughs, or "unspecified": anything else a record

@@ -7,6 +7,7 @@ pub mod assignment;
 mod auto_assign;
 pub mod change;
 pub mod commands;
+pub mod duplicates;
 pub mod error;
 pub mod lifecycle;
 mod messages;

@@ -119,7 +119,10 @@ macro_rules! read_job_and_units {
             array(SELECT f.raised_at FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_raised_at, \
             array(SELECT f.dedup_key FROM job_flags f WHERE f.job_id = j.job_id ORDER BY f.id) AS flag_keys, \
             coalesce((SELECT s.auto_assign FROM precinct_settings s WHERE s.precinct = j.precinct), false) \
-                AS auto_assign, "
+                AS auto_assign, \
+            (SELECT coalesce(json_agg(json_build_object('sr_id', r.sr_id, 'sr_number', r.sr_number, \
+                'complainant_consented', r.complainant_consented, 'origin_traceparent', r.origin_traceparent) \
+                ORDER BY r.linked_at, r.sr_number), '[]') FROM job_reports r WHERE r.job_id = j.job_id) AS reports_json, "
     };
 }
 
@@ -285,7 +288,9 @@ impl Store {
             location: d.latitude.zip(d.longitude),
         });
         let recent: i64 = row.try_get("closer_recent_closures")?;
-        let job = job_row(&row);
+        let mut job = job_row(&row);
+        let reports: sqlx::types::Json<Vec<super::LinkedReport>> = row.try_get("reports_json")?;
+        job.reports = reports.0;
         // whatever changes the job is a trace of its own: it links back to
         // the one that queued it, and names the request
         propagation::link_current_to_request(&job.origin_traceparent, &job.sr_number);
@@ -438,6 +443,12 @@ impl Store {
             .map_err(conflict_or_error)?
             .ok_or(StoreError::Conflict)?;
         let mut view = job_from_row(&row);
+        view.linked_sr_numbers = change
+            .before
+            .reports
+            .iter()
+            .map(|r| r.sr_number.clone())
+            .collect();
         view.flags = flags_as_read.to_vec();
         view.flags.extend(change.flags.iter().map(|f| Flag {
             kind: f.kind as i32,
@@ -452,11 +463,15 @@ impl Store {
     /// The job of request `sr_id`, if it has one.
     pub async fn job_of_request(&self, sr_id: Uuid) -> StoreResult<Option<Uuid>> {
         Ok(
-            sqlx::query_scalar("SELECT job_id FROM jobs WHERE sr_id = $1")
-                .bind(sr_id)
-                .fetch_optional(self.pool())
-                .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
-                .await?,
+            // a linked report's request finds the job it is a report of
+            sqlx::query_scalar(
+                "SELECT job_id FROM jobs WHERE sr_id = $1 \
+                 UNION ALL SELECT job_id FROM job_reports WHERE sr_id = $1 LIMIT 1",
+            )
+            .bind(sr_id)
+            .fetch_optional(self.pool())
+            .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
+            .await?,
         )
     }
 

@@ -22,6 +22,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub mod changes;
+pub mod duplicates;
 pub mod event_log;
 pub mod events;
 pub mod feed;
@@ -73,6 +74,9 @@ pub enum Enqueued {
         job_id: Uuid,
         offer_to_auto_assign: bool,
     },
+    /// The request is another report of an open job's incident: linked to
+    /// that job (now, or by an earlier delivery).
+    Linked { job_id: Uuid, new: bool },
 }
 
 /// A routed request ready to be queued ([`Store::new_job`], [`Store::enqueue`]).
@@ -97,6 +101,13 @@ pub struct NewJob {
     told: outbox::OutboxRow,
     sla_timer: Option<outbox::OutboxRow>,
     pub job: DispatchJob,
+}
+
+impl NewJob {
+    /// When the complainant filed the request.
+    pub fn filed_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
 }
 
 /// New jobs as the parallel arrays [`Store::enqueue`] unnests; a job's
@@ -190,8 +201,9 @@ pub struct Store {
     sla_override: Option<Duration>,
 }
 
-pub(crate) const JOB_COLUMNS: &str =
-    "jobs.*, (SELECT call_sign FROM units u WHERE u.unit_id = jobs.unit_id) AS unit_call_sign";
+pub(crate) const JOB_COLUMNS: &str = "jobs.*, (SELECT call_sign FROM units u WHERE u.unit_id = jobs.unit_id) AS unit_call_sign, \
+     array(SELECT r.sr_number FROM job_reports r WHERE r.job_id = jobs.job_id ORDER BY r.linked_at, r.sr_number) \
+        AS linked_sr_numbers";
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
@@ -299,121 +311,7 @@ impl Store {
     /// Returns, per job, what was done, or `None` when another delivery of
     /// the same request is queueing it right now (try again).
     pub async fn enqueue(&self, jobs: &[&NewJob]) -> StoreResult<Vec<Option<Enqueued>>> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut c = JobColumns::default();
-        for (ord, job) in jobs.iter().enumerate() {
-            c.push(ord as i32, job);
-        }
-        let rows = sqlx::query(
-            "WITH input AS ( \
-                SELECT * FROM unnest($1::int4[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
-                    $7::float8[], $8::float8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-                    $14::text[], $15::text[], $16::int2[], $17::timestamptz[], $18::timestamptz[], \
-                    $19::timestamptz[], $20::timestamptz[], $21::int4[], $22::bool[], $23::bool[], $24::text[], \
-                    $25::text[], $26::text[], $27::bytea[], $28::bytea[], $32::text[], $33::text[]) \
-                AS i(ord, job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
-                    street_address, cross_street, borough, postal_code, agency, precinct, priority, \
-                    priority_rank, sla_due_at, created_at, routed_at, queued_at, photo_count, \
-                    complainant_consented, police_matter, description, reason, told_queue, told, sla_timer, \
-                    origin_traceparent, trace_id)), \
-             photos AS ( \
-                SELECT p.ord, array_agg(p.photo_id ORDER BY p.n) AS photo_ids \
-                FROM unnest($29::int4[], $30::uuid[]) WITH ORDINALITY AS p(ord, photo_id, n) GROUP BY p.ord), \
-             queued AS ( \
-                INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
-                    street_address, cross_street, borough, postal_code, agency, precinct, priority, priority_rank, \
-                    state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented, \
-                    police_matter, last_event_sequence, last_event_hash, description, photo_ids, \
-                    origin_traceparent) \
-                SELECT i.job_id, i.sr_id, i.sr_number, i.complaint_type, i.descriptor, i.latitude, i.longitude, \
-                    i.street_address, i.cross_street, i.borough, i.postal_code, i.agency, i.precinct, i.priority, \
-                    i.priority_rank, 'QUEUED', i.sla_due_at, i.created_at, i.routed_at, i.queued_at, \
-                    i.photo_count, i.complainant_consented, i.police_matter, 1, \
-                    job_event_hash('', i.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', NULL, NULL, NULL, \
-                        i.reason), \
-                    i.description, coalesce(p.photo_ids, '{}'), i.origin_traceparent \
-                FROM input i LEFT JOIN photos p USING (ord) ORDER BY i.ord \
-                ON CONFLICT (sr_id) DO NOTHING RETURNING job_id, last_event_hash), \
-             event AS ( \
-                INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
-                    previous_hash, hash, trace_id) \
-                SELECT q.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', i.reason, '', q.last_event_hash, \
-                    i.trace_id \
-                FROM queued q JOIN input i USING (job_id) ORDER BY i.ord), \
-             told AS ( \
-                INSERT INTO outbox (queue, envelope) SELECT i.told_queue, i.told FROM input i ORDER BY i.ord), \
-             sla_timer AS ( \
-                INSERT INTO outbox (queue, envelope) SELECT $31, i.sla_timer \
-                FROM queued q JOIN input i USING (job_id) WHERE i.sla_timer IS NOT NULL ORDER BY i.ord) \
-             SELECT q.job_id AS new_job, j.job_id AS existing_job, \
-                (q.job_id IS NOT NULL OR j.state = 'QUEUED') AND EXISTS ( \
-                    SELECT 1 FROM precinct_settings s WHERE s.precinct = i.precinct AND s.auto_assign) \
-                    AS offer_to_auto_assign \
-             FROM input i LEFT JOIN queued q USING (job_id) LEFT JOIN jobs j ON j.sr_id = i.sr_id \
-             ORDER BY i.ord",
-        )
-        // planned for each batch: a plan cached while the table was still
-        // empty joins it by a sequential scan until autovacuum first analyzes it
-        .persistent(false)
-        .bind(&c.ord)
-        .bind(&c.job_id)
-        .bind(&c.sr_id)
-        .bind(&c.sr_number)
-        .bind(&c.complaint_type)
-        .bind(&c.descriptor)
-        .bind(&c.latitude)
-        .bind(&c.longitude)
-        .bind(&c.address.street_address)
-        .bind(&c.address.cross_street)
-        .bind(&c.address.borough)
-        .bind(&c.address.postal_code)
-        .bind(&c.agency)
-        .bind(&c.precinct)
-        .bind(&c.priority)
-        .bind(&c.priority_rank)
-        .bind(&c.sla_due_at)
-        .bind(&c.created_at)
-        .bind(&c.routed_at)
-        .bind(&c.queued_at)
-        .bind(&c.photo_count)
-        .bind(&c.complainant_consented)
-        .bind(&c.police_matter)
-        .bind(&c.description)
-        .bind(&c.reason)
-        .bind(&c.told_queue)
-        .bind(&c.told)
-        .bind(&c.sla_timer)
-        .bind(&c.photo_ord)
-        .bind(&c.photo_id)
-        .bind(queues::DISPATCH_TIMERS)
-        .bind(&c.origin_traceparent)
-        .bind(&c.trace_id)
-        .fetch_all(&self.pool)
-        .instrument(dispatch311_db::statement_span("INSERT", "jobs"))
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let (new_job, existing_job): (Option<Uuid>, Option<Uuid>) =
-                    (row.get("new_job"), row.get("existing_job"));
-                let offer_to_auto_assign: Option<bool> = row.get("offer_to_auto_assign");
-                let offer_to_auto_assign = offer_to_auto_assign.unwrap_or(false);
-                match (new_job, existing_job) {
-                    (Some(job_id), _) => Some(Enqueued::New {
-                        job_id,
-                        offer_to_auto_assign,
-                    }),
-                    (None, Some(job_id)) => Some(Enqueued::AlreadyQueued {
-                        job_id,
-                        offer_to_auto_assign,
-                    }),
-                    // a concurrent insert of the same request has not committed yet
-                    (None, None) => None,
-                }
-            })
-            .collect())
+        insert_jobs(&self.pool, jobs).await
     }
 
     pub async fn get(&self, key: &JobKey) -> StoreResult<Option<Job>> {
@@ -429,7 +327,8 @@ impl Store {
             }
             JobKey::SrNumber(number) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs WHERE sr_number = $1"
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE sr_number = $1 \
+                     OR job_id = (SELECT job_id FROM job_reports WHERE sr_number = $1)"
                 )))
                 .bind(number)
                 .fetch_optional(&self.pool)
@@ -518,6 +417,129 @@ impl QueuePosition {
     }
 }
 
+/// [`Store::enqueue`] on `executor` (the pool, or a transaction that holds
+/// the incidents' locks: see `store::duplicates`).
+pub(crate) async fn insert_jobs<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    jobs: &[&NewJob],
+) -> StoreResult<Vec<Option<Enqueued>>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut c = JobColumns::default();
+    for (ord, job) in jobs.iter().enumerate() {
+        c.push(ord as i32, job);
+    }
+    let rows = sqlx::query(
+        "WITH input AS ( \
+            SELECT * FROM unnest($1::int4[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
+                $7::float8[], $8::float8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+                $14::text[], $15::text[], $16::int2[], $17::timestamptz[], $18::timestamptz[], \
+                $19::timestamptz[], $20::timestamptz[], $21::int4[], $22::bool[], $23::bool[], $24::text[], \
+                $25::text[], $26::text[], $27::bytea[], $28::bytea[], $32::text[], $33::text[]) \
+            AS i(ord, job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
+                street_address, cross_street, borough, postal_code, agency, precinct, priority, \
+                priority_rank, sla_due_at, created_at, routed_at, queued_at, photo_count, \
+                complainant_consented, police_matter, description, reason, told_queue, told, sla_timer, \
+                origin_traceparent, trace_id)), \
+         photos AS ( \
+            SELECT p.ord, array_agg(p.photo_id ORDER BY p.n) AS photo_ids \
+            FROM unnest($29::int4[], $30::uuid[]) WITH ORDINALITY AS p(ord, photo_id, n) GROUP BY p.ord), \
+         queued AS ( \
+            INSERT INTO jobs (job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
+                street_address, cross_street, borough, postal_code, agency, precinct, priority, priority_rank, \
+                state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented, \
+                police_matter, last_event_sequence, last_event_hash, description, photo_ids, \
+                origin_traceparent) \
+            SELECT i.job_id, i.sr_id, i.sr_number, i.complaint_type, i.descriptor, i.latitude, i.longitude, \
+                i.street_address, i.cross_street, i.borough, i.postal_code, i.agency, i.precinct, i.priority, \
+                i.priority_rank, 'QUEUED', i.sla_due_at, i.created_at, i.routed_at, i.queued_at, \
+                i.photo_count, i.complainant_consented, i.police_matter, 1, \
+                job_event_hash('', i.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', NULL, NULL, NULL, \
+                    i.reason), \
+                i.description, coalesce(p.photo_ids, '{}'), i.origin_traceparent \
+            FROM input i LEFT JOIN photos p USING (ord) ORDER BY i.ord \
+            ON CONFLICT (sr_id) DO NOTHING RETURNING job_id, last_event_hash), \
+         event AS ( \
+            INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
+                previous_hash, hash, trace_id) \
+            SELECT q.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', i.reason, '', q.last_event_hash, \
+                i.trace_id \
+            FROM queued q JOIN input i USING (job_id) ORDER BY i.ord), \
+         told AS ( \
+            INSERT INTO outbox (queue, envelope) SELECT i.told_queue, i.told FROM input i ORDER BY i.ord), \
+         sla_timer AS ( \
+            INSERT INTO outbox (queue, envelope) SELECT $31, i.sla_timer \
+            FROM queued q JOIN input i USING (job_id) WHERE i.sla_timer IS NOT NULL ORDER BY i.ord) \
+         SELECT q.job_id AS new_job, j.job_id AS existing_job, \
+            (q.job_id IS NOT NULL OR j.state = 'QUEUED') AND EXISTS ( \
+                SELECT 1 FROM precinct_settings s WHERE s.precinct = i.precinct AND s.auto_assign) \
+                AS offer_to_auto_assign \
+         FROM input i LEFT JOIN queued q USING (job_id) LEFT JOIN jobs j ON j.sr_id = i.sr_id \
+         ORDER BY i.ord",
+    )
+    // planned for each batch: a plan cached while the table was still
+    // empty joins it by a sequential scan until autovacuum first analyzes it
+    .persistent(false)
+    .bind(&c.ord)
+    .bind(&c.job_id)
+    .bind(&c.sr_id)
+    .bind(&c.sr_number)
+    .bind(&c.complaint_type)
+    .bind(&c.descriptor)
+    .bind(&c.latitude)
+    .bind(&c.longitude)
+    .bind(&c.address.street_address)
+    .bind(&c.address.cross_street)
+    .bind(&c.address.borough)
+    .bind(&c.address.postal_code)
+    .bind(&c.agency)
+    .bind(&c.precinct)
+    .bind(&c.priority)
+    .bind(&c.priority_rank)
+    .bind(&c.sla_due_at)
+    .bind(&c.created_at)
+    .bind(&c.routed_at)
+    .bind(&c.queued_at)
+    .bind(&c.photo_count)
+    .bind(&c.complainant_consented)
+    .bind(&c.police_matter)
+    .bind(&c.description)
+    .bind(&c.reason)
+    .bind(&c.told_queue)
+    .bind(&c.told)
+    .bind(&c.sla_timer)
+    .bind(&c.photo_ord)
+    .bind(&c.photo_id)
+    .bind(queues::DISPATCH_TIMERS)
+    .bind(&c.origin_traceparent)
+    .bind(&c.trace_id)
+    .fetch_all(executor)
+    .instrument(dispatch311_db::statement_span("INSERT", "jobs"))
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let (new_job, existing_job): (Option<Uuid>, Option<Uuid>) =
+                (row.get("new_job"), row.get("existing_job"));
+            let offer_to_auto_assign: Option<bool> = row.get("offer_to_auto_assign");
+            let offer_to_auto_assign = offer_to_auto_assign.unwrap_or(false);
+            match (new_job, existing_job) {
+                (Some(job_id), _) => Some(Enqueued::New {
+                    job_id,
+                    offer_to_auto_assign,
+                }),
+                (None, Some(job_id)) => Some(Enqueued::AlreadyQueued {
+                    job_id,
+                    offer_to_auto_assign,
+                }),
+                // a concurrent insert of the same request has not committed yet
+                (None, None) => None,
+            }
+        })
+        .collect())
+}
+
 pub(crate) fn job_from_row(row: &PgRow) -> Job {
     let job_id: Uuid = row.get("job_id");
     let sr_id: Uuid = row.get("sr_id");
@@ -572,6 +594,9 @@ pub(crate) fn job_from_row(row: &PgRow) -> Job {
         flags: Vec::new(),
         reopen_count: row.get::<i32, _>("reopen_count") as u32,
         description: row.get("description"),
+        report_count: row.get::<i32, _>("report_count").max(1) as u32,
+        // read where the view lists them (JOB_COLUMNS), not after a write
+        linked_sr_numbers: row.try_get("linked_sr_numbers").unwrap_or_default(),
     }
 }
 
@@ -623,6 +648,20 @@ impl Store {
         .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
         .await?)
     }
+}
+
+/// The requests of the reports linked to job `job_id`, first linked first.
+pub async fn linked_requests(
+    conn: &mut sqlx::PgConnection,
+    job_id: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT sr_id FROM job_reports WHERE job_id = $1 ORDER BY linked_at, sr_number",
+    )
+    .bind(job_id)
+    .fetch_all(conn)
+    .instrument(dispatch311_db::statement_span("SELECT", "job_reports"))
+    .await
 }
 
 /// A job whose unit was taken from it is queued again, in the caller's
@@ -705,6 +744,21 @@ pub struct JobRow {
     /// The W3C traceparent of the delivery that queued the job, which later
     /// work on it links to (empty for jobs queued before it was kept).
     pub origin_traceparent: String,
+    /// 1 plus the reports linked to the job.
+    pub report_count: i32,
+    /// The reports linked to the job, first linked first: what it tells
+    /// intake and the survey it tells each of them. Read for a change only
+    /// (empty elsewhere).
+    pub reports: Vec<LinkedReport>,
+}
+
+/// Another report of a job's incident, linked to the job.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct LinkedReport {
+    pub sr_id: Uuid,
+    pub sr_number: String,
+    pub complainant_consented: bool,
+    pub origin_traceparent: String,
 }
 
 #[cfg(test)]
@@ -750,6 +804,8 @@ impl JobRow {
             last_event_sequence: 1,
             last_event_hash: String::new(),
             origin_traceparent: String::new(),
+            report_count: 1,
+            reports: Vec::new(),
         }
     }
 }
@@ -817,5 +873,7 @@ pub fn job_row(row: &PgRow) -> JobRow {
         last_event_sequence: row.get("last_event_sequence"),
         last_event_hash: row.get("last_event_hash"),
         origin_traceparent: row.get("origin_traceparent"),
+        report_count: row.get("report_count"),
+        reports: Vec::new(),
     }
 }

@@ -1,3 +1,5 @@
+mod duplicate_replay;
+mod duplicates;
 mod event_log;
 mod lifecycle;
 mod relay;

@@ -3,6 +3,7 @@ mod flow;
 mod hostile;
 mod metrics;
 mod mutual_tls;
+mod own_database;
 mod redis_loss;
 mod replay;
 mod settings;

@@ -162,8 +162,7 @@ async fn with_mutual_tls_a_request_goes_all_the_way_and_callers_without_a_truste
 /// `DISPATCH311_HEALTH_ADDR` a service answers health alone, in plaintext,
 /// there, while its API stays mutual TLS only.
 #[tokio::test]
-async fn probes_reach_health_in_plaintext_on_its_own_port_and_nothing_else() -> anyhow::Result<()>
-{
+async fn probes_reach_health_in_plaintext_on_its_own_port_and_nothing_else() -> anyhow::Result<()> {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
