@@ -29,7 +29,7 @@ CARGO ?= cargo
 
 help: ## list the targets
 	@echo "dispatch311 — make <target>:"
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## install and start what the suite needs (Redis, PostgreSQL), check the Rust toolchain
 	@deploy/ensure-deps.sh
@@ -54,12 +54,17 @@ tour: ## the two-minute tour: file a request and follow it through the running s
 observe: ## start Prometheus scraping the running suite, with the alert rules: http://127.0.0.1:9090
 	@deploy/observe.sh
 
-test: deps ## run every test (against local Redis and PostgreSQL, and an S3-compatible server it installs), the Prometheus rules' too
+test: deps ## run every test (against local Redis and PostgreSQL, and an S3-compatible server it installs), the Prometheus rules' and the Kubernetes manifests' too
 	@deploy/check-prometheus-rules.sh
+	@deploy/check-k8s.sh
 	@deploy/ensure-s3-test-server.sh
 	@# the end-to-end tests start the real service binaries: build them first
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
+
+.PHONY: k8s
+k8s: ## render the Kubernetes overlays (deploy/k8s), validate them offline and check they agree with the code
+	@deploy/check-k8s.sh
 
 build: ## build every crate and binary
 	$(CARGO) build --workspace --bins
@@ -80,3 +85,16 @@ bench: deps ## benchmark a release build of the suite on a fresh database (print
 clean-db: ## drop test databases (d311_test_*) left behind by crashed tests
 	@deploy/ensure-postgres.sh
 	@deploy/clean-test-dbs.sh
+
+.PHONY: images compose-up compose-down compose-smoke
+images: ## build the four service images (and the base, PostgreSQL, Redis, Prometheus images); DISPATCH311_IMAGES_NO_BUILD=1 takes the release binaries as they are
+	@deploy/build-images.sh
+
+compose-up: ## start the compose stack (deploy/compose): PostgreSQL, Redis, the services, Prometheus, on loopback ports 51051-51054
+	@deploy/compose/up.sh
+
+compose-down: ## stop the compose stack (data volumes kept; DISPATCH311_COMPOSE_WIPE=1 removes them)
+	@deploy/compose/down.sh
+
+compose-smoke: ## the tour against the compose stack, and Prometheus scraping it
+	@deploy/compose/smoke.sh

@@ -237,3 +237,38 @@ service_answers() {
     host=${host#[}
     port_open "${host%]}" "${addr##*:}"
 }
+
+# render_prometheus_config OUT JOB=HOST:PORT...: deploy/prometheus/prometheus.yml
+# with each job's targets line set to the address given for it (`make observe`
+# and the compose stack); fails when a job has no such line, so a template that
+# no longer matches fails here rather than scraping the wrong port
+render_prometheus_config() {
+    local out=$1
+    shift
+    {
+        echo "# Made from deploy/prometheus/prometheus.yml with these targets;"
+        echo "# edit that file, not this one."
+        awk -v targets="$*" '
+            BEGIN {
+                n = split(targets, pairs, " ")
+                for (i = 1; i <= n; i++) {
+                    split(pairs[i], kv, "=")
+                    addr[kv[1]] = kv[2]
+                }
+            }
+            /^[[:space:]]*- job_name:/ { job = $NF; gsub(/["\047]/, "", job) }
+            /^[[:space:]]*- targets:/ && (job in addr) {
+                sub(/\[.*\]/, "[\"" addr[job] "\"]")
+                done[job] = 1
+            }
+            { print }
+            END {
+                for (j in addr) if (!(j in done)) {
+                    print "no targets line for job " j " in the template" > "/dev/stderr"
+                    exit 1
+                }
+            }
+        ' "$deploy_dir/prometheus/prometheus.yml"
+    } >"$out.tmp" || die "cannot make $out from deploy/prometheus/prometheus.yml"
+    mv "$out.tmp" "$out"
+}

@@ -46,38 +46,12 @@ stop_prometheus
 mkdir -p "$prometheus_dir" "$data_dir" "$run_dir" "$log_dir"
 
 # The effective configuration: the template with each job's targets line set
-# to its service's metrics address. Every job must have one, so a template
-# that no longer matches fails here rather than scraping the wrong port.
+# to its service's metrics address.
 targets=()
 for svc in "${services[@]}"; do
     targets+=("$svc=$(connect_addr "$(metrics_addr "$svc")")")
 done
-{
-    echo "# Made by deploy/observe.sh from deploy/prometheus/prometheus.yml, with the"
-    echo "# suite's metrics addresses; edit that file, not this one."
-    awk -v targets="${targets[*]}" '
-        BEGIN {
-            n = split(targets, pairs, " ")
-            for (i = 1; i <= n; i++) {
-                split(pairs[i], kv, "=")
-                addr[kv[1]] = kv[2]
-            }
-        }
-        /^[[:space:]]*- job_name:/ { job = $NF; gsub(/["\047]/, "", job) }
-        /^[[:space:]]*- targets:/ && (job in addr) {
-            sub(/\[.*\]/, "[\"" addr[job] "\"]")
-            done[job] = 1
-        }
-        { print }
-        END {
-            for (j in addr) if (!(j in done)) {
-                print "no targets line for job " j " in the template" > "/dev/stderr"
-                exit 1
-            }
-        }
-    ' "$template_dir/prometheus.yml"
-} >"$config.tmp" || die "cannot make $config from $template_dir/prometheus.yml"
-mv "$config.tmp" "$config"
+render_prometheus_config "$config" "${targets[@]}"
 cp "$template_dir/rules.yml" "$prometheus_dir/rules.yml"
 if ! check=$(promtool check config "$config" 2>&1); then
     printf '%s\n' "$check" >&2
