@@ -128,4 +128,5 @@ reading! {
     recommend_units(RecommendUnitsRequest) -> RecommendUnitsResponse;
     list_review_items(ListReviewItemsRequest) -> ListReviewItemsResponse;
     get_precinct_stats(GetPrecinctStatsRequest) -> GetPrecinctStatsResponse;
+    list_repeat_locations(ListRepeatLocationsRequest) -> ListRepeatLocationsResponse;
 }

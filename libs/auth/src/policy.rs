@@ -181,6 +181,8 @@ pub const POLICY: &[Rule] = rules! {
     DISPATCH "GetPrecinctStats" => OVERSIGHT;
     // the SREs operating the suite, and supervisors watching their precinct's pace
     DISPATCH "ListSlowJobs" => &[full(Supervisor), full(Admin), full(Auditor)];
+    // where complaints keep coming from, for the precinct's commanders and oversight
+    DISPATCH "ListRepeatLocations" => OVERSIGHT;
 
     SURVEY "ListClosedRequests" => SURVEY_SYSTEM;
     SURVEY "GetSurveyContact" => SURVEY_SYSTEM;

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod metrics;
 pub mod pagination;
+pub mod probe;
 mod server;
 pub mod startup;
 pub mod status;

@@ -1,6 +1,7 @@
 //! The gRPC adapter of the dispatch service.
 
 mod jobs;
+mod repeat_locations;
 mod slow_jobs;
 pub mod supervision;
 mod units;
@@ -176,6 +177,16 @@ impl DispatchService for DispatchApi {
     ) -> Result<Response<dispatch::ListSlowJobsResponse>, Status> {
         self.supervision
             .list_slow_jobs(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_repeat_locations(
+        &self,
+        request: Request<dispatch::ListRepeatLocationsRequest>,
+    ) -> Result<Response<dispatch::ListRepeatLocationsResponse>, Status> {
+        self.supervision
+            .list_repeat_locations(request.into_inner())
             .await
             .map(Response::new)
     }

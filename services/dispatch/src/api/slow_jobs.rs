@@ -91,7 +91,7 @@ impl Supervision {
 }
 
 /// A duration field: `default` when unset, a violation when negative or invalid.
-fn duration_field(
+pub(super) fn duration_field(
     value: Option<&prost_types::Duration>,
     field: &str,
     default: TimeDelta,

@@ -225,6 +225,9 @@ impl Supervision {
             share_with_summons: share(figures.closed_with_summons, figures.jobs_closed),
             sla_breaches: figures.sla_breaches,
             flagged_jobs: figures.flagged_jobs,
+            requests_received: figures.requests_received,
+            requests_closed: figures.requests_closed,
+            reports_per_job: share(figures.requests_received, figures.jobs_received),
         })
     }
 

@@ -1,5 +1,6 @@
 //! What supervisors and auditors read: jobs by filter, the review list of
-//! flagged jobs, a precinct's figures, and whether a job exists.
+//! flagged jobs, a precinct's figures and repeat locations, and whether a job
+//! exists.
 
 use std::collections::HashMap;
 
@@ -111,6 +112,9 @@ pub struct PrecinctFigures {
     pub closed_with_summons: i64,
     pub sla_breaches: i64,
     pub flagged_jobs: i64,
+    /// Each job's own request and the reports linked to it.
+    pub requests_received: i64,
+    pub requests_closed: i64,
 }
 
 /// `precinct`'s figures for the jobs first queued in `[start, end)`: the
@@ -123,7 +127,7 @@ pub async fn precinct_figures(
 ) -> StoreResult<PrecinctFigures> {
     let row = sqlx::query(
         "WITH received AS ( \
-            SELECT j.state, j.sla_breached, j.resolution_code, \
+            SELECT j.state, j.sla_breached, j.resolution_code, j.report_count, \
                 extract(epoch FROM (j.on_scene_at - j.assigned_at))::float8 AS to_arrival, \
                 CASE WHEN j.state = $4 THEN extract(epoch FROM (j.closed_at - j.assigned_at))::float8 END AS to_close, \
                 EXISTS (SELECT 1 FROM job_flags f WHERE f.job_id = j.job_id) AS flagged \
@@ -138,7 +142,9 @@ pub async fn precinct_figures(
             count(*) FILTER (WHERE to_close <= $5) AS closed_quickly, \
             count(*) FILTER (WHERE state = $4 AND resolution_code = $6) AS closed_with_summons, \
             count(*) FILTER (WHERE sla_breached) AS sla_breaches, \
-            count(*) FILTER (WHERE flagged) AS flagged_jobs \
+            count(*) FILTER (WHERE flagged) AS flagged_jobs, \
+            coalesce(sum(report_count), 0)::int8 AS requests_received, \
+            coalesce(sum(report_count) FILTER (WHERE state = $4), 0)::int8 AS requests_closed \
          FROM received",
     )
     .bind(precinct)
@@ -161,7 +167,70 @@ pub async fn precinct_figures(
         closed_with_summons: row.try_get("closed_with_summons")?,
         sla_breaches: row.try_get("sla_breaches")?,
         flagged_jobs: row.try_get("flagged_jobs")?,
+        requests_received: row.try_get("requests_received")?,
+        requests_closed: row.try_get("requests_closed")?,
     })
+}
+
+/// A place of a precinct and what was reported there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepeatLocation {
+    pub street_address: String,
+    pub borough: String,
+    pub jobs: i64,
+    pub requests: i64,
+    pub open_jobs: i64,
+    pub complaint_types: Vec<String>,
+    pub last_reported_at: DateTime<Utc>,
+}
+
+/// `precinct`'s places with more than one request among the jobs first
+/// reported since `since`, grouped by street address (case, spacing and
+/// punctuation aside), most requests first.
+pub async fn repeat_locations(
+    pool: &PgPool,
+    precinct: &str,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> StoreResult<Vec<RepeatLocation>> {
+    let rows = sqlx::query(
+        "WITH located AS ( \
+            SELECT upper(btrim(regexp_replace(j.street_address, '[[:space:].,]+', ' ', 'g'))) AS address, \
+                j.borough, j.complaint_type, j.report_count, j.state, \
+                greatest(j.created_at, (SELECT max(r.created_at) FROM job_reports r WHERE r.job_id = j.job_id)) \
+                    AS last_reported_at \
+            FROM jobs j WHERE j.precinct = $1 AND j.created_at >= $2) \
+         SELECT address, min(borough) AS borough, count(*) AS jobs, sum(report_count)::int8 AS requests, \
+            count(*) FILTER (WHERE state IN ('QUEUED', 'ASSIGNED', 'ACKNOWLEDGED', 'EN_ROUTE', 'ON_SCENE')) \
+                AS open_jobs, \
+            array_agg(DISTINCT complaint_type ORDER BY complaint_type) AS complaint_types, \
+            max(last_reported_at) AS last_reported_at \
+         FROM located WHERE address <> '' \
+         GROUP BY address HAVING sum(report_count) > 1 \
+         ORDER BY requests DESC, jobs DESC, last_reported_at DESC, address \
+         LIMIT $3",
+    )
+    .bind(precinct)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(pool)
+    .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
+    .await?;
+    let locations = rows
+        .iter()
+        .map(|row| {
+            Ok(RepeatLocation {
+                street_address: row.try_get("address")?,
+                borough: row.try_get("borough")?,
+                jobs: row.try_get("jobs")?,
+                requests: row.try_get("requests")?,
+                open_jobs: row.try_get("open_jobs")?,
+                complaint_types: row.try_get("complaint_types")?,
+                last_reported_at: row.try_get("last_reported_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(locations)
 }
 
 /// Whether there is a job `job_id`.

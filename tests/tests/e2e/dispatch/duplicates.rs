@@ -9,14 +9,14 @@ use std::{collections::BTreeSet, time::Duration};
 
 use dispatch311_proto::{
     common::v1::{Address, GeoPoint, ResolutionCode, ServiceRequestStatus},
-    dispatch::v1::{EventType, Job, JobState},
+    dispatch::v1::{EventType, GetPrecinctStatsRequest, Job, JobState, ListRepeatLocationsRequest},
     intake::v1::CreateServiceRequestRequest,
     survey::v1::{Agreement, ConditionCorrected, DissatisfactionReason},
 };
 use dispatch311_tests::{
     cad::{
-        EMPIRE_STATE, PIPELINE, get_job, offset, register_unit, timeline, wait_for_job,
-        wait_for_sr_status,
+        EMPIRE_STATE, PIPELINE, get_job, offset, register_unit, timeline, timestamp_of,
+        wait_for_job, wait_for_sr_status,
     },
     suite::{Service, Suite, SuiteOptions, eventually},
     survey::{Complainant, Poller, answer, close_at_scene, closure_of, complaint_from},
@@ -181,6 +181,50 @@ async fn reports_of_one_driveway_are_one_job_closed_and_surveyed_for_each() -> a
         JobState::Queued as i32,
         "the other driveway's job stays open"
     );
+    // the precinct's figures count closures per job and complainants per request
+    let now = chrono::Utc::now();
+    let stats = dispatch
+        .clone()
+        .get_precinct_stats(GetPrecinctStatsRequest {
+            precinct: "14".into(),
+            window_start: Some(timestamp_of(now - chrono::Duration::hours(1))),
+            window_end: Some(timestamp_of(now + chrono::Duration::minutes(1))),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        (stats.jobs_received, stats.jobs_closed),
+        (2, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.requests_received, stats.requests_closed),
+        (4, 3),
+        "{stats:?}"
+    );
+    assert_eq!(stats.reports_per_job, 2.0);
+    assert_eq!(
+        stats.share_closed_within_5_minutes, 1.0,
+        "one closure, counted once"
+    );
+    // the driveway is a repeat location: one job, three requests; the other
+    // place had one request and is left out
+    let places = dispatch
+        .clone()
+        .list_repeat_locations(ListRepeatLocationsRequest {
+            precinct: "14".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .locations;
+    assert_eq!(places.len(), 1, "{places:?}");
+    assert_eq!(places[0].street_address, "350 5TH AVENUE");
+    assert_eq!(
+        (places[0].jobs, places[0].requests, places[0].open_jobs),
+        (1, 3, 0)
+    );
+    assert_eq!(places[0].complaint_types, ["Blocked Driveway"]);
     let mut poller = Poller::new(survey.clone(), 100);
     let mut tokens = Vec::new();
     for report in [&first, &second, &third] {

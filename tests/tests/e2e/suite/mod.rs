@@ -6,6 +6,7 @@ mod mutual_tls;
 mod own_database;
 mod redis_loss;
 mod replay;
+mod replicas;
 mod settings;
 mod slow_dispatch;
 mod trace;

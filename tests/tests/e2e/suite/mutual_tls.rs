@@ -198,5 +198,20 @@ async fn probes_reach_health_in_plaintext_on_its_own_port_and_nothing_else() -> 
     // and the API's own port still turns plaintext away
     let api = Endpoint::from_shared(suite.url(Service::Intake).replace("https://", "http://"))?;
     assert!(file_through(&suite, api).await.is_err());
+
+    // a container's health check: the binary's `probe` asks that port
+    let probe = |health_addr: String| -> anyhow::Result<std::process::ExitStatus> {
+        Ok(
+            std::process::Command::new(dispatch311_tests::suite::binary_named("intake")?)
+                .arg("probe")
+                .env_clear()
+                .env("DISPATCH311_HEALTH_ADDR", health_addr)
+                .stderr(std::process::Stdio::null())
+                .status()?,
+        )
+    };
+    assert!(probe(format!("127.0.0.1:{health_port}"))?.success());
+    let nothing_there = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    assert_eq!(probe(nothing_there.to_string())?.code(), Some(1));
     suite.stop().await
 }
