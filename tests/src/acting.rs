@@ -116,6 +116,7 @@ acting! {
     cancel_job(CancelJobRequest) -> CancelJobResponse;
     reopen_job(ReopenJobRequest) -> ReopenJobResponse;
     approve_reroute(ApproveRerouteRequest) -> ApproveRerouteResponse;
+    unlink_report(UnlinkReportRequest) -> UnlinkReportResponse;
 }
 
 reading! {

@@ -306,6 +306,9 @@ pub fn expected_groups(
                 share_closed_within_5_minutes: share(c.quick, c.closures),
                 share_with_summons: share(c.summons, c.closures),
                 flagged_closures: c.flagged,
+                // nothing is linked in these tests: a request per job closure
+                requests_closed: c.closures,
+                reports_per_job: share(c.closures, c.closures),
             };
             (key, group)
         })
@@ -339,6 +342,7 @@ pub fn assert_groups_match(
                 ("reopened", g.reopened),
                 ("closures", g.closures),
                 ("flagged_closures", g.flagged_closures),
+                ("requests_closed", g.requests_closed),
             ]
         };
         for ((name, got), (_, wanted)) in counts(group).into_iter().zip(counts(want)) {
@@ -356,6 +360,7 @@ pub fn assert_groups_match(
                     g.share_closed_within_5_minutes,
                 ),
                 ("share_with_summons", g.share_with_summons),
+                ("reports_per_job", g.reports_per_job),
             ]
         };
         for ((name, got), (_, wanted)) in shares(group).into_iter().zip(shares(want)) {

@@ -176,6 +176,7 @@ pub const POLICY: &[Rule] = rules! {
     DISPATCH "CancelJob" => DISPATCHING;
     DISPATCH "ReopenJob" => SUPERVISOR_ONLY;
     DISPATCH "ApproveReroute" => SUPERVISOR_ONLY;
+    DISPATCH "UnlinkReport" => SUPERVISOR_ONLY;
     DISPATCH "WatchAssignments" => &[full(Officer), full(Dispatcher), full(Supervisor)];
     DISPATCH "ListReviewItems" => &[full(Supervisor), full(Auditor)];
     DISPATCH "GetPrecinctStats" => OVERSIGHT;

@@ -46,3 +46,14 @@ pub mod groups {
     pub const DISPATCH: &str = "dispatch";
     pub const SURVEY: &str = "survey";
 }
+
+/// A status update's transition key in a request's dispatch epoch: keys
+/// repeat from one job to the next (a report unlinked into a job of its
+/// own), and intake keeps one timeline entry per key.
+pub fn epoch_key(key: &str, epoch: i32) -> String {
+    if epoch == 0 {
+        key.to_owned()
+    } else {
+        format!("{key}@{epoch}")
+    }
+}

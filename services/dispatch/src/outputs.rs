@@ -22,6 +22,8 @@ use sqlx::PgConnection;
 /// event that caused it; `transition_key` makes a redelivery harmless.
 pub struct PublicChange<'a> {
     pub sr_id: &'a str,
+    /// The request's epoch (see `StatusUpdate.dispatch_epoch`).
+    pub epoch: i32,
     pub status: ServiceRequestStatus,
     pub message: String,
     pub transition_key: String,
@@ -45,8 +47,9 @@ pub async fn tell_intake(
         message: change.message,
         resolution_code: resolution_code as i32,
         resolution_text,
-        transition_key: change.transition_key,
+        transition_key: dispatch311_domain::jobs::epoch_key(&change.transition_key, change.epoch),
         dispatch_sequence: change.sequence,
+        dispatch_epoch: change.epoch as u32,
         ..Default::default()
     };
     outbox::enqueue(

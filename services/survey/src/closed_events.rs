@@ -94,6 +94,8 @@ pub fn closure_of(event: &ClosedEvent) -> Result<NewClosure, String> {
         summons_issued: event.summons_issued,
         complainant_consented: event.complainant_consented,
         origin_traceparent: event.origin_traceparent.clone(),
+        // a malformed id counts the closure as a job of its own
+        job_id: Uuid::parse_str(&event.job_id).ok(),
     })
 }
 
@@ -124,6 +126,7 @@ mod tests {
             closure_number: 2,
             summons_issued: false,
             origin_traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            job_id: "0193a1f2-7c4e-7d1a-9b3e-1f2a3b4c5d70".into(),
         }
     }
 

@@ -74,6 +74,8 @@ pub struct NewClosure {
     pub complainant_consented: bool,
     /// The request's own trace, which answers link to.
     pub origin_traceparent: String,
+    /// The dispatch job closed (several linked reports share it).
+    pub job_id: Option<Uuid>,
 }
 
 /// One closure of the feed with the position right after it.
@@ -178,8 +180,8 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO closures (sr_id, sr_number, closure_number, agency, precinct, borough, \
                 complaint_type, descriptor, resolution_code, resolution_text, closed_at, assigned_at, \
-                flagged, summons_issued, complainant_consented, origin_traceparent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                flagged, summons_issued, complainant_consented, origin_traceparent, job_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (sr_id, closure_number) DO NOTHING",
         )
         .bind(closure.sr_id)
@@ -198,6 +200,7 @@ impl Store {
         .bind(closure.summons_issued)
         .bind(closure.complainant_consented)
         .bind(&closure.origin_traceparent)
+        .bind(closure.job_id)
         .execute(&self.pool)
         .instrument(dispatch311_db::statement_span("INSERT", "closures"))
         .await?
@@ -459,10 +462,13 @@ impl Store {
             "SELECT ",
             group_key!(),
             " AS key, \
-                count(*) AS closures, \
-                count(*) FILTER (WHERE c.closed_at - c.assigned_at <= interval '5 minutes') AS closed_quickly, \
-                count(*) FILTER (WHERE c.summons_issued) AS with_summons, \
-                count(*) FILTER (WHERE c.flagged) AS flagged, \
+                count(DISTINCT (coalesce(c.job_id, c.sr_id), c.closure_number)) AS closures, \
+                count(DISTINCT (coalesce(c.job_id, c.sr_id), c.closure_number)) \
+                    FILTER (WHERE c.closed_at - c.assigned_at <= interval '5 minutes') AS closed_quickly, \
+                count(DISTINCT (coalesce(c.job_id, c.sr_id), c.closure_number)) \
+                    FILTER (WHERE c.summons_issued) AS with_summons, \
+                count(DISTINCT (coalesce(c.job_id, c.sr_id), c.closure_number)) FILTER (WHERE c.flagged) AS flagged, \
+                count(*) AS requests_closed, \
                 count(r.id) AS responses, \
                 count(*) FILTER (WHERE r.agreement = 'STRONGLY_AGREE') AS strongly_agree, \
                 count(*) FILTER (WHERE r.agreement = 'AGREE') AS agree, \
@@ -606,6 +612,8 @@ fn satisfaction_group(row: &PgRow) -> SatisfactionGroup {
         share_closed_within_5_minutes: share(row.get("closed_quickly"), closures),
         share_with_summons: share(row.get("with_summons"), closures),
         flagged_closures: row.get("flagged"),
+        requests_closed: row.get("requests_closed"),
+        reports_per_job: share(row.get("requests_closed"), closures),
     }
 }
 

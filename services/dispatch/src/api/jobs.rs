@@ -21,6 +21,8 @@ use crate::{
 const MAX_REASON_CHARS: usize = 1000;
 const MAX_MESSAGE_CHARS: usize = 1000;
 const MIN_REROUTE_REASON_CHARS: usize = 10;
+/// An unlinking says why the reports are two incidents after all.
+const MIN_UNLINK_REASON_CHARS: usize = 20;
 const VIEWERS_ONLY: &str =
     "only an officer of the assigned unit or a supervisor views a job's photos";
 
@@ -267,6 +269,43 @@ impl DispatchApi {
             })
             .await?;
         Ok(dispatch::ApproveRerouteResponse { job: Some(job) })
+    }
+
+    pub(super) async fn unlink_report(
+        &self,
+        request: dispatch::UnlinkReportRequest,
+    ) -> Result<dispatch::UnlinkReportResponse, Status> {
+        let mut v = FieldViolations::new();
+        let actor = validate::actor(request.actor.as_ref(), &mut v);
+        let sr_number = validate::text(&request.sr_number, "sr_number", 32, true, &mut v);
+        let reason = validate::text(&request.reason, "reason", MAX_REASON_CHARS, true, &mut v);
+        if !reason.is_empty() && reason.chars().count() < MIN_UNLINK_REASON_CHARS {
+            v.add(
+                "reason",
+                format!(
+                    "at least {MIN_UNLINK_REASON_CHARS} characters: say why this is another incident"
+                ),
+            );
+        }
+        v.into_result()?;
+        validate::role(
+            &actor,
+            &[Role::Supervisor],
+            "only a supervisor unlinks a report from the job of its incident",
+        )?;
+        let (own, linked) = crate::jobs::duplicates::unlink_report(
+            &self.lifecycle.store,
+            crate::jobs::duplicates::Unlink {
+                actor,
+                sr_number,
+                reason,
+            },
+        )
+        .await?;
+        Ok(dispatch::UnlinkReportResponse {
+            job: Some(self.lifecycle.view(own).await?),
+            linked_job: Some(self.lifecycle.view(linked).await?),
+        })
     }
 
     pub(super) async fn reopen_job(

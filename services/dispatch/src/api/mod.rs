@@ -334,6 +334,15 @@ impl DispatchService for DispatchApi {
             .map(Response::new)
     }
 
+    async fn unlink_report(
+        &self,
+        request: Request<dispatch::UnlinkReportRequest>,
+    ) -> Result<Response<dispatch::UnlinkReportResponse>, Status> {
+        self.unlink_report(as_caller(request)?)
+            .await
+            .map(Response::new)
+    }
+
     async fn approve_reroute(
         &self,
         request: Request<dispatch::ApproveRerouteRequest>,
@@ -388,6 +397,7 @@ acted!(
     CancelJobRequest,
     ReopenJobRequest,
     ApproveRerouteRequest,
+    UnlinkReportRequest,
 );
 
 /// The request with its actor set to the verified caller. The token decides

@@ -158,12 +158,17 @@ impl JobChange {
             source: "dispatch".into(),
             ..update
         };
-        let requests: Vec<Uuid> = std::iter::once(self.before.sr_id)
-            .chain(self.before.reports.iter().map(|r| r.sr_id))
-            .collect();
-        for sr_id in requests {
+        // linked reports are in their first epoch: a request moves to
+        // another job only when unlinked, and then it is the job's own
+        let requests: Vec<(Uuid, i32)> =
+            std::iter::once((self.before.sr_id, self.before.request_epoch))
+                .chain(self.before.reports.iter().map(|r| (r.sr_id, 0)))
+                .collect();
+        for (sr_id, epoch) in requests {
             let update = StatusUpdate {
                 sr_id: sr_id.to_string(),
+                transition_key: dispatch311_domain::jobs::epoch_key(&update.transition_key, epoch),
+                dispatch_epoch: epoch as u32,
                 ..update.clone()
             };
             self.publish_for(sr_id, queues::STATUS, kinds::STATUS_UPDATE, &update)?;

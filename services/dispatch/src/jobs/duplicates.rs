@@ -21,12 +21,15 @@ use dispatch311_domain::{
 use dispatch311_proto::{
     common::v1::{DuplicateRule, ServiceRequestStatus},
     dispatch::v1::{EventType, JobState},
-    jobs::v1::StatusUpdate,
+    jobs::v1::{DispatchJob, StatusUpdate},
 };
 use dispatch311_queue::QueueError;
 
+use prost::Message as _;
+use uuid::Uuid;
+
 use crate::{
-    jobs::{accountability, change::JobChange, lifecycle::now_micros},
+    jobs::{JobError, accountability, change::JobChange, lifecycle::now_micros, state_machine},
     store::{
         Enqueued, JobRow, NewJob, Store, StoreError,
         duplicates::{Known, OpenJob, ReportLink},
@@ -239,5 +242,92 @@ fn public_status(state: JobState) -> ServiceRequestStatus {
         JobState::EnRoute => ServiceRequestStatus::EnRoute,
         JobState::OnScene => ServiceRequestStatus::OnScene,
         _ => ServiceRequestStatus::Queued,
+    }
+}
+
+/// A supervisor's unlinking of a report into a job of its own.
+pub struct Unlink {
+    pub actor: ActorRef,
+    pub sr_number: String,
+    pub reason: String,
+}
+
+/// Takes the linked report out of its incident's job into a job of its
+/// own, queued in the precinct as it was routed, with the supervisor's
+/// reason on both jobs' logs; the report's complainant follows the new job
+/// (the request's next epoch). Only while the job is open and was never
+/// closed: a closed job's reports were closed and surveyed with it. Returns
+/// the new job's id and the job it left.
+pub async fn unlink_report(store: &Store, command: Unlink) -> Result<(Uuid, Uuid), JobError> {
+    let Unlink {
+        actor,
+        sr_number,
+        reason,
+    } = command;
+    let Some(unlinking) = store.begin_unlink(&sr_number).await? else {
+        return Err(JobError::not_found("linked report", &sr_number));
+    };
+    let job = unlinking.job.clone();
+    let job_id = job.job_id;
+    if unlinking.report.unlinked {
+        return Err(JobError::refused(
+            "REPORT_ALREADY_UNLINKED",
+            job_id,
+            format!("{sr_number} was already unlinked into a job of its own"),
+        ));
+    }
+    if !state_machine::is_open(job.state) || job.closure_count > 0 {
+        return Err(JobError::refused(
+            "JOB_NO_LONGER_OPEN",
+            job_id,
+            format!(
+                "{sr_number} stays with the job of {}: that job was closed, and its reports with it",
+                job.sr_number
+            ),
+        ));
+    }
+    let Some(routed) = unlinking
+        .report
+        .dispatch_job
+        .as_deref()
+        .and_then(|bytes| DispatchJob::decode(bytes).ok())
+    else {
+        return Err(JobError::refused(
+            "REPORT_NOT_KEPT",
+            job_id,
+            format!(
+                "{sr_number} was linked before its routed job was kept: it cannot be queued alone"
+            ),
+        ));
+    };
+    let routed = DispatchJob {
+        duplicate_rule: None,
+        ..routed
+    };
+    let own_job = store
+        .new_job(routed)?
+        .for_unlinked(1, &job.sr_number, &reason)?;
+
+    let now = now_micros();
+    let mut change = JobChange::new(&job, &[], now);
+    change.after.report_count = (job.report_count - 1).max(1);
+    change.append(NewEvent {
+        event_type: EventType::DuplicateUnlinked,
+        actor: actor.clone(),
+        occurred_at: now,
+        position: None,
+        unit_id: None,
+        reason: format!("{sr_number} unlinked into a job of its own: {reason}"),
+    });
+    match unlinking
+        .write(&change, &own_job, &actor.id, &reason)
+        .await?
+    {
+        Some(Enqueued::New { job_id: own, .. }) => Ok((own, job_id)),
+        _ => Err(JobError::refused(
+            "REPORT_ALREADY_A_JOB",
+            job_id,
+            format!("{sr_number} already has a job of its own"),
+        )),
     }
 }

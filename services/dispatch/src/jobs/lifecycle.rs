@@ -247,6 +247,7 @@ impl Lifecycle {
                     closure_number: closure_number as u32,
                     summons_issued: code == ResolutionCode::SummonsIssued,
                     origin_traceparent: job.origin_traceparent.clone(),
+                    job_id: job.job_id.to_string(),
                 };
                 change.publish(queues::CLOSED, kinds::CLOSED, &closed)?;
                 // every report of the incident is closed with the job, and
@@ -742,13 +743,19 @@ pub async fn requeue(
     store_units::release(conn, unit, job.job_id, AssignmentChange::Unassigned, at).await?;
     let sequence = events::append(conn, job.job_id, &event).await?;
     // the job's own request and every report linked to it
-    let mut requests = vec![job.sr_id];
-    requests.extend(crate::store::linked_requests(conn, job.job_id).await?);
-    for sr_id in requests {
+    let mut requests = vec![(job.sr_id, job.request_epoch)];
+    requests.extend(
+        crate::store::linked_requests(conn, job.job_id)
+            .await?
+            .into_iter()
+            .map(|sr_id| (sr_id, 0)),
+    );
+    for (sr_id, epoch) in requests {
         outputs::tell_intake(
             conn,
             PublicChange {
                 sr_id: &sr_id.to_string(),
+                epoch,
                 status: ServiceRequestStatus::Queued,
                 message: public_message.to_string(),
                 transition_key: format!("dispatch:requeued:{}", job.assignment_number),

@@ -122,7 +122,7 @@ macro_rules! read_job_and_units {
                 AS auto_assign, \
             (SELECT coalesce(json_agg(json_build_object('sr_id', r.sr_id, 'sr_number', r.sr_number, \
                 'complainant_consented', r.complainant_consented, 'origin_traceparent', r.origin_traceparent) \
-                ORDER BY r.linked_at, r.sr_number), '[]') FROM job_reports r WHERE r.job_id = j.job_id) AS reports_json, "
+                ORDER BY r.linked_at, r.sr_number), '[]') FROM job_reports r WHERE r.job_id = j.job_id AND r.unlinked_at IS NULL) AS reports_json, "
     };
 }
 
@@ -466,7 +466,7 @@ impl Store {
             // a linked report's request finds the job it is a report of
             sqlx::query_scalar(
                 "SELECT job_id FROM jobs WHERE sr_id = $1 \
-                 UNION ALL SELECT job_id FROM job_reports WHERE sr_id = $1 LIMIT 1",
+                 UNION ALL SELECT job_id FROM job_reports WHERE sr_id = $1 AND unlinked_at IS NULL LIMIT 1",
             )
             .bind(sr_id)
             .fetch_optional(self.pool())

@@ -106,7 +106,7 @@ impl IncidentLocks {
                 FROM jobs j WHERE j.sr_id = ANY($1) \
              UNION ALL \
              SELECT r.sr_id, r.link_sequence, r.match_metres, j.* \
-                FROM job_reports r JOIN jobs j USING (job_id) WHERE r.sr_id = ANY($1)",
+                FROM job_reports r JOIN jobs j USING (job_id) WHERE r.sr_id = ANY($1) AND r.unlinked_at IS NULL",
         )
         .bind(sr_ids)
         .fetch_all(&mut *self.tx)
@@ -183,10 +183,10 @@ impl IncidentLocks {
                 SELECT * FROM unnest($1::int4[], $2::uuid[], $3::int8[], $4::int8[], $5::text[], $6::text[], \
                     $7::int2[], $8::int4[], $9::uuid[], $10::text[], $11::timestamptz[], $12::timestamptz[], \
                     $13::text[], $14::bool[], $15::int4[], $16::text[], $17::float8[], $18::text[], $19::text[], \
-                    $20::text[], $22::text[]) \
+                    $20::text[], $22::text[], $26::bytea[]) \
                 AS i(ord, job_id, seen_sequence, sequence, hash, priority, priority_rank, report_count, sr_id, \
                     sr_number, linked_at, created_at, descriptor, consented, photo_count, traceparent, metres, \
-                    reason, previous_hash, actor_role, trace_id)), \
+                    reason, previous_hash, actor_role, trace_id, dispatch_job)), \
              updated AS ( \
                 UPDATE jobs j SET report_count = i.report_count, priority = i.priority, \
                     priority_rank = i.priority_rank, last_event_sequence = i.sequence, last_event_hash = i.hash, \
@@ -196,9 +196,10 @@ impl IncidentLocks {
              linked AS (SELECT i.* FROM input i JOIN updated u USING (job_id)), \
              reports AS ( \
                 INSERT INTO job_reports (sr_id, sr_number, job_id, linked_at, created_at, descriptor, \
-                    complainant_consented, photo_count, origin_traceparent, match_metres, link_sequence) \
+                    complainant_consented, photo_count, origin_traceparent, match_metres, link_sequence, \
+                    dispatch_job) \
                 SELECT sr_id, sr_number, job_id, linked_at, created_at, descriptor, consented, photo_count, \
-                    traceparent, metres, sequence FROM linked ORDER BY ord), \
+                    traceparent, metres, sequence, dispatch_job FROM linked ORDER BY ord), \
              events AS ( \
                 INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
                     previous_hash, hash, trace_id) \
@@ -237,6 +238,7 @@ impl IncidentLocks {
         .bind(&c.outbox_ord)
         .bind(&c.outbox_queue)
         .bind(&c.outbox_envelope)
+        .bind(&c.dispatch_job)
         .fetch_all(&mut *self.tx)
         .instrument(dispatch311_db::statement_span("INSERT", "job_reports"))
         .await?;
@@ -295,6 +297,8 @@ struct LinkColumns<'a> {
     outbox_ord: Vec<i32>,
     outbox_queue: Vec<&'a str>,
     outbox_envelope: Vec<&'a [u8]>,
+    /// The routed job as it arrived: queued from it if it is ever unlinked.
+    dispatch_job: Vec<Vec<u8>>,
 }
 
 impl<'a> LinkColumns<'a> {
@@ -327,6 +331,8 @@ impl<'a> LinkColumns<'a> {
         self.actor_role.push(role_name(event.event.actor.role));
         // the event is the linking delivery's: its trace is where the story is
         self.trace_id.push(&report.trace_id);
+        self.dispatch_job
+            .push(prost::Message::encode_to_vec(&report.job));
         for row in &change.outbox {
             self.outbox_ord.push(ord);
             self.outbox_queue.push(&row.queue);
@@ -345,4 +351,129 @@ pub fn is_open(state: JobState) -> bool {
             | JobState::EnRoute
             | JobState::OnScene
     )
+}
+
+/// A linked report about to be unlinked: its row and its job's, locked in
+/// the transaction that will write the unlinking.
+pub struct Unlinking {
+    tx: Transaction<'static, Postgres>,
+    pub job: JobRow,
+    pub report: ReportToUnlink,
+}
+
+/// What is kept of a linked report.
+#[derive(Debug, Clone)]
+pub struct ReportToUnlink {
+    pub sr_id: Uuid,
+    pub sr_number: String,
+    /// The routed job it arrived with; `None` for reports linked before it
+    /// was kept.
+    pub dispatch_job: Option<Vec<u8>>,
+    pub unlinked: bool,
+}
+
+impl Store {
+    /// Locks the report `sr_number` and the job it is linked to (job first,
+    /// as every writer does). `None` when no report has that number.
+    pub async fn begin_unlink(&self, sr_number: &str) -> StoreResult<Option<Unlinking>> {
+        let mut tx = self.pool().begin().await?;
+        let Some(job_id): Option<Uuid> =
+            sqlx::query_scalar("SELECT job_id FROM job_reports WHERE sr_number = $1")
+                .bind(sr_number)
+                .fetch_optional(&mut *tx)
+                .instrument(dispatch311_db::statement_span("SELECT", "job_reports"))
+                .await?
+        else {
+            return Ok(None);
+        };
+        let job = sqlx::query("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE")
+            .bind(job_id)
+            .fetch_one(&mut *tx)
+            .instrument(dispatch311_db::statement_span("SELECT", "jobs"))
+            .await?;
+        let job = job_row(&job);
+        let row = sqlx::query(
+            "SELECT sr_id, sr_number, dispatch_job, unlinked_at IS NOT NULL AS unlinked \
+             FROM job_reports WHERE sr_number = $1 FOR UPDATE",
+        )
+        .bind(sr_number)
+        .fetch_one(&mut *tx)
+        .instrument(dispatch311_db::statement_span("SELECT", "job_reports"))
+        .await?;
+        let report = ReportToUnlink {
+            sr_id: row.get("sr_id"),
+            sr_number: row.get("sr_number"),
+            dispatch_job: row.get("dispatch_job"),
+            unlinked: row.get("unlinked"),
+        };
+        Ok(Some(Unlinking { tx, job, report }))
+    }
+}
+
+impl Unlinking {
+    /// Writes the unlinking and commits: the job's change (its
+    /// DUPLICATE_UNLINKED event and count), the report marked, and the
+    /// report's own job queued. The job's row is locked, so its version is
+    /// the one read.
+    pub async fn write(
+        mut self,
+        change: &JobChange,
+        own_job: &NewJob,
+        by: &str,
+        reason: &str,
+    ) -> StoreResult<Option<Enqueued>> {
+        let event = change
+            .events
+            .last()
+            .expect("an unlinking appends its event");
+        sqlx::query(
+            "UPDATE jobs SET report_count = $2, last_event_sequence = $3, last_event_hash = $4, \
+                updated_at = $5 WHERE job_id = $1",
+        )
+        .bind(change.before.job_id)
+        .bind(change.after.report_count)
+        .bind(event.sequence)
+        .bind(&event.hash)
+        .bind(change.now)
+        .execute(&mut *self.tx)
+        .instrument(dispatch311_db::statement_span("UPDATE", "jobs"))
+        .await?;
+        sqlx::query(
+            "INSERT INTO job_events (job_id, sequence, event_type, occurred_at, actor, actor_role, reason, \
+                previous_hash, hash, trace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(change.before.job_id)
+        .bind(event.sequence)
+        .bind(event_type_name(event.event.event_type))
+        .bind(event.event.occurred_at)
+        .bind(&event.event.actor.id)
+        .bind(role_name(event.event.actor.role))
+        .bind(&event.event.reason)
+        .bind(&event.previous_hash)
+        .bind(&event.hash)
+        .bind(dispatch311_telemetry::propagation::trace_id_of(&tracing::Span::current()).unwrap_or_default())
+        .execute(&mut *self.tx)
+        .instrument(dispatch311_db::statement_span("INSERT", "job_events"))
+        .await?;
+        let queued = super::insert_jobs(&mut *self.tx, &[own_job]).await?;
+        let own_job_id = match queued.first() {
+            Some(Some(Enqueued::New { job_id, .. })) => *job_id,
+            // the request has a job already: nothing to unlink into
+            _ => return Ok(None),
+        };
+        sqlx::query(
+            "UPDATE job_reports SET unlinked_at = $2, unlinked_by = $3, unlinked_reason = $4, \
+                unlinked_to_job = $5 WHERE sr_id = $1",
+        )
+        .bind(self.report.sr_id)
+        .bind(change.now)
+        .bind(by)
+        .bind(reason)
+        .bind(own_job_id)
+        .execute(&mut *self.tx)
+        .instrument(dispatch311_db::statement_span("UPDATE", "job_reports"))
+        .await?;
+        self.tx.commit().await?;
+        Ok(queued.into_iter().next().flatten())
+    }
 }

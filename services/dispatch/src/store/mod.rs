@@ -95,6 +95,8 @@ pub struct NewJob {
     reason: String,
     /// the delivery's span, which later work on the job links to
     origin_traceparent: String,
+    /// how many times the request moved to another job (see `for_unlinked`)
+    request_epoch: i32,
     /// the trace that writes the first event
     trace_id: String,
     /// tells intake the request is queued (written on a repeat too)
@@ -107,6 +109,38 @@ impl NewJob {
     /// When the complainant filed the request.
     pub fn filed_at(&self) -> DateTime<Utc> {
         self.created_at
+    }
+
+    /// The job of a report a supervisor unlinked from `from_sr_number`'s
+    /// job: the request's next epoch, its first event saying where it came
+    /// from, and its complainant told it is now a job of its own.
+    pub fn for_unlinked(
+        mut self,
+        epoch: i32,
+        from_sr_number: &str,
+        reason: &str,
+    ) -> StoreResult<Self> {
+        self.request_epoch = epoch;
+        self.reason = format!(
+            "queued for precinct {} (unlinked from the job of {from_sr_number}: {reason})",
+            self.precinct
+        );
+        let update = StatusUpdate {
+            sr_id: self.sr_id.to_string(),
+            status: ServiceRequestStatus::Queued as i32,
+            occurred_at: Some(to_timestamp(self.queued_at)),
+            source: "dispatch".into(),
+            message: format!(
+                "not the same incident as {from_sr_number} after all: a job of its own in the dispatch queue of precinct {}",
+                self.precinct
+            ),
+            transition_key: dispatch311_domain::jobs::epoch_key("dispatch:queued", epoch),
+            dispatch_sequence: 1,
+            dispatch_epoch: epoch as u32,
+            ..Default::default()
+        };
+        self.told = outbox::prepare(queues::STATUS, kinds::STATUS_UPDATE, &update.sr_id, &update)?;
+        Ok(self)
     }
 }
 
@@ -137,6 +171,7 @@ struct JobColumns<'a> {
     description: Vec<&'a str>,
     reason: Vec<&'a str>,
     origin_traceparent: Vec<&'a str>,
+    request_epoch: Vec<i32>,
     trace_id: Vec<&'a str>,
     told_queue: Vec<&'a str>,
     told: Vec<&'a [u8]>,
@@ -173,6 +208,7 @@ impl<'a> JobColumns<'a> {
         self.description.push(&job.description_for_responders);
         self.reason.push(&new.reason);
         self.origin_traceparent.push(&new.origin_traceparent);
+        self.request_epoch.push(new.request_epoch);
         self.trace_id.push(&new.trace_id);
         self.told_queue.push(&new.told.queue);
         self.told.push(&new.told.envelope);
@@ -202,7 +238,7 @@ pub struct Store {
 }
 
 pub(crate) const JOB_COLUMNS: &str = "jobs.*, (SELECT call_sign FROM units u WHERE u.unit_id = jobs.unit_id) AS unit_call_sign, \
-     array(SELECT r.sr_number FROM job_reports r WHERE r.job_id = jobs.job_id ORDER BY r.linked_at, r.sr_number) \
+     array(SELECT r.sr_number FROM job_reports r WHERE r.job_id = jobs.job_id AND r.unlinked_at IS NULL ORDER BY r.linked_at, r.sr_number) \
         AS linked_sr_numbers";
 
 impl Store {
@@ -295,6 +331,7 @@ impl Store {
                 .collect(),
             reason: format!("queued for precinct {precinct}"),
             origin_traceparent: propagation::current_traceparent(),
+            request_epoch: 0,
             trace_id: propagation::trace_id_of(&tracing::Span::current()).unwrap_or_default(),
             precinct,
             told,
@@ -328,7 +365,7 @@ impl Store {
             JobKey::SrNumber(number) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {JOB_COLUMNS} FROM jobs WHERE sr_number = $1 \
-                     OR job_id = (SELECT job_id FROM job_reports WHERE sr_number = $1)"
+                     OR job_id = (SELECT job_id FROM job_reports WHERE sr_number = $1 AND unlinked_at IS NULL)"
                 )))
                 .bind(number)
                 .fetch_optional(&self.pool)
@@ -436,12 +473,12 @@ pub(crate) async fn insert_jobs<'e>(
                 $7::float8[], $8::float8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
                 $14::text[], $15::text[], $16::int2[], $17::timestamptz[], $18::timestamptz[], \
                 $19::timestamptz[], $20::timestamptz[], $21::int4[], $22::bool[], $23::bool[], $24::text[], \
-                $25::text[], $26::text[], $27::bytea[], $28::bytea[], $32::text[], $33::text[]) \
+                $25::text[], $26::text[], $27::bytea[], $28::bytea[], $32::text[], $33::text[], $34::int4[]) \
             AS i(ord, job_id, sr_id, sr_number, complaint_type, descriptor, latitude, longitude, \
                 street_address, cross_street, borough, postal_code, agency, precinct, priority, \
                 priority_rank, sla_due_at, created_at, routed_at, queued_at, photo_count, \
                 complainant_consented, police_matter, description, reason, told_queue, told, sla_timer, \
-                origin_traceparent, trace_id)), \
+                origin_traceparent, trace_id, request_epoch)), \
          photos AS ( \
             SELECT p.ord, array_agg(p.photo_id ORDER BY p.n) AS photo_ids \
             FROM unnest($29::int4[], $30::uuid[]) WITH ORDINALITY AS p(ord, photo_id, n) GROUP BY p.ord), \
@@ -450,14 +487,14 @@ pub(crate) async fn insert_jobs<'e>(
                 street_address, cross_street, borough, postal_code, agency, precinct, priority, priority_rank, \
                 state, sla_due_at, created_at, routed_at, queued_at, photo_count, complainant_consented, \
                 police_matter, last_event_sequence, last_event_hash, description, photo_ids, \
-                origin_traceparent) \
+                origin_traceparent, request_epoch) \
             SELECT i.job_id, i.sr_id, i.sr_number, i.complaint_type, i.descriptor, i.latitude, i.longitude, \
                 i.street_address, i.cross_street, i.borough, i.postal_code, i.agency, i.precinct, i.priority, \
                 i.priority_rank, 'QUEUED', i.sla_due_at, i.created_at, i.routed_at, i.queued_at, \
                 i.photo_count, i.complainant_consented, i.police_matter, 1, \
                 job_event_hash('', i.job_id, 1, 'QUEUED', i.queued_at, 'dispatch', 'SYSTEM', NULL, NULL, NULL, \
                     i.reason), \
-                i.description, coalesce(p.photo_ids, '{}'), i.origin_traceparent \
+                i.description, coalesce(p.photo_ids, '{}'), i.origin_traceparent, i.request_epoch \
             FROM input i LEFT JOIN photos p USING (ord) ORDER BY i.ord \
             ON CONFLICT (sr_id) DO NOTHING RETURNING job_id, last_event_hash), \
          event AS ( \
@@ -514,6 +551,7 @@ pub(crate) async fn insert_jobs<'e>(
     .bind(queues::DISPATCH_TIMERS)
     .bind(&c.origin_traceparent)
     .bind(&c.trace_id)
+    .bind(&c.request_epoch)
     .fetch_all(executor)
     .instrument(dispatch311_db::statement_span("INSERT", "jobs"))
     .await?;
@@ -656,7 +694,7 @@ pub async fn linked_requests(
     job_id: Uuid,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT sr_id FROM job_reports WHERE job_id = $1 ORDER BY linked_at, sr_number",
+        "SELECT sr_id FROM job_reports WHERE job_id = $1 AND unlinked_at IS NULL ORDER BY linked_at, sr_number",
     )
     .bind(job_id)
     .fetch_all(conn)
@@ -746,6 +784,9 @@ pub struct JobRow {
     pub origin_traceparent: String,
     /// 1 plus the reports linked to the job.
     pub report_count: i32,
+    /// How many times the job's own request moved between jobs (unlinked
+    /// from another job's incident): its updates to intake carry it.
+    pub request_epoch: i32,
     /// The reports linked to the job, first linked first: what it tells
     /// intake and the survey it tells each of them. Read for a change only
     /// (empty elsewhere).
@@ -805,6 +846,7 @@ impl JobRow {
             last_event_hash: String::new(),
             origin_traceparent: String::new(),
             report_count: 1,
+            request_epoch: 0,
             reports: Vec::new(),
         }
     }
@@ -874,6 +916,7 @@ pub fn job_row(row: &PgRow) -> JobRow {
         last_event_hash: row.get("last_event_hash"),
         origin_traceparent: row.get("origin_traceparent"),
         report_count: row.get("report_count"),
+        request_epoch: row.get("request_epoch"),
         reports: Vec::new(),
     }
 }

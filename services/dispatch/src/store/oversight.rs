@@ -197,7 +197,7 @@ pub async fn repeat_locations(
         "WITH located AS ( \
             SELECT upper(btrim(regexp_replace(j.street_address, '[[:space:].,]+', ' ', 'g'))) AS address, \
                 j.borough, j.complaint_type, j.report_count, j.state, \
-                greatest(j.created_at, (SELECT max(r.created_at) FROM job_reports r WHERE r.job_id = j.job_id)) \
+                greatest(j.created_at, (SELECT max(r.created_at) FROM job_reports r WHERE r.job_id = j.job_id AND r.unlinked_at IS NULL)) \
                     AS last_reported_at \
             FROM jobs j WHERE j.precinct = $1 AND j.created_at >= $2) \
          SELECT address, min(borough) AS borough, count(*) AS jobs, sum(report_count)::int8 AS requests, \

@@ -298,6 +298,7 @@ pub(super) struct StatusUpdateColumns {
     sequence: Vec<i64>,
     ord: Vec<i32>,
     trace_id: Vec<String>,
+    epoch: Vec<i32>,
 }
 
 impl StatusUpdateColumns {
@@ -337,6 +338,7 @@ impl StatusUpdateColumns {
         self.message.push(update.message.clone());
         self.transition_key.push(update.transition_key.clone());
         self.sequence.push(update.dispatch_sequence);
+        self.epoch.push(update.dispatch_epoch as i32);
         self.ord.push(ord);
     }
 }
@@ -660,7 +662,8 @@ impl Store {
     /// appended entry moves the request. Before dispatch, the furthest step
     /// wins (the update re-reads a row changed concurrently); from dispatch
     /// on, its event sequence orders the updates, because its lifecycle can
-    /// go back (reassigned, reopened). The survey's SURVEYED ends a CLOSED
+    /// go back (reassigned, reopened); a request unlinked into a job of its
+    /// own starts a new epoch, whose sequences restart at 1. The survey's SURVEYED ends a CLOSED
     /// request's lifecycle; arriving after a reopening, it only joins the
     /// timeline.
     pub async fn apply_status_updates(
@@ -678,10 +681,11 @@ impl Store {
             "WITH input AS ( \
                 SELECT * FROM unnest($1::uuid[], $2::int2[], $3::text[], $4::text[], $5::text[], \
                     $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::timestamptz[], \
-                    $11::text[], $12::text[], $13::text[], $14::int8[], $15::int4[], $16::text[]) \
+                    $11::text[], $12::text[], $13::text[], $14::int8[], $15::int4[], $16::text[], \
+                    $17::int4[]) \
                 AS u(sr_id, new_rank, new_status, agency, precinct, priority, sla_due_at, \
                     resolution, resolution_text, occurred_at, source, message, transition_key, \
-                    sequence, ord, trace_id)), \
+                    sequence, ord, trace_id, epoch)), \
              target AS (SELECT i.sr_id FROM input i \
                 WHERE EXISTS (SELECT 1 FROM service_requests s WHERE s.sr_id = i.sr_id)), \
              appended AS ( \
@@ -692,13 +696,15 @@ impl Store {
                 ON CONFLICT (sr_id, transition_key) DO NOTHING RETURNING sr_id), \
              updated AS ( \
                 UPDATE service_requests s SET \
-                    status = CASE WHEN i.sequence > 0 THEN (CASE WHEN i.sequence > s.dispatch_sequence THEN i.new_status ELSE s.status END) \
+                    status = CASE WHEN i.sequence > 0 THEN (CASE WHEN (i.epoch, i.sequence) > (s.dispatch_epoch, s.dispatch_sequence) THEN i.new_status ELSE s.status END) \
                                   WHEN i.new_status = 'SURVEYED' THEN (CASE WHEN s.status = 'CLOSED' THEN 'SURVEYED' ELSE s.status END) \
                                   WHEN i.new_rank >= s.status_rank AND s.dispatch_sequence = 0 THEN i.new_status ELSE s.status END, \
-                    status_rank = CASE WHEN i.sequence > 0 THEN (CASE WHEN i.sequence > s.dispatch_sequence THEN i.new_rank ELSE s.status_rank END) \
+                    status_rank = CASE WHEN i.sequence > 0 THEN (CASE WHEN (i.epoch, i.sequence) > (s.dispatch_epoch, s.dispatch_sequence) THEN i.new_rank ELSE s.status_rank END) \
                                   WHEN i.new_status = 'SURVEYED' THEN (CASE WHEN s.status = 'CLOSED' THEN i.new_rank ELSE s.status_rank END) \
                                   ELSE GREATEST(s.status_rank, i.new_rank) END, \
-                    dispatch_sequence = GREATEST(s.dispatch_sequence, i.sequence), \
+                    dispatch_sequence = CASE WHEN (i.epoch, i.sequence) > (s.dispatch_epoch, s.dispatch_sequence) \
+                                             THEN i.sequence ELSE s.dispatch_sequence END, \
+                    dispatch_epoch = GREATEST(s.dispatch_epoch, i.epoch), \
                     agency = CASE WHEN i.agency <> '' THEN i.agency ELSE s.agency END, \
                     precinct = CASE WHEN i.precinct <> '' THEN i.precinct ELSE s.precinct END, \
                     priority = CASE WHEN i.priority <> '' THEN i.priority ELSE s.priority END, \
@@ -736,6 +742,7 @@ impl Store {
         .bind(&columns.sequence)
         .bind(&columns.ord)
         .bind(&columns.trace_id)
+        .bind(&columns.epoch)
         .fetch_all(&self.pool)
         .instrument(dispatch311_db::statement_span("UPDATE", "service_requests"))
         .await?;

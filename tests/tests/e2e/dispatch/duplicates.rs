@@ -9,18 +9,24 @@ use std::{collections::BTreeSet, time::Duration};
 
 use dispatch311_proto::{
     common::v1::{Address, GeoPoint, ResolutionCode, ServiceRequestStatus},
-    dispatch::v1::{EventType, GetPrecinctStatsRequest, Job, JobState, ListRepeatLocationsRequest},
+    dispatch::v1::{
+        EventType, GetPrecinctStatsRequest, Job, JobState, ListRepeatLocationsRequest,
+        UnlinkReportRequest,
+    },
     intake::v1::CreateServiceRequestRequest,
-    survey::v1::{Agreement, ConditionCorrected, DissatisfactionReason},
+    survey::v1::{
+        Agreement, ConditionCorrected, DissatisfactionReason, GetSatisfactionStatsRequest, GroupBy,
+    },
 };
 use dispatch311_tests::{
     cad::{
-        EMPIRE_STATE, PIPELINE, get_job, offset, register_unit, timeline, timestamp_of,
-        wait_for_job, wait_for_sr_status,
+        EMPIRE_STATE, PIPELINE, assign, dispatcher, get_job, officer, offset, register_unit,
+        supervisor, timeline, timestamp_of, wait_for_job, wait_for_sr_status,
     },
     suite::{Service, Suite, SuiteOptions, eventually},
     survey::{Complainant, Poller, answer, close_at_scene, closure_of, complaint_from},
 };
+use tonic::Code;
 
 /// Linking on (the harness turns it off for the other tests), and the flags
 /// for closing within seconds off: these tests close as soon as they arrive.
@@ -242,6 +248,23 @@ async fn reports_of_one_driveway_are_one_job_closed_and_surveyed_for_each() -> a
         "one closure row per report"
     );
 
+    // the survey's closure figures count the job's closure once, and each request
+    let figures = survey
+        .get_satisfaction_stats(GetSatisfactionStatsRequest {
+            group_by: GroupBy::Precinct as i32,
+            precinct: "14".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .groups;
+    assert_eq!(figures.len(), 1, "{figures:?}");
+    assert_eq!(
+        (figures[0].closures, figures[0].requests_closed),
+        (1, 3),
+        "{figures:?}"
+    );
+    assert_eq!(figures[0].reports_per_job, 3.0);
     // two of them say it was not fixed: the one job reopens, once
     for token in &tokens[1..] {
         survey
@@ -318,5 +341,108 @@ async fn two_dispatch_replicas_make_one_job_of_reports_arriving_at_once() -> any
         jobs.insert(job_id);
     }
     assert_eq!(jobs.len(), 4, "a job per incident");
+    suite.stop().await
+}
+
+#[tokio::test]
+async fn a_supervisor_unlinks_a_report_into_a_job_of_its_own_that_its_complainant_follows()
+-> anyhow::Result<()> {
+    let suite = Suite::start(linking()).await?;
+    let dispatch = suite.dispatch().await?;
+    let unit = register_unit(&dispatch, "14-DRIVE-2", "14", &["O-14-7"], EMPIRE_STATE).await?;
+    let other_unit =
+        register_unit(&dispatch, "14-DRIVE-3", "14", &["O-14-8"], EMPIRE_STATE).await?;
+
+    let first = file_report(&suite, driveway("350 5th Avenue", EMPIRE_STATE)).await?;
+    let job = wait_for_job(&dispatch, &first).await?;
+    let second = file_report(&suite, driveway("350 5th Avenue", EMPIRE_STATE)).await?;
+    wait_for_reports(&suite, &job.job_id, 2).await?;
+    // the job moves on, and the report's timeline with it
+    assign(&dispatch, &job.job_id, &unit.unit_id).await?;
+    wait_for_sr_status(&suite, &second, ServiceRequestStatus::Assigned).await?;
+
+    let unlink = |actor, reason: &str| UnlinkReportRequest {
+        actor,
+        sr_number: second.clone(),
+        reason: reason.into(),
+    };
+    let reason = "the second car blocks the next driveway down, not this one";
+    // officers and dispatchers may not, a short reason is refused: nothing changes
+    for actor in [officer("O-14-7"), dispatcher()] {
+        let refused = dispatch
+            .clone()
+            .unlink_report(unlink(actor, reason))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
+    let refused = dispatch
+        .clone()
+        .unlink_report(unlink(supervisor(), "not the same"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert_eq!(get_job(&dispatch, &job.job_id).await?.report_count, 2);
+
+    let answer = dispatch
+        .clone()
+        .unlink_report(unlink(supervisor(), reason))
+        .await?
+        .into_inner();
+    let own = answer.job.expect("the report's own job");
+    let left = answer.linked_job.expect("the job it left");
+    assert_eq!(own.sr_number, second);
+    assert_ne!(own.job_id, job.job_id);
+    assert_eq!(own.state, JobState::Queued as i32);
+    assert_eq!((left.report_count, left.linked_sr_numbers.len()), (1, 0));
+    assert_eq!(wait_for_job(&dispatch, &second).await?.job_id, own.job_id);
+    let unlinked = timeline(&dispatch, &job.job_id)
+        .await?
+        .into_iter()
+        .find(|e| e.r#type == EventType::DuplicateUnlinked as i32)
+        .expect("a DUPLICATE_UNLINKED event");
+    assert!(
+        unlinked.reason.contains(&second) && unlinked.reason.contains(reason),
+        "{unlinked:?}"
+    );
+    assert_eq!(unlinked.actor.unwrap_or_default().id, "S-900");
+    let again = dispatch
+        .clone()
+        .unlink_report(unlink(supervisor(), reason))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+
+    // the complainant follows the new job from its start: queued again,
+    // then closed with it, though its first event numbers lower than the
+    // old job's
+    let sr = wait_for_sr_status(&suite, &second, ServiceRequestStatus::Queued).await?;
+    assert!(
+        sr.timeline
+            .iter()
+            .any(|e| e.message.contains("a job of its own")),
+        "{:?}",
+        sr.timeline
+    );
+    close_at_scene(
+        &dispatch,
+        &own,
+        &other_unit,
+        "O-14-8",
+        ResolutionCode::ActionTaken,
+    )
+    .await?;
+    let sr = wait_for_sr_status(&suite, &second, ServiceRequestStatus::Closed).await?;
+    assert_eq!(
+        sr.resolution.expect("resolved").code,
+        ResolutionCode::ActionTaken as i32
+    );
+    // the first report stays with its own, assigned job
+    assert_eq!(
+        wait_for_sr_status(&suite, &first, ServiceRequestStatus::Assigned)
+            .await?
+            .status,
+        ServiceRequestStatus::Assigned as i32
+    );
     suite.stop().await
 }

@@ -155,6 +155,7 @@ async fn closures_reach_the_feed_once_each_with_a_token_only_for_consenting_comp
             closure_number: 1,
             summons_issued: false,
             origin_traceparent: String::new(),
+            job_id: job.job_id.clone(),
         };
         let queue = JobQueue::connect(QueueConfig {
             redis_url: suite.redis_url.clone(),
