@@ -24,7 +24,6 @@ use crate::{
     store::events::{event_type_name, role_name},
 };
 use dispatch311_domain::status::priority_name;
-use dispatch311_proto::dispatch::v1::JobState;
 
 /// The advisory lock of an incident key: a stable 64-bit number of the
 /// precinct and complaint type (the same in every replica and release).
@@ -339,18 +338,6 @@ impl<'a> LinkColumns<'a> {
             self.outbox_envelope.push(&row.envelope);
         }
     }
-}
-
-/// Whether a job in `state` may still take reports.
-pub fn is_open(state: JobState) -> bool {
-    matches!(
-        state,
-        JobState::Queued
-            | JobState::Assigned
-            | JobState::Acknowledged
-            | JobState::EnRoute
-            | JobState::OnScene
-    )
 }
 
 /// A linked report about to be unlinked: its row and its job's, locked in
