@@ -8,6 +8,7 @@ pub mod acting;
 pub mod cad;
 pub mod nyc311;
 pub mod otlp;
+pub mod redis_cluster;
 pub mod s3;
 pub mod suite;
 pub mod survey;

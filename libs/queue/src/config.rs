@@ -7,8 +7,16 @@ use crate::error::{QueueError, Result};
 /// Settings shared by publishers and consumers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueConfig {
-    /// Redis URL, e.g. `redis://127.0.0.1:6379`.
+    /// Redis URL, e.g. `redis://127.0.0.1:6379`; with `cluster`, one or more
+    /// nodes of the cluster separated by commas (the rest are discovered).
     pub redis_url: String,
+    /// Talk to a Redis Cluster: commands go to the node owning their slot and
+    /// follow its failovers.
+    pub cluster: bool,
+    /// Replicas that must hold a published job before publishing counts as
+    /// done (`WAIT`): with a replica per master, a job the outbox has let go
+    /// of survives the failover of its master. 0 does not wait.
+    pub wait_replicas: u32,
     /// Prepended to every key; empty in production, unique per test. Must not contain
     /// `{` or `}`, which would change the Redis Cluster hash tag of the keys.
     pub key_prefix: String,
@@ -32,6 +40,8 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            cluster: false,
+            wait_replicas: 0,
             key_prefix: String::new(),
             max_attempts: 5,
             base_backoff: Duration::from_secs(1),
@@ -46,7 +56,8 @@ impl Default for QueueConfig {
 /// The queue settings every service takes, from flags or the environment.
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueueArgs {
-    /// The Redis server (or a node of the Redis Cluster) the job queues live in.
+    /// The Redis server the job queues live in; with `--redis-cluster`, one or
+    /// more nodes of the Redis Cluster, separated by commas.
     #[arg(
         long = "redis-url",
         env = "REDIS_URL",
@@ -55,6 +66,26 @@ pub struct QueueArgs {
         hide_env_values = true
     )]
     pub redis_url: String,
+    /// The Redis behind `REDIS_URL` is a Redis Cluster.
+    #[arg(
+        long = "redis-cluster",
+        env = "DISPATCH311_REDIS_CLUSTER",
+        value_name = "DISPATCH311_REDIS_CLUSTER",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub cluster: bool,
+    /// Replicas that must hold each published job before its outbox row is
+    /// deleted (Redis `WAIT`); 0 does not wait. Set it to 1 on a cluster with a
+    /// replica per master, so a master's failover loses no job.
+    #[arg(
+        long = "redis-wait-replicas",
+        env = "DISPATCH311_REDIS_WAIT_REPLICAS",
+        value_name = "DISPATCH311_REDIS_WAIT_REPLICAS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=16)
+    )]
+    pub wait_replicas: u32,
     /// Prepended to every Redis key: empty in production, one per test run.
     #[arg(
         long = "redis-prefix",
@@ -98,6 +129,8 @@ impl QueueArgs {
     pub fn config(&self) -> Result<QueueConfig> {
         let config = QueueConfig {
             redis_url: self.redis_url.clone(),
+            cluster: self.cluster,
+            wait_replicas: self.wait_replicas,
             key_prefix: self.key_prefix.clone(),
             max_attempts: self.max_attempts,
             claim_idle: self.claim_idle,
@@ -117,6 +150,11 @@ impl QueueConfig {
                 "key prefix {:?} must not contain braces",
                 self.key_prefix
             )));
+        }
+        if !self.cluster && self.redis_url.contains(',') {
+            return Err(QueueError::Config(
+                "REDIS_URL lists several nodes: that is a Redis Cluster (set DISPATCH311_REDIS_CLUSTER=true) or a typo".to_owned(),
+            ));
         }
         if self.max_attempts == 0 {
             return Err(QueueError::Config(
@@ -151,5 +189,21 @@ mod tests {
         };
         assert!(config.validate().is_err());
         assert!(QueueConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn several_nodes_only_for_a_cluster() {
+        let nodes = "redis://10.0.0.1:6379,redis://10.0.0.2:6379".to_owned();
+        let server = QueueConfig {
+            redis_url: nodes.clone(),
+            ..QueueConfig::default()
+        };
+        assert!(server.validate().is_err());
+        let cluster = QueueConfig {
+            redis_url: nodes,
+            cluster: true,
+            ..QueueConfig::default()
+        };
+        assert!(cluster.validate().is_ok());
     }
 }

@@ -12,6 +12,13 @@ pub enum QueueError {
     /// A configuration value is unusable, e.g. a key prefix containing a brace.
     #[error("invalid queue configuration: {0}")]
     Config(String),
+    /// Fewer replicas than `wait_replicas` confirmed a publish in time.
+    #[error("jobs for queue {queue:?} reached {replicas} replica(s), {wanted} wanted")]
+    NotReplicated {
+        queue: String,
+        replicas: i64,
+        wanted: u32,
+    },
     /// A queue name, group name or job kind that cannot be used in a key or an entry.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidName {

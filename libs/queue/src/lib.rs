@@ -20,6 +20,11 @@
 //! The prefix is empty in production and unique per test, so tests sharing one Redis
 //! never see each other's jobs.
 //!
+//! On a Redis Cluster (`QueueConfig::cluster`) each queue therefore lives on one shard;
+//! publishing sends a pipeline per queue (a cluster refuses a pipeline across slots), and
+//! `wait_replicas` makes a publish count only once replicas hold it, so the failover of
+//! a master loses no job the outbox has let go of.
+//!
 //! # Delivery guarantees
 //!
 //! Delivery is **at least once**; handlers make the effect exactly once by being
@@ -73,6 +78,7 @@
 mod backoff;
 pub mod batch;
 mod config;
+mod connection;
 mod consumer;
 mod envelope;
 mod error;

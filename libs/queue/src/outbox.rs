@@ -31,7 +31,7 @@ use crate::backoff::Backoff;
 use crate::envelope::new_traced_envelope;
 use crate::error::Result;
 use crate::keys::validate_name;
-use crate::queue::JobQueue;
+use crate::queue::{JobQueue, PublishBatch};
 
 /// The outbox table every service schema has.
 pub const OUTBOX_TABLE_DDL: &str = "CREATE TABLE outbox (
@@ -189,7 +189,7 @@ impl OutboxRelay {
         }
 
         let mut ids = Vec::with_capacity(rows.len());
-        let mut pipe = redis::pipe();
+        let mut batch = PublishBatch::default();
         let now = SystemTime::now();
         // one span per row, in the trace of the work that enqueued it: how long
         // the row waited for the relay and how long publishing it took
@@ -208,17 +208,14 @@ impl OutboxRelay {
             match envelope {
                 Some(envelope) => {
                     relay_spans.push(relay_span(queue, &envelope, now));
-                    self.queue.pipe_envelope(&mut pipe, queue, &envelope, now)?;
+                    self.queue.add_envelope(&mut batch, queue, &envelope, now)?;
                 }
                 // published as it is: the consumer dead-letters it where people look
                 // for failed jobs, instead of it blocking the outbox
-                None => self.queue.pipe_raw(&mut pipe, queue, bytes)?,
+                None => self.queue.add_raw(&mut batch, queue, bytes)?,
             }
         }
-        let first_queue = rows.first().map(|(_, queue, _)| queue.as_str());
-        let published = self
-            .queue
-            .send_pipeline(&pipe, first_queue.unwrap_or_default());
+        let published = self.queue.send_batch(&batch);
         match relay_spans.first() {
             Some(span) => published.instrument(span.clone()).await?,
             None => published.await?,

@@ -1,22 +1,23 @@
 //! The publishing side of the queue and its inspection commands.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use dispatch311_proto::jobs::v1::JobEnvelope;
 use prost::Message;
 use prost_types::Timestamp;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamInfoGroupsReply, StreamRangeReply};
 use tracing::Instrument;
 
 use crate::config::QueueConfig;
+use crate::connection::{RedisClient, RedisConnection};
 use crate::envelope::{delayed_member, due_millis, new_traced_envelope, to_system_time};
-use crate::error::Result;
+use crate::error::{QueueError, Result};
 use crate::keys::{QueueKeys, validate_name};
 
 /// Handle to the job queue; cheap to clone (one multiplexed Redis connection shared by
-/// all clones, reconnected automatically).
+/// all clones, reconnected automatically; on a Redis Cluster, one per node).
 #[derive(Clone)]
 pub struct JobQueue {
     inner: Arc<Inner>,
@@ -24,8 +25,22 @@ pub struct JobQueue {
 
 struct Inner {
     config: QueueConfig,
-    client: redis::Client,
-    connection: ConnectionManager,
+    client: RedisClient,
+    connection: RedisConnection,
+}
+
+/// Publishing commands grouped by queue. A Redis Cluster runs a pipeline only
+/// when all its keys are in one slot, and each queue is one slot (its name is
+/// the keys' hash tag); on one server the pipelines go out together.
+#[derive(Default)]
+pub(crate) struct PublishBatch {
+    pipes: BTreeMap<String, redis::Pipeline>,
+}
+
+impl PublishBatch {
+    fn pipe(&mut self, queue: &str) -> &mut redis::Pipeline {
+        self.pipes.entry(queue.to_owned()).or_default()
+    }
 }
 
 /// A job that failed for good, as kept in the dead-letter stream.
@@ -78,11 +93,8 @@ impl JobQueue {
     /// accept jobs, while Redis is down. Commands fail until Redis is reachable.
     pub fn connect_lazy(config: QueueConfig) -> Result<Self> {
         config.validate()?;
-        let client = redis::Client::open(config.redis_url.as_str())?;
-        let connection = ConnectionManager::new_lazy_with_config(
-            client.clone(),
-            connection_config(Duration::from_secs(5)),
-        )?;
+        let client = RedisClient::open(&config)?;
+        let connection = client.connect_lazy(Duration::from_secs(5))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -102,18 +114,15 @@ impl JobQueue {
         QueueKeys::new(&self.inner.config.key_prefix, queue)
     }
 
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> RedisConnection {
         self.inner.connection.clone()
     }
 
     /// A separate connection for blocking reads: a blocked `XREADGROUP` holds its
     /// connection, and would stall every command multiplexed behind it.
-    pub(crate) fn blocking_connection(&self) -> Result<ConnectionManager> {
+    pub(crate) fn blocking_connection(&self) -> Result<RedisConnection> {
         let response_timeout = self.inner.config.block + Duration::from_secs(5);
-        Ok(ConnectionManager::new_lazy_with_config(
-            self.inner.client.clone(),
-            connection_config(response_timeout),
-        )?)
+        self.inner.client.connect_lazy(response_timeout)
     }
 
     /// Publishes a job for immediate delivery and returns its job id. The job carries
@@ -164,28 +173,26 @@ impl JobQueue {
         &self,
         jobs: impl IntoIterator<Item = (&'a str, &'a JobEnvelope)>,
     ) -> Result<()> {
-        let mut pipe = redis::pipe();
+        let mut batch = PublishBatch::default();
         let now = SystemTime::now();
-        let mut first_queue = None;
         for (queue, envelope) in jobs {
-            first_queue.get_or_insert(queue);
-            self.pipe_envelope(&mut pipe, queue, envelope, now)?;
+            self.add_envelope(&mut batch, queue, envelope, now)?;
         }
-        self.send_pipeline(&pipe, first_queue.unwrap_or_default())
-            .await
+        self.send_batch(&batch).await
     }
 
-    /// Adds the commands publishing `envelope` to `pipe`: `XADD` to the stream, or
+    /// Adds the commands publishing `envelope` to `batch`: `XADD` to the stream, or
     /// `ZADD` to the delayed set when it is not due yet.
-    pub(crate) fn pipe_envelope(
+    pub(crate) fn add_envelope(
         &self,
-        pipe: &mut redis::Pipeline,
+        batch: &mut PublishBatch,
         queue: &str,
         envelope: &JobEnvelope,
         now: SystemTime,
     ) -> Result<()> {
         validate_name("job kind", &envelope.kind)?;
         let keys = self.keys(queue)?;
+        let pipe = batch.pipe(queue);
         match to_system_time(envelope.deliver_at.as_ref()).filter(|at| *at > now) {
             Some(deliver_at) => {
                 pipe.zadd(
@@ -211,29 +218,55 @@ impl JobQueue {
         Ok(())
     }
 
-    /// Adds bytes that are not a valid envelope to `pipe` as they are, so the consumer
-    /// dead-letters them where people look for failed jobs.
-    pub(crate) fn pipe_raw(
+    /// Adds bytes that are not a valid envelope to `batch` as they are, so the
+    /// consumer dead-letters them where people look for failed jobs.
+    pub(crate) fn add_raw(
         &self,
-        pipe: &mut redis::Pipeline,
+        batch: &mut PublishBatch,
         queue: &str,
         bytes: &[u8],
     ) -> Result<()> {
         let keys = self.keys(queue)?;
-        pipe.xadd(&keys.stream, "*", &[("envelope", bytes)])
+        batch
+            .pipe(queue)
+            .xadd(&keys.stream, "*", &[("envelope", bytes)])
             .ignore();
         Ok(())
     }
 
-    /// Sends `pipe` in one round trip, in a span named after `queue` (the
-    /// first queue it publishes to).
-    pub(crate) async fn send_pipeline(&self, pipe: &redis::Pipeline, queue: &str) -> Result<()> {
-        if pipe.is_empty() {
-            return Ok(());
-        }
-        pipe.query_async::<()>(&mut self.connection())
-            .instrument(crate::envelope::redis_span("PIPELINE", queue, pipe.len()))
-            .await?;
+    /// Sends `batch`, a pipeline per queue (each in a span named after its
+    /// queue), all at once. With `wait_replicas`, each pipeline ends in `WAIT`
+    /// and counts as sent only when that many replicas hold it.
+    pub(crate) async fn send_batch(&self, batch: &PublishBatch) -> Result<()> {
+        let wait_replicas = self.inner.config.wait_replicas;
+        let sends = batch.pipes.iter().map(|(queue, pipe)| async move {
+            let mut pipe = pipe.clone();
+            let commands = pipe.len();
+            if wait_replicas > 0 {
+                pipe.cmd("WAIT")
+                    .arg(wait_replicas)
+                    .arg(REPLICATION_WAIT.as_millis() as u64);
+            }
+            let replies: Vec<redis::Value> = pipe
+                .query_async(&mut self.connection())
+                .instrument(crate::envelope::redis_span("PIPELINE", queue, commands))
+                .await?;
+            if wait_replicas > 0 {
+                let replicas = match replies.last() {
+                    Some(redis::Value::Int(replicas)) => *replicas,
+                    _ => 0,
+                };
+                if replicas < i64::from(wait_replicas) {
+                    return Err(QueueError::NotReplicated {
+                        queue: queue.clone(),
+                        replicas,
+                        wanted: wait_replicas,
+                    });
+                }
+            }
+            Ok(())
+        });
+        futures::future::try_join_all(sends).await?;
         Ok(())
     }
 
@@ -337,12 +370,7 @@ impl JobQueue {
     }
 }
 
-fn connection_config(response_timeout: Duration) -> ConnectionManagerConfig {
-    // fail commands within a few seconds while Redis is down, so callers (consumer
-    // loops, the outbox relay) log and back off instead of hanging
-    ConnectionManagerConfig::new()
-        .set_response_timeout(Some(response_timeout))
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(3)
-        .set_max_delay(Duration::from_secs(1))
-}
+/// How long a publish waits for the replicas (`WAIT`): on loopback or in one
+/// data centre a replica answers in milliseconds, and a slower one means it is
+/// gone, so the publish fails and is retried.
+const REPLICATION_WAIT: Duration = Duration::from_secs(1);

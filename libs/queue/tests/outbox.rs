@@ -183,3 +183,60 @@ async fn relay_puts_a_timer_envelope_in_the_delayed_set() {
         .unwrap();
     delete_keys(&config).await;
 }
+
+/// With `wait_replicas`, a row is deleted only once that many replicas hold
+/// its job: the test's Redis has none, so the relay fails and keeps the rows
+/// (their jobs reached the primary: at least once, as after any failed relay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_stay_until_a_replica_holds_their_jobs() {
+    let database_url = dispatch311_db::testing::create_database().await.unwrap();
+    let pool = PgPool::connect(&database_url).await.unwrap();
+    sqlx::raw_sql(OUTBOX_TABLE_DDL)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let config = test_config();
+    let mut tx = pool.begin().await.unwrap();
+    for n in 0..2 {
+        let sr_id = format!("sr-unreplicated-{n}");
+        outbox::enqueue(&mut tx, QUEUE, "route", &sr_id, &route_job(&sr_id))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let waiting = connect(QueueConfig {
+        wait_replicas: 1,
+        ..config.clone()
+    })
+    .await;
+    let error = OutboxRelay::new(pool.clone(), waiting)
+        .relay_once()
+        .await
+        .expect_err("no replica confirms the publish");
+    assert!(
+        matches!(
+            error,
+            dispatch311_queue::QueueError::NotReplicated { wanted: 1, .. }
+        ),
+        "{error}"
+    );
+    assert_eq!(outbox_rows(&pool).await, 2, "the rows were deleted");
+
+    // not waiting, the same rows go
+    let queue = connect(config.clone()).await;
+    assert_eq!(
+        OutboxRelay::new(pool.clone(), queue)
+            .relay_once()
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(outbox_rows(&pool).await, 0);
+
+    pool.close().await;
+    dispatch311_db::testing::drop_database(&database_url)
+        .await
+        .unwrap();
+    delete_keys(&config).await;
+}

@@ -29,7 +29,6 @@ use std::time::{Duration, SystemTime};
 use dispatch311_proto::jobs::v1::JobEnvelope;
 use futures::FutureExt;
 use prost::Message;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamReadReply};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -38,6 +37,7 @@ use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::backoff::Backoff;
+use crate::connection::RedisConnection;
 use crate::envelope::queue_wait;
 use crate::error::Result;
 use crate::keys::QueueKeys;
@@ -397,7 +397,7 @@ impl Shared {
 
     async fn read(
         &self,
-        reader: &mut ConnectionManager,
+        reader: &mut RedisConnection,
         count: usize,
         block: Duration,
     ) -> redis::RedisResult<Vec<StreamId>> {

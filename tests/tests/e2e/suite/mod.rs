@@ -4,6 +4,7 @@ mod hostile;
 mod metrics;
 mod mutual_tls;
 mod own_database;
+mod redis_cluster;
 mod redis_loss;
 mod replay;
 mod replicas;
