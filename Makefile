@@ -25,7 +25,7 @@ export DEBIAN_FRONTEND := noninteractive
 
 CARGO ?= cargo
 
-.PHONY: help deps run stop status logs tour observe test build lint fmt bench clean-db
+.PHONY: help deps run stop status logs tour observe test build lint fmt bench chaos clean-db
 
 help: ## list the targets
 	@echo "dispatch311 — make <target>:"
@@ -61,6 +61,9 @@ test: deps ## run every test (against local Redis and PostgreSQL, and an S3-comp
 	@# the end-to-end tests start the real service binaries: build them first
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
+	@# the short chaos run: every kind of fault, then the total-queue check
+	@deploy/ensure-chaos-tools.sh
+	$(CARGO_TARGET_DIR)/debug/dispatch311-chaos --short
 
 .PHONY: k8s
 k8s: ## render the Kubernetes overlays (deploy/k8s), validate them offline and check they agree with the code
@@ -78,6 +81,11 @@ lint: ## check formatting, clippy warnings, import cycles between files and the 
 
 fmt: ## format all Rust code
 	$(CARGO) fmt --all
+
+chaos: deps ## the chaos run against a release build: faults while real requests flow, then lost/duplicated counts (ARGS="--seconds S --pause P --rate R --seed N")
+	@deploy/ensure-chaos-tools.sh
+	$(CARGO) build --release --workspace --bins
+	$(CARGO_TARGET_DIR)/release/dispatch311-chaos $(ARGS)
 
 bench: deps ## benchmark a release build of the suite on a fresh database (prints figures; ARGS="--requests N --concurrency C")
 	deploy/bench.sh $(ARGS)

@@ -6,6 +6,7 @@
 
 pub mod acting;
 pub mod cad;
+pub mod chaos;
 pub mod nyc311;
 pub mod otlp;
 pub mod redis_cluster;

@@ -121,18 +121,25 @@ pub fn read_requests(path: impl AsRef<Path>) -> anyhow::Result<Vec<CsvRequest>> 
 /// Every row of a 311 export, each either read or rejected with a reason.
 pub fn read_rows(path: impl AsRef<Path>) -> anyhow::Result<CsvRows> {
     let path = path.as_ref();
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open 311 export {}", path.display()))?;
+    read_rows_from(std::io::BufReader::new(file))
+        .with_context(|| format!("cannot read 311 export {}", path.display()))
+}
+
+/// [`read_rows`] of an export's bytes from anywhere (a file, a download, a
+/// fuzzer).
+pub fn read_rows_from(source: impl std::io::Read) -> anyhow::Result<CsvRows> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         // a short or long record is one bad row, not a bad file
         .flexible(true)
-        .from_path(path)
-        .with_context(|| format!("cannot open 311 export {}", path.display()))?;
+        .from_reader(source);
     let header = reader
         .byte_headers()
-        .with_context(|| format!("cannot read the header of {}", path.display()))?
+        .context("cannot read the header")?
         .clone();
-    let columns = Columns::find(&header)
-        .with_context(|| format!("{} is not a 311 service request export", path.display()))?;
+    let columns = Columns::find(&header).context("not a 311 service request export")?;
 
     let mut rows = CsvRows::default();
     let mut record = csv::ByteRecord::new();
@@ -140,9 +147,7 @@ pub fn read_rows(path: impl AsRef<Path>) -> anyhow::Result<CsvRows> {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(error) => {
-                return Err(error).with_context(|| format!("cannot read {}", path.display()));
-            }
+            Err(error) => return Err(error).context("cannot read a row"),
         }
         let line = record.position().map_or(0, |p| p.line());
         match parse_row(&columns, &record, header.len()) {

@@ -78,6 +78,11 @@ pub struct SuiteOptions {
     /// The services to start; empty: all four. A test of one service's API
     /// starts that one (the others' ports then refuse connections).
     pub services: Vec<Service>,
+    /// A PostgreSQL server of the caller's own for the suite's database
+    /// (its admin url); default: the test server (`DISPATCH311_TEST_DATABASE_URL`).
+    pub postgres_admin_url: Option<String>,
+    /// A Redis of the caller's own; default: `REDIS_URL` or the local one.
+    pub redis_url: Option<String>,
 }
 
 impl SuiteOptions {
@@ -175,7 +180,10 @@ pub struct Suite {
 
 impl Suite {
     pub async fn start(options: SuiteOptions) -> anyhow::Result<Suite> {
-        let database_url = dispatch311_db::testing::create_database().await?;
+        let database_url = match &options.postgres_admin_url {
+            Some(admin_url) => dispatch311_db::testing::create_database_on(admin_url).await?,
+            None => dispatch311_db::testing::create_database().await?,
+        };
         let redis_prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
         let log_dir = std::env::temp_dir()
             .join("dispatch311-tests")
@@ -202,8 +210,9 @@ impl Suite {
         };
         let mut suite = Suite {
             database_url,
-            redis_url: std::env::var("REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            redis_url: options.redis_url.clone().unwrap_or_else(|| {
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+            }),
             redis_prefix,
             log_dir,
             contact_keys: random_contact_key("suite"),
@@ -253,7 +262,12 @@ impl Suite {
     /// `<service>-replica-<port>.log` and is killed when the returned
     /// [`Replica`] is dropped.
     pub async fn spawn_replica(&self, service: Service) -> anyhow::Result<Replica> {
-        let port = free_port()?;
+        self.spawn_replica_at(service, free_port()?).await
+    }
+
+    /// [`Suite::spawn_replica`] on `port`: a replica started again where it
+    /// served before (its clients keep their address).
+    pub async fn spawn_replica_at(&self, service: Service, port: u16) -> anyhow::Result<Replica> {
         let log_path = self
             .log_dir
             .join(format!("{}-replica-{port}.log", service.name()));
@@ -262,6 +276,7 @@ impl Suite {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let mut replica = Replica {
+            port,
             url: self.url_of_port(port),
             tls: self.client_tls(),
             tokens: self.tokens.clone(),
@@ -647,6 +662,7 @@ impl Drop for Suite {
 /// An extra process of a service, started with [`Suite::spawn_replica`];
 /// killed when dropped.
 pub struct Replica {
+    pub port: u16,
     pub url: String,
     tls: Option<TlsConfig>,
     tokens: Tokens,
@@ -735,14 +751,18 @@ fn binary_path(service: Service) -> anyhow::Result<PathBuf> {
     binary_named(service.name())
 }
 
-/// `dispatch311-<name>` beside the test executable's profile directory.
+/// `dispatch311-<name>` in the profile directory of the running executable.
 pub fn binary_named(name: &str) -> anyhow::Result<PathBuf> {
-    // test executables live in <target>/<profile>/deps; binaries one level up
+    // test executables live in <target>/<profile>/deps, binaries (such as
+    // the chaos run) in <target>/<profile>
     let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .context("unexpected test executable location")?;
+    let dir = exe.parent().context("unexpected executable location")?;
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent()
+            .context("unexpected test executable location")?
+    } else {
+        dir
+    };
     let binary = profile_dir.join(format!("dispatch311-{name}"));
     anyhow::ensure!(
         binary.exists(),

@@ -231,7 +231,13 @@ pub mod testing {
 
     /// Creates an empty database named `d311_test_<random>` and returns its url.
     pub async fn create_database() -> anyhow::Result<String> {
-        let admin: PgConnectOptions = admin_url().parse()?;
+        create_database_on(&admin_url()).await
+    }
+
+    /// [`create_database`] on the server of `admin_url` (e.g. a server of a
+    /// test's own).
+    pub async fn create_database_on(admin_url: &str) -> anyhow::Result<String> {
+        let admin: PgConnectOptions = admin_url.parse()?;
         let admin = admin.database("postgres");
         let mut conn = PgConnection::connect_with(&admin)
             .await

@@ -255,3 +255,207 @@ mod tests {
         assert!(problems[0].contains("is not signed by"), "{problems:?}");
     }
 }
+
+/// Any single change to a log the service signed is reported, whether the
+/// changed event keeps its old hash or the whole chain is recomputed after
+/// it (as the database's owner could).
+#[cfg(test)]
+mod properties {
+    use std::collections::HashMap;
+
+    use dispatch311_proto::common::v1::GeoPoint;
+    use dispatch311_proto::dispatch::v1::{Actor, EventLogEntry, EventType, JobEvent, Role};
+    use ed25519_dalek::SigningKey;
+    use proptest::prelude::*;
+
+    use super::{audit, recompute};
+    use dispatch311_domain::event_log::{self, Checkpoint, leaf_hash};
+
+    /// One event of a generated log: which job (of three), its type, actor,
+    /// reason and optional position.
+    #[derive(Debug, Clone)]
+    struct Step {
+        job: u128,
+        event_type: EventType,
+        actor: String,
+        reason: String,
+        position: Option<(f64, f64)>,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (
+            1u128..=3,
+            prop::sample::select(vec![
+                EventType::Queued,
+                EventType::Assigned,
+                EventType::Acknowledged,
+                EventType::OnScene,
+                EventType::Closed,
+            ]),
+            "[A-Z]-[0-9]{1,4}",
+            "[ -~]{0,40}",
+            prop::option::of((40.5f64..40.9, -74.2f64..-73.7)),
+        )
+            .prop_map(|(job, event_type, actor, reason, position)| Step {
+                job,
+                event_type,
+                actor,
+                reason,
+                position,
+            })
+    }
+
+    /// The log the service would write for `steps`: each job's events
+    /// numbered and chained, every entry in log order.
+    fn log(steps: &[Step]) -> Vec<EventLogEntry> {
+        let mut entries: Vec<EventLogEntry> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| EventLogEntry {
+                log_index: i as i64,
+                job_id: uuid::Uuid::from_u128(step.job).to_string(),
+                event: Some(JobEvent {
+                    r#type: step.event_type as i32,
+                    occurred_at: Some(prost_types::Timestamp {
+                        seconds: 1_790_000_000 + i as i64,
+                        nanos: 0,
+                    }),
+                    actor: Some(Actor {
+                        id: step.actor.clone(),
+                        role: Role::Officer as i32,
+                    }),
+                    reason: step.reason.clone(),
+                    position: step.position.map(|(latitude, longitude)| GeoPoint {
+                        latitude,
+                        longitude,
+                    }),
+                    ..Default::default()
+                }),
+            })
+            .collect();
+        rechain(&mut entries, true);
+        entries
+    }
+
+    /// Numbers (when `renumber`) and hashes every job's events again, in log order.
+    fn rechain(entries: &mut [EventLogEntry], renumber: bool) {
+        let mut last: HashMap<String, (i64, String)> = HashMap::new();
+        for entry in entries.iter_mut() {
+            let (sequence, previous) = last.get(&entry.job_id).cloned().unwrap_or_default();
+            let event = entry.event.as_mut().unwrap();
+            if renumber {
+                event.sequence = sequence + 1;
+            }
+            event.previous_hash = previous;
+            let hash = recompute(entry).unwrap();
+            let event = entry.event.as_mut().unwrap();
+            event.hash = hash.clone();
+            last.insert(entry.job_id.clone(), (event.sequence, hash));
+        }
+    }
+
+    fn signed(entries: &[EventLogEntry], key: &SigningKey) -> (String, String) {
+        let leaves: Vec<_> = entries
+            .iter()
+            .map(|e| leaf_hash(&e.event.as_ref().unwrap().hash))
+            .collect();
+        let checkpoint = Checkpoint {
+            origin: "test/event-log".into(),
+            size: entries.len() as u64,
+            root: event_log::root(&leaves),
+        };
+        (
+            format!("{:020}", entries.len()),
+            checkpoint.sign("test/event-log", key),
+        )
+    }
+
+    /// One change to one recorded event.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Reason(String),
+        Actor(String),
+        Type(EventType),
+        Time(i64),
+        Sequence(i64),
+        Position(f64),
+        Job(u128),
+        Delete,
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            "[ -~]{0,40}".prop_map(Edit::Reason),
+            "[A-Z]-[0-9]{1,4}".prop_map(Edit::Actor),
+            prop::sample::select(vec![
+                EventType::Cancelled,
+                EventType::Reopened,
+                EventType::Flagged
+            ])
+            .prop_map(Edit::Type),
+            (1i64..100_000).prop_map(Edit::Time),
+            (1i64..5).prop_map(Edit::Sequence),
+            (0.000_001f64..0.01).prop_map(Edit::Position),
+            (4u128..6).prop_map(Edit::Job),
+            Just(Edit::Delete),
+        ]
+    }
+
+    /// Applies `edit` to entry `at`; false when it changes nothing.
+    fn apply(entries: &mut Vec<EventLogEntry>, at: usize, edit: &Edit) -> bool {
+        if let Edit::Delete = edit {
+            entries.remove(at);
+            return true;
+        }
+        let entry = &mut entries[at];
+        let event = entry.event.as_mut().unwrap();
+        match edit {
+            Edit::Reason(reason) if *reason != event.reason => event.reason = reason.clone(),
+            Edit::Actor(actor) if event.actor.as_ref().unwrap().id != *actor => {
+                event.actor.as_mut().unwrap().id = actor.clone();
+            }
+            Edit::Type(event_type) => event.r#type = *event_type as i32,
+            Edit::Time(delta) => event.occurred_at.as_mut().unwrap().seconds += delta,
+            Edit::Sequence(delta) => event.sequence += delta,
+            Edit::Position(delta) => {
+                let position = event.position.get_or_insert(GeoPoint {
+                    latitude: 40.7,
+                    longitude: -73.9,
+                });
+                position.latitude += delta;
+            }
+            Edit::Job(job) => entry.job_id = uuid::Uuid::from_u128(*job).to_string(),
+            _ => return false,
+        }
+        true
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_single_edit_of_a_signed_log_is_reported(
+            steps in prop::collection::vec(step(), 1..24),
+            at in any::<prop::sample::Index>(),
+            edit in edit(),
+            rechained in any::<bool>(),
+        ) {
+            let key = SigningKey::from_bytes(&[7; 32]);
+            let vkey = event_log::verifier_key("test/event-log", &key.verifying_key());
+            let entries = log(&steps);
+            let notes = vec![signed(&entries, &key)];
+            prop_assert!(audit(&vkey, &notes, &entries).unwrap().intact());
+
+            let mut tampered = entries.clone();
+            let at = at.index(tampered.len());
+            prop_assume!(apply(&mut tampered, at, &edit));
+            if rechained {
+                // the owner recomputes every hash after the edit, keeping
+                // the edited sequence numbers
+                rechain(&mut tampered, false);
+            }
+            let report = audit(&vkey, &notes, &tampered).unwrap();
+            prop_assert!(!report.intact(), "{edit:?} at {at} (rechained: {rechained}) went unnoticed");
+        }
+    }
+}
