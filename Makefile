@@ -25,7 +25,7 @@ export DEBIAN_FRONTEND := noninteractive
 
 CARGO ?= cargo
 
-.PHONY: help deps run stop status logs tour observe test build lint fmt bench chaos clean-db
+.PHONY: help deps run stop status logs tour observe test build lint fmt bench chaos fuzz clean-db
 
 help: ## list the targets
 	@echo "dispatch311 — make <target>:"
@@ -86,6 +86,9 @@ chaos: deps ## the chaos run against a release build: faults while real requests
 	@deploy/ensure-chaos-tools.sh
 	$(CARGO) build --release --workspace --bins
 	$(CARGO_TARGET_DIR)/release/dispatch311-chaos $(ARGS)
+
+fuzz: ## run every fuzz target (fuzz/, cargo fuzz on a nightly toolchain) for SECONDS each from its seed corpus (ARGS="SECONDS [TARGET...]", default 600)
+	@deploy/fuzz.sh $(ARGS)
 
 bench: deps ## benchmark a release build of the suite on a fresh database (prints figures; ARGS="--requests N --concurrency C")
 	deploy/bench.sh $(ARGS)

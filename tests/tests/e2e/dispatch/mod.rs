@@ -6,6 +6,7 @@ mod relay;
 mod reopen;
 mod replay;
 mod rules;
+mod state_machine;
 mod timers;
 mod units;
 mod views;
