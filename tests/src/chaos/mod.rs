@@ -475,55 +475,39 @@ async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedCo
         .await?)
 }
 
-/// Keys of the run's Redis matching `pattern` (it holds this run only).
-async fn keys(url: &str, pattern: &str) -> anyhow::Result<Vec<String>> {
+/// Entries in the streams of the run's Redis whose keys match `pattern`
+/// (it holds this run only): a stream keeps its jobs until they are
+/// settled, so this counts jobs waiting and in flight.
+async fn stream_entries(url: &str, pattern: &str) -> anyhow::Result<u64> {
     let mut connection = redis_connection(url).await?;
-    Ok(redis::cmd("KEYS")
+    let keys: Vec<String> = redis::cmd("KEYS")
         .arg(pattern)
         .query_async(&mut connection)
-        .await?)
+        .await?;
+    let mut total = 0;
+    for key in keys {
+        let length: u64 = redis::cmd("XLEN")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await?;
+        total += length;
+    }
+    Ok(total)
 }
 
 /// Jobs waiting in the dispatch queue.
 async fn dispatch_backlog(url: &str) -> anyhow::Result<u64> {
-    let mut connection = redis_connection(url).await?;
-    let mut total = 0;
-    for key in keys(url, "*dispatch311:{dispatch}:stream").await? {
-        let length: u64 = redis::cmd("XLEN")
-            .arg(&key)
-            .query_async(&mut connection)
-            .await?;
-        total += length;
-    }
-    Ok(total)
+    stream_entries(url, "*dispatch311:{dispatch}:stream").await
 }
 
-/// Jobs in any queue's stream: waiting, or delivered and not yet settled
-/// (scheduled timers in the delayed sets are not work left).
+/// Jobs in any queue's stream (scheduled timers in the delayed sets are
+/// not work left).
 async fn busy_queues(url: &str) -> anyhow::Result<u64> {
-    let mut connection = redis_connection(url).await?;
-    let mut total = 0;
-    for key in keys(url, "*dispatch311:{*}:stream").await? {
-        let length: u64 = redis::cmd("XLEN")
-            .arg(&key)
-            .query_async(&mut connection)
-            .await?;
-        total += length;
-    }
-    Ok(total)
+    stream_entries(url, "*dispatch311:{*}:stream").await
 }
 
 async fn dead_letters(url: &str) -> anyhow::Result<u64> {
-    let mut connection = redis_connection(url).await?;
-    let mut total = 0;
-    for key in keys(url, "*dispatch311:{*}:dead").await? {
-        let length: u64 = redis::cmd("XLEN")
-            .arg(&key)
-            .query_async(&mut connection)
-            .await?;
-        total += length;
-    }
-    Ok(total)
+    stream_entries(url, "*dispatch311:{*}:dead").await
 }
 
 /// The auditor's own check of the whole event log (`dispatch311-cli verify-log`).

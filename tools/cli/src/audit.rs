@@ -187,7 +187,7 @@ mod tests {
             .collect()
     }
 
-    fn signed(entries: &[EventLogEntry], key: &SigningKey) -> (String, String) {
+    pub(super) fn signed(entries: &[EventLogEntry], key: &SigningKey) -> (String, String) {
         let leaves: Vec<_> = entries
             .iter()
             .map(|e| leaf_hash(&e.event.as_ref().unwrap().hash))
@@ -268,8 +268,9 @@ mod properties {
     use ed25519_dalek::SigningKey;
     use proptest::prelude::*;
 
+    use super::tests::signed;
     use super::{audit, recompute};
-    use dispatch311_domain::event_log::{self, Checkpoint, leaf_hash};
+    use dispatch311_domain::event_log;
 
     /// One event of a generated log: which job (of three), its type, actor,
     /// reason and optional position.
@@ -352,22 +353,6 @@ mod properties {
             event.hash = hash.clone();
             last.insert(entry.job_id.clone(), (event.sequence, hash));
         }
-    }
-
-    fn signed(entries: &[EventLogEntry], key: &SigningKey) -> (String, String) {
-        let leaves: Vec<_> = entries
-            .iter()
-            .map(|e| leaf_hash(&e.event.as_ref().unwrap().hash))
-            .collect();
-        let checkpoint = Checkpoint {
-            origin: "test/event-log".into(),
-            size: entries.len() as u64,
-            root: event_log::root(&leaves),
-        };
-        (
-            format!("{:020}", entries.len()),
-            checkpoint.sign("test/event-log", key),
-        )
     }
 
     /// One change to one recorded event.
