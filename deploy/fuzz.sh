@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of fuzz/ (cargo fuzz, libFuzzer) for SECONDS each
 # (default 600), from its committed seed corpus; a crash stops the run and
-# leaves its input in fuzz/artifacts/<target>/. Needs a nightly toolchain:
+# leaves its input in fuzz/artifacts/<target>/. Prints each target's
+# executions and the CPU time it had (the time is wall-clock: on a busy
+# machine a target gets less CPU than SECONDS). Needs a nightly toolchain:
 # says so and fails when there is none. Usage: fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
 # shellcheck source=deploy/common.sh
@@ -23,6 +25,11 @@ targets=("$@")
 if [[ ${#targets[@]} == 0 ]]; then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
+# every target built first, so the times below are fuzzing only
+for target in "${targets[@]}"; do
+    cargo +nightly fuzz build --target-dir "$target_dir" "$target"
+done
+TIMEFORMAT="cpu: %U s user + %S s system in %R s"
 for target in "${targets[@]}"; do
     say "$target: ${seconds}s"
     # a copy of the seeds: libFuzzer adds what it finds to the corpus folder
@@ -31,7 +38,7 @@ for target in "${targets[@]}"; do
     cp -n "corpus/${target}/"* "$work/" 2>/dev/null || true
     log="${target_dir}/${target}.log"
     status=0
-    cargo +nightly fuzz run --target-dir "$target_dir" "$target" "$work" -- \
+    time cargo +nightly fuzz run --target-dir "$target_dir" "$target" "$work" -- \
         -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1 || status=$?
     grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY)' "$log" || true
     if [[ $status != 0 ]]; then

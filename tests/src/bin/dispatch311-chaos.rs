@@ -12,8 +12,8 @@ usage: dispatch311-chaos [--short] [--seconds S] [--pause P] [--rate R] [--seed 
 Runs two replicas of every service (the binaries beside this one) on a PostgreSQL
 and a Redis of its own on loopback, files real 311 requests at R per second, works
 jobs to their close and answers surveys, while for S seconds it kills every process
-in turn, restarts Redis empty and PostgreSQL, and resets or blackholes their
-connections (iptables, as root); then pauses dispatch for P seconds to build a
+in turn, restarts Redis empty and PostgreSQL, and resets, blackholes and delays
+their connections (the fault TCP proxy); then pauses dispatch for P seconds to build a
 backlog, releases it, drains, and prints what was acknowledged against what happened.
 
   --short      the CI version: every kind of fault in about two minutes
@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("chaos: seed {seed}");
     // interrupted, the run is dropped: its processes are killed, its servers
-    // stopped and its firewall rules removed
+    // and its fault proxies stopped
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let report = tokio::select! {
         report = run(options) => report?,

@@ -13,6 +13,8 @@ use sqlx::PgPool;
 pub struct Report {
     pub seconds: u64,
     pub faults: BTreeMap<String, u64>,
+    /// What the TCP fault proxies did to the services' traffic, by server and effect.
+    pub proxy_effects: BTreeMap<String, u64>,
     pub acknowledged: u64,
     pub refused: BTreeMap<String, u64>,
     pub abandoned: u64,
@@ -59,6 +61,9 @@ impl Report {
         row("run (s)", self.seconds.to_string());
         for (fault, count) in &self.faults {
             row(&format!("fault: {fault}"), count.to_string());
+        }
+        for (effect, count) in &self.proxy_effects {
+            row(&format!("  fault proxy, {effect}"), count.to_string());
         }
         row(
             "requests acknowledged to the client",

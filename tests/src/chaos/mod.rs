@@ -2,8 +2,9 @@
 //! of the run's own, real 311 requests filed at a steady rate, jobs worked to
 //! their close and surveys answered, while a fault schedule kills every
 //! process again and again, restarts Redis empty and PostgreSQL (fast and
-//! immediate), resets and blackholes their connections, and pauses dispatch
-//! until a backlog builds. After a final drain, a total-queue check in the
+//! immediate), resets, blackholes and delays their connections (through a
+//! TCP fault proxy in front of each), and pauses dispatch until a backlog
+//! builds. After a final drain, a total-queue check in the
 //! style of Jepsen's: what was acknowledged against what happened — lost,
 //! duplicated, dead — printed as a table. See `make chaos`.
 
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::nyc311;
 use crate::suite::{CHECKPOINTS_FOLDER, Replica, Service, Suite, SuiteOptions};
 use check::Report;
-use servers::{Cut, Firewall, PrivatePostgres, PrivateRedis};
+use servers::{FaultProxy, NetworkFault, PrivatePostgres, PrivateRedis};
 use workload::Endpoints;
 
 /// The shape of a run.
@@ -40,7 +41,8 @@ pub struct ChaosOptions {
     pub kills_per_service: usize,
     pub redis_restarts: usize,
     pub postgres_restarts: usize,
-    /// Intervals of reset or blackholed connections (PostgreSQL and Redis in turn).
+    /// Intervals of reset, blackholed or delayed connections (PostgreSQL and
+    /// Redis in turn, each kind in turn).
     pub network_faults: usize,
     /// Jobs worked at once.
     pub workers: usize,
@@ -63,7 +65,7 @@ impl ChaosOptions {
             kills_per_service: 10,
             redis_restarts: 3,
             postgres_restarts: 4,
-            network_faults: 8,
+            network_faults: 12,
             workers: 16,
             drain_timeout: Duration::from_secs(600),
             seed,
@@ -80,7 +82,7 @@ impl ChaosOptions {
             kills_per_service: 2,
             redis_restarts: 1,
             postgres_restarts: 2,
-            network_faults: 4,
+            network_faults: 6,
             workers: 4,
             drain_timeout: Duration::from_secs(240),
             seed,
@@ -101,7 +103,7 @@ enum Fault {
     Kill(Service, usize),
     RedisRestart,
     PostgresRestart(&'static str),
-    Network(Target, Cut),
+    Network(Target, NetworkFault),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,7 +118,7 @@ impl Fault {
             Fault::Kill(service, _) => format!("kill -9 {}", service.name()),
             Fault::RedisRestart => "Redis killed, restarted empty".into(),
             Fault::PostgresRestart(mode) => format!("PostgreSQL restart ({mode})"),
-            Fault::Network(target, cut) => format!("{target:?} connections {cut:?}"),
+            Fault::Network(target, fault) => format!("{target:?} connections {fault:?}"),
         }
     }
 }
@@ -179,21 +181,32 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<Report> {
     let _work_dir = RemovedOnDrop(work_dir.clone());
     let postgres = PrivatePostgres::start(&work_dir)?;
     let mut redis = PrivateRedis::start().await?;
-    let mut firewall = Firewall::default();
-    let network = Firewall::available();
-    if !network {
+    // the services reach both servers through fault proxies; the run's own
+    // checks go straight to them
+    let mut proxies = if FaultProxy::available() {
+        Some((
+            FaultProxy::start("postgres", postgres.port, &work_dir).await?,
+            FaultProxy::start("redis", redis.port, &work_dir).await?,
+        ))
+    } else {
         eprintln!(
-            "chaos: iptables cannot be used here (not root, or not installed): no connection faults"
+            "chaos: the fault command is missing (deploy/ensure-chaos-tools.sh installs it): no connection faults"
         );
-    }
+        None
+    };
+    let (postgres_port, redis_port) = proxies
+        .as_ref()
+        .map_or((postgres.port, redis.port), |(postgres, redis)| {
+            (postgres.port, redis.port)
+        });
     progress(&format!(
-        "PostgreSQL on {}, Redis on {}; starting two replicas of every service",
+        "PostgreSQL on {} (services through {postgres_port}), Redis on {} (through {redis_port}); starting two replicas of every service",
         postgres.port, redis.port
     ));
 
     let suite = Suite::start(SuiteOptions {
-        postgres_admin_url: Some(postgres.admin_url()),
-        redis_url: Some(redis.url()),
+        postgres_admin_url: Some(postgres.admin_url_on(postgres_port)),
+        redis_url: Some(format!("redis://127.0.0.1:{redis_port}")),
         env: vec![
             ("RUST_LOG".into(), "warn".into()),
             ("DISPATCH311_FAST_CLOSURE_SECS".into(), "0".into()),
@@ -218,7 +231,11 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<Report> {
             .replicas
             .insert(service.name(), (service, replica.port, Some(replica)));
     }
-    let pool = processes.suite.database().await?;
+    let pool = sqlx::PgPool::connect(&processes.suite.database_url.replace(
+        &format!(":{postgres_port}/"),
+        &format!(":{}/", postgres.port),
+    ))
+    .await?;
     let endpoints = Endpoints {
         intake: processes.urls(Service::Intake),
         dispatch: processes.urls(Service::Dispatch),
@@ -308,19 +325,19 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<Report> {
         (0..options.postgres_restarts)
             .map(|n| Fault::PostgresRestart(if n % 2 == 0 { "fast" } else { "immediate" })),
     );
-    if network {
+    if proxies.is_some() {
         schedule.extend((0..options.network_faults).map(|n| {
             let target = if n % 2 == 0 {
                 Target::Postgres
             } else {
                 Target::Redis
             };
-            let cut = if (n / 2) % 2 == 0 {
-                Cut::Reset
-            } else {
-                Cut::Blackhole
-            };
-            Fault::Network(target, cut)
+            let fault = [
+                NetworkFault::Reset,
+                NetworkFault::Blackhole,
+                NetworkFault::Delay,
+            ][(n / 2) % 3];
+            Fault::Network(target, fault)
         }));
     }
     let mut random = fastrand::Rng::with_seed(options.seed);
@@ -345,14 +362,16 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<Report> {
             }
             Fault::RedisRestart => redis.kill_and_restart(pause).await?,
             Fault::PostgresRestart(mode) => postgres.restart(mode)?,
-            Fault::Network(target, cut) => {
-                let port = match target {
-                    Target::Postgres => postgres.port,
-                    Target::Redis => redis.port,
+            Fault::Network(target, fault) => {
+                let (postgres_proxy, redis_proxy) =
+                    proxies.as_mut().expect("scheduled only with proxies");
+                let proxy = match target {
+                    Target::Postgres => postgres_proxy,
+                    Target::Redis => redis_proxy,
                 };
-                firewall.cut(port, cut)?;
+                proxy.inject(Some(fault)).await?;
                 tokio::time::sleep(Duration::from_millis(random.u64(1_000..5_000))).await;
-                firewall.restore(port, cut)?;
+                proxy.inject(None).await?;
             }
         }
         *report.faults.entry(fault.name()).or_default() += 1;
@@ -440,7 +459,20 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<Report> {
 
     pool.close().await;
     drop(processes);
-    drop(firewall);
+    if let Some((postgres_proxy, redis_proxy)) = &proxies {
+        report.proxy_effects = [
+            ("PostgreSQL", postgres_proxy.effects()),
+            ("Redis", redis_proxy.effects()),
+        ]
+        .into_iter()
+        .flat_map(|(server, effects)| {
+            effects
+                .into_iter()
+                .map(move |(effect, count)| (format!("{server}: {effect}"), count))
+        })
+        .collect();
+    }
+    drop(proxies);
     drop(redis);
     drop(postgres);
     Ok(report)

@@ -1,7 +1,9 @@
 //! The chaos run's own PostgreSQL and Redis, on free loopback ports, so it
-//! can restart them and cut their connections without touching the servers
-//! other work on the machine uses; and the firewall rules that cut them.
+//! can restart them without touching the servers other work on the machine
+//! uses; and the TCP fault proxies in front of them that cut, hold and delay
+//! their connections.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -77,9 +79,10 @@ impl PrivatePostgres {
         }
     }
 
-    /// The url to create databases with.
-    pub fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    /// The url to create databases with, reached through `port` (this
+    /// server's, or a proxy's in front of it).
+    pub fn admin_url_on(&self, port: u16) -> String {
+        format!("postgres://postgres@127.0.0.1:{port}/postgres")
     }
 
     /// Restarts the server: `fast` (clients disconnected, a clean shutdown)
@@ -176,75 +179,193 @@ impl Drop for PrivateRedis {
     }
 }
 
-/// How a connection fault treats the packets sent to a server's port.
+/// What a fault proxy does to the connections through it for an interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cut {
-    /// Answered with a TCP reset: connections in use break at once.
+pub enum NetworkFault {
+    /// Every connection reset when it next carries traffic.
     Reset,
-    /// Dropped silently: connections hang until their timeouts.
+    /// Traffic held in both directions: connections hang until their timeouts.
     Blackhole,
+    /// Every read and write held 100-400 ms: a congested or distant network.
+    Delay,
 }
 
-impl Cut {
-    fn target(self) -> &'static [&'static str] {
+impl NetworkFault {
+    /// The fault in `fault`'s run document (a chain of one).
+    fn spec(self) -> serde_json::Value {
         match self {
-            Cut::Reset => &["REJECT", "--reject-with", "tcp-reset"],
-            Cut::Blackhole => &["DROP"],
+            NetworkFault::Reset => serde_json::json!({
+                "type": "connection-reset", "flow": "both", "probability": 1.0
+            }),
+            NetworkFault::Blackhole => serde_json::json!({"type": "blackhole", "flow": "both"}),
+            NetworkFault::Delay => serde_json::json!({
+                "type": "jitter", "flow": "both",
+                "min_delay_ms": 100.0, "max_delay_ms": 400.0, "probability": 1.0
+            }),
         }
     }
 }
 
-/// Connection faults through the kernel's packet filter (`iptables`): every
-/// packet to a port on loopback is reset or dropped for an interval. Rules
-/// still in place are removed when dropped.
-#[derive(Default)]
-pub struct Firewall {
-    active: Vec<(u16, Cut)>,
+/// A TCP fault proxy in front of one server (`fault`, from crates.io's
+/// `fault-cli`): the services connect through it, and the run changes what it
+/// does to their traffic by rewriting its run document, which `fault` reloads
+/// (`--watch`) without touching the connections themselves. Stopped when
+/// dropped.
+pub struct FaultProxy {
+    pub port: u16,
+    upstream: u16,
+    document: PathBuf,
+    events: PathBuf,
+    process: Child,
+    reloads: u64,
 }
 
-impl Firewall {
-    /// Whether `iptables` can be used here (installed, and run as root).
+impl FaultProxy {
+    /// Whether the `fault` command is installed (deploy/ensure-chaos-tools.sh).
     pub fn available() -> bool {
-        running_as_root()
-            && Command::new("iptables")
-                .args(["-S", "INPUT"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success())
+        Command::new("fault")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
     }
 
-    pub fn cut(&mut self, port: u16, cut: Cut) -> anyhow::Result<()> {
-        run(Command::new("iptables").args(rule("-I", port, cut)))?;
-        self.active.push((port, cut));
-        Ok(())
-    }
-
-    pub fn restore(&mut self, port: u16, cut: Cut) -> anyhow::Result<()> {
-        self.active.retain(|active| *active != (port, cut));
-        run(Command::new("iptables").args(rule("-D", port, cut)))
-    }
-}
-
-impl Drop for Firewall {
-    fn drop(&mut self) {
-        for (port, cut) in std::mem::take(&mut self.active) {
-            let _ = Command::new("iptables")
-                .args(rule("-D", port, cut))
-                .status();
+    /// A proxy named `name` on a free port, passing everything to `upstream`.
+    pub async fn start(name: &str, upstream: u16, work_dir: &Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let document = work_dir.join(format!("fault-{name}.json"));
+        let events = work_dir.join(format!("fault-{name}.ndjson"));
+        write_run_document(&document, port, upstream, 0, None)?;
+        let log = std::fs::File::create(&events)?;
+        let process = Command::new("fault")
+            .args(["--output", "json", "--color", "never", "run"])
+            .arg(&document)
+            .arg("--watch")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("the fault command runs the chaos run's TCP fault proxies")?;
+        let proxy = Self {
+            port,
+            upstream,
+            document,
+            events,
+            process,
+            reloads: 0,
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(proxy);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        bail!(
+            "the fault proxy for {name} did not listen on {port}: {}",
+            std::fs::read_to_string(&proxy.events).unwrap_or_default()
+        )
+    }
+
+    /// Applies `fault` to every connection through the proxy (None: healthy
+    /// again), once `fault` says it reloaded.
+    pub async fn inject(&mut self, fault: Option<NetworkFault>) -> anyhow::Result<()> {
+        let reloaded_before = self.count_events("\"config-reloaded\"");
+        let failed_before = self.count_events("\"config-reload-failed\"");
+        self.reloads += 1;
+        write_run_document(
+            &self.document,
+            self.port,
+            self.upstream,
+            self.reloads,
+            fault,
+        )?;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.count_events("\"config-reloaded\"") > reloaded_before {
+                return Ok(());
+            }
+            ensure!(
+                self.count_events("\"config-reload-failed\"") == failed_before,
+                "the fault proxy refused its new document: {}",
+                std::fs::read_to_string(&self.events).unwrap_or_default()
+            );
+        }
+        bail!("the fault proxy did not reload within 10 s")
+    }
+
+    /// What the proxy did to the traffic so far (`fault`'s own counters).
+    pub fn effects(&self) -> BTreeMap<String, u64> {
+        let events = std::fs::read_to_string(&self.events).unwrap_or_default();
+        let Some(last) = events
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["type"] == "run-progress")
+        else {
+            return BTreeMap::new();
+        };
+        let effects = &last["transport"]["effects"];
+        [
+            ("connections", &last["transport"]["tcp"]["opened"]),
+            ("reset", &effects["connection_resets"]),
+            ("delayed reads and writes", &effects["jitter_applications"]),
+            ("blackholed", &effects["blackhole_activations"]),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.as_u64().unwrap_or(0)))
+        .collect()
+    }
+
+    fn count_events(&self, kind: &str) -> usize {
+        std::fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(kind))
+            .count()
     }
 }
 
-fn rule(action: &str, port: u16, cut: Cut) -> Vec<String> {
-    let mut rule: Vec<String> = [action, "INPUT", "-i", "lo", "-p", "tcp", "--dport"]
-        .iter()
-        .map(|part| part.to_string())
-        .collect();
-    rule.push(port.to_string());
-    rule.push("-j".into());
-    rule.extend(cut.target().iter().map(|part| part.to_string()));
-    rule
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// `fault`'s run document: one proxy from `port` to `upstream`, one phase
+/// without end applying `fault` (or nothing). The phase is numbered by
+/// `step`, so every write differs from the last and is a reload.
+fn write_run_document(
+    path: &Path,
+    port: u16,
+    upstream: u16,
+    step: u64,
+    fault: Option<NetworkFault>,
+) -> anyhow::Result<()> {
+    let faults: Vec<_> = fault.into_iter().map(NetworkFault::spec).collect();
+    let document = serde_json::json!({
+        "schema_version": 1,
+        "name": "dispatch311 chaos",
+        "proxies": [{
+            "name": "upstream",
+            "protocol": "tcp",
+            "listen": format!("127.0.0.1:{port}"),
+            "upstream": format!("127.0.0.1:{upstream}"),
+        }],
+        "phases": [{
+            "name": format!("step {step}"),
+            "proxies": if faults.is_empty() {
+                serde_json::json!([])
+            } else {
+                serde_json::json!([{"proxy": "upstream", "faults": faults}])
+            },
+        }],
+    });
+    // written whole, then renamed: the watcher never reads half a document
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, serde_json::to_vec_pretty(&document)?)?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
 }
 
 fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
