@@ -140,6 +140,10 @@ pub const CONTACT_KEYS_VAR: &str = "DISPATCH311_CONTACT_KEYS";
 
 /// The suite's event-log signing key, in its log directory.
 pub const EVENT_LOG_KEY_FILE: &str = "event-log-key.pem";
+
+/// The private half of the suite's token key, for the console's development
+/// sign-in (key id "suite").
+pub const SIGNING_KEY_FILE: &str = "auth-signing-key.pem";
 /// Where the suite's dispatch exports its signed checkpoints (the local
 /// photo store's `event-log/checkpoints` folder).
 pub const CHECKPOINTS_FOLDER: &str = "photos/event-log/checkpoints";
@@ -192,6 +196,7 @@ impl Suite {
         let keys = KeyPair::generate("suite")?;
         let jwks_path = log_dir.join("auth-jwks.json");
         std::fs::write(&jwks_path, &keys.jwks_json)?;
+        std::fs::write(log_dir.join(SIGNING_KEY_FILE), &keys.private_key_pem)?;
         // dispatch signs its event log's checkpoints with a key of the suite's own
         let event_log_key = KeyPair::generate("event-log")?;
         std::fs::write(
@@ -431,6 +436,69 @@ impl Suite {
             .with_context(|| format!("cannot run {}", binary.display()))
     }
 
+    /// Starts a console (`dispatch311-console`) in front of this suite, with
+    /// the development sign-in on and plain-HTTP cookies, and waits until it
+    /// answers `/healthz`. Killed when the returned handle is dropped.
+    pub async fn spawn_console(&self) -> anyhow::Result<Console> {
+        let binary = binary_named("console")?;
+        let port = free_port()?;
+        let log_path = self.log_dir.join(format!("console-{port}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let mut session_key = [0u8; 32];
+        getrandom::fill(&mut session_key).expect("the system random number generator works");
+        let mut command = Command::new(&binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DISPATCH311_CONSOLE_ADDR", format!("127.0.0.1:{port}"))
+            .env("DISPATCH311_DISPATCH_URL", self.url(Service::Dispatch))
+            .env(
+                "DISPATCH311_CONSOLE_SESSION_KEY",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, session_key),
+            )
+            .env("DISPATCH311_CONSOLE_SECURE_COOKIES", "false")
+            .env("DISPATCH311_CONSOLE_DEV_SIGN_IN", "true")
+            .env(
+                "DISPATCH311_AUTH_SIGNING_KEY",
+                self.log_dir.join(SIGNING_KEY_FILE),
+            )
+            .env("DISPATCH311_AUTH_KEY_ID", "suite")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some((_, files)) = &self.tls {
+            command.envs(files.env());
+        }
+        match &self.options.otlp_endpoint {
+            Some(endpoint) => command
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+                .env("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            None => command.env("OTEL_TRACES_EXPORTER", "none"),
+        };
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let console = Console {
+            url: format!("http://127.0.0.1:{port}"),
+            log_path,
+            child,
+        };
+        let health = format!("{}/healthz", console.url);
+        for _ in 0..200 {
+            if http_get_ok(&health).await {
+                return Ok(console);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!(
+            "the console did not answer on {health}: {}",
+            std::fs::read_to_string(&console.log_path).unwrap_or_default()
+        )
+    }
+
     /// Waits until the service answers its gRPC health check as SERVING.
     async fn wait_ready(&mut self, service: Service) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -657,6 +725,40 @@ impl Drop for Suite {
             let _ = child.wait();
         }
     }
+}
+
+/// A console in front of a suite ([`Suite::spawn_console`]); killed when dropped.
+pub struct Console {
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    pub log_path: PathBuf,
+    child: Child,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `GET url` answers 200 (plain HTTP/1.1 on loopback, no client library).
+async fn http_get_ok(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(mut stream) = tokio::net::TcpStream::connect(host).await else {
+        return false;
+    };
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    answer.starts_with(b"HTTP/1.1 200")
 }
 
 /// An extra process of a service, started with [`Suite::spawn_replica`];

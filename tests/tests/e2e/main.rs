@@ -7,6 +7,8 @@
 //! Run one area or one test by its path, e.g.
 //! `cargo test -p dispatch311-tests --test e2e dispatch::lifecycle`.
 
+/// The console in the browser's place: sign-in, the board, the live queue.
+mod console;
 /// Dispatch: the guarded lifecycle, its rules, units, timers, views, the
 /// device feed, the tamper-evident log and messages to the complainant.
 mod dispatch;

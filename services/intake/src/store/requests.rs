@@ -658,6 +658,10 @@ impl Store {
     /// once per statement (the caller splits a batch into rounds, see
     /// `status_updates`).
     ///
+    /// The requests' rows are locked first, in the order of their ids:
+    /// replicas applying overlapping batches wait for each other instead of
+    /// deadlocking.
+    ///
     /// The timeline entry is appended once per transition, and only an
     /// appended entry moves the request. Before dispatch, the furthest step
     /// wins (the update re-reads a row changed concurrently); from dispatch
@@ -686,8 +690,8 @@ impl Store {
                 AS u(sr_id, new_rank, new_status, agency, precinct, priority, sla_due_at, \
                     resolution, resolution_text, occurred_at, source, message, transition_key, \
                     sequence, ord, trace_id, epoch)), \
-             target AS (SELECT i.sr_id FROM input i \
-                WHERE EXISTS (SELECT 1 FROM service_requests s WHERE s.sr_id = i.sr_id)), \
+             target AS (SELECT s.sr_id FROM service_requests s \
+                WHERE s.sr_id IN (SELECT sr_id FROM input) ORDER BY s.sr_id FOR NO KEY UPDATE), \
              appended AS ( \
                 INSERT INTO timeline_entries (sr_id, status, occurred_at, source, message, transition_key, \
                     trace_id) \

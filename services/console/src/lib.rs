@@ -1,0 +1,124 @@
+//! dispatch311's console: the supervisor's and dispatcher's live board in the
+//! browser (the officer's screen comes next). A web server that renders HTML
+//! on the server and calls the services over gRPC with the signed-in
+//! person's own bearer token, so every rule, role check and audit record
+//! stays in the services; it holds no data of its own (sessions are sealed
+//! cookies) and never a complainant's contact.
+//!
+//! Layout: `config` (settings), `session` (sealed cookies, CSRF), `web`
+//! (shared state, per-request trace and security headers), `pages` (the
+//! handlers; the routes are at the end of this file),
+//! `views` (the HTML templates' data), `words` (gRPC statuses and codes in
+//! plain words).
+
+mod config;
+mod pages;
+pub mod session;
+mod views;
+mod web;
+mod words;
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::{
+    Router, middleware,
+    routing::{get, post},
+};
+use dispatch311_grpc::Workers;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ConsoleArgs, ConsoleConfig};
+
+/// A console bound to its port, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    state: web::AppState,
+    /// Cancelled at shutdown: the server drains, live pages end.
+    closing: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(config: ConsoleConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the console DISPATCH311_CONSOLE_ADDR={}",
+                    config.listen_addr
+                )
+            })?;
+        let metrics = match config.metrics_addr {
+            Some(addr) => Some(dispatch311_grpc::metrics::bind(addr).await?),
+            None => None,
+        };
+        let closing = CancellationToken::new();
+        let state = web::AppState::new(&config, closing.clone())?;
+        Ok(Self {
+            listener,
+            metrics,
+            state,
+            closing,
+        })
+    }
+
+    /// Where the console listens (useful with port 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves (or a background worker fails),
+    /// then lets requests in flight finish; live pages end their streams and
+    /// browsers reconnect to another replica.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mut workers = Workers::new();
+        if let Some(listener) = self.metrics {
+            workers.spawn(
+                "metrics endpoint",
+                dispatch311_grpc::metrics::serve(listener, workers.stop_token()),
+            );
+        }
+        let closing = self.closing;
+        tokio::spawn({
+            let closing = closing.clone();
+            let failure = workers.failure();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = failure.cancelled() => {}
+                }
+                closing.cancel();
+            }
+        });
+        let address = self.listener.local_addr()?;
+        tracing::info!(%address, "console listening");
+        let router = router(self.state);
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { closing.cancelled().await })
+            .await
+            .context("the console's web server failed");
+        workers.stop().await?;
+        served
+    }
+}
+
+/// Every page, behind the per-request trace and the security headers.
+fn router(state: web::AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
+        .route("/sign-out", post(pages::sign_out))
+        .route("/board", get(pages::board))
+        .route("/board/queue", get(pages::board_queue))
+        .route("/board/live", get(pages::board_live))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/static/console.css", get(pages::stylesheet))
+        .route("/static/console.js", get(pages::script))
+        .layer(middleware::from_fn(web::traced_and_guarded))
+        .with_state(state)
+}
