@@ -365,23 +365,25 @@ impl Suite {
         {
             command.env("DISPATCH311_PHOTO_DIR", self.log_dir.join("photos"));
         }
-        if let Some((_, files)) = &self.tls {
-            command.envs(files.env());
-        }
-        match &self.options.otlp_endpoint {
-            Some(endpoint) => {
-                command
-                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-                    .env("OTEL_BSP_SCHEDULE_DELAY", "100");
-            }
-            None => {
-                command.env("OTEL_TRACES_EXPORTER", "none");
-            }
-        }
+        self.tls_and_telemetry_env(&mut command);
         for (key, value) in &self.options.env {
             command.env(key, value);
         }
         Ok((binary, command))
+    }
+
+    /// The suite's TLS files (under mutual TLS) and where traces go (its
+    /// OTLP receiver, or nowhere), for a process it starts.
+    fn tls_and_telemetry_env(&self, command: &mut Command) {
+        if let Some((_, files)) = &self.tls {
+            command.envs(files.env());
+        }
+        match &self.options.otlp_endpoint {
+            Some(endpoint) => command
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+                .env("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            None => command.env("OTEL_TRACES_EXPORTER", "none"),
+        };
     }
 
     /// Sets `key` to `value` in the environment of every process started
@@ -469,15 +471,7 @@ impl Suite {
             )
             .stdout(Stdio::null())
             .stderr(log);
-        if let Some((_, files)) = &self.tls {
-            command.envs(files.env());
-        }
-        match &self.options.otlp_endpoint {
-            Some(endpoint) => command
-                .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-                .env("OTEL_BSP_SCHEDULE_DELAY", "100"),
-            None => command.env("OTEL_TRACES_EXPORTER", "none"),
-        };
+        self.tls_and_telemetry_env(&mut command);
         let child = command
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;

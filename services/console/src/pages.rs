@@ -151,14 +151,22 @@ pub struct BoardQuery {
     show: String,
 }
 
-/// What the board lists: every open job, or one slice of them.
-fn board_filter(show: &str) -> (JobFilter, &'static str) {
-    match show {
-        "overdue" => (JobFilter::Overdue, "Overdue"),
-        "flagged" => (JobFilter::Flagged, "Flagged"),
-        "assigned" => (JobFilter::Assigned, "Assigned"),
-        _ => (JobFilter::Open, "Open jobs"),
-    }
+/// What the board can list, as `?show=` names it: every open job (the
+/// first, and the default), or one slice of them.
+const BOARD_FILTERS: [(&str, JobFilter, &str); 4] = [
+    ("open", JobFilter::Open, "Open jobs"),
+    ("overdue", JobFilter::Overdue, "Overdue"),
+    ("flagged", JobFilter::Flagged, "Flagged"),
+    ("assigned", JobFilter::Assigned, "Assigned"),
+];
+
+/// The filter `show` names (`open` for anything else): its name, as it goes
+/// back into a URL, the filter and its label.
+fn board_filter(show: &str) -> (&'static str, JobFilter, &'static str) {
+    BOARD_FILTERS
+        .into_iter()
+        .find(|(name, _, _)| *name == show)
+        .unwrap_or(BOARD_FILTERS[0])
 }
 
 pub async fn board(
@@ -170,42 +178,25 @@ pub async fn board(
         Ok(session) => session,
         Err(response) => return *response,
     };
-    let (_, current_label) = board_filter(&query.show);
-    let filters = [
-        ("open", "Open jobs"),
-        ("overdue", "Overdue"),
-        ("flagged", "Flagged"),
-        ("assigned", "Assigned"),
-    ]
-    .into_iter()
-    .map(|(show, label)| FilterLink {
-        label,
-        href: format!("/board?show={show}"),
-        current: label == current_label,
-    })
-    .collect();
+    let (current, _, _) = board_filter(&query.show);
+    let filters = BOARD_FILTERS
+        .into_iter()
+        .map(|(show, _, label)| FilterLink {
+            label,
+            href: format!("/board?show={show}"),
+            current: show == current,
+        })
+        .collect();
     let queue = queue_fragment(&state, &session, &query.show).await;
     render(
         StatusCode::OK,
         &BoardPage {
             who: Who::of(&session),
             filters,
-            live_url: format!("/board/live?show={}", query.show_param()),
+            live_url: format!("/board/live?show={current}"),
             queue_html: queue,
         },
     )
-}
-
-impl BoardQuery {
-    /// The filter as it goes back into a URL (only the known words).
-    fn show_param(&self) -> &'static str {
-        match self.show.as_str() {
-            "overdue" => "overdue",
-            "flagged" => "flagged",
-            "assigned" => "assigned",
-            _ => "open",
-        }
-    }
 }
 
 /// The queue table alone (what the live stream sends, for a reload of one part).
@@ -268,7 +259,7 @@ fn queue_updates(
 /// The queue of the person's precinct, rendered; a refusal or an outage is
 /// shown in words in its place.
 async fn queue_fragment(state: &AppState, session: &Session, show: &str) -> String {
-    let (filter, filter_label) = board_filter(show);
+    let (_, filter, filter_label) = board_filter(show);
     let listed = async {
         let request = with_token(
             ListJobsRequest {
