@@ -58,6 +58,8 @@ test: deps ## run every test (against local Redis and PostgreSQL, and an S3-comp
 	@deploy/check-prometheus-rules.sh
 	@deploy/check-k8s.sh
 	@deploy/ensure-s3-test-server.sh
+	@# the console's browser test drives Debian's Chromium with Playwright
+	@deploy/ensure-browser.sh >/dev/null
 	@# the end-to-end tests start the real service binaries: build them first
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets

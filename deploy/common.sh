@@ -9,6 +9,9 @@ log_dir="$repo_root/.local/logs"
 
 # the four services, in start order
 services=(intake routing dispatch survey)
+# what `make run` starts: the services, then the console (the browser's way
+# in) in front of them
+processes=("${services[@]}" console)
 
 # every script names itself in its messages so a long `make` output stays readable
 log_tag=$(basename "${0%.sh}")
@@ -167,11 +170,14 @@ suite_env() {
     export DISPATCH311_ROUTING_ADDR="${DISPATCH311_ROUTING_ADDR:-127.0.0.1:50052}"
     export DISPATCH311_DISPATCH_ADDR="${DISPATCH311_DISPATCH_ADDR:-127.0.0.1:50053}"
     export DISPATCH311_SURVEY_ADDR="${DISPATCH311_SURVEY_ADDR:-127.0.0.1:50054}"
+    # the console, on loopback: a developer's browser reaches it over plain HTTP
+    export DISPATCH311_CONSOLE_ADDR="${DISPATCH311_CONSOLE_ADDR:-127.0.0.1:8311}"
     # each service's /metrics for Prometheus, on loopback (no auth on it)
     export DISPATCH311_INTAKE_METRICS_ADDR="${DISPATCH311_INTAKE_METRICS_ADDR:-127.0.0.1:9151}"
     export DISPATCH311_ROUTING_METRICS_ADDR="${DISPATCH311_ROUTING_METRICS_ADDR:-127.0.0.1:9152}"
     export DISPATCH311_DISPATCH_METRICS_ADDR="${DISPATCH311_DISPATCH_METRICS_ADDR:-127.0.0.1:9153}"
     export DISPATCH311_SURVEY_METRICS_ADDR="${DISPATCH311_SURVEY_METRICS_ADDR:-127.0.0.1:9154}"
+    export DISPATCH311_CONSOLE_METRICS_ADDR="${DISPATCH311_CONSOLE_METRICS_ADDR:-127.0.0.1:9155}"
     # optional mutual TLS on every service and between them, with development
     # certificates; a suite started so is remembered (make tour, make status)
     local scheme=http
@@ -188,6 +194,21 @@ suite_env() {
         url_var="DISPATCH311_${svc^^}_URL"
         export "$url_var=${!url_var:-$scheme://$(connect_addr "${!addr_var}")}"
     done
+}
+
+# the console's session key for development (32 bytes, base64): made once
+# and kept in .local/dev-keys, so a restarted console keeps everyone signed in
+dev_console_session_key() {
+    local file="$repo_root/.local/dev-keys/console-session-key"
+    if [[ ! -s $file ]]; then
+        (
+            umask 077
+            mkdir -p "$(dirname "$file")"
+            head -c 32 /dev/urandom | base64 | tr -d '\n' >"$file.tmp"
+            mv "$file.tmp" "$file"
+        ) || return 1
+    fi
+    cat "$file"
 }
 
 # the listen address of SERVICE (after suite_env)
@@ -217,7 +238,7 @@ connect_addr() {
 # otherwise hold the port another service is about to listen on.
 reserve_listen_ports() {
     local file=/proc/sys/net/ipv4/ip_local_reserved_ports svc ports=() current
-    for svc in "${services[@]}"; do
+    for svc in "${processes[@]}"; do
         ports+=("$(service_addr "$svc" | sed 's/.*://')" "$(metrics_addr "$svc" | sed 's/.*://')")
     done
     current=$(cat "$file" 2>/dev/null) || return 0

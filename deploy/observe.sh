@@ -48,7 +48,7 @@ mkdir -p "$prometheus_dir" "$data_dir" "$run_dir" "$log_dir"
 # The effective configuration: the template with each job's targets line set
 # to its service's metrics address.
 targets=()
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     targets+=("$svc=$(connect_addr "$(metrics_addr "$svc")")")
 done
 render_prometheus_config "$config" "${targets[@]}"
@@ -106,9 +106,9 @@ if ! http_ok /targets && http_ok /classic/targets; then ui=$url/classic; fi
 echo
 echo "prometheus is running: $url (pid $pid, log .local/logs/prometheus.log)"
 scraped=()
-for svc in "${services[@]}"; do scraped+=("$svc $(connect_addr "$(metrics_addr "$svc")")"); done
+for svc in "${processes[@]}"; do scraped+=("$svc $(connect_addr "$(metrics_addr "$svc")")"); done
 echo "  scraping  $(printf '%s, ' "${scraped[@]}" | sed 's/, $//')"
-echo "  targets   $ui/targets  (all four should be UP; a service not running shows DOWN)"
+echo "  targets   $ui/targets  (all five should be UP; a service not running shows DOWN)"
 echo "  alerts    $ui/alerts  (rules: deploy/prometheus/rules.yml; what each means: deploy/README.md)"
 echo "  rules     $ui/rules  (recorded series such as borough_priority_step:dispatch311_job_step_duration_seconds:p99_rate1h)"
 echo "  query     curl -s '$url/api/v1/query?query=up'"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the four services and starts them in the background, each with its log
+# Builds the four services and the console and starts them in the background, each with its log
 # in .local/logs/<service>.log and its pid in .local/run/<service>.pid. Stops a
 # suite already running first, so running it again restarts everything.
 # Expects Redis and PostgreSQL up (deploy/ensure-deps.sh).
@@ -40,7 +40,7 @@ if [[ ${DISPATCH311_MUTUAL_TLS:-} == 1 ]]; then
     touch "$run_dir/mutual-tls"
 fi
 
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     [[ -x $bin_dir/dispatch311-$svc ]] || die "the build made no binary dispatch311-$svc"
     if service_answers "$svc"; then
         die "$(service_addr "$svc") is already in use by another program: stop it or set DISPATCH311_${svc^^}_ADDR"
@@ -56,6 +56,13 @@ start_service() {
         export OTEL_SERVICE_NAME="dispatch311-$svc"
         DISPATCH311_METRICS_ADDR=$(metrics_addr "$svc")
         export DISPATCH311_METRICS_ADDR
+        if [[ $svc == console ]]; then
+            # development: sign in as any role with the development key
+            # (marked so on the page), cookies over plain HTTP on loopback
+            DISPATCH311_CONSOLE_SESSION_KEY=$(dev_console_session_key)
+            export DISPATCH311_CONSOLE_SESSION_KEY DISPATCH311_CONSOLE_DEV_SIGN_IN=true
+            export DISPATCH311_CONSOLE_SECURE_COOKIES=false
+        fi
         nohup "$bin_dir/dispatch311-$svc" </dev/null >"$log_dir/$svc.log" 2>&1 &
         echo $! >"$run_dir/$svc.pid"
     )
@@ -70,12 +77,12 @@ fail_start() {
     exit 1
 }
 
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     start_service "$svc"
 done
 
 deadline=$((SECONDS + start_timeout))
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     pid=$(<"$run_dir/$svc.pid")
     until service_answers "$svc"; do
         pid_alive "$pid" || fail_start "$svc" "exited during start-up"
@@ -86,10 +93,10 @@ done
 
 echo
 echo "dispatch311 is running:"
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     printf '  %-9s %-17s pid %-7s log .local/logs/%s.log\n' "$svc" "$(service_addr "$svc")" "$(<"$run_dir/$svc.pid")" "$svc"
 done
-echo "metrics for Prometheus: $(for svc in "${services[@]}"; do printf 'http://%s/metrics ' "$(connect_addr "$(metrics_addr "$svc")")"; done)"
+echo "metrics for Prometheus: $(for svc in "${processes[@]}"; do printf 'http://%s/metrics ' "$(connect_addr "$(metrics_addr "$svc")")"; done)"
 echo
 # a development token per role, valid 12 hours, kept for copy and paste
 if [[ -r $DISPATCH311_AUTH_SIGNING_KEY ]]; then
@@ -116,6 +123,7 @@ if [[ -n $traces_endpoint ]]; then
 else
     echo "traces:  not exported; to see them in Jaeger: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 make run (deploy/README.md)"
 fi
+echo "console: http://$(connect_addr "$DISPATCH311_CONSOLE_ADDR")  (the board and the officer's screen; development sign-in as any role)"
 echo "try it:  make tour     (the two-minute tour)"
 echo "logs:    make logs     (or .local/logs/<service>.log)"
 echo "status:  make status"

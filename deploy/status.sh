@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shows which services of the suite run, on which address, and whether they
 # accept connections, and whether the Prometheus of `make observe` runs. Exits
-# non-zero unless all four services run (`--quiet`: only the status).
+# non-zero unless the four services and the console run (`--quiet`: only the status).
 set -euo pipefail
 # shellcheck source=deploy/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -11,7 +11,7 @@ quiet=false
 suite_env
 
 running=0
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     addr=$(service_addr "$svc")
     if ! pid=$(service_pid "$svc"); then
         state="stopped"
@@ -31,4 +31,4 @@ if ! $quiet; then
     fi
     printf '  %-10s %-17s %s\n' prometheus "$(prometheus_addr)" "$state"
 fi
-((running == ${#services[@]}))
+((running == ${#processes[@]}))

@@ -18,7 +18,7 @@ grace_seconds=10
 
 pids=()
 names=()
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     if pid=$(service_pid "$svc"); then
         kill -TERM "$pid" 2>/dev/null || true
         pids+=("$pid")
@@ -46,7 +46,7 @@ else
     fi
     say "stopped"
 fi
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     rm -f "$run_dir/$svc.pid"
 done
 # a suite started with mutual TLS is forgotten with it (make run asks again)

@@ -9,6 +9,7 @@ pub mod cad;
 pub mod chaos;
 pub mod nyc311;
 pub mod otlp;
+pub mod picture;
 pub mod redis_cluster;
 pub mod s3;
 pub mod suite;

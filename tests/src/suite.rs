@@ -478,6 +478,7 @@ impl Suite {
         let console = Console {
             url: format!("http://127.0.0.1:{port}"),
             log_path,
+            session_key,
             child,
         };
         let health = format!("{}/healthz", console.url);
@@ -726,6 +727,8 @@ pub struct Console {
     /// `http://127.0.0.1:<port>`
     pub url: String,
     pub log_path: PathBuf,
+    /// The key it seals sessions with (a test seals an expired one).
+    pub session_key: [u8; 32],
     child: Child,
 }
 

@@ -37,6 +37,14 @@ pub struct ConsoleArgs {
         default_value = "http://127.0.0.1:50053"
     )]
     pub dispatch_url: String,
+    /// Survey's gRPC API (the satisfaction figures).
+    #[arg(
+        long = "survey-url",
+        env = "DISPATCH311_SURVEY_URL",
+        value_name = "DISPATCH311_SURVEY_URL",
+        default_value = "http://127.0.0.1:50054"
+    )]
+    pub survey_url: String,
     /// The key that seals session cookies: 32 bytes, base64. Every replica
     /// of the console needs the same one; a new one signs everyone out.
     #[arg(
@@ -88,6 +96,7 @@ pub struct ConsoleArgs {
 pub struct ConsoleConfig {
     pub listen_addr: SocketAddr,
     pub dispatch_url: String,
+    pub survey_url: String,
     pub session_key: SessionKey,
     pub secure_cookies: bool,
     /// The development sign-in's signer, when it is offered.
@@ -102,6 +111,7 @@ impl std::fmt::Debug for ConsoleConfig {
         f.debug_struct("ConsoleConfig")
             .field("listen_addr", &self.listen_addr)
             .field("dispatch_url", &self.dispatch_url)
+            .field("survey_url", &self.survey_url)
             .field("secure_cookies", &self.secure_cookies)
             .field("dev_sign_in", &self.dev_signer.is_some())
             .finish_non_exhaustive()
@@ -135,6 +145,7 @@ impl ConsoleConfig {
         Ok(Self {
             listen_addr: args.listen_addr,
             dispatch_url: args.dispatch_url,
+            survey_url: args.survey_url,
             session_key: SessionKey::new(key),
             secure_cookies: args.secure_cookies,
             dev_signer,

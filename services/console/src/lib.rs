@@ -1,17 +1,24 @@
-//! dispatch311's console: the supervisor's and dispatcher's live board in the
-//! browser (the officer's screen comes next). A web server that renders HTML
+//! dispatch311's console: the dispatcher's and supervisor's live board, job
+//! pages, review list and figures, and the officer's screen, in the browser.
+//! A web server that renders HTML
 //! on the server and calls the services over gRPC with the signed-in
 //! person's own bearer token, so every rule, role check and audit record
 //! stays in the services; it holds no data of its own (sessions are sealed
 //! cookies) and never a complainant's contact.
 //!
 //! Layout: `config` (settings), `session` (sealed cookies, CSRF), `web`
-//! (shared state, per-request trace and security headers), `pages` (the
-//! handlers; the routes are at the end of this file),
+//! (shared state, per-request trace and security headers, role checks),
+//! `live` (server-sent events); the handlers: `pages` (sign-in, board),
+//! `jobs` (a job's page and actions, photos), `oversight` (review, figures),
+//! `officer` (the officer's screen); the routes are at the end of this file;
 //! `views` (the HTML templates' data), `words` (gRPC statuses and codes in
 //! plain words).
 
 mod config;
+mod jobs;
+mod live;
+mod officer;
+mod oversight;
 mod pages;
 pub mod session;
 mod views;
@@ -114,8 +121,20 @@ fn router(state: web::AppState) -> Router {
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/board", get(pages::board))
-        .route("/board/queue", get(pages::board_queue))
+        .route("/board/part", get(pages::board_part))
         .route("/board/live", get(pages::board_live))
+        .route("/jobs/{job_id}", get(jobs::job_page))
+        .route("/jobs/{job_id}/live", get(jobs::job_live))
+        .route("/jobs/{job_id}/assign", post(jobs::assign))
+        .route("/jobs/{job_id}/cancel", post(jobs::cancel))
+        .route("/jobs/{job_id}/reroute", post(jobs::reroute))
+        .route("/jobs/{job_id}/photos/{index}", get(jobs::photo))
+        .route("/review", get(oversight::review))
+        .route("/review/live", get(oversight::review_live))
+        .route("/figures", get(oversight::figures))
+        .route("/officer", get(officer::officer_page))
+        .route("/officer/live", get(officer::officer_live))
+        .route("/officer/jobs/{job_id}/{step}", post(officer::step))
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/console.css", get(pages::stylesheet))
         .route("/static/console.js", get(pages::script))

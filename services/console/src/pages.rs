@@ -1,42 +1,40 @@
-//! The handlers: sign-in and out, the board and its live queue. Each call to
+//! The handlers of sign-in and out and of the board (queue and units).
+//! Each call to
 //! a service carries the signed-in person's own token; a role the console
 //! turns away here (an officer on the board) the services would refuse too.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use askama::Template;
 use axum::{
     Form,
     extract::{Query, State},
     http::{HeaderMap, StatusCode, header},
-    response::{
-        Html, IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
-    },
+    response::{Html, IntoResponse, Response},
 };
-use dispatch311_auth::{Role, client::with_token};
-use dispatch311_proto::dispatch::v1::{JobFilter, ListJobsRequest};
-use futures::Stream;
+use dispatch311_auth::Role;
+use dispatch311_proto::dispatch::v1::{JobFilter, ListJobsRequest, ListUnitsRequest};
 use serde::Deserialize;
 
+use crate::live;
 use crate::session::Session;
-use crate::views::{BoardPage, FilterLink, JobRow, MessagePage, QueueFragment, SignInPage, Who};
-use crate::web::{AppState, see_other};
+use crate::views::{
+    BoardFragment, BoardPage, FilterLink, JobRow, QueueFragment, SignInPage, UnitRow, Who,
+};
+use crate::web::{
+    AppState, as_person, forged_form, message, render, render_fragment, require, see_other,
+};
 use crate::words;
-
-/// How often a live board asks dispatch for its queue.
-const LIVE_EVERY: Duration = Duration::from_secs(2);
 
 /// Where a signed-in person starts: the board, or the sign-in page.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.session(&headers) {
         Some(session) if is_board_role(session.role) => see_other("/board"),
+        Some(session) if session.role == Role::Officer => see_other("/officer"),
         Some(session) => message(
             StatusCode::FORBIDDEN,
             Some(&session),
-            "Nothing here yet",
-            "The officer's screen is not ready yet; the board is for dispatchers and supervisors.",
+            "Nothing here for your role",
+            "The console is for dispatchers, supervisors and officers.",
         ),
         None => see_other("/sign-in"),
     }
@@ -106,7 +104,11 @@ pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignInForm>
     let expires_at = chrono::Utc::now().timestamp() + lifetime.as_secs() as i64;
     let session = Session::new(token, role, subject.into(), precinct.into(), expires_at);
     tracing::info!(role = ?role, "signed in (development sign-in)");
-    let mut response = see_other(if is_board_role(role) { "/board" } else { "/" });
+    let mut response = see_other(if is_board_role(role) {
+        "/board"
+    } else {
+        "/officer"
+    });
     response
         .headers_mut()
         .insert(header::SET_COOKIE, state.session_cookie(&session));
@@ -169,12 +171,20 @@ fn board_filter(show: &str) -> (&'static str, JobFilter, &'static str) {
         .unwrap_or(BOARD_FILTERS[0])
 }
 
+/// Dispatchers and supervisors: the board, the job pages.
+pub const BOARD_ROLES: &[Role] = &[Role::Dispatcher, Role::Supervisor];
+pub const BOARD_PEOPLE: &str = "dispatchers and supervisors";
+
+fn is_board_role(role: Role) -> bool {
+    BOARD_ROLES.contains(&role)
+}
+
 pub async fn board(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<BoardQuery>,
 ) -> Response {
-    let session = match board_session(&state, &headers) {
+    let session = match require(&state, &headers, BOARD_ROLES, BOARD_PEOPLE) {
         Ok(session) => session,
         Err(response) => return *response,
     };
@@ -187,164 +197,115 @@ pub async fn board(
             current: show == current,
         })
         .collect();
-    let queue = queue_fragment(&state, &session, &query.show).await;
+    let live_html = board_fragment(state, session.clone(), current).await;
     render(
         StatusCode::OK,
         &BoardPage {
             who: Who::of(&session),
             filters,
             live_url: format!("/board/live?show={current}"),
-            queue_html: queue,
+            live_html,
         },
     )
 }
 
-/// The queue table alone (what the live stream sends, for a reload of one part).
-pub async fn board_queue(
+/// The board's live part alone (the queue and the units), e.g. for a
+/// script that reloads one part.
+pub async fn board_part(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<BoardQuery>,
 ) -> Response {
-    match board_session(&state, &headers) {
-        Ok(session) => Html(queue_fragment(&state, &session, &query.show).await).into_response(),
+    match require(&state, &headers, BOARD_ROLES, BOARD_PEOPLE) {
+        Ok(session) => {
+            let (show, _, _) = board_filter(&query.show);
+            Html(board_fragment(state, session, show).await).into_response()
+        }
         Err(response) => *response,
     }
 }
 
-/// The board's queue, live: a server-sent event with the table whenever it
-/// changed, asked of dispatch every two seconds with the person's token.
+/// The board's queue and units, live: sent whenever they changed, asked of
+/// dispatch every two seconds with the person's token.
 pub async fn board_live(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<BoardQuery>,
 ) -> Response {
-    let session = match board_session(&state, &headers) {
+    let session = match require(&state, &headers, BOARD_ROLES, BOARD_PEOPLE) {
         Ok(session) => session,
         Err(response) => return *response,
     };
-    Sse::new(queue_updates(state, session, query.show))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    let (show, _, _) = board_filter(&query.show);
+    live::polled(state, session, move |state, session| {
+        board_fragment(state, session, show)
+    })
 }
 
-fn queue_updates(
-    state: AppState,
-    session: Session,
-    show: String,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let closing = state.0.closing.clone();
-    let updates = futures::stream::unfold(
-        (state, session, show, String::new(), true),
-        |(state, session, show, last, first)| async move {
-            loop {
-                if !first {
-                    tokio::time::sleep(LIVE_EVERY).await;
-                }
-                if chrono::Utc::now().timestamp() >= session.expires_at {
-                    let event = Event::default().event("signed-out").data("");
-                    return Some((Ok(event), (state, session, show, last, false)));
-                }
-                let html = queue_fragment(&state, &session, &show).await;
-                if html != last {
-                    let event = Event::default().event("update").data(html.clone());
-                    return Some((Ok(event), (state, session, show, html, false)));
-                }
-            }
+/// The queue and the units of the person's precinct, rendered; a refusal
+/// or an outage is shown in words in their place.
+async fn board_fragment(state: AppState, session: Session, show: &'static str) -> String {
+    let (_, filter, filter_label) = board_filter(show);
+    let dispatch = state.0.dispatch.clone();
+    let jobs = as_person(
+        &session,
+        ListJobsRequest {
+            precinct: session.precinct.clone(),
+            filter: filter as i32,
+            page_size: 500,
+            ..Default::default()
         },
     );
-    // ends at shutdown, so the server can drain; the browser reconnects
-    futures::StreamExt::take_until(updates, async move { closing.cancelled().await })
-}
-
-/// The queue of the person's precinct, rendered; a refusal or an outage is
-/// shown in words in its place.
-async fn queue_fragment(state: &AppState, session: &Session, show: &str) -> String {
-    let (_, filter, filter_label) = board_filter(show);
-    let listed = async {
-        let request = with_token(
-            ListJobsRequest {
-                precinct: session.precinct.clone(),
-                filter: filter as i32,
-                page_size: 500,
-                ..Default::default()
-            },
-            &session.token,
-        )
-        .map_err(|error| tonic::Status::internal(error.to_string()))?;
-        state.0.dispatch.clone().list_jobs(request).await
-    }
-    .await;
+    let units = as_person(
+        &session,
+        ListUnitsRequest {
+            precinct: session.precinct.clone(),
+            page_size: 500,
+            ..Default::default()
+        },
+    );
+    let (jobs, units) = tokio::join!(
+        async {
+            let mut dispatch = dispatch.clone();
+            dispatch.list_jobs(jobs?).await
+        },
+        async {
+            let mut dispatch = dispatch.clone();
+            dispatch.list_units(units?).await
+        }
+    );
     let now = chrono::Utc::now();
-    let fragment = match listed {
-        Ok(response) => QueueFragment {
-            rows: response
-                .into_inner()
-                .jobs
-                .iter()
-                .map(|job| JobRow::of(job, now))
-                .collect(),
+    let jobs = jobs.map(|response| response.into_inner().jobs);
+    let queue = match &jobs {
+        Ok(jobs) => QueueFragment {
+            rows: jobs.iter().map(|job| JobRow::of(job, now)).collect(),
             problem: None,
             filter_label,
         },
         Err(status) => QueueFragment {
             rows: Vec::new(),
-            problem: Some(words::status(&status)),
+            problem: Some(words::status(status)),
             filter_label,
         },
     };
-    fragment.render().unwrap_or_else(|error| {
-        tracing::error!(%error, "cannot render the queue");
-        String::new()
+    let known_jobs = jobs.as_deref().unwrap_or_default();
+    let (units, units_problem) = match units {
+        Ok(response) => (
+            response
+                .into_inner()
+                .units
+                .iter()
+                .map(|unit| UnitRow::of(unit, known_jobs, now))
+                .collect(),
+            None,
+        ),
+        Err(status) => (Vec::new(), Some(words::status(&status))),
+    };
+    render_fragment(&BoardFragment {
+        queue,
+        units,
+        units_problem,
     })
-}
-
-fn is_board_role(role: Role) -> bool {
-    matches!(role, Role::Dispatcher | Role::Supervisor)
-}
-
-/// The session of a dispatcher or supervisor, or the answer that turns
-/// anyone else away (the sign-in page for nobody, 403 for other roles).
-fn board_session(state: &AppState, headers: &HeaderMap) -> Result<Session, Box<Response>> {
-    match state.session(headers) {
-        Some(session) if is_board_role(session.role) => Ok(session),
-        Some(session) => Err(Box::new(message(
-            StatusCode::FORBIDDEN,
-            Some(&session),
-            "Not for your role",
-            "The board is for dispatchers and supervisors.",
-        ))),
-        None => Err(Box::new(see_other("/sign-in"))),
-    }
-}
-
-fn forged_form() -> Response {
-    message(
-        StatusCode::FORBIDDEN,
-        None,
-        "Form refused",
-        "This form did not come from your console page; reload the page and try again.",
-    )
-}
-
-fn message(status: StatusCode, session: Option<&Session>, title: &str, text: &str) -> Response {
-    render(
-        status,
-        &MessagePage {
-            who: session.map(Who::of),
-            title: title.into(),
-            message: text.into(),
-        },
-    )
-}
-
-fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "cannot render a page");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
 }
 
 pub async fn stylesheet() -> Response {

@@ -14,14 +14,20 @@ use axum::{
 use dispatch311_auth::TokenSigner;
 use dispatch311_grpc::client::connect_lazy;
 use dispatch311_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
+use dispatch311_proto::survey::v1::survey_service_client::SurveyServiceClient;
 use dispatch311_telemetry::{grpc::TracedChannel, propagation};
 use opentelemetry::trace::TraceContextExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use askama::Template;
+use axum::http::StatusCode;
+use dispatch311_auth::{Role, client::with_token};
+
 use crate::config::ConsoleConfig;
 use crate::session::{Session, SessionKey};
+use crate::views::{MessagePage, Who};
 
 /// The session cookie's name. With `Secure`, the `__Host-` prefix also
 /// binds it to this host and path `/` (no subdomain can set or read it).
@@ -38,7 +44,10 @@ pub fn cookie_name(secure: bool) -> &'static str {
 pub struct AppState(pub Arc<Shared>);
 
 pub struct Shared {
+    /// Takes answers up to a photo's size (GetJobPhoto).
     pub dispatch: DispatchServiceClient<TracedChannel>,
+    /// For the satisfaction figures beside the precinct's.
+    pub survey: SurveyServiceClient<TracedChannel>,
     pub session_key: SessionKey,
     pub secure_cookies: bool,
     pub dev_signer: Option<TokenSigner>,
@@ -50,9 +59,13 @@ pub struct Shared {
 impl AppState {
     pub fn new(config: &ConsoleConfig, closing: CancellationToken) -> anyhow::Result<Self> {
         let dispatch =
-            DispatchServiceClient::new(connect_lazy(&config.dispatch_url, config.tls.as_ref())?);
+            DispatchServiceClient::new(connect_lazy(&config.dispatch_url, config.tls.as_ref())?)
+                .max_decoding_message_size(dispatch311_photos::MAX_PHOTO_BYTES + 64 * 1024);
+        let survey =
+            SurveyServiceClient::new(connect_lazy(&config.survey_url, config.tls.as_ref())?);
         Ok(Self(Arc::new(Shared {
             dispatch,
+            survey,
             session_key: config.session_key.clone(),
             secure_cookies: config.secure_cookies,
             dev_signer: config.dev_signer.clone(),
@@ -154,4 +167,84 @@ pub fn see_other(location: &str) -> Response {
         [(header::LOCATION, location.to_string())],
     )
         .into_response()
+}
+
+/// `message` as a call of the signed-in person: their own token, so the
+/// services apply their rules and record who acted.
+pub fn as_person<T>(session: &Session, message: T) -> Result<tonic::Request<T>, tonic::Status> {
+    with_token(message, &session.token).map_err(|error| tonic::Status::internal(error.to_string()))
+}
+
+/// The session when its role is one of `roles`; otherwise the answer that
+/// turns the visitor away: the sign-in page for nobody, 403 in words for
+/// another role (the services would refuse that role too).
+pub fn require(
+    state: &AppState,
+    headers: &HeaderMap,
+    roles: &[Role],
+    for_whom: &str,
+) -> Result<Session, Box<Response>> {
+    match state.session(headers) {
+        Some(session) if roles.contains(&session.role) => Ok(session),
+        Some(session) => Err(Box::new(message(
+            StatusCode::FORBIDDEN,
+            Some(&session),
+            "Not for your role",
+            &format!("This page is for {for_whom}."),
+        ))),
+        None => Err(Box::new(see_other("/sign-in"))),
+    }
+}
+
+/// A form whose CSRF token is not the session's: another site's, or a stale page's.
+pub fn forged_form() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        None,
+        "Form refused",
+        "This form did not come from your console page; reload the page and try again.",
+    )
+}
+
+/// A page of one message (a refusal, a failure, nothing to show).
+pub fn message(status: StatusCode, session: Option<&Session>, title: &str, text: &str) -> Response {
+    render(
+        status,
+        &MessagePage {
+            who: session.map(Who::of),
+            title: title.into(),
+            message: text.into(),
+        },
+    )
+}
+
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, axum::response::Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render a page");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// A fragment for a live section; an error is logged and shows as nothing.
+pub fn render_fragment(fragment: &impl Template) -> String {
+    fragment.render().unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot render a fragment");
+        String::new()
+    })
+}
+
+/// The HTTP status a refused action's page is answered with.
+pub fn status_for(status: &tonic::Status) -> StatusCode {
+    match status.code() {
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        tonic::Code::FailedPrecondition | tonic::Code::Aborted => StatusCode::CONFLICT,
+        tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }

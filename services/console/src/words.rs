@@ -2,9 +2,10 @@
 //! the services' refusals (a gRPC status becomes a sentence and what to do,
 //! never a code on the screen).
 
-use dispatch311_proto::common::v1::Priority;
-use dispatch311_proto::dispatch::v1::{FlagKind, JobState};
+use dispatch311_proto::common::v1::{Priority, ResolutionCode};
+use dispatch311_proto::dispatch::v1::{EventType, FlagKind, JobState, UnitStatus};
 use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
 
 pub fn state(state: i32) -> &'static str {
     match JobState::try_from(state).unwrap_or(JobState::Unspecified) {
@@ -43,6 +44,113 @@ pub fn flag(kind: i32) -> &'static str {
     }
 }
 
+pub fn unit_status(status: i32) -> &'static str {
+    match UnitStatus::try_from(status).unwrap_or(UnitStatus::Unspecified) {
+        UnitStatus::Available => "Available",
+        UnitStatus::Assigned => "Assigned",
+        UnitStatus::EnRoute => "En route",
+        UnitStatus::OnScene => "On scene",
+        UnitStatus::BusyEmergency => "On a 911 job (never offered for 311 work)",
+        UnitStatus::OutOfService => "Out of service",
+        UnitStatus::Unspecified => "Unknown",
+    }
+}
+
+pub fn event(kind: i32) -> &'static str {
+    match EventType::try_from(kind).unwrap_or(EventType::Unspecified) {
+        EventType::Queued => "Queued in the precinct",
+        EventType::Assigned => "Assigned",
+        EventType::Reassigned => "Reassigned",
+        EventType::Acknowledged => "Acknowledged",
+        EventType::EnRoute => "En route",
+        EventType::OnScene => "On scene",
+        EventType::EvidenceViewed => "Photo opened",
+        EventType::Closed => "Closed",
+        EventType::Cancelled => "Cancelled",
+        EventType::Reopened => "Reopened",
+        EventType::AckTimeout => "Not acknowledged in time",
+        EventType::SlaBreached => "SLA breached",
+        EventType::Flagged => "Flagged",
+        EventType::RerouteApproved => "Re-route approved",
+        EventType::MessageToComplainant => "Question to the complainant",
+        EventType::ComplainantAnswered => "The complainant answered",
+        EventType::DuplicateLinked => "Another report linked",
+        EventType::DuplicateUnlinked => "A linked report taken out",
+        EventType::Unspecified => "Event",
+    }
+}
+
+/// The city's resolution codes, as the close form offers them (the code's
+/// name as the value, the city's published words as the label).
+pub const RESOLUTIONS: [(ResolutionCode, &str); 9] = [
+    (
+        ResolutionCode::ActionTaken,
+        "Responded and took action to fix the condition",
+    ),
+    (ResolutionCode::SummonsIssued, "Issued a summons"),
+    (
+        ResolutionCode::NoEvidence,
+        "Observed no evidence of the violation at that time",
+    ),
+    (
+        ResolutionCode::PoliceActionNotNecessary,
+        "Determined that police action was not necessary",
+    ),
+    (
+        ResolutionCode::UnableToGainEntry,
+        "Unable to gain entry to the premises",
+    ),
+    (
+        ResolutionCode::ConditionGoneOnArrival,
+        "Upon arrival those responsible for the condition were gone",
+    ),
+    (
+        ResolutionCode::Duplicate,
+        "A duplicate of a previous service request",
+    ),
+    (
+        ResolutionCode::Referred,
+        "Referred the complaint to another agency",
+    ),
+    (
+        ResolutionCode::OutsideJurisdiction,
+        "Does not fall under the Police Department's jurisdiction",
+    ),
+];
+
+pub fn resolution(code: i32) -> &'static str {
+    RESOLUTIONS
+        .iter()
+        .find(|(known, _)| *known as i32 == code)
+        .map_or("", |(_, words)| words)
+}
+
+/// What to do about a rule's refusal (the `ErrorInfo` reason dispatch
+/// sends), beside the service's own sentence saying what was refused.
+fn what_to_do(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "EVIDENCE_NOT_VIEWED" => "Open the photos below, then close the job.",
+        "NO_ARRIVAL_ON_SCENE" => {
+            "Go to the place and tap \"On scene\" there, or choose what you did instead."
+        }
+        "ARRIVAL_NOT_NEAR_SCENE" => {
+            "Report on scene again from the place itself, or choose what you did instead."
+        }
+        "SUMMONS_NUMBER_REQUIRED" => "Type the summons number and close again.",
+        "DUPLICATE_NOT_LINKED" | "DUPLICATE_NOT_SAME_INCIDENT" => {
+            "Give the SR number of the earlier request of the same complaint at the same place."
+        }
+        "RESOLUTION_REQUIRED" => "Choose what you did.",
+        "UNIT_ON_EMERGENCY" | "UNIT_OUT_OF_SERVICE" | "UNIT_BUSY" => {
+            "Choose another unit from the recommended ones."
+        }
+        "UNIT_OF_ANOTHER_PRECINCT" => "Choose a unit of this precinct.",
+        "INVALID_TRANSITION" => "Reload the page to see where the job is now.",
+        reason if reason.starts_with("POLICE_MATTER_") => "Choose what officers did at the scene.",
+        _ => return None,
+    })
+}
+
 /// "4 min", "1 h 05 min", "2 d 3 h": how long, for a glance.
 pub fn duration(seconds: i64) -> String {
     let seconds = seconds.max(0);
@@ -64,7 +172,20 @@ pub fn duration(seconds: i64) -> String {
 pub fn status(status: &Status) -> String {
     let message = status.message();
     match status.code() {
-        Code::FailedPrecondition | Code::InvalidArgument => message.to_string(),
+        Code::FailedPrecondition => {
+            let advice = status
+                .get_details_error_info()
+                .and_then(|info| what_to_do(&info.reason));
+            let mut sentence = capitalised(message);
+            if !sentence.ends_with('.') {
+                sentence.push('.');
+            }
+            match advice {
+                Some(advice) => format!("{sentence} {advice}"),
+                None => sentence,
+            }
+        }
+        Code::InvalidArgument => capitalised(message),
         Code::PermissionDenied => format!("Not allowed: {message}"),
         Code::NotFound => format!("Not found: {message}"),
         Code::Unauthenticated => "Your sign-in has ended: sign in again.".to_string(),
@@ -74,6 +195,15 @@ pub fn status(status: &Status) -> String {
         }
         Code::Aborted => format!("{message} (someone else changed it at the same moment)"),
         _ => format!("Something went wrong on our side; tell the help desk this trace: {message}"),
+    }
+}
+
+/// A sentence starts with a capital (the services' messages start lower case).
+fn capitalised(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -92,13 +222,18 @@ mod tests {
 
     #[test]
     fn a_refusal_keeps_the_services_sentence_and_a_failure_says_what_to_do() {
-        let refused = Status::failed_precondition(
+        let refused = dispatch311_grpc::status::failed_precondition(
+            "EVIDENCE_NOT_VIEWED",
+            "job 1",
             "the complainant attached a photo: open the photos first, then close the job",
         );
         assert_eq!(
             status(&refused),
-            "the complainant attached a photo: open the photos first, then close the job"
+            "The complainant attached a photo: open the photos first, then close the job. \
+             Open the photos below, then close the job."
         );
+        let unknown = Status::failed_precondition("a rule said no");
+        assert_eq!(status(&unknown), "A rule said no.");
         assert!(status(&Status::unavailable("x")).contains("tries again"));
         assert!(status(&Status::unauthenticated("expired")).contains("sign in again"));
     }

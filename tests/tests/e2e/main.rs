@@ -7,7 +7,8 @@
 //! Run one area or one test by its path, e.g.
 //! `cargo test -p dispatch311-tests --test e2e dispatch::lifecycle`.
 
-/// The console in the browser's place: sign-in, the board, the live queue.
+/// The console: over HTTP in the browser's place (sign-in, the board, the
+/// live queue), and in a real browser (the whole flow, both screens).
 mod console;
 /// Dispatch: the guarded lifecycle, its rules, units, timers, views, the
 /// device feed, the tamper-evident log and messages to the complainant.

@@ -87,6 +87,14 @@ async fn wait_for(
     }
 }
 
+/// Where `make run` serves the console (its listen address, from the
+/// suite's environment).
+fn console_url() -> String {
+    let addr =
+        std::env::var("DISPATCH311_CONSOLE_ADDR").unwrap_or_else(|_| "127.0.0.1:8311".into());
+    format!("http://{}", addr.replace("0.0.0.0", "127.0.0.1"))
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|line| format!("   {line}\n")).collect()
 }
@@ -185,6 +193,15 @@ pub async fn run(mut clients: Clients) -> anyhow::Result<()> {
         took.as_secs_f64()
     );
     print!("{}", indent(&show::timeline(&light)));
+    println!();
+    println!("7. The same queue in the browser, live: the console.");
+    println!(
+        "   open {} and sign in (development sign-in) as a supervisor of precinct {}: {} is on the board;",
+        console_url(),
+        sr.precinct,
+        sr.sr_number
+    );
+    println!("   open it to send the nearest unit, see its timeline verified and its photos.");
     println!();
     println!(
         "Next: `dispatch311-cli get {}`, `dispatch311-cli explain --type \"Blocked Driveway\" --lat 40.7484 --lon -73.9857`,",
