@@ -163,6 +163,12 @@ def run(browser, opts) -> None:
     expect(refusal).to_contain_text("open the photos first")
     expect(refusal).to_contain_text("Open the photos below, then close the job.")
 
+    step("the officer relays a question to the complainant")
+    officer.get_by_text("Ask the complainant a question").click()
+    officer.get_by_label(re.compile("^Your question")).fill("Is the car still in front of the hydrant?")
+    officer.get_by_role("button", name="Send the question").click()
+    expect(officer.get_by_role("status")).to_contain_text("Your question went to the complainant")
+
     step("the officer opens the photo, then closes")
     officer.get_by_role("link", name="Open photo 1").click()
     expect(officer.locator("img.evidence")).to_be_visible()
@@ -175,6 +181,7 @@ def run(browser, opts) -> None:
     step("the supervisor's job page shows it closed, live, and the timeline verified")
     expect(board.locator("#job-state")).to_have_text("Closed", timeout=LIVE)
     expect(board.locator(".timeline")).to_contain_text("Photo opened")
+    expect(board.locator(".timeline")).to_contain_text("Is the car still in front of the hydrant?")
     board.reload()
     expect(board.locator("#verification")).to_contain_text("Verified: the chain of")
     board.screenshot(path=opts.artifacts / "job.png", full_page=True)
@@ -195,6 +202,27 @@ def run(browser, opts) -> None:
     waiting_clock = board.locator(f"tr[data-job='{opts.waiting_job}'] time.sla")
     expect(waiting_clock).to_contain_text("overdue", timeout=90_000)
     expect(board.locator(f"tr[data-job='{opts.waiting_job}']")).to_have_class(re.compile("overdue"))
+
+    step("every control has a label, the keyboard reaches them, nothing overflows at 200% zoom")
+    for page in (board, officer):
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                   .filter(c => c.labels.length === 0 && !c.getAttribute('aria-label'))
+                   .map(c => c.outerHTML)"""
+        )
+        assert unlabelled == [], f"controls without a label: {unlabelled}"
+    board.get_by_role("link", name="Board").click()
+    board.keyboard.press("Tab")
+    focused = board.evaluate("document.activeElement.textContent.trim()")
+    assert focused == "dispatch311", f"the first Tab reaches the first link, got {focused!r}"
+    outline = board.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), f"the focused link shows its focus ({outline})"
+    # 200% zoom of a 1400-pixel window: the page lays out in 700 CSS pixels
+    board.set_viewport_size({"width": 700, "height": 450})
+    overflow = board.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the board is {overflow} px wider than the window at 200%"
+    board.screenshot(path=opts.artifacts / "board-200-percent.png", full_page=True)
+    board.set_viewport_size({"width": 1400, "height": 900})
 
     step("an officer opening the board is turned away")
     answer = officer.goto(f"{url}/board")

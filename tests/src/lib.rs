@@ -7,6 +7,7 @@
 pub mod acting;
 pub mod cad;
 pub mod chaos;
+pub mod identity_provider;
 pub mod nyc311;
 pub mod otlp;
 pub mod picture;

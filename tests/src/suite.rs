@@ -442,6 +442,13 @@ impl Suite {
     /// the development sign-in on and plain-HTTP cookies, and waits until it
     /// answers `/healthz`. Killed when the returned handle is dropped.
     pub async fn spawn_console(&self) -> anyhow::Result<Console> {
+        self.spawn_console_with(&[]).await
+    }
+
+    /// A console as `spawn_console`, with more settings (e.g. an identity
+    /// provider's). Its public URL is its own address; it verifies tokens
+    /// with the suite's key set, as the services do.
+    pub async fn spawn_console_with(&self, env: &[(&str, &str)]) -> anyhow::Result<Console> {
         let binary = binary_named("console")?;
         let port = free_port()?;
         let log_path = self.log_dir.join(format!("console-{port}.log"));
@@ -465,6 +472,12 @@ impl Suite {
                 self.log_dir.join(SIGNING_KEY_FILE),
             )
             .env("DISPATCH311_AUTH_KEY_ID", "suite")
+            .env("DISPATCH311_AUTH_JWKS", &self.jwks_path)
+            .env(
+                "DISPATCH311_CONSOLE_PUBLIC_URL",
+                format!("http://127.0.0.1:{port}"),
+            )
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()),

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use base64::Engine as _;
 use clap::Parser as _;
-use dispatch311_auth::{SignerArgs, TokenSigner};
+use dispatch311_auth::{SignerArgs, TokenSigner, TokenVerifier};
 use dispatch311_grpc::{metrics::MetricsArgs, tls::TlsArgs};
 
+use crate::oidc::OidcSettings;
 use crate::session::SessionKey;
 
 /// Every setting of the console.
@@ -84,6 +85,58 @@ pub struct ConsoleArgs {
         value_parser = clap::value_parser!(u64).range(1..=24)
     )]
     pub session_hours: u64,
+    /// Sign-in through the city's identity provider (OpenID Connect,
+    /// authorization code with PKCE): its issuer URL, e.g.
+    /// `https://login.city.example/realms/nypd`. Needs the client id, the
+    /// public URL and DISPATCH311_AUTH_JWKS.
+    #[arg(
+        long = "oidc-issuer",
+        env = "DISPATCH311_CONSOLE_OIDC_ISSUER",
+        value_name = "DISPATCH311_CONSOLE_OIDC_ISSUER"
+    )]
+    pub oidc_issuer: Option<String>,
+    /// The console's client id at the identity provider.
+    #[arg(
+        long = "oidc-client-id",
+        env = "DISPATCH311_CONSOLE_OIDC_CLIENT_ID",
+        value_name = "DISPATCH311_CONSOLE_OIDC_CLIENT_ID"
+    )]
+    pub oidc_client_id: Option<String>,
+    /// The client secret, for a confidential client (a public client relies
+    /// on PKCE alone).
+    #[arg(
+        long = "oidc-client-secret",
+        env = "DISPATCH311_CONSOLE_OIDC_CLIENT_SECRET",
+        value_name = "DISPATCH311_CONSOLE_OIDC_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// The scopes asked for.
+    #[arg(
+        long = "oidc-scopes",
+        env = "DISPATCH311_CONSOLE_OIDC_SCOPES",
+        value_name = "DISPATCH311_CONSOLE_OIDC_SCOPES",
+        default_value = "openid"
+    )]
+    pub oidc_scopes: String,
+    /// The console's address as browsers reach it, e.g.
+    /// `https://console.city.example`: the provider sends people back to
+    /// `<this>/sign-in/callback`, which must be registered with it.
+    #[arg(
+        long = "public-url",
+        env = "DISPATCH311_CONSOLE_PUBLIC_URL",
+        value_name = "DISPATCH311_CONSOLE_PUBLIC_URL"
+    )]
+    pub public_url: Option<String>,
+    /// The services' token key set: a token from the provider is taken only
+    /// if it verifies as the services will verify it (with
+    /// DISPATCH311_AUTH_ISSUER and DISPATCH311_AUTH_AUDIENCE).
+    #[arg(
+        long = "auth-jwks",
+        env = "DISPATCH311_AUTH_JWKS",
+        value_name = "DISPATCH311_AUTH_JWKS"
+    )]
+    pub auth_jwks: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub signer: SignerArgs,
     #[command(flatten)]
@@ -101,6 +154,8 @@ pub struct ConsoleConfig {
     pub secure_cookies: bool,
     /// The development sign-in's signer, when it is offered.
     pub dev_signer: Option<TokenSigner>,
+    /// The identity provider's sign-in, when it is configured.
+    pub oidc: Option<(OidcSettings, TokenVerifier)>,
     pub session_hours: u64,
     pub tls: Option<dispatch311_grpc::tls::TlsConfig>,
     pub metrics_addr: Option<SocketAddr>,
@@ -114,6 +169,10 @@ impl std::fmt::Debug for ConsoleConfig {
             .field("survey_url", &self.survey_url)
             .field("secure_cookies", &self.secure_cookies)
             .field("dev_sign_in", &self.dev_signer.is_some())
+            .field(
+                "oidc_issuer",
+                &self.oidc.as_ref().map(|(settings, _)| &settings.issuer),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -142,7 +201,17 @@ impl ConsoleConfig {
         } else {
             None
         };
+        let oidc = match &args.oidc_issuer {
+            Some(issuer) => Some(oidc_settings(&args, issuer)?),
+            None => None,
+        };
+        anyhow::ensure!(
+            dev_signer.is_some() || oidc.is_some(),
+            "nobody could sign in: set DISPATCH311_CONSOLE_OIDC_ISSUER (the city's identity \
+             provider) or, for development only, DISPATCH311_CONSOLE_DEV_SIGN_IN=true"
+        );
         Ok(Self {
+            oidc,
             listen_addr: args.listen_addr,
             dispatch_url: args.dispatch_url,
             survey_url: args.survey_url,
@@ -156,6 +225,53 @@ impl ConsoleConfig {
     }
 }
 
+/// The identity provider's settings, checked: every piece the flow needs,
+/// HTTPS except on loopback (a developer's or a test's provider).
+fn oidc_settings(
+    args: &ConsoleArgs,
+    issuer: &str,
+) -> anyhow::Result<(OidcSettings, TokenVerifier)> {
+    let secure_or_local = |url: &str| {
+        url.starts_with("https://")
+            || url.starts_with("http://127.0.0.1")
+            || url.starts_with("http://localhost")
+            || url.starts_with("http://[::1]")
+    };
+    anyhow::ensure!(
+        secure_or_local(issuer),
+        "DISPATCH311_CONSOLE_OIDC_ISSUER must be an https:// URL (http:// only on loopback)"
+    );
+    let client_id = args
+        .oidc_client_id
+        .clone()
+        .context("DISPATCH311_CONSOLE_OIDC_ISSUER needs DISPATCH311_CONSOLE_OIDC_CLIENT_ID")?;
+    let public_url = args
+        .public_url
+        .as_deref()
+        .context("DISPATCH311_CONSOLE_OIDC_ISSUER needs DISPATCH311_CONSOLE_PUBLIC_URL (where browsers reach the console)")?;
+    anyhow::ensure!(
+        secure_or_local(public_url),
+        "DISPATCH311_CONSOLE_PUBLIC_URL must be an https:// URL (http:// only on loopback)"
+    );
+    let jwks_path = args
+        .auth_jwks
+        .as_ref()
+        .context("DISPATCH311_CONSOLE_OIDC_ISSUER needs DISPATCH311_AUTH_JWKS, the key set the services verify tokens with")?;
+    let jwks = std::fs::read_to_string(jwks_path)
+        .with_context(|| format!("reading DISPATCH311_AUTH_JWKS {}", jwks_path.display()))?;
+    let verifier = TokenVerifier::from_jwks(&jwks, &args.signer.issuer, &args.signer.audience)?;
+    Ok((
+        OidcSettings {
+            issuer: issuer.to_string(),
+            client_id,
+            client_secret: args.oidc_client_secret.clone(),
+            redirect_url: format!("{}/sign-in/callback", public_url.trim_end_matches('/')),
+            scopes: args.oidc_scopes.clone(),
+        },
+        verifier,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
@@ -165,6 +281,32 @@ mod tests {
     #[test]
     fn the_flags_are_consistent() {
         ConsoleArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn a_console_nobody_can_sign_in_to_does_not_start() {
+        let args = ConsoleArgs::try_parse_from([
+            "dispatch311-console",
+            "--session-key",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ])
+        .unwrap();
+        let error = ConsoleConfig::from_args(args).unwrap_err().to_string();
+        assert!(error.contains("nobody could sign in"), "{error}");
+    }
+
+    #[test]
+    fn an_identity_provider_over_plain_http_elsewhere_than_loopback_is_refused() {
+        let args = ConsoleArgs::try_parse_from([
+            "dispatch311-console",
+            "--session-key",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "--oidc-issuer",
+            "http://login.city.example",
+        ])
+        .unwrap();
+        let error = ConsoleConfig::from_args(args).unwrap_err().to_string();
+        assert!(error.contains("https://"), "{error}");
     }
 
     #[test]

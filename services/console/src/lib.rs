@@ -8,7 +8,7 @@
 //!
 //! Layout: `config` (settings), `session` (sealed cookies, CSRF), `web`
 //! (shared state, per-request trace and security headers, role checks),
-//! `live` (server-sent events); the handlers: `pages` (sign-in, board),
+//! `live` (server-sent events), `oidc` (the identity provider's sign-in); the handlers: `pages` (sign-in, board),
 //! `jobs` (a job's page and actions, photos), `oversight` (review, figures),
 //! `officer` (the officer's screen); the routes are at the end of this file;
 //! `views` (the HTML templates' data), `words` (gRPC statuses and codes in
@@ -18,6 +18,7 @@ mod config;
 mod jobs;
 mod live;
 mod officer;
+mod oidc;
 mod oversight;
 mod pages;
 pub mod session;
@@ -119,6 +120,8 @@ fn router(state: web::AppState) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
+        .route("/sign-in/oidc", post(pages::sign_in_oidc))
+        .route("/sign-in/callback", get(pages::sign_in_callback))
         .route("/sign-out", post(pages::sign_out))
         .route("/board", get(pages::board))
         .route("/board/part", get(pages::board_part))

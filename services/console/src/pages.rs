@@ -18,7 +18,8 @@ use serde::Deserialize;
 use crate::live;
 use crate::session::Session;
 use crate::views::{
-    BoardFragment, BoardPage, FilterLink, JobRow, QueueFragment, SignInPage, UnitRow, Who,
+    BoardFragment, BoardPage, FilterLink, JobRow, QueueFragment, SignInPage, SignedInPage, UnitRow,
+    Who,
 };
 use crate::web::{
     AppState, as_person, forged_form, message, render, render_fragment, require, see_other,
@@ -41,13 +42,165 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 pub async fn sign_in_page(State(state): State<AppState>) -> Response {
+    sign_in_with(&state, StatusCode::OK, None)
+}
+
+fn sign_in_with(state: &AppState, status: StatusCode, problem: Option<String>) -> Response {
     render(
-        StatusCode::OK,
+        status,
         &SignInPage {
             dev: state.0.dev_signer.is_some(),
-            problem: None,
+            oidc: state.0.oidc.is_some(),
+            problem,
         },
     )
+}
+
+#[derive(Deserialize)]
+pub struct PrecinctForm {
+    precinct: String,
+}
+
+/// Starts a sign-in at the city's identity provider: the flow (state and
+/// PKCE verifier) sealed into a cookie, the browser sent to the provider.
+pub async fn sign_in_oidc(
+    State(state): State<AppState>,
+    Form(form): Form<PrecinctForm>,
+) -> Response {
+    let Some(oidc) = &state.0.oidc else {
+        return sign_in_with(
+            &state,
+            StatusCode::NOT_FOUND,
+            Some("This console has no identity provider configured.".into()),
+        );
+    };
+    let Some(precinct) = valid_precinct(&form.precinct) else {
+        return sign_in_with(
+            &state,
+            StatusCode::BAD_REQUEST,
+            Some("A precinct is its number, e.g. 14.".into()),
+        );
+    };
+    match oidc.start(precinct).await {
+        Ok((flow, location)) => {
+            let mut response = see_other(&location);
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, state.flow_cookie(&flow));
+            response
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, cause = ?std::error::Error::source(&error), "cannot start a sign-in");
+            sign_in_with(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(error.to_string()),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The identity provider sends the browser back here: the state must be
+/// the flow's, the code is exchanged, the token checked as the services
+/// check it; then the session.
+pub async fn sign_in_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    let Some(oidc) = &state.0.oidc else {
+        return see_other("/sign-in");
+    };
+    let refused = |status, problem: String| {
+        let mut response = sign_in_with(&state, status, Some(problem));
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, state.cleared_flow_cookie());
+        response
+    };
+    let Some(flow) = state.sign_in_flow(&headers) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "This sign-in was not started here or took longer than ten minutes; start again."
+                .into(),
+        );
+    };
+    let state_matches = query.state.as_deref().is_some_and(|sent| {
+        sent.len() == flow.state.len()
+            && sent
+                .bytes()
+                .zip(flow.state.bytes())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    });
+    if !state_matches {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "This answer does not belong to your sign-in; start again.".into(),
+        );
+    }
+    if let Some(error) = query.error {
+        let words = query.error_description.unwrap_or(error);
+        return refused(
+            StatusCode::FORBIDDEN,
+            format!("The identity provider refused the sign-in: {words}"),
+        );
+    }
+    let Some(code) = query.code.filter(|code| !code.is_empty()) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "The identity provider sent no code back; start again.".into(),
+        );
+    };
+    let signed_in = match oidc.finish(&flow, &code).await {
+        Ok(signed_in) => signed_in,
+        Err(error) => {
+            tracing::warn!(error = %error, "a sign-in at the identity provider did not complete");
+            let status = match error {
+                crate::oidc::SignInError::Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::FORBIDDEN,
+            };
+            return refused(status, error.to_string());
+        }
+    };
+    let longest = chrono::Utc::now().timestamp() + state.0.session_hours as i64 * 3_600;
+    let session = Session::new(
+        signed_in.token,
+        signed_in.role,
+        signed_in.subject,
+        flow.precinct,
+        signed_in.expires_at.min(longest),
+    );
+    tracing::info!(role = ?session.role, "signed in (identity provider)");
+    let mut response = render(
+        StatusCode::OK,
+        &SignedInPage {
+            next: if is_board_role(session.role) {
+                "/board"
+            } else {
+                "/officer"
+            },
+        },
+    );
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, state.session_cookie(&session));
+    headers.append(header::SET_COOKIE, state.cleared_flow_cookie());
+    response
+}
+
+/// A precinct number as people type it: 1 to 4 digits.
+fn valid_precinct(text: &str) -> Option<&str> {
+    let precinct = text.trim();
+    ((1..=4).contains(&precinct.len()) && precinct.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(precinct)
 }
 
 #[derive(Deserialize)]
@@ -72,7 +225,7 @@ pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignInForm>
         "supervisor" => Role::Supervisor,
         "dispatcher" => Role::Dispatcher,
         "officer" => Role::Officer,
-        _ => return sign_in_refused("Choose one of the roles offered."),
+        _ => return sign_in_refused(&state, "Choose one of the roles offered."),
     };
     let subject = form.subject.trim();
     let valid_subject = (1..=64).contains(&subject.len())
@@ -81,13 +234,13 @@ pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignInForm>
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if !valid_subject {
         return sign_in_refused(
+            &state,
             "A badge or staff number is 1 to 64 letters, digits, '-', '_' or '.'.",
         );
     }
-    let precinct = form.precinct.trim();
-    if !(1..=4).contains(&precinct.len()) || !precinct.bytes().all(|b| b.is_ascii_digit()) {
-        return sign_in_refused("A precinct is its number, e.g. 14.");
-    }
+    let Some(precinct) = valid_precinct(&form.precinct) else {
+        return sign_in_refused(&state, "A precinct is its number, e.g. 14.");
+    };
     let lifetime = Duration::from_secs(state.0.session_hours * 3_600);
     let token = match signer.mint(subject, role, lifetime) {
         Ok(token) => token,
@@ -115,14 +268,8 @@ pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignInForm>
     response
 }
 
-fn sign_in_refused(problem: &str) -> Response {
-    render(
-        StatusCode::BAD_REQUEST,
-        &SignInPage {
-            dev: true,
-            problem: Some(problem.into()),
-        },
-    )
+fn sign_in_refused(state: &AppState, problem: &str) -> Response {
+    sign_in_with(state, StatusCode::BAD_REQUEST, Some(problem.into()))
 }
 
 #[derive(Deserialize)]

@@ -28,6 +28,51 @@ impl SessionKey {
     pub fn new(bytes: [u8; 32]) -> Self {
         Self(Aes256Gcm::new_from_slice(&bytes).expect("32 bytes make an AES-256 key"))
     }
+
+    /// `value` as JSON, sealed for `purpose` (AES-256-GCM, the purpose as
+    /// associated data), URL-safe base64: a cookie's value.
+    pub(crate) fn seal<T: Serialize>(&self, value: &T, purpose: &[u8]) -> String {
+        let plaintext = serde_json::to_vec(value).expect("a cookie's value serializes");
+        let nonce = Nonce::try_generate().expect("the system's random source works");
+        let ciphertext = self
+            .0
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &plaintext,
+                    aad: purpose,
+                },
+            )
+            .expect("a cookie is far below AES-GCM's length limit");
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&ciphertext);
+        URL_SAFE_NO_PAD.encode(sealed)
+    }
+
+    /// What `seal` sealed for `purpose` with this key; nothing for anything else.
+    pub(crate) fn open<T: for<'de> Deserialize<'de>>(
+        &self,
+        cookie: &str,
+        purpose: &[u8],
+    ) -> Option<T> {
+        let sealed = URL_SAFE_NO_PAD.decode(cookie).ok()?;
+        if sealed.len() <= NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_from(nonce).ok()?;
+        let plaintext = self
+            .0
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: purpose,
+                },
+            )
+            .ok()?;
+        serde_json::from_slice(&plaintext).ok()
+    }
 }
 
 impl fmt::Debug for SessionKey {
@@ -83,43 +128,13 @@ impl Session {
 
     /// The cookie's value.
     pub fn seal(&self, key: &SessionKey) -> String {
-        let plaintext = serde_json::to_vec(self).expect("a session serializes");
-        let nonce = Nonce::try_generate().expect("the system's random source works");
-        let ciphertext = key
-            .0
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &plaintext,
-                    aad: AAD,
-                },
-            )
-            .expect("a session is far below AES-GCM's length limit");
-        let mut sealed = nonce.to_vec();
-        sealed.extend_from_slice(&ciphertext);
-        URL_SAFE_NO_PAD.encode(sealed)
+        key.seal(self, AAD)
     }
 
     /// The session in `cookie`, if it was sealed with `key` and has not
     /// expired at `now` (seconds since the epoch).
     pub fn open(cookie: &str, key: &SessionKey, now: i64) -> Option<Self> {
-        let sealed = URL_SAFE_NO_PAD.decode(cookie).ok()?;
-        if sealed.len() <= NONCE_LEN {
-            return None;
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_from(nonce).ok()?;
-        let plaintext = key
-            .0
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: ciphertext,
-                    aad: AAD,
-                },
-            )
-            .ok()?;
-        let session: Self = serde_json::from_slice(&plaintext).ok()?;
+        let session: Self = key.open(cookie, AAD)?;
         (session.expires_at > now).then_some(session)
     }
 
@@ -132,7 +147,12 @@ impl Session {
 
 /// 128 random bits, URL-safe.
 fn random_token() -> String {
-    let mut bytes = [0u8; 16];
+    random_url_safe(16)
+}
+
+/// `len` random bytes, URL-safe base64 without padding.
+pub(crate) fn random_url_safe(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
     getrandom::fill(&mut bytes).expect("the system's random source works");
     URL_SAFE_NO_PAD.encode(bytes)
 }

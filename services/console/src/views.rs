@@ -57,7 +57,19 @@ pub fn role_name(role: Role) -> &'static str {
 pub struct SignInPage {
     /// The development sign-in is offered (never in production).
     pub dev: bool,
+    /// The city's identity provider signs people in.
+    pub oidc: bool,
     pub problem: Option<String>,
+}
+
+/// After the identity provider's redirect back: a page that moves on to
+/// the console by itself. (A redirect there would still belong to the
+/// provider's cross-site navigation, and the SameSite=Strict session
+/// cookie would not be sent with it.)
+#[derive(Template)]
+#[template(path = "signed_in.html")]
+pub struct SignedInPage {
+    pub next: &'static str,
 }
 
 #[derive(Template)]

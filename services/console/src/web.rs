@@ -26,6 +26,7 @@ use axum::http::StatusCode;
 use dispatch311_auth::{Role, client::with_token};
 
 use crate::config::ConsoleConfig;
+use crate::oidc::{FLOW_LIFETIME_SECS, Flow, Oidc};
 use crate::session::{Session, SessionKey};
 use crate::views::{MessagePage, Who};
 
@@ -36,6 +37,16 @@ pub fn cookie_name(secure: bool) -> &'static str {
         "__Host-dispatch311-console"
     } else {
         "dispatch311-console"
+    }
+}
+
+/// The cookie that carries a sign-in at the identity provider (its state
+/// and PKCE verifier) until the provider sends the browser back.
+fn flow_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-dispatch311-sign-in"
+    } else {
+        "dispatch311-sign-in"
     }
 }
 
@@ -51,6 +62,8 @@ pub struct Shared {
     pub session_key: SessionKey,
     pub secure_cookies: bool,
     pub dev_signer: Option<TokenSigner>,
+    /// The identity provider's sign-in, when configured.
+    pub oidc: Option<Oidc>,
     pub session_hours: u64,
     /// Cancelled at shutdown: live pages end their streams.
     pub closing: CancellationToken,
@@ -69,6 +82,10 @@ impl AppState {
             session_key: config.session_key.clone(),
             secure_cookies: config.secure_cookies,
             dev_signer: config.dev_signer.clone(),
+            oidc: match &config.oidc {
+                Some((settings, verifier)) => Some(Oidc::new(settings.clone(), verifier.clone())?),
+                None => None,
+            },
             session_hours: config.session_hours,
             closing,
         })))
@@ -77,16 +94,47 @@ impl AppState {
     /// The signed-in person, if the request carries a session cookie that
     /// opens (sealed by this console's key, not expired).
     pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
-        let name = cookie_name(self.0.secure_cookies);
         let now = chrono::Utc::now().timestamp();
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(cookie, _)| *cookie == name)
-            .find_map(|(_, value)| Session::open(value, &self.0.session_key, now))
+        cookies(headers, cookie_name(self.0.secure_cookies))
+            .find_map(|value| Session::open(value, &self.0.session_key, now))
+    }
+
+    /// The sign-in under way at the identity provider, if its cookie opens.
+    pub fn sign_in_flow(&self, headers: &HeaderMap) -> Option<Flow> {
+        let now = chrono::Utc::now().timestamp();
+        cookies(headers, flow_cookie_name(self.0.secure_cookies))
+            .find_map(|value| Flow::open(value, &self.0.session_key, now))
+    }
+
+    /// `Set-Cookie` for a sign-in going to the identity provider. SameSite=Lax:
+    /// the provider's redirect back is a cross-site navigation, on which a
+    /// Strict cookie would not be sent.
+    pub fn flow_cookie(&self, flow: &Flow) -> HeaderValue {
+        let secure = if self.0.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        };
+        HeaderValue::from_str(&format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={FLOW_LIFETIME_SECS}{secure}",
+            flow_cookie_name(self.0.secure_cookies),
+            flow.seal(&self.0.session_key)
+        ))
+        .expect("a sealed cookie is URL-safe base64")
+    }
+
+    /// `Set-Cookie` that ends a sign-in flow (used once).
+    pub fn cleared_flow_cookie(&self) -> HeaderValue {
+        let secure = if self.0.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        };
+        HeaderValue::from_str(&format!(
+            "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+            flow_cookie_name(self.0.secure_cookies)
+        ))
+        .expect("a cookie name is ASCII")
     }
 
     /// `Set-Cookie` for `session` (HttpOnly, SameSite=Strict, Secure over TLS).
@@ -112,6 +160,18 @@ impl AppState {
         ))
         .expect("a sealed cookie is URL-safe base64")
     }
+}
+
+/// The values of the cookies called `name` a request carries.
+fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(cookie, _)| *cookie == name)
+        .map(|(_, value)| value)
 }
 
 /// Content-Security-Policy: this site's own scripts, styles and images

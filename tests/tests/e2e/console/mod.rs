@@ -1,2 +1,3 @@
 mod board;
 mod browser;
+mod sign_in;
