@@ -888,7 +888,7 @@ pub fn binary_named(name: &str) -> anyhow::Result<PathBuf> {
 /// was given: a suite restarting a service on its port must not find
 /// another suite's service there (a stopped service frees its port, and the
 /// kernel may hand it out again at once).
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     static HANDED_OUT: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     loop {

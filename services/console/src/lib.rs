@@ -115,7 +115,7 @@ impl Application {
     }
 }
 
-/// Every page, behind the per-request trace and the security headers.
+/// Every page, behind the per-request trace and metrics and the security headers.
 fn router(state: web::AppState) -> Router {
     Router::new()
         .route("/", get(pages::home))
@@ -141,6 +141,8 @@ fn router(state: web::AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/console.css", get(pages::stylesheet))
         .route("/static/console.js", get(pages::script))
-        .layer(middleware::from_fn(web::traced_and_guarded))
+        .route_layer(middleware::from_fn(dispatch311_web::measured))
+        .layer(middleware::from_fn(web::guarded))
+        .layer(middleware::from_fn(dispatch311_web::traced))
         .with_state(state)
 }

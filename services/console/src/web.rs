@@ -1,7 +1,7 @@
-//! The state every handler shares, and what every response gets: a trace (a browser action is
-//! one trace into the services, its id in the `x-trace-id` header), security
-//! headers (a Content-Security-Policy that allows this site's own files
-//! only), and no caching of pages that show live work.
+//! The state every handler shares, the role checks and page rendering, and
+//! the security headers every response gets (a Content-Security-Policy that
+//! allows this site's own files only, and no caching of pages that show live
+//! work). The trace and metrics of each request are `dispatch311_web`'s.
 
 use std::sync::Arc;
 
@@ -15,11 +15,8 @@ use dispatch311_auth::TokenSigner;
 use dispatch311_grpc::client::connect_lazy;
 use dispatch311_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
 use dispatch311_proto::survey::v1::survey_service_client::SurveyServiceClient;
-use dispatch311_telemetry::{grpc::TracedChannel, propagation};
-use opentelemetry::trace::TraceContextExt as _;
+use dispatch311_telemetry::grpc::TracedChannel;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use askama::Template;
 use axum::http::StatusCode;
@@ -180,28 +177,11 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; \
      base-uri 'none'; object-src 'none'";
 
-/// One span per request (the browser's `traceparent` continued when it
-/// sends one), its trace id in the answer, and the security headers.
-pub async fn traced_and_guarded(request: Request, next: Next) -> Response {
-    let span = tracing::info_span!(
-        "http.server",
-        otel.name = %format!("{} {}", request.method(), request.uri().path()),
-        otel.kind = "server",
-        http.request.method = %request.method(),
-        url.path = %request.uri().path(),
-        http.response.status_code = tracing::field::Empty,
-    );
-    let parent = propagation::extract_headers(request.headers());
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
-    }
-    let trace_id = propagation::trace_id_of(&span);
-    let mut response = next.run(request).instrument(span.clone()).await;
-    span.record("http.response.status_code", response.status().as_u16());
+/// The security headers of every answer: a Content-Security-Policy,
+/// `nosniff`, no referrer, and no caching of pages that show live work.
+pub async fn guarded(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    if let Some(trace_id) = trace_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-        headers.insert("x-trace-id", trace_id);
-    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),

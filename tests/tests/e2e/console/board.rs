@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dispatch311_tests::{
     cad::{self, EMPIRE_STATE},
-    suite::{Console, Suite, SuiteOptions},
+    suite::{Console, Suite, SuiteOptions, free_port},
 };
 use futures::StreamExt as _;
 use reqwest::{StatusCode, header};
@@ -69,7 +69,10 @@ async fn get(
 async fn a_supervisor_sees_the_precincts_queue_and_new_complaints_arrive_live() -> anyhow::Result<()>
 {
     let suite = Suite::start(SuiteOptions::default()).await?;
-    let console = suite.spawn_console().await?;
+    let metrics = format!("127.0.0.1:{}", free_port()?);
+    let console = suite
+        .spawn_console_with(&[("DISPATCH311_METRICS_ADDR", &metrics)])
+        .await?;
     let first = cad::hydrant_at(&suite, EMPIRE_STATE).await?;
     let cookie = sign_in(&console, "supervisor", "S-900", &first.precinct).await?;
 
@@ -125,6 +128,24 @@ async fn a_supervisor_sees_the_precincts_queue_and_new_complaints_arrive_live() 
         arrived.is_ok(),
         "the new complaint reached the open board without a reload"
     );
+
+    // the console's RED metrics, by route template: no SR number, no id
+    let scraped = browser()
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let board_count = scraped
+        .lines()
+        .find(|line| {
+            line.starts_with("http_server_request_duration_seconds_count")
+                && line.contains(r#"http_route="/board""#)
+                && line.contains(r#"http_response_status_code="200""#)
+        })
+        .unwrap_or_else(|| panic!("the board's requests are counted:\n{scraped}"));
+    assert!(board_count.ends_with(" 1"), "{board_count}");
+    assert!(!scraped.contains(&first.sr_number) && !scraped.contains(&first.job_id));
     drop(console);
     suite.stop().await
 }
