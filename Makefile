@@ -34,7 +34,7 @@ help: ## list the targets
 deps: ## install and start what the suite needs (Redis, PostgreSQL), check the Rust toolchain
 	@deploy/ensure-deps.sh
 
-run: deps ## build and start the four services in the background (restarts a running suite)
+run: deps ## build and start the four services, the console (:8311) and the Open311 gateway (:8312) in the background (restarts a running suite)
 	@deploy/run-suite.sh
 
 stop: ## stop the services started by `make run` (and the Prometheus of `make observe`)
@@ -60,6 +60,8 @@ test: deps ## run every test (against local Redis and PostgreSQL, and an S3-comp
 	@deploy/ensure-s3-test-server.sh
 	@# the console's browser test drives Debian's Chromium with Playwright
 	@deploy/ensure-browser.sh >/dev/null
+	@# the Open311 gateway's answers are checked with xmllint, jsonschema, and others' clients
+	@deploy/ensure-open311-tools.sh >/dev/null
 	@# the end-to-end tests start the real service binaries: build them first
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
@@ -100,14 +102,14 @@ clean-db: ## drop test databases (d311_test_*) left behind by crashed tests
 	@deploy/clean-test-dbs.sh
 
 .PHONY: images compose-up compose-down compose-smoke
-images: ## build the four service images (and the base, PostgreSQL, Redis, Prometheus images); DISPATCH311_IMAGES_NO_BUILD=1 takes the release binaries as they are
+images: ## build the images of the four services, the console and the Open311 gateway (and the base, PostgreSQL, Redis, Prometheus images); DISPATCH311_IMAGES_NO_BUILD=1 takes the release binaries as they are
 	@deploy/build-images.sh
 
-compose-up: ## start the compose stack (deploy/compose): PostgreSQL, Redis, the services, Prometheus, on loopback ports 51051-51054
+compose-up: ## start the compose stack (deploy/compose): PostgreSQL, Redis, the services, the console, the gateway, Prometheus, on loopback ports (51051-51054, 58311, 58312)
 	@deploy/compose/up.sh
 
 compose-down: ## stop the compose stack (data volumes kept; DISPATCH311_COMPOSE_WIPE=1 removes them)
 	@deploy/compose/down.sh
 
-compose-smoke: ## the tour against the compose stack, and Prometheus scraping it
+compose-smoke: ## the tour against the compose stack, the console's and the gateway's health, and Prometheus scraping them
 	@deploy/compose/smoke.sh

@@ -27,4 +27,8 @@ cargo build --release -p dispatch311-tests --bin dispatch311-bench
 "$deploy_dir/run-suite.sh" >/dev/null
 trap '"$deploy_dir/stop-suite.sh" --services-only >/dev/null' EXIT
 suite_env
+# the same rows through the Open311 gateway too, with its development key
+export DISPATCH311_OPEN311_URL="http://$(connect_addr "$DISPATCH311_OPEN311_ADDR")"
+DISPATCH311_OPEN311_API_KEY=$(<"$repo_root/.local/dev-keys/open311-api-key")
+export DISPATCH311_OPEN311_API_KEY
 "$CARGO_TARGET_DIR/release/dispatch311-bench" "$@"

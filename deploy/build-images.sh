@@ -3,9 +3,11 @@
 #   dispatch311-base:bookworm     Debian bookworm (debootstrap --variant=minbase), made
 #                                 here because no registry is reached; skipped when
 #                                 DISPATCH311_BASE_IMAGE names your own
-#   dispatch311-{intake,routing,dispatch,survey}
-#                                 the services, from deploy/Dockerfile: the release
-#                                 binary, its libraries, CA certificates, on scratch
+#   dispatch311-{intake,routing,dispatch,survey,console,open311}
+#                                 the services, the console and the Open311 gateway,
+#                                 from deploy/Dockerfile:
+#                                 the release binary, its libraries, CA certificates,
+#                                 on scratch
 #   dispatch311-{postgres,redis,prometheus}
 #                                 the compose stack's servers, Debian's packages on
 #                                 the same base (deploy/compose/<name>/)
@@ -75,7 +77,7 @@ else
     cargo build --release --workspace --bins
     step_done "cargo build --release"
 fi
-for svc in "${services[@]}" cli; do
+for svc in "${processes[@]}" cli; do
     [[ -x $bin_dir/dispatch311-$svc ]] || die "$bin_dir/dispatch311-$svc is missing: run without --no-build"
 done
 
@@ -164,21 +166,23 @@ build() {
     fi
 }
 
-# the services' build context: the four binaries and nothing else
+# the images' build context: the four services' binaries, the console's and the
+# gateway's, nothing else
 context="$cache_dir/context/services"
 rm -rf "$context"
 mkdir -p "$context"
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     # a hard link where the target dir is on the same filesystem, else a copy
     ln -f "$bin_dir/dispatch311-$svc" "$context/" 2>/dev/null || cp "$bin_dir/dispatch311-$svc" "$context/"
 done
-for svc in "${services[@]}"; do
+for svc in "${processes[@]}"; do
     build "dispatch311-$svc" -f "$deploy_dir/Dockerfile" --target "$svc" "$context"
 done
-step_done "service images"
+step_done "service, console and gateway images"
 
 # The Prometheus image carries the rules and a configuration whose targets are
-# the compose services (intake:9151 …): the same template `make observe` uses.
+# the compose services, console and gateway (intake:9151 … console:9155,
+# open311:9156): the same template `make observe` uses.
 # shellcheck source=deploy/compose/lib.sh
 source "$deploy_dir/compose/lib.sh"
 prom_context="$cache_dir/context/prometheus"
@@ -186,7 +190,8 @@ rm -rf "$prom_context"
 mkdir -p "$prom_context"
 cp "$deploy_dir/prometheus/rules.yml" "$prom_context/"
 render_prometheus_config "$prom_context/prometheus.yml" \
-    intake=intake:9151 routing=routing:9152 dispatch=dispatch:9153 survey=survey:9154
+    intake=intake:9151 routing=routing:9152 dispatch=dispatch:9153 survey=survey:9154 console=console:9155 \
+    open311=open311:9156
 for name in postgres redis; do
     build "dispatch311-$name" "$deploy_dir/compose/$name"
 done
@@ -197,7 +202,7 @@ docker image prune -f --filter label=org.opencontainers.image.vendor=dispatch311
 
 echo
 echo "images (${prefix:-no registry prefix}, version $version, revision $revision):"
-for name in "${services[@]}" postgres redis prometheus; do
+for name in "${processes[@]}" postgres redis prometheus; do
     docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' "${prefix}dispatch311-$name:$version"
 done
 [[ $base_image == "$local_base" ]] && docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}} (base)' "$local_base"

@@ -9,9 +9,9 @@ log_dir="$repo_root/.local/logs"
 
 # the four services, in start order
 services=(intake routing dispatch survey)
-# what `make run` starts: the services, then the console (the browser's way
-# in) in front of them
-processes=("${services[@]}" console)
+# what `make run` starts: the services, then in front of them the console
+# (the browser's way in) and the Open311 gateway (311 apps' REST way in)
+processes=("${services[@]}" console open311)
 
 # every script names itself in its messages so a long `make` output stays readable
 log_tag=$(basename "${0%.sh}")
@@ -172,12 +172,14 @@ suite_env() {
     export DISPATCH311_SURVEY_ADDR="${DISPATCH311_SURVEY_ADDR:-127.0.0.1:50054}"
     # the console, on loopback: a developer's browser reaches it over plain HTTP
     export DISPATCH311_CONSOLE_ADDR="${DISPATCH311_CONSOLE_ADDR:-127.0.0.1:8311}"
+    export DISPATCH311_OPEN311_ADDR="${DISPATCH311_OPEN311_ADDR:-127.0.0.1:8312}"
     # each service's /metrics for Prometheus, on loopback (no auth on it)
     export DISPATCH311_INTAKE_METRICS_ADDR="${DISPATCH311_INTAKE_METRICS_ADDR:-127.0.0.1:9151}"
     export DISPATCH311_ROUTING_METRICS_ADDR="${DISPATCH311_ROUTING_METRICS_ADDR:-127.0.0.1:9152}"
     export DISPATCH311_DISPATCH_METRICS_ADDR="${DISPATCH311_DISPATCH_METRICS_ADDR:-127.0.0.1:9153}"
     export DISPATCH311_SURVEY_METRICS_ADDR="${DISPATCH311_SURVEY_METRICS_ADDR:-127.0.0.1:9154}"
     export DISPATCH311_CONSOLE_METRICS_ADDR="${DISPATCH311_CONSOLE_METRICS_ADDR:-127.0.0.1:9155}"
+    export DISPATCH311_OPEN311_METRICS_ADDR="${DISPATCH311_OPEN311_METRICS_ADDR:-127.0.0.1:9156}"
     # optional mutual TLS on every service and between them, with development
     # certificates; a suite started so is remembered (make tour, make status)
     local scheme=http
@@ -209,6 +211,25 @@ dev_console_session_key() {
         ) || return 1
     fi
     cat "$file"
+}
+
+# the Open311 gateway's development API key: made once, kept in .local/dev-keys
+# (open311-api-key, for curl) with the gateway's key file beside it (its hash
+# only, as production keeps them); prints the key file's path
+dev_open311_keys() {
+    local dir="$repo_root/.local/dev-keys"
+    if [[ ! -s $dir/open311-api-key || ! -s $dir/open311-api-keys ]]; then
+        (
+            umask 077
+            mkdir -p "$dir"
+            local key
+            key="dev-$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=' | head -c 32)"
+            printf '%s\n' "$key" >"$dir/open311-api-key"
+            printf '# <sha256 of the key> <integrator> [survey-consent]\n%s dev-311-app survey-consent\n' \
+                "$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)" >"$dir/open311-api-keys"
+        ) || return 1
+    fi
+    echo "$dir/open311-api-keys"
 }
 
 # the listen address of SERVICE (after suite_env)

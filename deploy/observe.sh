@@ -108,7 +108,7 @@ echo "prometheus is running: $url (pid $pid, log .local/logs/prometheus.log)"
 scraped=()
 for svc in "${processes[@]}"; do scraped+=("$svc $(connect_addr "$(metrics_addr "$svc")")"); done
 echo "  scraping  $(printf '%s, ' "${scraped[@]}" | sed 's/, $//')"
-echo "  targets   $ui/targets  (all five should be UP; a service not running shows DOWN)"
+echo "  targets   $ui/targets  (all six should be UP; a service not running shows DOWN)"
 echo "  alerts    $ui/alerts  (rules: deploy/prometheus/rules.yml; what each means: deploy/README.md)"
 echo "  rules     $ui/rules  (recorded series such as borough_priority_step:dispatch311_job_step_duration_seconds:p99_rate1h)"
 echo "  query     curl -s '$url/api/v1/query?query=up'"

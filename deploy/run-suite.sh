@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the four services and the console and starts them in the background, each with its log
+# Builds the four services, the console and the Open311 gateway and starts them in the background, each with its log
 # in .local/logs/<service>.log and its pid in .local/run/<service>.pid. Stops a
 # suite already running first, so running it again restarts everything.
 # Expects Redis and PostgreSQL up (deploy/ensure-deps.sh).
@@ -63,6 +63,12 @@ start_service() {
             export DISPATCH311_CONSOLE_SESSION_KEY DISPATCH311_CONSOLE_DEV_SIGN_IN=true
             export DISPATCH311_CONSOLE_SECURE_COOKIES=false
         fi
+        if [[ $svc == open311 ]]; then
+            # one development key, for the integrator dev-311-app
+            DISPATCH311_OPEN311_API_KEYS=$(dev_open311_keys)
+            export DISPATCH311_OPEN311_API_KEYS
+            export DISPATCH311_OPEN311_PUBLIC_URL="http://$(connect_addr "$DISPATCH311_OPEN311_ADDR")"
+        fi
         nohup "$bin_dir/dispatch311-$svc" </dev/null >"$log_dir/$svc.log" 2>&1 &
         echo $! >"$run_dir/$svc.pid"
     )
@@ -124,6 +130,7 @@ else
     echo "traces:  not exported; to see them in Jaeger: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 make run (deploy/README.md)"
 fi
 echo "console: http://$(connect_addr "$DISPATCH311_CONSOLE_ADDR")  (the board and the officer's screen; development sign-in as any role)"
+echo "open311: http://$(connect_addr "$DISPATCH311_OPEN311_ADDR")/services.json  (GeoReport v2; api_key in .local/dev-keys/open311-api-key)"
 echo "try it:  make tour     (the two-minute tour)"
 echo "logs:    make logs     (or .local/logs/<service>.log)"
 echo "status:  make status"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shows which services of the suite run, on which address, and whether they
 # accept connections, and whether the Prometheus of `make observe` runs. Exits
-# non-zero unless the four services and the console run (`--quiet`: only the status).
+# non-zero unless the four services, the console and the gateway run (`--quiet`: only the status).
 set -euo pipefail
 # shellcheck source=deploy/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -23,9 +23,16 @@ export DISPATCH311_COMPOSE_INTAKE_METRICS_PORT="${DISPATCH311_COMPOSE_INTAKE_MET
 export DISPATCH311_COMPOSE_ROUTING_METRICS_PORT="${DISPATCH311_COMPOSE_ROUTING_METRICS_PORT:-51152}"
 export DISPATCH311_COMPOSE_DISPATCH_METRICS_PORT="${DISPATCH311_COMPOSE_DISPATCH_METRICS_PORT:-51153}"
 export DISPATCH311_COMPOSE_SURVEY_METRICS_PORT="${DISPATCH311_COMPOSE_SURVEY_METRICS_PORT:-51154}"
+# the console: its pages (plain HTTP) and its /metrics
+export DISPATCH311_COMPOSE_CONSOLE_PORT="${DISPATCH311_COMPOSE_CONSOLE_PORT:-58311}"
+export DISPATCH311_COMPOSE_CONSOLE_METRICS_PORT="${DISPATCH311_COMPOSE_CONSOLE_METRICS_PORT:-51155}"
+# the Open311 gateway: its REST API (plain HTTP) and its /metrics
+export DISPATCH311_COMPOSE_OPEN311_PORT="${DISPATCH311_COMPOSE_OPEN311_PORT:-58312}"
+export DISPATCH311_COMPOSE_OPEN311_METRICS_PORT="${DISPATCH311_COMPOSE_OPEN311_METRICS_PORT:-51156}"
 export DISPATCH311_COMPOSE_PROMETHEUS_PORT="${DISPATCH311_COMPOSE_PROMETHEUS_PORT:-59090}"
 
-# the port a client on this machine reaches SERVICE (or prometheus) at
+# the port a client on this machine reaches SERVICE (or the console, the gateway,
+# prometheus) at
 compose_port() {
     local svc=$1
     if [[ $compose_loopback == 1 ]]; then
@@ -35,7 +42,7 @@ compose_port() {
         # compose.yaml publishes the standard ports
         case $svc in
         intake) echo 50051 ;; routing) echo 50052 ;; dispatch) echo 50053 ;; survey) echo 50054 ;;
-        prometheus) echo 9090 ;;
+        console) echo 8311 ;; open311) echo 8312 ;; prometheus) echo 9090 ;;
         *) return 1 ;;
         esac
     fi
@@ -96,20 +103,26 @@ compose_cli() {
     die "no dispatch311-cli in $dir/{release,debug}: run 'make images' first"
 }
 
-# Exports what the compose files interpolate. The two secrets the services take
-# as variables are read from their files; without them (a stack never started)
-# placeholders let `down` and `ps` parse the files.
+# Exports what the compose files interpolate. The three secrets the services
+# and the console take as variables are read from their files; without them (a
+# stack never started) placeholders let `down` and `ps` parse the files. The
+# gateway's key files: the caller's (compose.yaml alone; up.sh checks them
+# first), else the development ones the loopback override mounts anyway.
 compose_env() {
     export DISPATCH311_SECRETS_DIR="$secrets_dir"
     export DISPATCH311_COMPOSE_STATE="$compose_state"
-    if [[ -r $secrets_dir/contact-keys && -r $secrets_dir/redis-password ]]; then
+    export DISPATCH311_OPEN311_API_KEYS_FILE="${DISPATCH311_OPEN311_API_KEYS_FILE:-$secrets_dir/open311-api-keys}"
+    export DISPATCH311_OPEN311_SIGNING_KEY_FILE="${DISPATCH311_OPEN311_SIGNING_KEY_FILE:-$secrets_dir/open311-signing-key.pem}"
+    if [[ -r $secrets_dir/contact-keys && -r $secrets_dir/redis-password && -r $secrets_dir/console-session-key ]]; then
         DISPATCH311_CONTACT_KEYS=$(<"$secrets_dir/contact-keys")
         DISPATCH311_REDIS_PASSWORD=$(<"$secrets_dir/redis-password")
+        DISPATCH311_CONSOLE_SESSION_KEY=$(<"$secrets_dir/console-session-key")
     else
         DISPATCH311_CONTACT_KEYS=none
         DISPATCH311_REDIS_PASSWORD=none
+        DISPATCH311_CONSOLE_SESSION_KEY=none
     fi
-    export DISPATCH311_CONTACT_KEYS DISPATCH311_REDIS_PASSWORD
+    export DISPATCH311_CONTACT_KEYS DISPATCH311_REDIS_PASSWORD DISPATCH311_CONSOLE_SESSION_KEY
 }
 
 # true when something answers on 127.0.0.1 at the port of SERVICE (or prometheus)

@@ -4,20 +4,34 @@
 What the code says is read from the Rust sources, never restated here: every
 setting is a clap field with `env = "NAME"` (services/<svc>/src and the
 structs of libs/ it flattens in), its listen address and default port, the
-gRPC service names its health reporter registers (app.rs, proto/), the URLs
-by which one service calls another (DISPATCH311_<SVC>_URL), the drain timeout
-(libs/grpc/src/server.rs). Each overlay, rendered by `kubectl kustomize`, must
-then hold, for every service:
+gRPC service names its health reporter registers (app.rs, proto/), the HTTP
+health route of a web server (the console's and the Open311 gateway's
+`.route("/healthz", get(...))`), the URLs by which one process calls a service
+(DISPATCH311_<SVC>_URL), which setting needs which ("X needs Y" in the code's
+errors) and which must be https://, a token signer built at every start (its
+key then required), the drain timeout (libs/grpc/src/server.rs). Each overlay,
+rendered by `kubectl kustomize`, must then hold, for every service and web
+server:
 
-- only environment variables the service reads, and every one it requires;
+- only environment variables the process reads, and every one it requires
+  (and every one a setting it sets needs); booleans that are true or false;
 - container ports that are the ports its listen, health and metrics
-  addresses name; probes on the plaintext health port, asking for a service
-  name the server registers; a Service whose target ports exist;
-- file settings (JWKS, keys, certificates, rules) that point into a mounted
-  volume holding that file; a writable photo directory if one is used;
+  addresses name; for a gRPC service, probes on the plaintext health port
+  asking for a service name the server registers; for a web server, HTTP GET
+  probes of its health route on its HTTP port; a Service whose target ports
+  exist;
+- file settings (JWKS, keys, API keys, certificates, rules) that point into a
+  mounted volume holding that file, never through subPath (which never sees
+  an update); a writable photo directory if one is used;
 - clients' URLs that name the called service's Service, port and scheme;
 - NetworkPolicies that let in exactly the calls the code makes between the
-  services (and let the caller out to them);
+  processes (and let the caller out to them), and out to PostgreSQL and
+  Redis only a process that reads DATABASE_URL and REDIS_URL;
+- the console: a way to sign in (the identity provider or the development
+  sign-in); in production the identity provider, secure cookies, and never
+  the development sign-in or a signing key;
+- a process that signs tokens with a key of its own (the Open311 gateway):
+  in production a key id set, not the development key's default;
 - the pod rules: non-root, read-only root, no privilege escalation, dropped
   capabilities, seccomp, requests and limits, a grace period longer than the
   drain plus the preStop pause; no Secret with values; ConfigMaps under 1 MiB;
@@ -40,7 +54,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
+# the gRPC services (each serves its API, grpc.health.v1 and /metrics)
 SERVICES = ["intake", "routing", "dispatch", "survey"]
+# the web servers in front of them (HTTP, a health route, /metrics), which call
+# the services but are called by none: the console (browsers) and the Open311
+# gateway (311 apps)
+HTTP_SERVERS = ["console", "open311"]
+PROCESSES = SERVICES + HTTP_SERVERS
 CONFIGMAP_LIMIT = 1024 * 1024
 
 # ---------------------------------------------------------------- the code
@@ -52,13 +72,16 @@ class Setting:
     flag: str | None
     required: bool
     default: str | None
+    ty: str = ""
 
 
 @dataclass
 class Code:
-    """What one service's code reads and does."""
+    """What one service's (or a web server's) code reads and does."""
 
     service: str
+    # "grpc": a service (API, health port, metrics); "http": a web server
+    kind: str = "grpc"
     settings: dict[str, Setting] = field(default_factory=dict)
     # variables read outside clap, and whole families (OTEL_*, AWS_*)
     other_vars: set[str] = field(default_factory=set)
@@ -67,6 +90,14 @@ class Code:
     health_names: set[str] = field(default_factory=set)
     # DISPATCH311_<SVC>_URL variable -> called service
     calls: dict[str, str] = field(default_factory=dict)
+    # an HTTP server's health routes (GET)
+    health_paths: set[str] = field(default_factory=set)
+    # "X needs Y" from the code's errors: a setting that, when set, needs others
+    needs: dict[str, set[str]] = field(default_factory=dict)
+    # settings the code refuses unless https:// (http:// only on loopback)
+    https_only: set[str] = field(default_factory=set)
+    # signs tokens with a key of its own at every start (the Open311 gateway)
+    signs_tokens: bool = False
 
     def by_flag(self, flag: str) -> Setting | None:
         return next((s for s in self.settings.values() if s.flag == flag), None)
@@ -230,13 +261,17 @@ def read_code(service: str) -> Code:
                 flag = re.search(r'\blong\s*=\s*"([^"]+)"', arg)
                 default = re.search(r'\bdefault_value(?:_t)?\s*=\s*(?:"([^"]*)"|([^,)]+))', arg)
                 optional = f.ty.startswith(("Option<", "bool", "Vec<"))
+                value = None
+                if default:
+                    # a literal, or a `const NAME: &str` (DEV_KEY_ID, DEFAULT_ISSUER…)
+                    value = default.group(1) if default.group(1) is not None else default.group(2).strip()
+                    value = consts.get(value, value) if default.group(1) is None else value
                 code.settings[name] = Setting(
                     env=name,
                     flag=flag.group(1) if flag else None,
                     required=not optional and default is None,
-                    default=(default.group(1) if default.group(1) is not None else default.group(2).strip())
-                    if default
-                    else None,
+                    default=value,
+                    ty=f.ty,
                 )
 
     walk(roots[0])
@@ -257,6 +292,36 @@ def read_code(service: str) -> Code:
         m = re.fullmatch(r"DISPATCH311_([A-Z]+)_URL", name)
         if m and m.group(1).lower() in SERVICES:
             code.calls[name] = m.group(1).lower()
+
+    # what the settings' own checks say: "X needs Y", "X must be an https:// URL"
+    own_text = "\n".join(own.values())
+    for setting, needed in re.findall(r'"(DISPATCH311_[A-Z0-9_]+) needs (DISPATCH311_[A-Z0-9_]+)\b', own_text):
+        code.needs.setdefault(setting, set()).add(needed)
+    # "X needs the development signing key": the signer's key file
+    signing_key = code.by_flag("auth-signing-key")
+    for setting in re.findall(r'"(DISPATCH311_[A-Z0-9_]+) needs the development signing key', own_text):
+        if signing_key:
+            code.needs.setdefault(setting, set()).add(signing_key.env)
+    code.https_only.update(re.findall(r'"(DISPATCH311_[A-Z0-9_]+) must be an https:// URL', own_text))
+    # a token signer built from the settings at every start, not under a
+    # condition (`let signer = args.signer.signer()`: the Open311 gateway's; the
+    # console's is `if args.dev_sign_in { … }`): its key file is required
+    if signing_key and re.search(r"\blet\s+\w+\s*=\s*args\s*\.\s*signer\s*\.\s*signer\(\)", own_text):
+        signing_key.required = True
+        code.signs_tokens = True
+    for name in set(code.needs) | {n for ns in code.needs.values() for n in ns} | code.https_only:
+        if name not in code.settings:
+            raise SystemExit(f"{service}: the code's errors name {name}, which is none of its settings")
+
+    if service in HTTP_SERVERS:
+        code.kind = "http"
+        # served by axum, directly or through libs/web's `serve`
+        if "axum::serve(" not in own_text and "dispatch311_web::serve(" not in own_text:
+            raise SystemExit(f"{service}: serves no HTTP (axum::serve or dispatch311_web::serve) in its sources")
+        code.health_paths.update(re.findall(r'\.route\(\s*"(/[^"]*health[^"]*)"\s*,\s*get\(', own_text))
+        if not code.health_paths:
+            raise SystemExit(f"{service}: no GET health route (.route(\"/healthz\", get(...))) in its sources")
+        return code
 
     app = own[REPO / "services" / service / "src" / "app.rs"]
     for api in re.findall(r"<(\w+)Server<\w+> as NamedService>::NAME", app):
@@ -322,8 +387,20 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
             problems.add(f"{overlay}/ConfigMap {name}", f"{size} bytes: over the API server's 1 MiB")
 
     deployments = by_kind.get("Deployment", {})
+    configmaps = by_kind.get("ConfigMap", {})
+
+    def resolved(e: dict) -> str | None:
+        """An env entry's value: literal, or from a ConfigMap in the manifests
+        (None for Secrets and what is not there)."""
+        if "value" in e:
+            return e["value"]
+        ref = (e.get("valueFrom") or {}).get("configMapKeyRef")
+        if ref:
+            return ((configmaps.get(ref["name"]) or {}).get("data") or {}).get(ref["key"])
+        return None
+
     tls_on = {}
-    for svc in SERVICES:
+    for svc in PROCESSES:
         code = codes[svc]
         where = f"{overlay}/{svc}"
         deployment = deployments.get(f"dispatch311-{svc}")
@@ -358,6 +435,19 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
         for name, setting in code.settings.items():
             if setting.required and name not in env:
                 problems.add(where, f"does not set {name}, which dispatch311-{svc} requires")
+        for name, needed in sorted(code.needs.items()):
+            # set, and for a switch, on
+            if name in env and (code.settings[name].ty != "bool" or resolved(env[name]) == "true"):
+                for other in sorted(needed - set(env)):
+                    problems.add(where, f"sets {name} but not {other}, which the code says it needs")
+        for name, e in env.items():
+            setting = code.settings.get(name)
+            value = resolved(e)
+            if setting and setting.ty == "bool" and value is not None and value not in ("true", "false"):
+                problems.add(where, f"{name}={value!r}: the code takes true or false")
+            if name in code.https_only and value is not None and not value.startswith(
+                    ("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+                problems.add(where, f"{name}={value!r}: the code takes an https:// URL (http:// only on loopback)")
         if c.get("envFrom"):
             problems.add(where, "envFrom hides which variables are set: list them under env")
 
@@ -371,12 +461,16 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
                 elif ref["key"] not in (cm.get("data") or {}) and not ref.get("optional"):
                     problems.add(where, f"{name} reads key {ref['key']} that ConfigMap {ref['name']} lacks")
 
-        # ports and listen addresses
+        # ports and listen addresses: a service's API is `grpc`, a web server's `http`
         ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-        for wanted in ("grpc", "health", "metrics"):
+        main = "grpc" if code.kind == "grpc" else "http"
+        listeners = [("listen", main), ("metrics-listen", "metrics")]
+        if code.kind == "grpc":
+            listeners.insert(1, ("health-listen", "health"))
+        for _, wanted in listeners:
             if wanted not in ports:
                 problems.add(where, f"no container port named {wanted}")
-        for flag, port_name in (("listen", "grpc"), ("health-listen", "health"), ("metrics-listen", "metrics")):
+        for flag, port_name in listeners:
             setting = code.by_flag(flag)
             if setting is None:
                 problems.add(where, f"the code has no --{flag} setting any more")
@@ -390,11 +484,24 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
             if address.startswith(("127.", "localhost", "[::1]")):
                 problems.add(where, f"{setting.env}={address} is loopback: unreachable from the Service and probes")
 
-        # probes: the plaintext health port, a name the server registers
+        # probes: a service's on the plaintext health port, asking for a name the
+        # server registers; a web server's GET of its health route on its HTTP port
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             spec = c.get(probe)
             if not spec:
                 problems.add(where, f"no {probe}")
+                continue
+            if code.kind == "http":
+                http = spec.get("httpGet")
+                if not http:
+                    problems.add(where, f"{probe} is not an HTTP GET probe (dispatch311-{svc} serves no gRPC health)")
+                    continue
+                if http.get("port") not in ("http", ports.get("http")):
+                    problems.add(where, f"{probe} probes port {http.get('port')}, not the HTTP port {ports.get('http')}")
+                if http.get("path") not in code.health_paths:
+                    problems.add(where, f"{probe} asks for {http.get('path')!r}; the health route is {sorted(code.health_paths)}")
+                if http.get("scheme", "HTTP") != "HTTP":
+                    problems.add(where, f"{probe} uses {http.get('scheme')}: dispatch311-{svc} serves plain HTTP")
                 continue
             grpc = spec.get("grpc")
             if not grpc:
@@ -406,7 +513,7 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
             if name not in code.health_names:
                 problems.add(where, f"{probe} asks for {name!r}; health registers {sorted(code.health_names)}")
         readiness = (c.get("readinessProbe") or {}).get("grpc") or {}
-        if readiness and readiness.get("service") not in code.served:
+        if code.kind == "grpc" and readiness and readiness.get("service") not in code.served:
             problems.add(where, f"readinessProbe should ask for the API itself ({code.served})")
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
         if annotations.get("prometheus.io/scrape") == "true" and annotations.get("prometheus.io/port") != str(ports.get("metrics")):
@@ -425,6 +532,8 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
                 problems.add(where, f"{name}={value} is in no mounted volume (the root filesystem is read-only)")
                 continue
             volume = volumes.get(mount["name"], {})
+            if mount.get("subPath") and ("secret" in volume or "configMap" in volume):
+                problems.add(where, f"{name}={value}: volume {mount['name']} is mounted with subPath, which never sees the Secret's or ConfigMap's updates")
             inside = value[len(mount["mountPath"].rstrip("/")) + 1 :]
             if not inside:  # a directory setting: must be writable for the photo store
                 if name == "DISPATCH311_PHOTO_DIR" and (mount.get("readOnly") or "secret" in volume or "configMap" in volume):
@@ -492,11 +601,41 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
                 target = p.get("targetPort", p["port"])
                 if target not in ports and target not in ports.values():
                     problems.add(where, f"Service port {p.get('name')} targets {target}, which the container lacks")
-            if not any(p.get("targetPort") in ("grpc", ports.get("grpc")) for p in service["spec"].get("ports", [])):
-                problems.add(where, "the Service does not expose the gRPC port")
+            if not any(p.get("targetPort") in (main, ports.get(main)) for p in service["spec"].get("ports", [])):
+                problems.add(where, f"the Service does not expose the {'gRPC' if main == 'grpc' else 'HTTP'} port")
+
+        # the console's sign-in: one way at least (else it refuses to start);
+        # in production the identity provider over secure cookies, never the
+        # development sign-in
+        dev_sign_in, issuer = code.by_flag("dev-sign-in"), code.by_flag("oidc-issuer")
+        if dev_sign_in and issuer:
+            dev_on = resolved(env[dev_sign_in.env]) == "true" if dev_sign_in.env in env else dev_sign_in.default == "true"
+            if not dev_on and issuer.env not in env:
+                problems.add(where, f"neither {issuer.env} nor {dev_sign_in.env}=true: nobody could sign in, the console refuses to start")
+            if overlay == "production":
+                if dev_on:
+                    problems.add(where, f"{dev_sign_in.env} is on in production: anyone could sign in as anyone")
+                if issuer.env not in env:
+                    problems.add(where, f"production signs in through the identity provider: {issuer.env} is not set")
+        secure = code.by_flag("secure-cookies")
+        if secure and overlay == "production":
+            value = resolved(env[secure.env]) if secure.env in env else secure.default
+            if value != "true":
+                problems.add(where, f"{secure.env}={value}: production sends session cookies over HTTPS only")
+        signing_key = code.by_flag("auth-signing-key")
+        if dev_sign_in and signing_key and overlay == "production" and signing_key.env in env:
+            problems.add(where, f"{signing_key.env} is set in production: no development signing key belongs there")
+        # a process signing tokens with its own key: in production under its
+        # own id, never the default (the development key's)
+        key_id = code.by_flag("auth-key-id")
+        if code.signs_tokens and key_id and overlay == "production":
+            value = resolved(env[key_id.env]) if key_id.env in env else key_id.default
+            if value is None or value == key_id.default:
+                unset = " (unset: the default)" if key_id.env not in env else ""
+                problems.add(where, f"{key_id.env}={value}{unset}: production signs with a key of its own, not the development key's id ({key_id.default})")
 
     # who calls whom: URLs, schemes, policies
-    for svc in SERVICES:
+    for svc in PROCESSES:
         code = codes[svc]
         deployment = deployments.get(f"dispatch311-{svc}")
         if not deployment:
@@ -534,10 +673,10 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
 
     policies = by_kind.get("NetworkPolicy", {})
     pod_labels = {svc: deployments[f"dispatch311-{svc}"]["spec"]["template"]["metadata"]["labels"]
-                  for svc in SERVICES if f"dispatch311-{svc}" in deployments}
+                  for svc in PROCESSES if f"dispatch311-{svc}" in deployments}
     grpc_port = {svc: next((p["containerPort"] for p in deployments[f"dispatch311-{svc}"]["spec"]["template"]["spec"]["containers"][0].get("ports", []) if p.get("name") == "grpc"), None)
                  for svc in pod_labels}
-    edges = {(caller, callee) for caller in SERVICES for callee in codes[caller].calls.values()}
+    edges = {(caller, callee) for caller in PROCESSES for callee in codes[caller].calls.values()}
     for svc, labels in pod_labels.items():
         where = f"{overlay}/{svc} NetworkPolicy"
         policy = policies.get(f"dispatch311-{svc}")
@@ -570,6 +709,15 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
         metrics_port = next((p["containerPort"] for p in container.get("ports", []) if p.get("name") == "metrics"), None)
         if not any(p.get("port") in ("metrics", metrics_port) for r in spec.get("ingress", []) for p in r.get("ports", [])):
             problems.add(where, "does not let Prometheus reach the metrics port")
+        main = "grpc" if codes[svc].kind == "grpc" else "http"
+        main_port = next((p["containerPort"] for p in container.get("ports", []) if p.get("name") == main), None)
+        if not any(p.get("port") in (main, main_port) for r in spec.get("ingress", []) for p in r.get("ports", [])):
+            problems.add(where, f"lets nobody reach the {main} port")
+        # PostgreSQL and Redis only for a process that reads their URLs
+        for port, setting in ((5432, "DATABASE_URL"), (6379, "REDIS_URL")):
+            opened = any(p.get("port") == port for r in spec.get("egress", []) for p in r.get("ports", []))
+            if opened and not codes[svc].reads(setting):
+                problems.add(where, f"lets {svc} out to port {port}, but it reads no {setting}")
         reaches = set()
         for rule in spec.get("egress", []):
             for peer in rule.get("to", []):
@@ -628,7 +776,7 @@ def check_overlay(overlay: str, docs: list[dict], codes: dict[str, Code], drain:
             if "secret" in v:
                 needed.setdefault(v["secret"]["secretName"], set()).update(i["key"] for i in v["secret"].get("items", []))
     for secret, keys in sorted(needed.items()):
-        generic = re.sub(rf"-({'|'.join(SERVICES)})-", "-<service>-", secret)
+        generic = re.sub(rf"-({'|'.join(PROCESSES)})-", "-<service>-", secret)
         lines = [l for l in readme.splitlines() if f"`{secret}`" in l or f"`{generic}`" in l]
         if not lines:
             problems.add(f"{overlay}/Secret {secret}", "is not documented in deploy/k8s/README.md")
@@ -649,7 +797,7 @@ def render(target: str) -> tuple[str, list[dict]]:
 
 def main(argv: list[str]) -> int:
     targets = argv or [str(p) for p in sorted((K8S / "overlays").iterdir()) if p.is_dir()]
-    codes = {svc: read_code(svc) for svc in SERVICES}
+    codes = {svc: read_code(svc) for svc in PROCESSES}
     drain = drain_timeout()
     readme = (K8S / "README.md").read_text()
     problems = Problems()
@@ -663,9 +811,9 @@ def main(argv: list[str]) -> int:
         for p in problems:
             print(f"  {p}", file=sys.stderr)
         return 1
-    reads = ", ".join(f"{svc} {len(codes[svc].settings)}" for svc in SERVICES)
+    reads = ", ".join(f"{svc} {len(codes[svc].settings)}" for svc in PROCESSES)
     print(f"manifests agree with the code: {', '.join(counts)}; settings read: {reads}; "
-          f"calls: {sorted((s, c) for s in SERVICES for c in codes[s].calls.values())}")
+          f"calls: {sorted((s, c) for s in PROCESSES for c in codes[s].calls.values())}")
     return 0
 
 

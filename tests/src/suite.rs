@@ -449,24 +449,81 @@ impl Suite {
     /// provider's). Its public URL is its own address; it verifies tokens
     /// with the suite's key set, as the services do.
     pub async fn spawn_console_with(&self, env: &[(&str, &str)]) -> anyhow::Result<Console> {
-        let binary = binary_named("console")?;
-        let port = free_port()?;
-        let log_path = self.log_dir.join(format!("console-{port}.log"));
-        let log = std::fs::File::create(&log_path)?;
         let mut session_key = [0u8; 32];
         getrandom::fill(&mut session_key).expect("the system random number generator works");
+        let session_key_text =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, session_key);
+        let mut settings = vec![
+            ("DISPATCH311_DISPATCH_URL", self.url(Service::Dispatch)),
+            ("DISPATCH311_SURVEY_URL", self.url(Service::Survey)),
+            ("DISPATCH311_CONSOLE_SESSION_KEY", session_key_text),
+            ("DISPATCH311_CONSOLE_SECURE_COOKIES", "false".into()),
+            ("DISPATCH311_CONSOLE_DEV_SIGN_IN", "true".into()),
+        ];
+        settings.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+        let web = self.spawn_web("console", &settings).await?;
+        Ok(Console {
+            url: web.url,
+            log_path: web.log_path,
+            session_key,
+            child: web.child,
+        })
+    }
+
+    /// Starts an Open311 gateway (`dispatch311-open311`) in front of this
+    /// suite: `keys` are its API keys (key, integrator, survey consent),
+    /// kept hashed in a file of the suite's; it signs its calls with the
+    /// suite's key. Killed when the returned handle is dropped.
+    pub async fn spawn_open311(
+        &self,
+        keys: &[(&str, &str, bool)],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Open311> {
+        let keys_file = self
+            .log_dir
+            .join(format!("open311-keys-{}", uuid::Uuid::new_v4().simple()));
+        let lines: Vec<String> = keys
+            .iter()
+            .map(|(key, integrator, consent)| {
+                dispatch311_open311::keys::key_line(key, integrator, *consent)
+            })
+            .collect();
+        std::fs::write(&keys_file, lines.join("\n") + "\n")?;
+        let mut settings = vec![
+            ("DISPATCH311_INTAKE_URL", self.url(Service::Intake)),
+            ("DISPATCH311_ROUTING_URL", self.url(Service::Routing)),
+            (
+                "DISPATCH311_OPEN311_API_KEYS",
+                keys_file.display().to_string(),
+            ),
+        ];
+        settings.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+        let web = self.spawn_web("open311", &settings).await?;
+        Ok(Open311 {
+            url: web.url,
+            log_path: web.log_path,
+            keys_file,
+            child: web.child,
+        })
+    }
+
+    /// Starts one of the HTTP binaries (`dispatch311-<name>`) on a free port
+    /// (`DISPATCH311_<NAME>_ADDR`), with the suite's signing key and key set,
+    /// TLS and tracing, and `env`; waits until it answers `/healthz`.
+    async fn spawn_web(&self, name: &str, env: &[(&str, String)]) -> anyhow::Result<WebProcess> {
+        let binary = binary_named(name)?;
+        let port = free_port()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let log_path = self.log_dir.join(format!("{name}-{port}.log"));
+        let log = std::fs::File::create(&log_path)?;
         let mut command = Command::new(&binary);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DISPATCH311_CONSOLE_ADDR", format!("127.0.0.1:{port}"))
-            .env("DISPATCH311_DISPATCH_URL", self.url(Service::Dispatch))
             .env(
-                "DISPATCH311_CONSOLE_SESSION_KEY",
-                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, session_key),
+                format!("DISPATCH311_{}_ADDR", name.to_uppercase()),
+                format!("127.0.0.1:{port}"),
             )
-            .env("DISPATCH311_CONSOLE_SECURE_COOKIES", "false")
-            .env("DISPATCH311_CONSOLE_DEV_SIGN_IN", "true")
             .env(
                 "DISPATCH311_AUTH_SIGNING_KEY",
                 self.log_dir.join(SIGNING_KEY_FILE),
@@ -474,10 +531,10 @@ impl Suite {
             .env("DISPATCH311_AUTH_KEY_ID", "suite")
             .env("DISPATCH311_AUTH_JWKS", &self.jwks_path)
             .env(
-                "DISPATCH311_CONSOLE_PUBLIC_URL",
-                format!("http://127.0.0.1:{port}"),
+                format!("DISPATCH311_{}_PUBLIC_URL", name.to_uppercase()),
+                &url,
             )
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env(
                 "RUST_LOG",
                 std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info".into()),
@@ -488,22 +545,21 @@ impl Suite {
         let child = command
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        let console = Console {
-            url: format!("http://127.0.0.1:{port}"),
+        let process = WebProcess {
+            url,
             log_path,
-            session_key,
             child,
         };
-        let health = format!("{}/healthz", console.url);
+        let health = format!("{}/healthz", process.url);
         for _ in 0..200 {
             if http_get_ok(&health).await {
-                return Ok(console);
+                return Ok(process);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         anyhow::bail!(
-            "the console did not answer on {health}: {}",
-            std::fs::read_to_string(&console.log_path).unwrap_or_default()
+            "{name} did not answer on {health}: {}",
+            std::fs::read_to_string(&process.log_path).unwrap_or_default()
         )
     }
 
@@ -736,6 +792,30 @@ impl Drop for Suite {
 }
 
 /// A console in front of a suite ([`Suite::spawn_console`]); killed when dropped.
+/// A started HTTP binary, before it is wrapped in its handle.
+struct WebProcess {
+    url: String,
+    log_path: PathBuf,
+    child: Child,
+}
+
+/// A running Open311 gateway of a suite (`Suite::spawn_open311`).
+pub struct Open311 {
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    pub log_path: PathBuf,
+    /// Its API keys (hashes): tests add and revoke keys by rewriting it.
+    pub keys_file: PathBuf,
+    child: Child,
+}
+
+impl Drop for Open311 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub struct Console {
     /// `http://127.0.0.1:<port>`
     pub url: String,

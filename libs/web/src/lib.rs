@@ -101,3 +101,44 @@ pub async fn measured(request: Request, next: Next) -> Response {
     );
     response
 }
+
+/// Serves `router` on `listener` (and the process's `/metrics` on `metrics`,
+/// when given) until `shutdown` resolves or a background worker fails; then
+/// cancels `closing` (live streams end, so the server can drain) and lets
+/// the requests in flight finish. `what` names the server in its log and errors.
+pub async fn serve(
+    what: &str,
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    closing: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut workers = dispatch311_grpc::Workers::new();
+    if let Some(listener) = metrics {
+        workers.spawn(
+            "metrics endpoint",
+            dispatch311_grpc::metrics::serve(listener, workers.stop_token()),
+        );
+    }
+    tokio::spawn({
+        let closing = closing.clone();
+        let failure = workers.failure();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = failure.cancelled() => {}
+            }
+            closing.cancel();
+        }
+    });
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "{what} listening");
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { closing.cancelled().await })
+        .await
+        .with_context(|| format!("the {what}'s web server failed"));
+    workers.stop().await?;
+    served
+}

@@ -33,7 +33,6 @@ use axum::{
     Router, middleware,
     routing::{get, post},
 };
-use dispatch311_grpc::Workers;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -84,34 +83,15 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut workers = Workers::new();
-        if let Some(listener) = self.metrics {
-            workers.spawn(
-                "metrics endpoint",
-                dispatch311_grpc::metrics::serve(listener, workers.stop_token()),
-            );
-        }
-        let closing = self.closing;
-        tokio::spawn({
-            let closing = closing.clone();
-            let failure = workers.failure();
-            async move {
-                tokio::select! {
-                    () = shutdown => {}
-                    () = failure.cancelled() => {}
-                }
-                closing.cancel();
-            }
-        });
-        let address = self.listener.local_addr()?;
-        tracing::info!(%address, "console listening");
-        let router = router(self.state);
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { closing.cancelled().await })
-            .await
-            .context("the console's web server failed");
-        workers.stop().await?;
-        served
+        dispatch311_web::serve(
+            "console",
+            self.listener,
+            self.metrics,
+            router(self.state),
+            shutdown,
+            self.closing,
+        )
+        .await
     }
 }
 

@@ -496,6 +496,8 @@ fn public_status_only(sr: ServiceRequest) -> ServiceRequest {
         location: None,
         address: None,
         trace_id: String::new(),
+        description: String::new(),
+        media_urls: Vec::new(),
         timeline,
         ..sr
     }

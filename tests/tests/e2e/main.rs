@@ -15,6 +15,9 @@ mod console;
 mod dispatch;
 /// Intake: access control, contact encryption and release, photos, retention.
 mod intake;
+/// The Open311 GeoReport v2 gateway: the standard's methods, formats and
+/// errors through the real gateway and suite.
+mod open311;
 /// The whole suite: the request's path and trace, crashes, lost Redis,
 /// replays and mutual TLS.
 mod suite;

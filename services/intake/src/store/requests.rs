@@ -102,6 +102,11 @@ impl Filing {
             trace_id: self.trace_id.clone(),
             created_at: Some(to_timestamp(self.created_at)),
             updated_at: Some(to_timestamp(self.created_at)),
+            status_notes: RECEIVED_MESSAGE.into(),
+            description: job.description_for_responders.clone(),
+            media_urls: serde_json::from_str(&self.photos)
+                .map(|photos| media_urls(&photos))
+                .unwrap_or_default(),
             ..Default::default()
         }
     }
@@ -276,8 +281,10 @@ pub(super) async fn insert_filings(pool: &PgPool, filings: &[&Filing]) -> StoreR
 
 pub(super) const SR_COLUMNS: &str = "sr_id, sr_number, complaint_type, descriptor, latitude, longitude, street_address, \
     cross_street, borough, postal_code, photos, channel, status, agency, precinct, priority, sla_due_at, \
-    resolution_code, resolution_text, resolved_at, trace_id, created_at, updated_at, \
-    (SELECT count(*) FROM photos p WHERE p.sr_id = service_requests.sr_id) AS uploaded_photos";
+    resolution_code, resolution_text, resolved_at, trace_id, created_at, updated_at, description_for_responders, \
+    (SELECT count(*) FROM photos p WHERE p.sr_id = service_requests.sr_id) AS uploaded_photos, \
+    (SELECT t.message FROM timeline_entries t WHERE t.sr_id = service_requests.sr_id \
+     ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) AS status_notes";
 
 /// Status updates as the parallel arrays `apply_status_updates` unnests.
 #[derive(Default)]
@@ -417,7 +424,22 @@ pub(super) fn public_view(row: &PgRow) -> ServiceRequest {
         trace_id: row.get("trace_id"),
         created_at: Some(to_timestamp(row.get("created_at"))),
         updated_at: Some(to_timestamp(row.get("updated_at"))),
+        status_notes: row
+            .get::<Option<String>, _>("status_notes")
+            .unwrap_or_default(),
+        description: row.get("description_for_responders"),
+        media_urls: media_urls(&photos),
     }
+}
+
+/// The links of the photos a request was filed with (`photos` as stored).
+fn media_urls(photos: &serde_json::Value) -> Vec<String> {
+    photos
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|photo| photo.get("uri")?.as_str().map(str::to_string))
+        .collect()
 }
 
 impl Store {

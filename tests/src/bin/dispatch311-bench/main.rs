@@ -23,6 +23,7 @@ use std::{
 };
 
 mod lifecycle;
+mod open311;
 
 use anyhow::{Context as _, bail};
 use dispatch311_auth::Role;
@@ -1147,7 +1148,17 @@ async fn run(config: Config) -> anyhow::Result<bool> {
     } else {
         Duration::ZERO
     };
-    let samples_deadline = hard_deadline - reserve - lifecycle_budget;
+    // the Open311 gateway's creates, when `make bench` runs it (its URL and a key)
+    let gateway = std::env::var("DISPATCH311_OPEN311_URL")
+        .ok()
+        .zip(std::env::var("DISPATCH311_OPEN311_API_KEY").ok())
+        .filter(|(url, key)| !url.is_empty() && !key.is_empty());
+    let gateway_budget = if gateway.is_some() {
+        bound / 8
+    } else {
+        Duration::ZERO
+    };
+    let samples_deadline = hard_deadline - reserve - lifecycle_budget - gateway_budget;
     let creates_deadline = samples_deadline - drain;
     if Instant::now() >= creates_deadline {
         bail!(
@@ -1197,6 +1208,25 @@ async fn run(config: Config) -> anyhow::Result<bool> {
     )
     .await;
     let closed: (Load, PhaseResult, QueueLatency) = (load, Ok(created), followed);
+    let through_gateway: Option<PhaseResult> = match &gateway {
+        Some((url, key)) => {
+            let deadline = (Instant::now() + gateway_budget).min(hard_deadline - reserve);
+            Some(
+                open311::creates(
+                    url,
+                    key,
+                    &rows,
+                    config.concurrency,
+                    config.requests,
+                    &run_id,
+                    deadline,
+                )
+                .await
+                .map_err(|error| format!("{error:#}")),
+            )
+        }
+        None => None,
+    };
     let phases: Vec<&(Load, PhaseResult, QueueLatency)> = fixed.iter().chain([&closed]).collect();
     let any_created = phases
         .iter()
@@ -1210,6 +1240,9 @@ async fn run(config: Config) -> anyhow::Result<bool> {
     print_phase("raw Redis XADD", &redis);
     for (load, created, _) in &phases {
         print_phase(&load.name(), created);
+    }
+    if let Some(gateway) = &through_gateway {
+        print_phase(&format!("Open311 POST c={}", config.concurrency), gateway);
     }
     if fixed.is_some() {
         println!(
@@ -1234,8 +1267,18 @@ async fn run(config: Config) -> anyhow::Result<bool> {
         config.concurrency,
         ratio(created, &redis)
     );
+    if let Some(gateway) = &through_gateway {
+        println!(
+            "Open311 POSTs/s at c={} ÷ gRPC creates/s              {}",
+            config.concurrency,
+            ratio(gateway, created)
+        );
+    }
     println!();
     print_errors("raw PostgreSQL INSERT", &postgres);
+    if let Some(gateway) = &through_gateway {
+        print_errors("Open311 POST", gateway);
+    }
     print_errors("raw Redis XADD", &redis);
     for (load, created, _) in &phases {
         print_errors(&load.name(), created);

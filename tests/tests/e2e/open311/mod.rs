@@ -1,0 +1,4 @@
+mod api;
+mod clients;
+mod formats;
+mod replay;
