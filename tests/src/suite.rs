@@ -825,6 +825,36 @@ pub struct Console {
     child: Child,
 }
 
+impl Console {
+    /// What a browser gets from the sign-in page before posting a sign-in
+    /// form: the cookie pairing it with the page (`name=value`) and the
+    /// forms' token.
+    pub async fn sign_in_form_token(&self) -> anyhow::Result<(String, String)> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let page = reqwest::Client::new()
+            .get(format!("{}/sign-in", self.url))
+            .send()
+            .await?;
+        let cookie = page
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("dispatch311-sign-in-csrf="))
+            .and_then(|value| value.split(';').next())
+            .context("the sign-in page pairs its form token with a cookie")?
+            .to_string();
+        let html = page.text().await?;
+        let token = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("the sign-in form carries a token")?
+            .to_string();
+        Ok((cookie, token))
+    }
+}
+
 impl Drop for Console {
     fn drop(&mut self) {
         let _ = self.child.kill();

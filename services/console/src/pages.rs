@@ -45,28 +45,39 @@ pub async fn sign_in_page(State(state): State<AppState>) -> Response {
     sign_in_with(&state, StatusCode::OK, None)
 }
 
+/// The sign-in page, with a fresh form token paired with the browser.
 fn sign_in_with(state: &AppState, status: StatusCode, problem: Option<String>) -> Response {
-    render(
+    let (csrf, cookie) = state.sign_in_csrf();
+    let mut response = render(
         status,
         &SignInPage {
             dev: state.0.dev_signer.is_some(),
             oidc: state.0.oidc.is_some(),
             problem,
+            csrf,
         },
-    )
+    );
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
 }
 
 #[derive(Deserialize)]
 pub struct PrecinctForm {
     precinct: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// Starts a sign-in at the city's identity provider: the flow (state and
 /// PKCE verifier) sealed into a cookie, the browser sent to the provider.
 pub async fn sign_in_oidc(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Form(form): Form<PrecinctForm>,
 ) -> Response {
+    if !state.sign_in_csrf_matches(&headers, &form.csrf) {
+        return forged_form();
+    }
     let Some(oidc) = &state.0.oidc else {
         return sign_in_with(
             &state,
@@ -208,11 +219,20 @@ pub struct SignInForm {
     role: String,
     subject: String,
     precinct: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// The development sign-in: a token for the chosen role, signed with the
 /// development key, sealed into the session cookie.
-pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignInForm>) -> Response {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    if !state.sign_in_csrf_matches(&headers, &form.csrf) {
+        return forged_form();
+    }
     let Some(signer) = &state.0.dev_signer else {
         return message(
             StatusCode::NOT_FOUND,

@@ -60,6 +60,8 @@ pub struct SignInPage {
     /// The city's identity provider signs people in.
     pub oidc: bool,
     pub problem: Option<String>,
+    /// The forms' token (paired with the browser by a cookie).
+    pub csrf: String,
 }
 
 /// After the identity provider's redirect back: a page that moves on to

@@ -37,6 +37,16 @@ pub fn cookie_name(secure: bool) -> &'static str {
     }
 }
 
+/// The cookie that carries the sign-in page's form token (before there is
+/// a session to carry one): the sign-in forms must send it back.
+fn sign_in_csrf_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-dispatch311-sign-in-csrf"
+    } else {
+        "dispatch311-sign-in-csrf"
+    }
+}
+
 /// The cookie that carries a sign-in at the identity provider (its state
 /// and PKCE verifier) until the provider sends the browser back.
 fn flow_cookie_name(secure: bool) -> &'static str {
@@ -94,6 +104,35 @@ impl AppState {
         let now = chrono::Utc::now().timestamp();
         cookies(headers, cookie_name(self.0.secure_cookies))
             .find_map(|value| Session::open(value, &self.0.session_key, now))
+    }
+
+    /// A form token for the sign-in page, and the `Set-Cookie` that pairs it
+    /// with this browser (a form posted from another site lacks the cookie).
+    pub fn sign_in_csrf(&self) -> (String, HeaderValue) {
+        let token = crate::session::random_url_safe(16);
+        let secure = if self.0.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = HeaderValue::from_str(&format!(
+            "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600{secure}",
+            sign_in_csrf_cookie_name(self.0.secure_cookies)
+        ))
+        .expect("a token is URL-safe base64");
+        (token, cookie)
+    }
+
+    /// Whether a sign-in form's token is the one its page paired with this browser.
+    pub fn sign_in_csrf_matches(&self, headers: &HeaderMap, sent: &str) -> bool {
+        cookies(headers, sign_in_csrf_cookie_name(self.0.secure_cookies)).any(|expected| {
+            expected.len() == sent.len()
+                && expected
+                    .bytes()
+                    .zip(sent.bytes())
+                    .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                    == 0
+        })
     }
 
     /// The sign-in under way at the identity provider, if its cookie opens.

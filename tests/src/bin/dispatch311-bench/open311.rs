@@ -72,6 +72,7 @@ pub async fn creates(
     run_id: &str,
     deadline: Instant,
 ) -> anyhow::Result<LoopStats> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;

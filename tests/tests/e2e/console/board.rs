@@ -28,9 +28,16 @@ async fn sign_in(
     subject: &str,
     precinct: &str,
 ) -> anyhow::Result<String> {
+    let (pairing, token) = console.sign_in_form_token().await?;
     let answer = browser()
         .post(format!("{}/sign-in", console.url))
-        .form(&[("role", role), ("subject", subject), ("precinct", precinct)])
+        .header(header::COOKIE, pairing)
+        .form(&[
+            ("role", role),
+            ("subject", subject),
+            ("precinct", precinct),
+            ("csrf", &token),
+        ])
         .send()
         .await?;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER);
@@ -200,11 +207,31 @@ async fn the_board_turns_away_the_signed_out_an_officer_and_a_forged_cookie() ->
         .await?;
     assert_eq!(forged_sign_out.status(), StatusCode::FORBIDDEN);
 
+    // a sign-in form posted from elsewhere (no token paired with the browser)
+    let forged_sign_in = browser()
+        .post(format!("{}/sign-in", console.url))
+        .form(&[
+            ("role", "supervisor"),
+            ("subject", "S-900"),
+            ("precinct", "14"),
+        ])
+        .send()
+        .await?;
+    assert_eq!(forged_sign_in.status(), StatusCode::FORBIDDEN);
+    assert!(forged_sign_in.headers().get(header::SET_COOKIE).is_none());
+
     // a role the form does not offer, a precinct that is not a number
     for (role, precinct) in [("admin", "14"), ("supervisor", "14; DROP")] {
+        let (pairing, token) = console.sign_in_form_token().await?;
         let refused = browser()
             .post(format!("{}/sign-in", console.url))
-            .form(&[("role", role), ("subject", "S-900"), ("precinct", precinct)])
+            .header(header::COOKIE, pairing)
+            .form(&[
+                ("role", role),
+                ("subject", "S-900"),
+                ("precinct", precinct),
+                ("csrf", &token),
+            ])
             .send()
             .await?;
         assert_eq!(
@@ -212,7 +239,17 @@ async fn the_board_turns_away_the_signed_out_an_officer_and_a_forged_cookie() ->
             StatusCode::BAD_REQUEST,
             "{role} {precinct}"
         );
-        assert!(refused.headers().get(header::SET_COOKIE).is_none());
+        assert!(
+            refused
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .all(|cookie| !cookie
+                    .to_str()
+                    .unwrap_or_default()
+                    .starts_with("dispatch311-console=")),
+            "no session"
+        );
     }
     drop(console);
     suite.stop().await

@@ -47,9 +47,11 @@ fn location(answer: &reqwest::Response) -> String {
 /// Starts a sign-in for `precinct`: the flow cookie (`name=value`) and the
 /// provider's answer to the authorization request (its redirect back).
 async fn start(console: &Console, precinct: &str) -> anyhow::Result<(String, reqwest::Response)> {
+    let (pairing, token) = console.sign_in_form_token().await?;
     let started = browser()
         .post(format!("{}/sign-in/oidc", console.url))
-        .form(&[("precinct", precinct)])
+        .header(header::COOKIE, pairing)
+        .form(&[("precinct", precinct), ("csrf", token.as_str())])
         .send()
         .await?;
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
@@ -103,12 +105,15 @@ async fn a_supervisor_signs_in_at_the_citys_identity_provider_with_pkce() -> any
         .await?;
     assert!(page.contains("Sign in with your city account"), "{page}");
     assert!(!page.contains("Development only"), "{page}");
+    let (pairing, token) = console.sign_in_form_token().await?;
     let dev = browser()
         .post(format!("{}/sign-in", console.url))
+        .header(header::COOKIE, pairing)
         .form(&[
             ("role", "supervisor"),
             ("subject", "S-1"),
             ("precinct", "14"),
+            ("csrf", token.as_str()),
         ])
         .send()
         .await?;
