@@ -102,6 +102,25 @@ pub async fn measured(request: Request, next: Next) -> Response {
     response
 }
 
+/// The listeners of an HTTP server: its own address (`setting` names the
+/// variable in the error, e.g. `DISPATCH311_CONSOLE_ADDR`) and, when given,
+/// the address of its `/metrics`.
+pub async fn bind(
+    setting: &str,
+    addr: std::net::SocketAddr,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>)> {
+    use anyhow::Context as _;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {setting}={addr}"))?;
+    let metrics = match metrics_addr {
+        Some(addr) => Some(dispatch311_grpc::metrics::bind(addr).await?),
+        None => None,
+    };
+    Ok((listener, metrics))
+}
+
 /// Serves `router` on `listener` (and the process's `/metrics` on `metrics`,
 /// when given) until `shutdown` resolves or a background worker fails; then
 /// cancels `closing` (live streams end, so the server can drain) and lets

@@ -28,7 +28,6 @@ mod words;
 
 use std::net::SocketAddr;
 
-use anyhow::Context as _;
 use axum::{
     Router, middleware,
     routing::{get, post},
@@ -49,18 +48,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: ConsoleConfig) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the console DISPATCH311_CONSOLE_ADDR={}",
-                    config.listen_addr
-                )
-            })?;
-        let metrics = match config.metrics_addr {
-            Some(addr) => Some(dispatch311_grpc::metrics::bind(addr).await?),
-            None => None,
-        };
+        let (listener, metrics) = dispatch311_web::bind(
+            "DISPATCH311_CONSOLE_ADDR",
+            config.listen_addr,
+            config.metrics_addr,
+        )
+        .await?;
         let closing = CancellationToken::new();
         let state = web::AppState::new(&config, closing.clone())?;
         Ok(Self {

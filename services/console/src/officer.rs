@@ -184,43 +184,44 @@ pub async fn officer_live(State(state): State<AppState>, headers: HeaderMap) -> 
     // each change shows the assignment as it is now (a replay after a
     // reconnection then shows the same page, which the script leaves alone)
     let unit_id = unit.unit_id;
-    let events = changes
-        .take_while({
-            let session = session.clone();
-            move |_| std::future::ready(!live::session_ended(&session))
-        })
-        .then(move |change| {
-            let (state, session, unit_id) =
-                (state_for_events.clone(), session.clone(), unit_id.clone());
-            async move {
-                let change = match change {
-                    Ok(change) => change,
-                    // the stream ends here; the browser reconnects with the last id
-                    Err(status) => {
-                        tracing::warn!(%status, "the assignment watch ended");
-                        return Ok(Event::default().comment("reconnecting"));
-                    }
-                };
-                let job = change.job.unwrap_or_default();
-                let now_held = match get_job(&state, &session, &job.job_id).await {
-                    Ok(current) if current.unit_id == unit_id && is_open(&current) => Some(current),
-                    _ => None,
-                };
-                let notice = match AssignmentChange::try_from(change.change) {
-                    Ok(AssignmentChange::Unassigned) => {
-                        Some(format!("{} was taken from your unit.", job.sr_number))
-                    }
-                    Ok(AssignmentChange::Closed) => Some(format!("{} is closed.", job.sr_number)),
-                    _ => None,
-                };
-                let fragment = AssignmentFragment::new(&session.csrf, now_held.as_ref(), notice);
-                Ok(Event::default()
-                    .event("update")
-                    .id(change.sequence.to_string())
-                    .data(render_fragment(&fragment)))
-            }
-        });
-    live::stream_until_closing(&state, events)
+    // the stream stops when the sign-in runs out, and says so: the page reloads to the sign-in
+    let ends_at = session.expires_at;
+    let left = (ends_at - chrono::Utc::now().timestamp()).max(0) as u64;
+    let changes = changes.take_until(tokio::time::sleep(std::time::Duration::from_secs(left)));
+    let events = changes.then(move |change| {
+        let (state, session, unit_id) =
+            (state_for_events.clone(), session.clone(), unit_id.clone());
+        async move {
+            let change = match change {
+                Ok(change) => change,
+                // the stream ends here; the browser reconnects with the last id
+                Err(status) => {
+                    tracing::warn!(%status, "the assignment watch ended");
+                    return Ok(Event::default().comment("reconnecting"));
+                }
+            };
+            let job = change.job.unwrap_or_default();
+            let now_held = match get_job(&state, &session, &job.job_id).await {
+                Ok(current) if current.unit_id == unit_id && is_open(&current) => Some(current),
+                _ => None,
+            };
+            let notice = match AssignmentChange::try_from(change.change) {
+                Ok(AssignmentChange::Unassigned) => {
+                    Some(format!("{} was taken from your unit.", job.sr_number))
+                }
+                Ok(AssignmentChange::Closed) => Some(format!("{} is closed.", job.sr_number)),
+                _ => None,
+            };
+            let fragment = AssignmentFragment::new(&session.csrf, now_held.as_ref(), notice);
+            Ok(Event::default()
+                .event("update")
+                .id(change.sequence.to_string())
+                .data(render_fragment(&fragment)))
+        }
+    });
+    let tail = futures::stream::once(async move { chrono::Utc::now().timestamp() >= ends_at })
+        .filter_map(|over| std::future::ready(over.then(live::signed_out)));
+    live::stream_until_closing(&state, events.chain(tail))
 }
 
 #[derive(Deserialize)]

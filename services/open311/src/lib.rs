@@ -20,7 +20,6 @@ mod tokens;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use axum::{Router, extract::DefaultBodyLimit, middleware, routing::get};
 use dispatch311_grpc::client::connect_lazy;
 use dispatch311_proto::{
@@ -44,18 +43,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the gateway DISPATCH311_OPEN311_ADDR={}",
-                    config.listen_addr
-                )
-            })?;
-        let metrics = match config.metrics_addr {
-            Some(addr) => Some(dispatch311_grpc::metrics::bind(addr).await?),
-            None => None,
-        };
+        let (listener, metrics) = dispatch311_web::bind(
+            "DISPATCH311_OPEN311_ADDR",
+            config.listen_addr,
+            config.metrics_addr,
+        )
+        .await?;
         let intake =
             IntakeServiceClient::new(connect_lazy(&config.intake_url, config.tls.as_ref())?)
                 .max_encoding_message_size(dispatch311_photos::MAX_PHOTO_BYTES + 64 * 1024);
