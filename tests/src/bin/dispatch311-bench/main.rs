@@ -677,8 +677,15 @@ async fn follow_sample(
             key: Some(get_job_request::Key::SrNumber(sample.sr_number.clone())),
         };
         if let Ok(Ok(response)) = timeout_at(give_up_at, dispatch.get_job(request)).await
-            && let Some(queued_at) = response.into_inner().job.and_then(|job| job.queued_at)
+            && let Some(job) = response.into_inner().job
+            && let Some(queued_at) = job.queued_at
         {
+            // a report of an incident already open is linked to that job (the
+            // rows repeat from one phase to the next): the job was queued
+            // before the report existed, so there is no latency to measure
+            if job.sr_number != sample.sr_number {
+                return SampleOutcome::Elsewhere("LINKED to an open job".into());
+            }
             return SampleOutcome::Queued(between(&sample.created_at, &queued_at));
         }
         if !polls.is_multiple_of(STATUS_CHECK_EVERY) {
