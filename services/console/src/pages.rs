@@ -144,14 +144,10 @@ pub async fn sign_in_callback(
                 .into(),
         );
     };
-    let state_matches = query.state.as_deref().is_some_and(|sent| {
-        sent.len() == flow.state.len()
-            && sent
-                .bytes()
-                .zip(flow.state.bytes())
-                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                == 0
-    });
+    let state_matches = query
+        .state
+        .as_deref()
+        .is_some_and(|sent| crate::session::same_secret(&flow.state, sent));
     if !state_matches {
         return refused(
             StatusCode::BAD_REQUEST,

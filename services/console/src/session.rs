@@ -138,11 +138,17 @@ impl Session {
         (session.expires_at > now).then_some(session)
     }
 
-    /// Whether a form's CSRF field is this session's (in constant time).
+    /// Whether a form's CSRF field is this session's.
     pub fn csrf_matches(&self, sent: &str) -> bool {
-        let (a, b) = (self.csrf.as_bytes(), sent.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+        same_secret(&self.csrf, sent)
     }
+}
+
+/// Whether a secret sent back (a form token, an OAuth state) is the one
+/// expected, compared in constant time (no timing tells how much matched).
+pub(crate) fn same_secret(expected: &str, sent: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), sent.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// 128 random bits, URL-safe.

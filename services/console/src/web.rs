@@ -125,14 +125,8 @@ impl AppState {
 
     /// Whether a sign-in form's token is the one its page paired with this browser.
     pub fn sign_in_csrf_matches(&self, headers: &HeaderMap, sent: &str) -> bool {
-        cookies(headers, sign_in_csrf_cookie_name(self.0.secure_cookies)).any(|expected| {
-            expected.len() == sent.len()
-                && expected
-                    .bytes()
-                    .zip(sent.bytes())
-                    .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                    == 0
-        })
+        cookies(headers, sign_in_csrf_cookie_name(self.0.secure_cookies))
+            .any(|expected| crate::session::same_secret(expected, sent))
     }
 
     /// The sign-in under way at the identity provider, if its cookie opens.

@@ -7,7 +7,8 @@
 //! Layout: `config` (settings), `keys` (API keys, hashed), `tokens` (the
 //! tokens it calls with), `catalog` (services from routing's rules),
 //! `render` (one answer, XML or JSON), `errors` (the `<errors>` answers and
-//! gRPC statuses in them), `api` (the methods; routes at the end of this file).
+//! gRPC statuses in them), `api` (the methods: `services`, `filing`,
+//! `reading`; the routes are at the end of this file).
 
 mod api;
 mod catalog;
@@ -29,6 +30,7 @@ use dispatch311_proto::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use catalog::code_of;
 pub use config::{GatewayArgs, GatewayConfig};
 
 /// The largest POST: ten photos of intake's largest size, and the form.
